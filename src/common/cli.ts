@@ -1,0 +1,49 @@
+/**
+ * What every command shares: a one-line reason and a non-zero exit on bad
+ * arguments or config, and a clean shutdown on SIGINT/SIGTERM.
+ */
+import yargs, { Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+
+/** A yargs parser that fails with one line (`cmd: reason`) and exit code 2. */
+export function commandLine(name: string, usage: string): Argv {
+  return yargs(hideBin(process.argv))
+    .scriptName(name)
+    .usage(usage)
+    .strict()
+    .help()
+    .version(false)
+    .fail((msg, err) => {
+      process.stderr.write(`${name}: ${msg ?? err?.message ?? 'bad arguments'} (see --help)\n`);
+      process.exit(2);
+    });
+}
+
+/**
+ * Runs a daemon's main: an error during start-up prints `name: message` and
+ * exits 1; the returned stop function runs on SIGINT/SIGTERM.
+ */
+export function runDaemon(name: string, start: () => Promise<() => Promise<void>>): void {
+  start().then(
+    (stop) => {
+      let stopping = false;
+      const onSignal = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        stop().then(
+          () => process.exit(0),
+          (err: Error) => {
+            process.stderr.write(`${name}: error while stopping on ${signal}: ${err.message}\n`);
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGINT', () => onSignal('SIGINT'));
+      process.on('SIGTERM', () => onSignal('SIGTERM'));
+    },
+    (err: Error) => {
+      process.stderr.write(`${name}: ${err.message}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,55 @@
+/**
+ * One pino root logger per process: JSON lines to a file (for operators and
+ * tools), readable text on a terminal, each with its own level.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { pino, destination, multistream, Logger, StreamEntry, Level } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger };
+
+/** The severities of the 2014 config files (SPEC §7) and their pino levels. */
+export const SEVERITIES = {
+  NONE: 'silent',
+  DEBUG: 'debug',
+  INFO: 'info',
+  WARNING: 'warn',
+  ERROR: 'error',
+  CRITICAL: 'fatal',
+} as const;
+export type Severity = keyof typeof SEVERITIES;
+
+export function parseSeverity(raw: string): Severity {
+  const s = raw.trim().toUpperCase();
+  if (s === 'WARN') return 'WARNING';
+  if (!(s in SEVERITIES)) throw new Error(`must be one of ${Object.keys(SEVERITIES).join(', ')}`);
+  return s as Severity;
+}
+
+export interface LogOptions {
+  name: string;
+  /** JSON log file; null for none. Its folder is created. */
+  file: string | null;
+  fileLevel: Severity;
+  screenLevel: Severity;
+}
+
+const ORDER: Level[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
+
+export function createLogger(opts: LogOptions): Logger {
+  const streams: StreamEntry[] = [];
+  if (opts.file && opts.fileLevel !== 'NONE') {
+    fs.mkdirSync(path.dirname(opts.file), { recursive: true });
+    streams.push({ level: SEVERITIES[opts.fileLevel] as Level, stream: destination({ dest: opts.file, sync: true, mkdir: true }) });
+  }
+  if (opts.screenLevel !== 'NONE') {
+    const stream = process.stderr.isTTY
+      ? pretty({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+      : destination({ dest: 2, sync: true });
+    streams.push({ level: SEVERITIES[opts.screenLevel] as Level, stream });
+  }
+  if (streams.length === 0) return pino({ name: opts.name, level: 'silent' });
+  const lowest = ORDER.find((l) => streams.some((s) => s.level === l)) ?? 'info';
+  return pino({ name: opts.name, level: lowest }, multistream(streams));
+}

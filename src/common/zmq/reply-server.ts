@@ -1,0 +1,71 @@
+/**
+ * A REP or ROUTER socket that answers every request. The handler maps one
+ * request body to one reply object; anything that goes wrong (extra frames,
+ * a throwing handler) still gets an answer, so a peer's REQ socket is never
+ * left waiting and the loop never dies on input.
+ */
+import * as zmq from 'zeromq';
+import type { Logger } from '../logging.js';
+import { Rc, encode } from '../wire/codec.js';
+import { SocketOptions, applySocketOptions } from './options.js';
+
+export type RequestHandler = (body: Buffer) => object | Promise<object>;
+
+export class ReplyServer {
+  private closed = false;
+  private readonly done: Promise<void>;
+
+  private constructor(
+    private readonly socket: zmq.Reply | zmq.Router,
+    private readonly handler: RequestHandler,
+    private readonly log: Logger,
+  ) {
+    this.done = this.loop();
+  }
+
+  /** Binds `address` ("tcp://host:port") with a REP (`rep`) or ROUTER (`router`) socket and starts serving. */
+  static async bind(kind: 'rep' | 'router', address: string, handler: RequestHandler, log: Logger, options: SocketOptions = {}): Promise<ReplyServer> {
+    const socket = kind === 'rep' ? new zmq.Reply() : new zmq.Router();
+    applySocketOptions(socket, options);
+    socket.linger = 0;
+    try {
+      await socket.bind(address);
+    } catch (err) {
+      socket.close();
+      throw new Error(`cannot bind ${address}: ${(err as Error).message}`);
+    }
+    log.info({ address, kind }, 'listening');
+    return new ReplyServer(socket, handler, log);
+  }
+
+  private async loop(): Promise<void> {
+    const router = this.socket instanceof zmq.Router;
+    try {
+      for await (const frames of this.socket) {
+        // ROUTER: [peer identity, empty delimiter (from REQ), body]; REP: [body].
+        const head = router ? frames.slice(0, 2) : [];
+        const parts = router ? frames.slice(2) : frames;
+        const reply = parts.length === 1 ? await this.answer(parts[0]!) : { type: 'ERROR', rc: Rc.INVALID, message: `expected one frame, got ${parts.length}` };
+        if (parts.length !== 1) this.log.warn({ frames: parts.length }, 'request with wrong frame count');
+        await this.socket.send([...head, encode(reply)]);
+      }
+    } catch (err) {
+      if (!this.closed) this.log.error({ err }, 'reply socket failed');
+    }
+  }
+
+  private async answer(body: Buffer): Promise<object> {
+    try {
+      return await this.handler(body);
+    } catch (err) {
+      this.log.error({ err }, 'request handler failed');
+      return { type: 'ERROR', rc: Rc.FAILURE, message: `internal error: ${(err as Error).message}` };
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.socket.close();
+    await this.done;
+  }
+}

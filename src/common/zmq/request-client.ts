@@ -1,0 +1,132 @@
+/**
+ * A REQ socket with the discipline of SPEC §2: requests queue behind the one
+ * in flight; after `keepaliveMs` of idleness a HEARTBEAT goes out; if a reply
+ * does not come within `timeoutMs` the socket is closed and recreated (a REQ
+ * socket cannot recover otherwise), every outstanding request fails with
+ * {@link ConnectionResetError}, and `onReset` tells the owner to resync.
+ */
+import * as zmq from 'zeromq';
+import type { Logger } from '../logging.js';
+import { encode, heartbeat } from '../wire/codec.js';
+import { SocketOptions, applySocketOptions } from './options.js';
+
+export class ConnectionResetError extends Error {
+  readonly code = 'ECONNRESET';
+}
+
+export interface RequestClientOptions {
+  address: string;
+  timeoutMs: number;
+  /** Send HEARTBEAT after this much idleness; 0 disables. */
+  keepaliveMs: number;
+  log: Logger;
+  /** Called after the socket was recreated; outstanding requests have failed. */
+  onReset?: (reason: string) => void;
+  socketOptions?: SocketOptions;
+}
+
+interface Pending {
+  body: string;
+  resolve: (reply: Buffer) => void;
+  reject: (err: Error) => void;
+}
+
+export class RequestClient {
+  private socket: zmq.Request;
+  private readonly queue: Pending[] = [];
+  private busy = false;
+  private closed = false;
+  private lastActivity = Date.now();
+  private readonly keepaliveTimer: NodeJS.Timeout | undefined;
+  /** Number of times the socket was recreated after a timeout. */
+  resets = 0;
+
+  constructor(private readonly opts: RequestClientOptions) {
+    this.socket = this.connect();
+    if (opts.keepaliveMs > 0) {
+      this.keepaliveTimer = setInterval(() => this.keepalive(), Math.max(50, Math.floor(opts.keepaliveMs / 4)));
+      this.keepaliveTimer.unref();
+    }
+  }
+
+  get address(): string {
+    return this.opts.address;
+  }
+
+  /** Requests waiting behind the one in flight. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Queues `msg`; resolves with the raw reply body. */
+  request(msg: object): Promise<Buffer> {
+    if (this.closed) return Promise.reject(new Error('request client is closed'));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ body: encode(msg), resolve, reject });
+      void this.pump();
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
+    this.failQueued(new Error('request client is closed'));
+    this.socket.close();
+  }
+
+  private connect(): zmq.Request {
+    const socket = new zmq.Request();
+    applySocketOptions(socket, this.opts.socketOptions ?? {});
+    socket.linger = 0;
+    socket.connect(this.opts.address);
+    return socket;
+  }
+
+  private async pump(): Promise<void> {
+    if (this.busy || this.closed) return;
+    const next = this.queue.shift();
+    if (!next) return;
+    this.busy = true;
+    this.lastActivity = Date.now();
+    const socket = this.socket;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      this.reset(`no reply from ${this.opts.address} within ${this.opts.timeoutMs} ms`);
+    }, this.opts.timeoutMs);
+    try {
+      await socket.send(next.body);
+      const [reply] = await socket.receive();
+      next.resolve(reply ?? Buffer.alloc(0));
+    } catch (err) {
+      next.reject(timedOut ? new ConnectionResetError(`no reply from ${this.opts.address}`) : (err as Error));
+    } finally {
+      clearTimeout(timer);
+      this.lastActivity = Date.now();
+      this.busy = false;
+      void this.pump();
+    }
+  }
+
+  private reset(reason: string): void {
+    if (this.closed) return;
+    this.resets++;
+    this.opts.log.warn({ address: this.opts.address, reason }, 'request socket timed out; recreating it');
+    this.socket.close();
+    this.socket = this.connect();
+    this.failQueued(new ConnectionResetError(reason));
+    this.opts.onReset?.(reason);
+  }
+
+  private failQueued(err: Error): void {
+    for (const p of this.queue.splice(0)) p.reject(err);
+  }
+
+  private keepalive(): void {
+    if (this.busy || this.queue.length > 0 || Date.now() - this.lastActivity < this.opts.keepaliveMs) return;
+    this.request(heartbeat()).catch(() => {
+      /* a lost heartbeat already triggered reset() */
+    });
+  }
+}

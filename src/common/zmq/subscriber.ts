@@ -1,0 +1,80 @@
+/**
+ * A SUB socket that delivers a message only to a topic subscribed to
+ * exactly: ZeroMQ matches by prefix, so `abc` would otherwise also receive
+ * `abcd`'s messages (SPEC §2). `recreate()` builds a fresh socket with every
+ * subscription restored.
+ */
+import * as zmq from 'zeromq';
+import type { Logger } from '../logging.js';
+import { SocketOptions, applySocketOptions } from './options.js';
+
+export type TopicHandler = (topic: string, body: Buffer) => void;
+
+export class Subscriber {
+  private socket: zmq.Subscriber;
+  private readonly topics = new Set<string>();
+  private closed = false;
+
+  constructor(
+    private readonly address: string,
+    private readonly onMessage: TopicHandler,
+    private readonly log: Logger,
+    private readonly options: SocketOptions = {},
+  ) {
+    this.socket = this.open();
+  }
+
+  subscribe(topic: string): void {
+    if (this.topics.has(topic)) return;
+    this.topics.add(topic);
+    this.socket.subscribe(topic);
+  }
+
+  unsubscribe(topic: string): void {
+    if (!this.topics.delete(topic)) return;
+    this.socket.unsubscribe(topic);
+  }
+
+  /** Closes the socket and opens a new one with the same subscriptions. */
+  recreate(): void {
+    if (this.closed) return;
+    const old = this.socket;
+    this.socket = this.open();
+    old.close();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.socket.close();
+  }
+
+  private open(): zmq.Subscriber {
+    const socket = new zmq.Subscriber();
+    applySocketOptions(socket, this.options);
+    socket.linger = 0;
+    socket.connect(this.address);
+    for (const t of this.topics) socket.subscribe(t);
+    void this.loop(socket);
+    return socket;
+  }
+
+  private async loop(socket: zmq.Subscriber): Promise<void> {
+    try {
+      for await (const frames of socket) {
+        const topic = frames[0]?.toString('utf8') ?? '';
+        if (!this.topics.has(topic)) continue;
+        if (frames.length !== 2) {
+          this.log.warn({ topic, frames: frames.length }, 'publication with wrong frame count ignored');
+          continue;
+        }
+        try {
+          this.onMessage(topic, frames[1]!);
+        } catch (err) {
+          this.log.error({ err, topic }, 'publication handler failed');
+        }
+      }
+    } catch (err) {
+      if (!this.closed && socket === this.socket) this.log.error({ err }, 'subscriber socket failed');
+    }
+  }
+}
