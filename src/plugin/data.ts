@@ -1,0 +1,161 @@
+/**
+ * The plugin's data files (SPEC §7): `[felix HOST]` and `[endpoint NAME]`
+ * INI sections, parsed into a model. Parsing is pure; {@link DataMerger}
+ * keeps, per file and per section, the last version that was good, so a typo
+ * never destroys endpoints.
+ */
+import { parseIni, IniSection } from '../common/ini.js';
+import { canonicalIp, isEndpointId, isIp, isMac } from '../common/wire/codec.js';
+
+export interface FelixHost {
+  /** Short host name (up to the first dot, lower case). */
+  host: string;
+  ip: string;
+  /** Felix's endpoint API port; the data may override the default per host. */
+  port: number | null;
+  source: string;
+}
+
+export interface PluginEndpoint {
+  id: string;
+  addrs: string[];
+  mac: string;
+  host: string;
+  groups: string[];
+  source: string;
+}
+
+export interface PluginData {
+  felixes: Map<string, FelixHost>;
+  endpoints: Map<string, PluginEndpoint>;
+}
+
+export type DataEntry = { kind: 'felix'; value: FelixHost } | { kind: 'endpoint'; value: PluginEndpoint };
+
+export interface ParsedFile {
+  /** Good entries by section name. */
+  entries: Map<string, DataEntry>;
+  /** Sections that were bad, by name; each has an error message. */
+  badSections: Map<string, string>;
+  /** Lines that are not INI at all: the whole file is then unusable. */
+  syntaxErrors: string[];
+}
+
+/** Host names are compared up to the first dot, case-insensitively. */
+export function shortHost(name: string): string {
+  return name.split('.')[0]!.toLowerCase();
+}
+
+function value(section: IniSection, key: string): string | undefined {
+  const v = section.entries.get(key)?.value;
+  return v === undefined || v === '' ? undefined : v;
+}
+
+function parseFelix(section: IniSection, host: string, where: string): FelixHost {
+  const ip = value(section, 'ip');
+  if (!ip) throw new Error("missing 'ip'");
+  if (!isIp(ip)) throw new Error(`bad ip '${ip}'`);
+  const portRaw = value(section, 'port');
+  let port: number | null = null;
+  if (portRaw !== undefined) {
+    port = Number(portRaw);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`bad port '${portRaw}'`);
+  }
+  return { host: shortHost(value(section, 'host') ?? host), ip: canonicalIp(ip), port, source: where };
+}
+
+function parseEndpoint(section: IniSection, where: string): PluginEndpoint {
+  const need = (k: string) => {
+    const v = value(section, k);
+    if (v === undefined) throw new Error(`missing '${k}'`);
+    return v;
+  };
+  const id = need('id');
+  if (!isEndpointId(id)) throw new Error(`bad id '${id}'`);
+  const addrs = need('ip')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  for (const a of addrs) if (!isIp(a)) throw new Error(`bad ip '${a}'`);
+  const mac = need('mac');
+  if (!isMac(mac)) throw new Error(`bad mac '${mac}'`);
+  const groups = (value(section, 'group') ?? 'default')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  return { id, addrs: addrs.map(canonicalIp), mac: mac.toLowerCase(), host: shortHost(need('host')), groups, source: where };
+}
+
+/** Parses one data file's text; `file` only names it in messages. */
+export function parseDataFile(text: string, file: string): ParsedFile {
+  const doc = parseIni(text);
+  const out: ParsedFile = { entries: new Map(), badSections: new Map(), syntaxErrors: doc.errors.map((e) => `${file}:${e.line}: ${e.message}`) };
+  for (const section of doc.sections) {
+    const where = `${file}:${section.line}`;
+    const [kind, ...rest] = section.name.split(/\s+/);
+    const name = rest.join(' ');
+    try {
+      if (kind === 'felix') out.entries.set(section.name, { kind, value: parseFelix(section, name, where) });
+      else if (kind === 'endpoint') out.entries.set(section.name, { kind, value: parseEndpoint(section, where) });
+      else throw new Error(`unknown section type '${kind}' (expected 'felix' or 'endpoint')`);
+    } catch (err) {
+      out.badSections.set(section.name, `${where}: [${section.name}] ${(err as Error).message}`);
+    }
+  }
+  return out;
+}
+
+/**
+ * Merges the files of a data source into one {@link PluginData}, keeping the
+ * last good version of anything that went bad. Feed it every file's current
+ * text (or null once a file is gone) and read the merged model.
+ */
+export class DataMerger {
+  private readonly files = new Map<string, Map<string, DataEntry>>();
+
+  /** Updates one file; returns the problems found (already worded for a log line). */
+  update(file: string, text: string | null): string[] {
+    if (text === null) {
+      this.files.delete(file);
+      return [];
+    }
+    const parsed = parseDataFile(text, file);
+    if (parsed.syntaxErrors.length > 0) {
+      const kept = this.files.has(file) ? 'keeping its last good content' : 'skipping it';
+      return parsed.syntaxErrors.map((e) => `${e} (file not used, ${kept})`);
+    }
+    const previous = this.files.get(file);
+    const problems: string[] = [];
+    for (const [name, message] of parsed.badSections) {
+      const old = previous?.get(name);
+      if (old) parsed.entries.set(name, old);
+      problems.push(`${message} (${old ? 'keeping its last good version' : 'skipped'})`);
+    }
+    this.files.set(file, parsed.entries);
+    return problems;
+  }
+
+  knownFiles(): string[] {
+    return [...this.files.keys()];
+  }
+
+  /** The merged model; the first file (in name order) wins when two define the same thing. */
+  merged(): { data: PluginData; conflicts: string[] } {
+    const data: PluginData = { felixes: new Map(), endpoints: new Map() };
+    const conflicts: string[] = [];
+    for (const file of [...this.files.keys()].sort()) {
+      for (const entry of this.files.get(file)!.values()) {
+        const map: Map<string, FelixHost | PluginEndpoint> = entry.kind === 'felix' ? data.felixes : data.endpoints;
+        const key = entry.kind === 'felix' ? entry.value.host : entry.value.id;
+        const existing = map.get(key);
+        if (existing) {
+          if (JSON.stringify({ ...existing, source: '' }) !== JSON.stringify({ ...entry.value, source: '' }))
+            conflicts.push(`${entry.value.source}: ${entry.kind} '${key}' is also defined at ${existing.source}; using that one`);
+          continue;
+        }
+        map.set(key, entry.value);
+      }
+    }
+    return { data, conflicts };
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * `plugin ep`: the Endpoint API's orchestrator side (SPEC §3). Answers
+ * RESYNCSTATE on its REP socket and pushes endpoint changes to each Felix
+ * through one REQ client per host, so a slow or dead Felix stalls only its
+ * own queue.
+ */
+import type { Logger } from '../common/logging.js';
+import { tcpEndpoint } from '../common/config.js';
+import { HEARTBEAT, Rc, decodeResponse, errorResponse } from '../common/wire/codec.js';
+import { RESYNCSTATE, ResyncResponse, decodePluginRequest } from '../common/wire/endpoint-api.js';
+import { ReplyServer } from '../common/zmq/reply-server.js';
+import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
+import { PluginData, shortHost } from './data.js';
+import { endpointChanges, endpointCreated, endpointDestroyed, endpointUpdated, endpointsOfHost } from './changes.js';
+
+export interface EndpointRoleOptions {
+  log: Logger;
+  /** Where the REP socket binds, e.g. tcp://*:9901. */
+  bindAddress: string;
+  /** Felix's endpoint API port unless its `[felix]` section says otherwise. */
+  felixPort: number;
+  timeoutMs: number;
+  keepaliveMs: number;
+  interfacePrefix: string;
+}
+
+export class EndpointRole {
+  private readonly clients = new Map<string, RequestClient>();
+  private server: ReplyServer | undefined;
+
+  private constructor(
+    private readonly opts: EndpointRoleOptions,
+    private data: PluginData,
+  ) {}
+
+  static async start(opts: EndpointRoleOptions, data: PluginData): Promise<EndpointRole> {
+    const role = new EndpointRole(opts, data);
+    role.syncClients();
+    role.server = await ReplyServer.bind('rep', opts.bindAddress, (body) => role.handle(body), opts.log);
+    return role;
+  }
+
+  async stop(): Promise<void> {
+    for (const c of this.clients.values()) c.close();
+    await this.server?.close();
+  }
+
+  /** New data: connect to new Felixes, then push each change to the Felix concerned. */
+  update(data: PluginData): void {
+    const changes = endpointChanges(this.data, data);
+    this.data = data;
+    this.syncClients();
+    for (const c of changes) {
+      const msg = c.kind === 'created' ? endpointCreated(c.endpoint, null) : c.kind === 'updated' ? endpointUpdated(c.endpoint) : endpointDestroyed(c.endpoint);
+      this.opts.log.info({ endpoint: c.endpoint.id, host: c.host, change: c.kind }, 'pushing endpoint change');
+      this.send(c.host, msg);
+    }
+  }
+
+  private handle(body: Buffer): object {
+    const decoded = decodePluginRequest(body);
+    if (!decoded.ok) {
+      this.opts.log.warn({ ...decoded.error }, 'bad request');
+      return errorResponse(decoded.error);
+    }
+    const msg = decoded.msg;
+    if (msg.type === HEARTBEAT) return { type: HEARTBEAT };
+    const host = shortHost(msg.hostname);
+    if (!this.clients.has(host)) {
+      this.opts.log.warn({ host, resyncId: msg.resync_id }, 'resync from a host with no [felix] section');
+      return { type: RESYNCSTATE, rc: Rc.FAILURE, message: `no [felix ${host}] section in the plugin's data`, endpoint_count: 0 };
+    }
+    const endpoints = endpointsOfHost(this.data, host);
+    this.opts.log.info({ host, resyncId: msg.resync_id, endpoints: endpoints.length }, 'resync requested');
+    // The creates go out after the reply; Felix accepts them in either order.
+    setImmediate(() => {
+      for (const e of endpoints) this.send(host, endpointCreated(e, msg.resync_id));
+    });
+    const reply: ResyncResponse = { type: RESYNCSTATE, rc: Rc.SUCCESS, message: '', endpoint_count: endpoints.length, interface_prefix: this.opts.interfacePrefix };
+    return reply;
+  }
+
+  private send(host: string, msg: { type: string; endpoint_id: string }): void {
+    const client = this.clients.get(host);
+    if (!client) {
+      this.opts.log.warn({ host, endpoint: msg.endpoint_id }, `no [felix ${host}] section: cannot send ${msg.type}`);
+      return;
+    }
+    client.request(msg).then(
+      (body) => {
+        const reply = decodeResponse(body);
+        if (!reply.ok || reply.msg.rc !== Rc.SUCCESS)
+          this.opts.log.warn({ host, endpoint: msg.endpoint_id, type: msg.type, reply: body.toString().slice(0, 200) }, 'Felix refused a request');
+      },
+      (err: Error) => {
+        if (!(err instanceof ConnectionResetError)) this.opts.log.error({ err, host }, 'request to Felix failed');
+      },
+    );
+  }
+
+  /** One client per `[felix]` section; recreated when its address changes. */
+  private syncClients(): void {
+    for (const [host, client] of this.clients) {
+      const felix = this.data.felixes.get(host);
+      if (!felix || client.address !== this.felixAddress(host)) {
+        client.close();
+        this.clients.delete(host);
+      }
+    }
+    for (const host of this.data.felixes.keys()) {
+      if (this.clients.has(host)) continue;
+      const address = this.felixAddress(host);
+      this.opts.log.info({ host, address }, 'connecting to Felix');
+      this.clients.set(
+        host,
+        new RequestClient({
+          address,
+          timeoutMs: this.opts.timeoutMs,
+          keepaliveMs: this.opts.keepaliveMs,
+          log: this.opts.log.child({ felix: host }),
+          // Felix resyncs by itself when it hears nothing; dropping the queue is enough here.
+          onReset: (reason) => this.opts.log.warn({ host, reason }, 'Felix did not answer; its queue was dropped'),
+        }),
+      );
+    }
+  }
+
+  private felixAddress(host: string): string {
+    const felix = this.data.felixes.get(host)!;
+    return tcpEndpoint(felix.ip, felix.port ?? this.opts.felixPort);
+  }
+}

@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+/**
+ * `plugin network|ep`: the orchestrator's stand-in (SPEC §1, §8).
+ */
+import path from 'node:path';
+import { commandLine, runDaemon } from '../common/cli.js';
+import { tcpEndpoint } from '../common/config.js';
+import { createLogger, parseSeverity } from '../common/logging.js';
+import { DataSource } from './source.js';
+import { EndpointRole } from './ep-role.js';
+import { NetworkRole } from './network-role.js';
+
+const argv = commandLine('plugin', '$0 <network|ep> [options]')
+  .command('network', 'serve the Network API to the ACL manager (REP 9903, PUB 9904)')
+  .command('ep', 'serve the Endpoint API to every Felix (REP 9901, REQ to each Felix 9902)')
+  .demandCommand(1, 1, 'name a role: network or ep')
+  .options({
+    data: { type: 'string', default: '/opt/plugin/data.txt', describe: 'data file, or a directory whose *.txt files are merged' },
+    'log-dir': { type: 'string', default: '/var/log/calico', describe: "log folder ('none' for no log file)" },
+    'log-severity-file': { type: 'string', default: 'INFO', coerce: parseSeverity },
+    'log-severity-screen': { type: 'string', default: 'INFO', coerce: parseSeverity },
+    bind: { type: 'string', default: '*', describe: 'address the sockets bind to' },
+    'ep-port': { type: 'number', default: 9901, describe: 'ep: RESYNCSTATE port' },
+    'felix-port': { type: 'number', default: 9902, describe: "ep: each Felix's endpoint port (unless its [felix] section has port=)" },
+    'groups-port': { type: 'number', default: 9903, describe: 'network: GETGROUPS port' },
+    'publish-port': { type: 'number', default: 9904, describe: 'network: GROUPUPDATE publication port' },
+    'timeout-ms': { type: 'number', default: 40000, describe: 'ep: a Felix that does not answer within this is reconnected' },
+    'keepalive-ms': { type: 'number', default: 5000, describe: 'ep: HEARTBEAT to an idle Felix after this' },
+    'heartbeat-ms': { type: 'number', default: 10000, describe: 'network: networkheartbeat interval' },
+    'republish-secs': { type: 'number', default: 300, describe: 'network: full republication interval (safety net)' },
+    'interface-prefix': { type: 'string', default: 'tap', describe: 'ep: interface prefix told to Felix' },
+  })
+  .check((a) => {
+    const role = String(a._[0]);
+    if (role !== 'network' && role !== 'ep') throw new Error(`unknown role '${role}' (expected network or ep)`);
+    for (const k of ['ep-port', 'felix-port', 'groups-port', 'publish-port'] as const)
+      if (!Number.isInteger(a[k]) || a[k] < 1 || a[k] > 65535) throw new Error(`--${k} must be a port number`);
+    for (const k of ['timeout-ms', 'keepalive-ms', 'heartbeat-ms', 'republish-secs'] as const)
+      if (!Number.isFinite(a[k]) || a[k] <= 0) throw new Error(`--${k} must be a positive number`);
+    if (!/^[A-Za-z0-9_-]{1,4}$/.test(a['interface-prefix'])) throw new Error('--interface-prefix must be 1-4 letters or digits');
+    return true;
+  })
+  .parseSync();
+
+const role = String(argv._[0]) as 'network' | 'ep';
+
+runDaemon('plugin', async () => {
+  const logDir = argv['log-dir'];
+  const log = createLogger({
+    name: `plugin-${role}`,
+    file: logDir.toLowerCase() === 'none' ? null : path.join(logDir, `plugin-${role}.log`),
+    fileLevel: argv['log-severity-file'],
+    screenLevel: argv['log-severity-screen'],
+  }).child({ component: `plugin-${role}` });
+
+  let onChange: (data: import('./data.js').PluginData) => void = () => {};
+  const source = new DataSource({ path: argv.data, log, onChange: (d) => onChange(d) });
+  const data = await source.start();
+  log.info({ data: argv.data, felixes: data.felixes.size, endpoints: data.endpoints.size }, 'starting');
+
+  const server =
+    role === 'ep'
+      ? await EndpointRole.start(
+          {
+            log,
+            bindAddress: tcpEndpoint(argv.bind, argv['ep-port']),
+            felixPort: argv['felix-port'],
+            timeoutMs: argv['timeout-ms'],
+            keepaliveMs: argv['keepalive-ms'],
+            interfacePrefix: argv['interface-prefix'],
+          },
+          data,
+        )
+      : await NetworkRole.start(
+          {
+            log,
+            repAddress: tcpEndpoint(argv.bind, argv['groups-port']),
+            pubAddress: tcpEndpoint(argv.bind, argv['publish-port']),
+            heartbeatMs: argv['heartbeat-ms'],
+            republishMs: argv['republish-secs'] * 1000,
+          },
+          data,
+        );
+  onChange = (d) => server.update(d);
+  log.info('ready');
+  return async () => {
+    log.info('stopping');
+    await source.stop();
+    await server.stop();
+  };
+});

@@ -1,0 +1,243 @@
+/**
+ * Runs the built `plugin` command and speaks to it over real sockets as a
+ * Felix and as an ACL manager would (SPEC §3, §4, §7).
+ */
+import { expect } from 'chai';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePorts } from '../support/ports.js';
+import { Running, runCommand, startCommand, stopAll, waitFor } from '../support/process.js';
+import { ReplyPeer, RequestPeer, SubscribePeer } from '../support/peers.js';
+
+const PLUGIN = 'src/plugin/main.js';
+
+function felixSection(host: string, port: number): string {
+  return `[felix ${host}]\nip=127.0.0.1\nport=${port}\nhost=${host}\n\n`;
+}
+
+function endpointSection(n: number, host: string, group: string, mac = `ee:ee:ee:ee:ee:0${n}`): string {
+  return `[endpoint 192_168_1_${n}]\nid=ep${n}\nip=192.168.1.${n}\nmac=${mac}\nhost=${host}\ngroup=${group}\n\n`;
+}
+
+/** Replaces a file the way editors and network-container do: write aside, then rename. */
+function writeByRename(file: string, text: string): void {
+  fs.writeFileSync(`${file}.tmp`, text);
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+describe('plugin (built command, real sockets)', function () {
+  let dir: string;
+  let closers: Array<{ close(): void }>;
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plugin-test-'));
+    closers = [];
+  });
+
+  afterEach(async () => {
+    for (const c of closers) c.close();
+    await stopAll();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  function track<T extends { close(): void }>(x: T): T {
+    closers.push(x);
+    return x;
+  }
+
+  async function startPlugin(role: 'ep' | 'network', data: string, args: string[]): Promise<Running> {
+    const p = startCommand(PLUGIN, [role, '--data', data, '--log-dir', 'none', '--log-severity-screen', 'INFO', '--bind', '127.0.0.1', ...args]);
+    await waitFor('plugin ready', () => p.output().includes('"ready"'), 10000);
+    return p;
+  }
+
+  describe('ep', () => {
+    let epPort: number;
+    let felixPort: number;
+    let otherFelixPort: number;
+    let data: string;
+    let felix: ReplyPeer;
+    let resync: RequestPeer;
+    let plugin: Running;
+
+    beforeEach(async () => {
+      [epPort, felixPort, otherFelixPort] = await freePorts(3);
+      data = path.join(dir, 'data.txt');
+      fs.writeFileSync(
+        data,
+        felixSection('instance-1', felixPort!) +
+          felixSection('instance-2', otherFelixPort!) +
+          endpointSection(1, 'instance-1', 'group1') +
+          endpointSection(2, 'instance-1', 'group2') +
+          endpointSection(4, 'instance-2', 'group1'),
+      );
+      felix = track(await new ReplyPeer().bind(`tcp://127.0.0.1:${felixPort}`));
+      plugin = await startPlugin('ep', data, ['--ep-port', String(epPort), '--keepalive-ms', '300', '--timeout-ms', '2000']);
+      resync = track(new RequestPeer(`tcp://127.0.0.1:${epPort}`));
+    });
+
+    it('answers RESYNCSTATE with the host’s count and sends its endpoints with the resync id', async () => {
+      const reply = await resync.request({ type: 'RESYNCSTATE', resync_id: 'r-1', hostname: 'Instance-1.example.com', issued: Date.now() / 1000 });
+      expect(reply).to.deep.equal({ type: 'RESYNCSTATE', rc: 'SUCCESS', message: '', endpoint_count: 2, interface_prefix: 'tap' });
+      const ids: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const m = await felix.inbox.take((m) => m['type'] === 'ENDPOINTCREATED' && m['resync_id'] === 'r-1', 'resync create');
+        ids.push(m['endpoint_id'] as string);
+        expect(m['state']).to.equal('enabled');
+        expect(m['addrs']).to.deep.equal([{ addr: `192.168.1.${(m['endpoint_id'] as string).slice(2)}`, properties: { gr: false } }]);
+        expect(m['issued']).to.be.a('number');
+      }
+      expect(ids.sort()).to.deep.equal(['ep1', 'ep2']);
+      await felix.inbox.none((m) => m['type'] === 'ENDPOINTCREATED', 300);
+    });
+
+    it('refuses a resync from a host it has no [felix] section for', async () => {
+      const reply = await resync.request({ type: 'RESYNCSTATE', resync_id: 'r-2', hostname: 'nowhere', issued: Date.now() });
+      expect(reply['rc']).to.equal('FAILURE');
+      expect(reply['message']).to.match(/nowhere/);
+    });
+
+    it('pushes created, updated and destroyed endpoints to the right Felix as the data changes', async () => {
+      const base = fs.readFileSync(data, 'utf8');
+      fs.writeFileSync(data, base + endpointSection(3, 'instance-1', 'group1'));
+      const created = await felix.inbox.take((m) => m['type'] === 'ENDPOINTCREATED', 'pushed create', 3000);
+      expect(created).to.include({ endpoint_id: 'ep3', mac: 'ee:ee:ee:ee:ee:03', resync_id: null, state: 'enabled' });
+
+      writeByRename(data, base + endpointSection(3, 'instance-1', 'group1', 'ee:ee:ee:ee:ee:33'));
+      const updated = await felix.inbox.take((m) => m['type'] === 'ENDPOINTUPDATED', 'pushed update', 3000);
+      expect(updated).to.include({ endpoint_id: 'ep3', mac: 'ee:ee:ee:ee:ee:33' });
+
+      writeByRename(data, base);
+      const destroyed = await felix.inbox.take((m) => m['type'] === 'ENDPOINTDESTROYED', 'pushed destroy', 3000);
+      expect(destroyed['endpoint_id']).to.equal('ep3');
+      // Nothing reached this Felix about the other host's endpoint.
+      expect(felix.inbox.messages.filter((m) => m['endpoint_id'] === 'ep4')).to.deep.equal([]);
+    });
+
+    it('keeps the last good state when the data file breaks', async () => {
+      const base = fs.readFileSync(data, 'utf8');
+      // A line that is not INI: the whole file is unusable, nothing may be destroyed.
+      writeByRename(data, base.replace('[endpoint 192_168_1_2]', '[endpoint 192_168_1_2\nthis is not ini'));
+      await waitFor('syntax error logged', () => /data\.txt:\d+: expected '\[section\]'/.test(plugin.output()), 3000);
+      // A bad MAC in one entry: that entry keeps its last good version.
+      writeByRename(data, base.replace('mac=ee:ee:ee:ee:ee:01', 'mac=ee:ee:zz'));
+      await waitFor('bad entry logged', () => /data\.txt:\d+: \[endpoint 192_168_1_1\] bad mac 'ee:ee:zz' \(keeping its last good version\)/.test(plugin.output()), 3000);
+      expect(felix.inbox.messages.filter((m) => m['type'] !== 'HEARTBEAT')).to.deep.equal([]);
+      const reply = await resync.request({ type: 'RESYNCSTATE', resync_id: 'r-3', hostname: 'instance-1', issued: Date.now() });
+      expect(reply['endpoint_count']).to.equal(2);
+      const m = await felix.inbox.take((m) => m['endpoint_id'] === 'ep1', 'ep1 create');
+      expect(m['mac']).to.equal('ee:ee:ee:ee:ee:01');
+    });
+
+    it('sends HEARTBEAT to an idle Felix', async () => {
+      await felix.inbox.take((m) => m['type'] === 'HEARTBEAT', 'heartbeat', 3000);
+    });
+
+    it('keeps pushing to a live Felix while another one is dead', async () => {
+      // instance-2's Felix never answers; instance-1's must not wait for it.
+      const base = fs.readFileSync(data, 'utf8');
+      fs.writeFileSync(data, base + endpointSection(5, 'instance-2', 'group1') + endpointSection(6, 'instance-1', 'group1'));
+      const m = await felix.inbox.take((m) => m['type'] === 'ENDPOINTCREATED', 'create for the live Felix', 3000);
+      expect(m['endpoint_id']).to.equal('ep6');
+    });
+
+    it('answers every malformed request with an error rc and keeps serving', async () => {
+      const cases: Array<[string, Array<string | Buffer>, Record<string, unknown>]> = [
+        ['not JSON', ['{nope'], { type: 'ERROR', rc: 'INVALID' }],
+        ['not an object', ['[1,2]'], { type: 'ERROR', rc: 'INVALID' }],
+        ['no type', ['{"resync_id":"x"}'], { type: 'ERROR', rc: 'INVALID' }],
+        ['unknown type', ['{"type":"BOGUS"}'], { type: 'BOGUS', rc: 'FAILURE' }],
+        ['missing field', ['{"type":"RESYNCSTATE","hostname":"instance-1"}'], { type: 'RESYNCSTATE', rc: 'INVALID' }],
+        ['wrong field type', ['{"type":"RESYNCSTATE","resync_id":"x","hostname":7}'], { type: 'RESYNCSTATE', rc: 'INVALID' }],
+        ['two frames', ['{"type":"HEARTBEAT"}', 'extra'], { type: 'ERROR', rc: 'INVALID' }],
+        ['empty frame', [''], { type: 'ERROR', rc: 'INVALID' }],
+        ['huge string', [JSON.stringify({ type: 'RESYNCSTATE', resync_id: 'x'.repeat(1 << 20), hostname: [] })], { type: 'RESYNCSTATE', rc: 'INVALID' }],
+      ];
+      for (const [name, frames, expected] of cases) {
+        const reply = await resync.raw(...frames);
+        expect(reply, name).to.include(expected);
+        expect(reply['message'], name).to.be.a('string').and.not.equal('');
+      }
+      expect(await resync.request({ type: 'HEARTBEAT' })).to.deep.equal({ type: 'HEARTBEAT' });
+      const ok = await resync.request({ type: 'RESYNCSTATE', resync_id: 'r-4', hostname: 'instance-2', issued: '1700000000.5' });
+      expect(ok).to.include({ rc: 'SUCCESS', endpoint_count: 1 });
+    });
+  });
+
+  describe('network', () => {
+    let groupsPort: number;
+    let pubPort: number;
+    let data: string;
+    let acl: RequestPeer;
+    let sub: SubscribePeer;
+
+    beforeEach(async () => {
+      [groupsPort, pubPort] = await freePorts(2);
+      // Directory form: every *.txt is merged, as network-container writes them.
+      data = path.join(dir, 'data');
+      fs.mkdirSync(data);
+      fs.writeFileSync(path.join(data, 'felix.txt'), felixSection('instance-1', 1));
+      fs.writeFileSync(path.join(data, '192_168_1_1.txt'), endpointSection(1, 'instance-1', 'group1'));
+      fs.writeFileSync(path.join(data, '192_168_1_2.txt'), endpointSection(2, 'instance-1', 'group2'));
+      fs.writeFileSync(path.join(data, '192_168_1_4.txt'), endpointSection(4, 'instance-2', 'group1'));
+      fs.writeFileSync(path.join(data, 'ignored.md'), 'not data');
+      await startPlugin('network', data, ['--groups-port', String(groupsPort), '--publish-port', String(pubPort), '--heartbeat-ms', '200']);
+      sub = track(new SubscribePeer(`tcp://127.0.0.1:${pubPort}`, ['groups', 'networkheartbeat']));
+      acl = track(new RequestPeer(`tcp://127.0.0.1:${groupsPort}`));
+      // The subscription is in place once heartbeats arrive.
+      await sub.inbox.take((m) => m['topic'] === 'networkheartbeat', 'network heartbeat', 3000);
+    });
+
+    it('publishes every group after GETGROUPS, in the prototype’s shape', async () => {
+      expect(await acl.request({ type: 'GETGROUPS', issued: Date.now() })).to.deep.equal({ type: 'GETGROUPS', rc: 'SUCCESS', message: '' });
+      const g1 = await sub.inbox.take((m) => m['group'] === 'group1', 'group1');
+      const g2 = await sub.inbox.take((m) => m['group'] === 'group2', 'group2');
+      expect(g1).to.deep.include({
+        topic: 'groups',
+        type: 'GROUPUPDATE',
+        members: { ep1: ['192.168.1.1'], ep4: ['192.168.1.4'] },
+        rules: {
+          inbound: [{ group: 'group1', cidr: null, protocol: null, port: null }],
+          outbound: [
+            { group: 'group1', cidr: null, protocol: null, port: null },
+            { group: null, cidr: '0.0.0.0/0', protocol: null, port: null },
+          ],
+          inbound_default: 'deny',
+          outbound_default: 'deny',
+        },
+      });
+      expect(g2['members']).to.deep.equal({ ep2: ['192.168.1.2'] });
+    });
+
+    it('publishes a group when its members change, and members {} when it empties', async () => {
+      fs.writeFileSync(path.join(data, '192_168_1_3.txt'), endpointSection(3, 'instance-1', 'group1'));
+      const grown = await sub.inbox.take((m) => m['group'] === 'group1', 'group1 update', 3000);
+      expect(Object.keys(grown['members'] as object).sort()).to.deep.equal(['ep1', 'ep3', 'ep4']);
+      fs.rmSync(path.join(data, '192_168_1_2.txt'));
+      const gone = await sub.inbox.take((m) => m['group'] === 'group2', 'group2 deletion', 3000);
+      expect(gone['members']).to.deep.equal({});
+      // group1 did not change this time, so it was not republished.
+      await sub.inbox.none((m) => m['group'] === 'group1', 300);
+    });
+
+    it('answers malformed requests with an error rc and keeps serving', async () => {
+      expect(await acl.raw('garbage')).to.include({ type: 'ERROR', rc: 'INVALID' });
+      expect(await acl.raw('{"type":"GETACLSTATE"}')).to.include({ type: 'GETACLSTATE', rc: 'FAILURE' });
+      expect(await acl.raw('{"type":"HEARTBEAT"}', '')).to.include({ type: 'ERROR', rc: 'INVALID' });
+      expect(await acl.request({ type: 'HEARTBEAT' })).to.deep.equal({ type: 'HEARTBEAT' });
+      expect(await acl.request({ type: 'GETGROUPS' })).to.include({ rc: 'SUCCESS' });
+      await sub.inbox.take((m) => m['group'] === 'group2', 'group2 after bad input');
+    });
+  });
+
+  it('exits with a one-line reason on bad arguments', async () => {
+    const r = await runCommand(PLUGIN, ['sideways']);
+    expect(r.code).to.equal(2);
+    expect(r.output.trim().split('\n')).to.have.length(1);
+    expect(r.output).to.match(/^plugin: /);
+    const r2 = await runCommand(PLUGIN, ['ep', '--ep-port', '70000']);
+    expect(r2.code).to.equal(2);
+    expect(r2.output).to.match(/--ep-port must be a port number/);
+  });
+});

@@ -1,0 +1,130 @@
+/**
+ * Independent protocol peers for integration tests, built directly on
+ * zeromq sockets (not on src/common/zmq), so that a daemon is checked
+ * against the wire format rather than against our own plumbing.
+ */
+import * as zmq from 'zeromq';
+
+type Json = Record<string, unknown>;
+
+/** Collects messages and lets a test wait for one that matches. */
+export class Inbox {
+  readonly messages: Json[] = [];
+  private waiters: Array<() => void> = [];
+
+  push(m: Json): void {
+    this.messages.push(m);
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Resolves with the first not-yet-taken message matching `pred`; fails after `timeoutMs`. */
+  async take(pred: (m: Json) => boolean, what: string, timeoutMs = 5000): Promise<Json> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.messages.findIndex(pred);
+      if (i >= 0) return this.messages.splice(i, 1)[0]!;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no ${what} within ${timeoutMs} ms; have: ${JSON.stringify(this.messages).slice(0, 600)}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Asserts nothing matching arrives within `ms`. */
+  async none(pred: (m: Json) => boolean, ms: number): Promise<void> {
+    await new Promise((r) => setTimeout(r, ms));
+    const m = this.messages.find(pred);
+    if (m) throw new Error(`unexpected message ${JSON.stringify(m)}`);
+  }
+}
+
+/** A REP socket answering every request with `reply(request)` and recording the requests. */
+export class ReplyPeer {
+  readonly inbox = new Inbox();
+  private readonly socket = new zmq.Reply({ linger: 0 });
+
+  constructor(private readonly reply: (req: Json) => Json = (req) => ({ type: req['type'], rc: 'SUCCESS', message: '' })) {}
+
+  async bind(address: string): Promise<this> {
+    await this.socket.bind(address);
+    void (async () => {
+      try {
+        for await (const [body] of this.socket) {
+          const req = JSON.parse(body!.toString()) as Json;
+          this.inbox.push(req);
+          await this.socket.send(JSON.stringify(this.reply(req)));
+        }
+      } catch {
+        /* closed */
+      }
+    })();
+    return this;
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+/** A REQ socket sending raw frames and returning the parsed reply (or throwing after `timeoutMs`). */
+export class RequestPeer {
+  private socket: zmq.Request;
+
+  constructor(private readonly address: string) {
+    this.socket = this.open();
+  }
+
+  private open(): zmq.Request {
+    const s = new zmq.Request({ linger: 0, receiveTimeout: 5000 });
+    s.connect(this.address);
+    return s;
+  }
+
+  async raw(...frames: Array<string | Buffer>): Promise<Json> {
+    try {
+      await this.socket.send(frames);
+      const [reply] = await this.socket.receive();
+      return JSON.parse(reply!.toString()) as Json;
+    } catch (err) {
+      // A REQ socket is stuck after a lost reply: start again for the next call.
+      this.socket.close();
+      this.socket = this.open();
+      throw err;
+    }
+  }
+
+  request(msg: Json): Promise<Json> {
+    return this.raw(JSON.stringify(msg));
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+/** A SUB socket recording `[topic, json]` publications as `{topic, ...json}`. */
+export class SubscribePeer {
+  readonly inbox = new Inbox();
+  private readonly socket = new zmq.Subscriber({ linger: 0 });
+
+  constructor(address: string, topics: string[]) {
+    this.socket.connect(address);
+    for (const t of topics) this.socket.subscribe(t);
+    void (async () => {
+      try {
+        for await (const [topic, body] of this.socket) this.inbox.push({ topic: topic!.toString(), ...(JSON.parse(body!.toString()) as Json) });
+      } catch {
+        /* closed */
+      }
+    })();
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}

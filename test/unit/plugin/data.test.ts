@@ -1,0 +1,77 @@
+import { expect } from 'chai';
+import { DataMerger, parseDataFile, shortHost } from '../../../src/plugin/data.js';
+
+describe('plugin data parsing', () => {
+  const good = `[felix instance-1]\nip=10.240.0.2\nhost=instance-1.example.com\n\n[endpoint 192_168_1_1]\nid=abc123\nip=192.168.1.1, fd00::1\nMAC=EE:EE:EE:EE:EE:01\nhost=Instance-1\n`;
+
+  it('parses felix and endpoint sections (keys case-insensitive, hosts shortened)', () => {
+    const p = parseDataFile(good, 'data.txt');
+    expect(p.syntaxErrors).to.deep.equal([]);
+    expect(p.badSections.size).to.equal(0);
+    expect(p.entries.get('felix instance-1')).to.deep.equal({ kind: 'felix', value: { host: 'instance-1', ip: '10.240.0.2', port: null, source: 'data.txt:1' } });
+    expect(p.entries.get('endpoint 192_168_1_1')).to.deep.equal({
+      kind: 'endpoint',
+      value: { id: 'abc123', addrs: ['192.168.1.1', 'fd00::1'], mac: 'ee:ee:ee:ee:ee:01', host: 'instance-1', groups: ['default'], source: 'data.txt:5' },
+    });
+  });
+
+  const bad: Array<[string, string, RegExp]> = [
+    ['bad ip', '[endpoint x]\nid=a\nip=192.168.1.300\nmac=ee:ee:ee:ee:ee:01\nhost=h\n', /data\.txt:1: \[endpoint x\] bad ip '192\.168\.1\.300'/],
+    ['bad mac', '[endpoint x]\nid=a\nip=192.168.1.3\nmac=ee:ee\nhost=h\n', /bad mac 'ee:ee'/],
+    ['missing host', '[endpoint x]\nid=a\nip=192.168.1.3\nmac=ee:ee:ee:ee:ee:01\n', /missing 'host'/],
+    ['missing id', '[endpoint x]\nip=192.168.1.3\nmac=ee:ee:ee:ee:ee:01\nhost=h\n', /missing 'id'/],
+    ['bad id', '[endpoint x]\nid=a b/c\nip=192.168.1.3\nmac=ee:ee:ee:ee:ee:01\nhost=h\n', /bad id/],
+    ['felix without ip', '[felix h]\nhost=h\n', /\[felix h\] missing 'ip'/],
+    ['felix bad port', '[felix h]\nip=1.2.3.4\nport=99999\n', /bad port/],
+    ['unknown section', '[router r]\nip=1.2.3.4\n', /unknown section type 'router'/],
+  ];
+  for (const [name, text, message] of bad) {
+    it(`reports a bad entry: ${name}`, () => {
+      const p = parseDataFile(text, 'data.txt');
+      expect(p.entries.size).to.equal(0);
+      expect([...p.badSections.values()].join('\n')).to.match(message);
+    });
+  }
+
+  it('reports lines that are not INI with file and line', () => {
+    const p = parseDataFile('[felix a]\nip=1.2.3.4\njust words\n', 'd.txt');
+    expect(p.syntaxErrors).to.have.length(1);
+    expect(p.syntaxErrors[0]).to.match(/^d\.txt:3: /);
+  });
+
+  it('compares host names up to the first dot', () => {
+    expect(shortHost('Instance-1.example.com')).to.equal('instance-1');
+  });
+});
+
+describe('DataMerger', () => {
+  const ep = (mac: string) => `[endpoint e1]\nid=e1\nip=192.168.1.1\nmac=${mac}\nhost=h\n`;
+
+  it('keeps the last good version of a section that goes bad', () => {
+    const m = new DataMerger();
+    expect(m.update('a.txt', ep('ee:ee:ee:ee:ee:01'))).to.deep.equal([]);
+    const problems = m.update('a.txt', ep('nonsense'));
+    expect(problems[0]).to.match(/keeping its last good version/);
+    expect(m.merged().data.endpoints.get('e1')!.mac).to.equal('ee:ee:ee:ee:ee:01');
+  });
+
+  it('keeps a whole file that stops parsing, and forgets a file that is gone', () => {
+    const m = new DataMerger();
+    m.update('a.txt', ep('ee:ee:ee:ee:ee:01'));
+    expect(m.update('a.txt', '[endpoint e1\n')[0]).to.match(/file not used, keeping its last good content/);
+    expect(m.merged().data.endpoints.has('e1')).to.equal(true);
+    m.update('a.txt', null);
+    expect(m.merged().data.endpoints.size).to.equal(0);
+  });
+
+  it('skips a bad section never seen good, and lets the first file win a conflict', () => {
+    const m = new DataMerger();
+    expect(m.update('b.txt', ep('zz'))[0]).to.match(/skipped/);
+    m.update('a.txt', ep('ee:ee:ee:ee:ee:01'));
+    m.update('c.txt', ep('ee:ee:ee:ee:ee:02'));
+    const { data, conflicts } = m.merged();
+    expect(data.endpoints.get('e1')!.mac).to.equal('ee:ee:ee:ee:ee:01');
+    expect(conflicts).to.have.length(1);
+    expect(conflicts[0]).to.match(/c\.txt:1: endpoint 'e1' is also defined at a\.txt:1/);
+  });
+});
