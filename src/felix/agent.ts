@@ -1,0 +1,218 @@
+/**
+ * Felix's sockets (SPEC §3, §5): REQ to the plugin (resync), REP for the
+ * plugin's endpoint requests, REQ + SUB to the ACL manager. It keeps them
+ * healthy — a socket that hears nothing for the connection timeout is
+ * recreated and the matching resync runs — and hands every decoded message
+ * to the {@link EndpointManager}.
+ */
+import type { Logger } from '../common/logging.js';
+import { tcpEndpoint } from '../common/config.js';
+import { HEARTBEAT, Rc, decodeResponse, errorResponse } from '../common/wire/codec.js';
+import { RESYNCSTATE, decodeFelixRequest, decodeResyncResponse } from '../common/wire/endpoint-api.js';
+import { GETACLSTATE, TOPIC_ACL_HEARTBEAT, decodeAclPublication } from '../common/wire/acl-api.js';
+import { ReplyServer } from '../common/zmq/reply-server.js';
+import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
+import { Subscriber } from '../common/zmq/subscriber.js';
+import type { FelixConfig } from './config.js';
+import { DataplaneSink, EndpointManager } from './endpoints.js';
+
+export interface FelixAgentOptions {
+  config: FelixConfig;
+  log: Logger;
+  dataplane: DataplaneSink;
+}
+
+export class FelixAgent {
+  readonly manager: EndpointManager;
+  private readonly pluginClient: RequestClient;
+  private readonly aclClient: RequestClient;
+  private readonly aclSub: Subscriber;
+  private epServer: ReplyServer | undefined;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private lastEndpointRequest = Date.now();
+  private lastAclMessage = Date.now();
+  private resyncStarted = 0;
+  private resyncCount = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  /** Endpoints still waiting for their first ACLUPDATE: when to ask again, and the current back-off. */
+  private readonly aclPending = new Map<string, { at: number; backoffMs: number }>();
+  private stopped = false;
+
+  private constructor(private readonly opts: FelixAgentOptions) {
+    const g = opts.config.global;
+    const c = opts.config.connection;
+    const log = opts.log;
+    this.pluginClient = new RequestClient({
+      address: tcpEndpoint(g.PluginAddress, g.PluginPort),
+      timeoutMs: c.ConnectionTimeoutMillis,
+      keepaliveMs: c.ConnectionKeepaliveIntervalMillis,
+      log: log.child({ peer: 'plugin' }),
+      onReset: () => this.resync('plugin connection timed out'),
+    });
+    this.aclClient = new RequestClient({
+      address: tcpEndpoint(g.ACLAddress, g.ACLPort),
+      timeoutMs: c.ConnectionTimeoutMillis,
+      keepaliveMs: c.ConnectionKeepaliveIntervalMillis,
+      log: log.child({ peer: 'aclmgr' }),
+      onReset: () => this.requestAllAcls('ACL manager connection timed out'),
+    });
+    this.aclSub = new Subscriber(tcpEndpoint(g.ACLAddress, g.ACLPublishPort), (topic, body) => this.onAclPublication(topic, body), log);
+    this.aclSub.subscribe(TOPIC_ACL_HEARTBEAT);
+    this.manager = new EndpointManager({
+      log,
+      dataplane: opts.dataplane,
+      interfacePrefix: g.InterfacePrefix,
+      acls: {
+        // Subscribe first so no ACLUPDATE falls between the request and the subscription.
+        watch: (id) => {
+          this.aclSub.subscribe(id);
+          this.requestAcls(id);
+        },
+        unwatch: (id) => {
+          this.aclSub.unsubscribe(id);
+          this.aclPending.delete(id);
+        },
+      },
+    });
+  }
+
+  static async start(opts: FelixAgentOptions): Promise<FelixAgent> {
+    const agent = new FelixAgent(opts);
+    await agent.bindEndpointServer();
+    const c = opts.config.connection;
+    agent.timers.push(setInterval(() => agent.watchdog(), Math.min(c.ConnectionKeepaliveIntervalMillis, 1000)));
+    agent.timers.push(setInterval(() => agent.resync('periodic'), opts.config.global.ResyncIntervalSecs * 1000));
+    agent.resync('start-up');
+    return agent;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.retryTimer);
+    this.pluginClient.close();
+    this.aclClient.close();
+    this.aclSub.close();
+    await this.epServer?.close();
+  }
+
+  private async bindEndpointServer(): Promise<void> {
+    const g = this.opts.config.global;
+    const address = tcpEndpoint(g.LocalAddress, g.LocalPort);
+    // A just-closed socket may hold the port for a moment.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.epServer = await ReplyServer.bind('rep', address, (body) => this.onEndpointRequest(body), this.opts.log);
+        break;
+      } catch (err) {
+        if (attempt >= 20) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    this.lastEndpointRequest = Date.now();
+  }
+
+  private onEndpointRequest(body: Buffer): object {
+    this.lastEndpointRequest = Date.now();
+    const decoded = decodeFelixRequest(body);
+    if (!decoded.ok) {
+      this.opts.log.warn({ ...decoded.error }, 'bad endpoint request');
+      return errorResponse(decoded.error);
+    }
+    if (decoded.msg.type === HEARTBEAT) return { type: HEARTBEAT };
+    const reply = this.manager.handle(decoded.msg);
+    if (reply.rc !== Rc.SUCCESS) this.opts.log.warn({ endpoint: decoded.msg.endpoint_id, ...reply }, 'endpoint request refused');
+    return reply;
+  }
+
+  /** Starts a fresh resync (abandoning any unfinished one). */
+  private resync(reason: string): void {
+    if (this.stopped) return;
+    clearTimeout(this.retryTimer);
+    const abandoned = this.manager.abandonResync();
+    if (abandoned) this.opts.log.warn({ resyncId: abandoned }, 'unfinished resync abandoned');
+    const g = this.opts.config.global;
+    const id = `${g.FelixHostname}-${process.pid}-${++this.resyncCount}-${Date.now()}`;
+    this.resyncStarted = Date.now();
+    this.opts.log.info({ resyncId: id, reason }, 'resyncing with the plugin');
+    this.manager.beginResync(id);
+    this.pluginClient.request({ type: RESYNCSTATE, resync_id: id, hostname: g.FelixHostname, issued: Date.now() }).then(
+      (body) => {
+        const reply = decodeResyncResponse(body);
+        const ok = reply.ok ? this.manager.resyncReplied(id, reply.msg) : false;
+        if (!reply.ok) this.opts.log.warn({ resyncId: id, reason: reply.error.reason }, 'bad RESYNCSTATE reply');
+        if (!ok) this.retryResync();
+      },
+      (err: Error) => {
+        // A timeout has already started a new resync through onReset.
+        if (!(err instanceof ConnectionResetError)) this.opts.log.error({ err }, 'RESYNCSTATE failed');
+      },
+    );
+  }
+
+  private retryResync(): void {
+    clearTimeout(this.retryTimer);
+    const delay = Math.min(5000, this.opts.config.connection.ConnectionTimeoutMillis);
+    this.retryTimer = setTimeout(() => this.resync('retry after refused resync'), delay);
+  }
+
+  private requestAcls(id: string): void {
+    const backoffMs = Math.min((this.aclPending.get(id)?.backoffMs ?? 500) * 2, this.opts.config.connection.ConnectionTimeoutMillis);
+    this.aclPending.set(id, { at: Date.now() + backoffMs, backoffMs });
+    this.aclClient.request({ type: GETACLSTATE, endpoint_id: id, issued: Date.now() }).then(
+      (body) => {
+        const reply = decodeResponse(body);
+        if (!reply.ok || reply.msg.rc !== Rc.SUCCESS) this.opts.log.warn({ endpoint: id, reply: body.toString().slice(0, 200) }, 'GETACLSTATE refused');
+      },
+      (err: Error) => {
+        if (!(err instanceof ConnectionResetError)) this.opts.log.error({ err, endpoint: id }, 'GETACLSTATE failed');
+      },
+    );
+  }
+
+  private requestAllAcls(reason: string): void {
+    if (this.stopped) return;
+    this.opts.log.info({ reason, endpoints: this.manager.endpoints.size }, 'asking for every endpoint’s ACLs again');
+    for (const id of this.manager.endpoints.keys()) this.requestAcls(id);
+  }
+
+  private onAclPublication(topic: string, body: Buffer): void {
+    this.lastAclMessage = Date.now();
+    const decoded = decodeAclPublication(body);
+    if (!decoded.ok) {
+      this.opts.log.warn({ topic, ...decoded.error }, 'bad ACL publication ignored');
+      return;
+    }
+    if (decoded.msg.type === HEARTBEAT) return;
+    if (topic === TOPIC_ACL_HEARTBEAT) return;
+    this.opts.log.info({ endpoint: topic, v4: decoded.msg.acls.v4.inbound.length + decoded.msg.acls.v4.outbound.length, v6: decoded.msg.acls.v6.inbound.length + decoded.msg.acls.v6.outbound.length }, 'ACLs received');
+    this.aclPending.delete(topic);
+    this.manager.aclUpdate(topic, decoded.msg.acls);
+  }
+
+  /** Runs every keepalive interval: recreates sockets that went silent, re-asks what got lost. */
+  private watchdog(): void {
+    const now = Date.now();
+    const timeout = this.opts.config.connection.ConnectionTimeoutMillis;
+    if (now - this.lastEndpointRequest > timeout) {
+      this.opts.log.warn({ silentMs: now - this.lastEndpointRequest }, 'no endpoint request from the plugin within the timeout; rebinding and resyncing');
+      this.lastEndpointRequest = now;
+      void (async () => {
+        await this.epServer?.close();
+        if (this.stopped) return;
+        await this.bindEndpointServer();
+        this.resync('endpoint socket timed out');
+      })().catch((err: Error) => this.opts.log.error({ err }, 'rebinding the endpoint socket failed'));
+    }
+    if (now - this.lastAclMessage > timeout) {
+      this.lastAclMessage = now;
+      this.opts.log.warn('no ACL publication (not even a heartbeat) within the timeout; resubscribing');
+      this.aclSub.recreate();
+      this.requestAllAcls('ACL subscription timed out');
+    }
+    // A publication sent before our subscription reached the ACL manager is lost (ZeroMQ's slow
+    // joiner), as is a GETACLSTATE to a manager that restarted: ask again, backing off.
+    for (const [id, pending] of this.aclPending) if (now >= pending.at) this.requestAcls(id);
+    if (this.manager.resyncInProgress && now - this.resyncStarted > timeout) this.resync('resync did not complete within the timeout');
+  }
+}
