@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+/**
+ * `network-container [--netns NAME] [--data-dir DIR] [--hostname NAME] CID IP GROUP`
+ * (SPEC §8): the prototype's networking script. A veth pair with
+ * `tap<CID[:11]>` in the current (host) namespace and `eth0` — IP/32 (/128)
+ * and a default route via eth0 — in the container's namespace; then the
+ * endpoint's section for the plugin, written atomically. On failure nothing
+ * half-made is left behind.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { commandLine } from '../common/cli.js';
+import { canonicalIp, ipFamily, isEndpointId, isIp } from '../common/wire/codec.js';
+
+
+const argv = commandLine('network-container', '$0 [--netns NAME] [--data-dir DIR] [--hostname NAME] CID IP GROUP')
+  .command('$0 <cid> <ip> <group>', 'network a container and tell the plugin about it')
+  .positional('cid', { type: 'string', describe: 'docker container id, or with --netns the endpoint id' })
+  .positional('ip', { type: 'string', describe: 'the address to give it' })
+  .positional('group', { type: 'string', describe: 'its security group' })
+  .options({
+    netns: { type: 'string', describe: 'a named network namespace instead of a docker container' },
+    'data-dir': { type: 'string', default: '/opt/plugin/data', describe: "where the endpoint's section is written" },
+    hostname: { type: 'string', default: os.hostname(), describe: 'the host the endpoint lives on' },
+  })
+  .check((a) => {
+    if (!isEndpointId(String(a.cid))) throw new Error(`bad container id '${a.cid}'`);
+    if (!isIp(String(a.ip))) throw new Error(`bad IP address '${a.ip}'`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(String(a.group))) throw new Error(`bad group name '${a.group}'`);
+    return true;
+  })
+  .parseSync();
+
+const cid = String(argv.cid);
+const ip = canonicalIp(String(argv.ip));
+const group = String(argv.group);
+const tap = `tap${cid.slice(0, 11)}`;
+
+async function ip_(...args: string[]): Promise<string> {
+  return (await execa('ip', args)).stdout;
+}
+
+/** The container's network namespace, as something `ip link set netns` and `ip -n`/nsenter accept. */
+async function containerNamespace(): Promise<{ moveTo: string; exec: string[] }> {
+  if (argv.netns) {
+    if (!fs.existsSync(path.join('/run/netns', argv.netns))) throw new Error(`network namespace '${argv.netns}' not found`);
+    return { moveTo: argv.netns, exec: ['ip', 'netns', 'exec', argv.netns] };
+  }
+  let pid: string;
+  try {
+    pid = (await execa('docker', ['inspect', '-f', '{{.State.Pid}}', cid])).stdout.trim();
+  } catch (err) {
+    throw new Error(`container '${cid}' not found (docker inspect: ${((err as { stderr?: string }).stderr ?? (err as Error).message).trim().split('\n')[0]})`);
+  }
+  if (!/^[1-9]\d*$/.test(pid)) throw new Error(`container '${cid}' is not running`);
+  return { moveTo: pid, exec: ['nsenter', '-t', pid, '-n'] };
+}
+
+async function main(): Promise<void> {
+  const ns = await containerNamespace();
+  if (fs.existsSync(`/sys/class/net/${tap}`)) throw new Error(`interface ${tap} already exists`);
+  // The peer gets a temporary name unique to this run: eth0 may exist in the host namespace.
+  const peer = `nc${process.pid.toString(36)}`.slice(0, 15);
+  const inContainer = (...args: string[]) => execa(ns.exec[0]!, [...ns.exec.slice(1), ...args]);
+  const dataFile = path.join(argv['data-dir'], `${ip.replace(/[.:]/g, '_')}.txt`);
+  try {
+    await ip_('link', 'add', tap, 'type', 'veth', 'peer', 'name', peer);
+    await ip_('link', 'set', peer, 'netns', ns.moveTo);
+    await inContainer('ip', 'link', 'set', peer, 'name', 'eth0');
+    await inContainer('ip', 'link', 'set', 'lo', 'up');
+    await inContainer('ip', 'link', 'set', 'eth0', 'up');
+    const v6 = ipFamily(ip) === 6;
+    await inContainer('ip', 'addr', 'add', `${ip}/${v6 ? 128 : 32}`, 'dev', 'eth0', ...(v6 ? ['nodad'] : []));
+    await inContainer('ip', ...(v6 ? ['-6'] : []), 'route', 'add', 'default', 'dev', 'eth0');
+    await ip_('link', 'set', tap, 'up');
+    const mac = (await inContainer('cat', '/sys/class/net/eth0/address')).stdout.trim();
+    const section = `[endpoint ${ip.replace(/[.:]/g, '_')}]\nid=${cid}\nip=${ip}\nmac=${mac}\nhost=${argv.hostname}\ngroup=${group}\n`;
+    fs.mkdirSync(argv['data-dir'], { recursive: true });
+    const tmp = `${dataFile}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, section);
+    fs.renameSync(tmp, dataFile);
+    process.stdout.write(`networked ${cid}: ${tap} <-> eth0 ${ip} mac ${mac} group ${group}; wrote ${dataFile}\n`);
+  } catch (err) {
+    // Deleting either end removes the pair, wherever the peer is by now.
+    await execa('ip', ['link', 'del', tap], { reject: false });
+    const stderr = (err as { stderr?: string }).stderr;
+    throw new Error(stderr ? `${(err as { command?: string }).command}: ${stderr.trim().split('\n')[0]}` : (err as Error).message);
+  }
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`network-container: ${err.message}\n`);
+  process.exit(1);
+});
