@@ -89,12 +89,15 @@ export const int = (dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER): KeySp
   },
 });
 
-/** A host name or address to connect to (no spaces, no scheme). */
+/**
+ * A host name or address to bind or connect to, or a whole ZeroMQ endpoint
+ * (`ipc:///path`, `tcp://host:port`), which then overrides the port.
+ */
 export const host = (dflt?: string, required = false): KeySpec<string> => ({
   default: dflt,
   required,
   parse: (raw) => {
-    if (!/^(\*|[A-Za-z0-9_.:-]+|\[[0-9A-Fa-f:.]+\])$/.test(raw)) throw new Error('expected a host name or IP address');
+    if (!/^(\*|[A-Za-z0-9_.:-]+|\[[0-9A-Fa-f:.]+\]|(tcp|ipc):\/\/\S+)$/.test(raw)) throw new Error('expected a host name, an IP address or a ZeroMQ endpoint');
     return raw;
   },
 });
@@ -116,8 +119,9 @@ export const logSection = (defaultFile: string) => ({
   LogSeverityScreen: severity('ERROR'),
 });
 
-/** "tcp://host:port", with IPv6 literals bracketed. */
-export function tcpEndpoint(hostOrAddr: string, p: number): string {
+/** "tcp://host:port", with IPv6 literals bracketed; a whole ZeroMQ endpoint is kept as it is. */
+export function zmqAddress(hostOrAddr: string, p: number): string {
+  if (hostOrAddr.includes('://')) return hostOrAddr;
   const h = hostOrAddr.includes(':') && !hostOrAddr.startsWith('[') ? `[${hostOrAddr}]` : hostOrAddr;
   return `tcp://${h}:${p}`;
 }

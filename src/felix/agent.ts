@@ -6,7 +6,7 @@
  * to the {@link EndpointManager}.
  */
 import type { Logger } from '../common/logging.js';
-import { tcpEndpoint } from '../common/config.js';
+import { zmqAddress } from '../common/config.js';
 import { HEARTBEAT, Rc, decodeResponse, errorResponse } from '../common/wire/codec.js';
 import { RESYNCSTATE, decodeFelixRequest, decodeResyncResponse } from '../common/wire/endpoint-api.js';
 import { GETACLSTATE, TOPIC_ACL_HEARTBEAT, decodeAclPublication } from '../common/wire/acl-api.js';
@@ -43,20 +43,20 @@ export class FelixAgent {
     const c = opts.config.connection;
     const log = opts.log;
     this.pluginClient = new RequestClient({
-      address: tcpEndpoint(g.PluginAddress, g.PluginPort),
+      address: zmqAddress(g.PluginAddress, g.PluginPort),
       timeoutMs: c.ConnectionTimeoutMillis,
       keepaliveMs: c.ConnectionKeepaliveIntervalMillis,
       log: log.child({ peer: 'plugin' }),
       onReset: () => this.resync('plugin connection timed out'),
     });
     this.aclClient = new RequestClient({
-      address: tcpEndpoint(g.ACLAddress, g.ACLPort),
+      address: zmqAddress(g.ACLAddress, g.ACLPort),
       timeoutMs: c.ConnectionTimeoutMillis,
       keepaliveMs: c.ConnectionKeepaliveIntervalMillis,
       log: log.child({ peer: 'aclmgr' }),
       onReset: () => this.requestAllAcls('ACL manager connection timed out'),
     });
-    this.aclSub = new Subscriber(tcpEndpoint(g.ACLAddress, g.ACLPublishPort), (topic, body) => this.onAclPublication(topic, body), log);
+    this.aclSub = new Subscriber(zmqAddress(g.ACLPublishAddress ?? g.ACLAddress, g.ACLPublishPort), (topic, body) => this.onAclPublication(topic, body), log);
     this.aclSub.subscribe(TOPIC_ACL_HEARTBEAT);
     this.manager = new EndpointManager({
       log,
@@ -98,7 +98,7 @@ export class FelixAgent {
 
   private async bindEndpointServer(): Promise<void> {
     const g = this.opts.config.global;
-    const address = tcpEndpoint(g.LocalAddress, g.LocalPort);
+    const address = zmqAddress(g.LocalAddress, g.LocalPort);
     // A just-closed socket may hold the port for a moment.
     for (let attempt = 1; ; attempt++) {
       try {

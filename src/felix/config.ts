@@ -6,6 +6,8 @@ export const felixSchema = {
   global: {
     PluginAddress: host(undefined, true),
     ACLAddress: host(undefined, true),
+    /** Where the ACL manager publishes; by default ACLAddress with ACLPublishPort. */
+    ACLPublishAddress: { ...orNone(host()), default: null },
     LocalAddress: host('*'),
     FelixHostname: str(os.hostname()),
     ResyncIntervalSecs: int(1800, 1),

@@ -5,7 +5,7 @@
  * own queue.
  */
 import type { Logger } from '../common/logging.js';
-import { tcpEndpoint } from '../common/config.js';
+import { zmqAddress } from '../common/config.js';
 import { HEARTBEAT, Rc, decodeResponse, errorResponse } from '../common/wire/codec.js';
 import { RESYNCSTATE, ResyncResponse, decodePluginRequest } from '../common/wire/endpoint-api.js';
 import { ReplyServer } from '../common/zmq/reply-server.js';
@@ -127,6 +127,6 @@ export class EndpointRole {
 
   private felixAddress(host: string): string {
     const felix = this.data.felixes.get(host)!;
-    return tcpEndpoint(felix.ip, felix.port ?? this.opts.felixPort);
+    return zmqAddress(felix.ip, felix.port ?? this.opts.felixPort);
   }
 }

@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { commandLine, runDaemon } from '../common/cli.js';
-import { tcpEndpoint } from '../common/config.js';
+import { zmqAddress } from '../common/config.js';
 import { createLogger, parseSeverity } from '../common/logging.js';
 import { DataSource } from './source.js';
 import { EndpointRole } from './ep-role.js';
@@ -63,7 +63,7 @@ runDaemon('plugin', async () => {
       ? await EndpointRole.start(
           {
             log,
-            bindAddress: tcpEndpoint(argv.bind, argv['ep-port']),
+            bindAddress: zmqAddress(argv.bind, argv['ep-port']),
             felixPort: argv['felix-port'],
             timeoutMs: argv['timeout-ms'],
             keepaliveMs: argv['keepalive-ms'],
@@ -74,8 +74,8 @@ runDaemon('plugin', async () => {
       : await NetworkRole.start(
           {
             log,
-            repAddress: tcpEndpoint(argv.bind, argv['groups-port']),
-            pubAddress: tcpEndpoint(argv.bind, argv['publish-port']),
+            repAddress: zmqAddress(argv.bind, argv['groups-port']),
+            pubAddress: zmqAddress(argv.bind, argv['publish-port']),
             heartbeatMs: argv['heartbeat-ms'],
             republishMs: argv['republish-secs'] * 1000,
           },

@@ -1,0 +1,86 @@
+/**
+ * The seed's demo in the lab (README's main command): containers
+ * 192.168.1.1 (group1) and 192.168.1.2 (group2) on host one, 192.168.1.4
+ * (group1) on host two; then 192.168.1.3 (group1) on host one, networked
+ * the way the seed does it, timing each step of its convergence.
+ */
+import { waitFor } from '../common/poll.js';
+import { Lab, LabContainer } from './lab.js';
+import { formatMatrix, measureMatrix, probeOk } from './matrix.js';
+
+export interface DemoOptions {
+  dir: string;
+  keep: boolean;
+  say: (line: string) => void;
+}
+
+async function timed<T>(what: string, say: (l: string) => void, f: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const t0 = Date.now();
+  const value = await f();
+  const ms = Date.now() - t0;
+  say(`  ${what}: ${ms} ms`);
+  return { value, ms };
+}
+
+/** Waits (bounded) until a route to `ip` shows on `host`, from Felix (dev tap…) or BIRD (proto bird). */
+function routeSeen(lab: Lab, hostName: string, ip: string, kind: 'local' | 'bird'): Promise<unknown> {
+  const h = lab.host(hostName);
+  return waitFor(
+    `${kind} route to ${ip} on ${hostName}`,
+    async () => (await lab.routes(h)).split('\n').some((l) => l.startsWith(`${ip} `) && (kind === 'local' ? / dev tap/.test(l) : /proto bird/.test(l))),
+    20000,
+    25,
+  );
+}
+
+export async function runDemo(opts: DemoOptions): Promise<boolean> {
+  const say = opts.say;
+  const started = Date.now();
+  const lab = await Lab.up({ dir: opts.dir, hosts: 2, say });
+  try {
+    say('networking the seed’s first containers');
+    const c1 = await lab.addContainer('192.168.1.1', 'group1', 'instance-1');
+    await lab.addContainer('192.168.1.2', 'group2', 'instance-1');
+    const c4 = await lab.addContainer('192.168.1.4', 'group1', 'instance-2');
+    await timed('first three containers converged (matrix as expected)', say, () =>
+      waitFor('the connectivity matrix to match the seed’s rule', async () => (await measureMatrix(lab)).every(probeOk), 30000, 100),
+    );
+
+    say('networking 192.168.1.3 (group1) on instance-1 with network-container, as the seed does');
+    const t0 = Date.now();
+    const c3 = await lab.addContainer('192.168.1.3', 'group1', 'instance-1');
+    const steps: Array<[string, number]> = [['network-container', Date.now() - t0]];
+    const since = (p: Promise<unknown>) => p.then(() => Date.now() - t0);
+    const pingUntil = (from: LabContainer, to: LabContainer) =>
+      waitFor(`ping ${from.ip} -> ${to.ip}`, () => lab.ping(from, to.ip), 20000, 0);
+    const [local, remote, toLocal, toRemote, fromRemote] = await Promise.all([
+      since(routeSeen(lab, 'instance-1', c3.ip, 'local')),
+      since(routeSeen(lab, 'instance-2', c3.ip, 'bird')),
+      since(pingUntil(c3, c1)),
+      since(pingUntil(c3, c4)),
+      since(pingUntil(c4, c3)),
+    ]);
+    steps.push(
+      ['route on instance-1 (Felix)', local],
+      ['route on instance-2 (BIRD)', remote],
+      ['first ping 192.168.1.3 -> 192.168.1.1 (same host)', toLocal],
+      ['first ping 192.168.1.3 -> 192.168.1.4 (across hosts)', toRemote],
+      ['first ping 192.168.1.4 -> 192.168.1.3 (across hosts)', fromRemote],
+    );
+
+    for (const h of lab.hosts) say(`\nip route on ${h.name}:\n${(await lab.routes(h)).replace(/^/gm, '  ')}`);
+    const probes = await measureMatrix(lab);
+    say(`\nconnectivity (same group: reachable; different groups: not):\n${formatMatrix(probes)}`);
+    say(`\nconvergence of 192.168.1.3, from the start of network-container:`);
+    for (const [what, ms] of steps) say(`  ${what.padEnd(52)} ${String(ms).padStart(6)} ms`);
+    const ok = probes.every(probeOk);
+    say(`\n${ok ? 'PASS' : 'FAIL'}: ${probes.filter(probeOk).length}/${probes.length} pairs as expected; demo took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    return ok;
+  } finally {
+    if (opts.keep) say(`lab kept running in ${opts.dir}; stop it with: calico-lab down --dir ${opts.dir}`);
+    else {
+      say('removing the lab');
+      await lab.down();
+    }
+  }
+}

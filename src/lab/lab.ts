@@ -1,0 +1,329 @@
+/**
+ * The lab (SPEC §9): the seed's multi-host setup built from network
+ * namespaces on this machine. Hosts `instance-N` are namespaces joined by a
+ * bridge in a fabric namespace (198.18.0.0/24); each runs BIRD and Felix,
+ * and host one also the plugin's two roles and the ACL manager. Containers
+ * are further namespaces networked with `network-container --netns`.
+ *
+ * Everything it makes carries the lab's prefix and is listed in
+ * `DIR/lab.json`, so `down` removes all of it, from any process.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { waitFor } from '../common/poll.js';
+import { renderBirdConfig } from './bird-config.js';
+
+/** dist/ of this build: the lab runs the same build's commands. */
+const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const FABRIC_PREFIX = '198.18.0';
+
+export interface LabHost {
+  name: string;
+  ns: string;
+  ip: string;
+}
+
+export interface LabContainer {
+  id: string;
+  ip: string;
+  group: string;
+  host: string;
+  ns: string;
+}
+
+export interface LabState {
+  prefix: string;
+  dir: string;
+  hosts: LabHost[];
+  containers: LabContainer[];
+  /** process name → pid */
+  pids: Record<string, number>;
+}
+
+export interface LabOptions {
+  dir: string;
+  hosts?: number;
+  /** Unique prefix of every namespace the lab makes. */
+  prefix?: string;
+  asNumber?: number;
+  /** Progress lines go here. */
+  say?: (line: string) => void;
+}
+
+async function run(cmd: string, args: string[]): Promise<string> {
+  return (await execa(cmd, args)).stdout;
+}
+
+export function inNs(ns: string, cmd: string, ...args: string[]): Promise<string> {
+  return run('ip', ['netns', 'exec', ns, cmd, ...args]);
+}
+
+/** Succeeds or not, quietly: for probes. */
+async function probe(ns: string, cmd: string, ...args: string[]): Promise<boolean> {
+  const r = await execa('ip', ['netns', 'exec', ns, cmd, ...args], { reject: false, timeout: 5000 });
+  return r.exitCode === 0;
+}
+
+/** Endpoint ids look like docker ids: hex, unique in their first 11 characters. */
+export function endpointIdFor(ip: string): string {
+  return createHash('sha1').update(ip).digest('hex').slice(0, 12);
+}
+
+export class Lab {
+  private constructor(readonly state: LabState) {}
+
+  get hosts(): LabHost[] {
+    return this.state.hosts;
+  }
+
+  get containers(): LabContainer[] {
+    return this.state.containers;
+  }
+
+  get dataDir(): string {
+    return path.join(this.state.dir, 'data');
+  }
+
+  get logDir(): string {
+    return path.join(this.state.dir, 'logs');
+  }
+
+  static stateFile(dir: string): string {
+    return path.join(dir, 'lab.json');
+  }
+
+  static load(dir: string): Lab {
+    return new Lab(JSON.parse(fs.readFileSync(Lab.stateFile(dir), 'utf8')) as LabState);
+  }
+
+  /** Builds the hosts and starts every daemon; on failure removes what it made. */
+  static async up(opts: LabOptions): Promise<Lab> {
+    const say = opts.say ?? (() => {});
+    const n = opts.hosts ?? 2;
+    if (n < 1 || n > 200) throw new Error('a lab has 1 to 200 hosts');
+    if (fs.existsSync(Lab.stateFile(opts.dir))) throw new Error(`a lab is already up in ${opts.dir} (run down first)`);
+    const prefix = opts.prefix ?? `calab${process.pid.toString(36)}`;
+    fs.mkdirSync(path.join(opts.dir, 'data'), { recursive: true });
+    fs.mkdirSync(path.join(opts.dir, 'logs'), { recursive: true });
+    const hosts = Array.from({ length: n }, (_, i) => ({ name: `instance-${i + 1}`, ns: `${prefix}-h${i + 1}`, ip: `${FABRIC_PREFIX}.${i + 1}` }));
+    const lab = new Lab({ prefix, dir: opts.dir, hosts, containers: [], pids: {} });
+    lab.save();
+    try {
+      say(`building ${n} hosts on fabric ${FABRIC_PREFIX}.0/24 (namespaces ${prefix}-*)`);
+      await lab.buildFabric();
+      lab.writeConfigs(opts.asNumber ?? 64511);
+      say('starting plugin (ep, network), ACL manager, Felix and BIRD');
+      await lab.startDaemons();
+      await lab.waitForBgp();
+      say('all BGP sessions established');
+      return lab;
+    } catch (err) {
+      await lab.down();
+      throw err;
+    }
+  }
+
+  /** Stops every process and deletes every namespace and file of the lab. */
+  async down(): Promise<void> {
+    await Promise.all(Object.values(this.state.pids).map((pid) => stopProcess(pid)));
+    const ours = (await run('ip', ['netns', 'list'])).split('\n').map((l) => l.split(' ')[0]!).filter((ns) => ns.startsWith(`${this.state.prefix}-`));
+    for (const ns of ours) await execa('ip', ['netns', 'del', ns], { reject: false });
+    fs.rmSync(Lab.stateFile(this.state.dir), { force: true });
+    fs.rmSync(this.dataDir, { recursive: true, force: true });
+  }
+
+  private save(): void {
+    fs.writeFileSync(Lab.stateFile(this.state.dir), JSON.stringify(this.state, null, 2));
+  }
+
+  private async buildFabric(): Promise<void> {
+    const fabric = `${this.state.prefix}-fab`;
+    await run('ip', ['netns', 'add', fabric]);
+    await inNs(fabric, 'ip', 'link', 'add', 'br0', 'type', 'bridge');
+    await inNs(fabric, 'ip', 'link', 'set', 'br0', 'up');
+    for (const [i, h] of this.state.hosts.entries()) {
+      await run('ip', ['netns', 'add', h.ns]);
+      await inNs(h.ns, 'ip', 'link', 'set', 'lo', 'up');
+      await inNs(h.ns, 'ip', 'link', 'add', 'fab0', 'type', 'veth', 'peer', 'name', `h${i + 1}`);
+      await inNs(h.ns, 'ip', 'link', 'set', `h${i + 1}`, 'netns', fabric);
+      await inNs(fabric, 'ip', 'link', 'set', `h${i + 1}`, 'master', 'br0', 'up');
+      await inNs(h.ns, 'ip', 'addr', 'add', `${h.ip}/24`, 'dev', 'fab0');
+      await inNs(h.ns, 'ip', 'link', 'set', 'fab0', 'up');
+    }
+  }
+
+  private writeConfigs(asNumber: number): void {
+    const dir = this.state.dir;
+    const first = this.state.hosts[0]!;
+    const felixTxt = this.state.hosts.map((h) => `[felix ${h.name}]\nip=${h.ip}\nhost=${h.name}\n`).join('\n');
+    fs.writeFileSync(path.join(this.dataDir, 'felix.txt'), felixTxt);
+    for (const h of this.state.hosts) {
+      fs.writeFileSync(
+        path.join(dir, `felix-${h.name}.cfg`),
+        `[global]\nPluginAddress = ${first.ip}\nACLAddress = ${first.ip}\nFelixHostname = ${h.name}\nMetadataAddr = None\n\n` +
+          `[log]\nLogFilePath = ${path.join(this.logDir, `felix-${h.name}.log`)}\nLogSeverityFile = INFO\nLogSeverityScreen = ERROR\n\n` +
+          `[connection]\nConnectionTimeoutMillis = 10000\nConnectionKeepaliveIntervalMillis = 2000\n`,
+      );
+      const peers = this.state.hosts.filter((p) => p !== h).map((p) => ({ host: p.name, ip: p.ip }));
+      fs.writeFileSync(path.join(dir, `bird-${h.name}.conf`), renderBirdConfig({ self: { host: h.name, ip: h.ip }, peers, asNumber }));
+    }
+    fs.writeFileSync(
+      path.join(dir, 'acl_manager.cfg'),
+      `[global]\nPluginAddress = ${first.ip}\n\n[log]\nLogFilePath = ${path.join(this.logDir, 'acl_manager.log')}\nLogSeverityFile = INFO\nLogSeverityScreen = ERROR\n`,
+    );
+  }
+
+  private async startDaemons(): Promise<void> {
+    const dir = this.state.dir;
+    const [first, ...others] = this.state.hosts;
+    const common = ['--data', this.dataDir, '--log-dir', this.logDir, '--log-severity-screen', 'ERROR'];
+    this.spawnNode('plugin-network', first!.ns, 'src/plugin/main.js', ['network', ...common]);
+    this.spawnNode('plugin-ep', first!.ns, 'src/plugin/main.js', ['ep', ...common]);
+    this.spawnNode('acl-manager', first!.ns, 'src/aclmgr/main.js', ['--config-file', path.join(dir, 'acl_manager.cfg')]);
+    for (const h of [first!, ...others]) {
+      this.spawnNode(`felix-${h.name}`, h.ns, 'src/felix/main.js', ['--config-file', path.join(dir, `felix-${h.name}.cfg`)]);
+      this.spawn(`bird-${h.name}`, h.ns, 'bird', ['-f', '-c', path.join(dir, `bird-${h.name}.conf`), '-s', this.birdSocket(h)]);
+    }
+    this.save();
+  }
+
+  birdSocket(h: LabHost): string {
+    return path.join(this.state.dir, `bird-${h.name}.ctl`);
+  }
+
+  private spawnNode(name: string, ns: string, script: string, args: string[]): void {
+    this.spawn(name, ns, process.execPath, [path.join(DIST, script), ...args]);
+  }
+
+  /** Starts a daemon inside `ns`, detached (it outlives `lab up`), output to logs/NAME.out. */
+  private spawn(name: string, ns: string, cmd: string, args: string[]): ChildProcess {
+    const out = fs.openSync(path.join(this.logDir, `${name}.out`), 'a');
+    const child = spawn('ip', ['netns', 'exec', ns, cmd, ...args], { detached: true, stdio: ['ignore', out, out] });
+    fs.closeSync(out);
+    child.unref();
+    this.state.pids[name] = child.pid!;
+    return child;
+  }
+
+  /** Every host has an established BGP session to every other. */
+  private async waitForBgp(): Promise<void> {
+    if (this.state.hosts.length < 2) return;
+    await waitFor(
+      'BGP sessions to be established',
+      async () => {
+        for (const h of this.state.hosts) {
+          const out = await this.birdc(h, 'show', 'protocols');
+          const established = out.split('\n').filter((l) => /\bBGP\b/.test(l) && /Established/.test(l)).length;
+          if (established < this.state.hosts.length - 1) return false;
+        }
+        return true;
+      },
+      30000,
+      200,
+    );
+  }
+
+  birdc(h: LabHost, ...args: string[]): Promise<string> {
+    return inNs(h.ns, 'birdc', '-s', this.birdSocket(h), ...args);
+  }
+
+  host(name: string): LabHost {
+    const h = this.state.hosts.find((x) => x.name === name || x.ns === name || x.name === `instance-${name}`);
+    if (!h) throw new Error(`no host '${name}' in this lab (have ${this.state.hosts.map((x) => x.name).join(', ')})`);
+    return h;
+  }
+
+  container(ip: string): LabContainer {
+    const c = this.state.containers.find((x) => x.ip === ip || x.id === ip);
+    if (!c) throw new Error(`no container '${ip}' in this lab`);
+    return c;
+  }
+
+  /** Makes a container namespace on `host` and networks it with network-container, as the seed does. */
+  async addContainer(ip: string, group: string, hostName: string): Promise<LabContainer> {
+    const h = this.host(hostName);
+    if (this.state.containers.some((c) => c.ip === ip)) throw new Error(`a container with ${ip} exists already`);
+    const id = endpointIdFor(ip);
+    const c: LabContainer = { id, ip, group, host: h.name, ns: `${this.state.prefix}-c${id.slice(0, 8)}` };
+    await run('ip', ['netns', 'add', c.ns]);
+    try {
+      await inNs(h.ns, process.execPath, path.join(DIST, 'src/lab/network-container.js'), '--netns', c.ns, '--data-dir', this.dataDir, '--hostname', h.name, id, ip, group);
+    } catch (err) {
+      await execa('ip', ['netns', 'del', c.ns], { reject: false });
+      throw err;
+    }
+    // A TCP listener in every container, for the connectivity matrix.
+    this.spawn(`tcp-${id}`, c.ns, 'nc', ['-lk', '7000']);
+    this.state.containers.push(c);
+    this.save();
+    return c;
+  }
+
+  /** Removes the container's data (the plugin tells Felix) and its namespace. */
+  async removeContainer(ip: string): Promise<void> {
+    const c = this.container(ip);
+    fs.rmSync(path.join(this.dataDir, `${ip.replace(/[.:]/g, '_')}.txt`), { force: true });
+    const pid = this.state.pids[`tcp-${c.id}`];
+    if (pid) await stopProcess(pid);
+    delete this.state.pids[`tcp-${c.id}`];
+    await execa('ip', ['netns', 'del', c.ns], { reject: false });
+    this.state.containers = this.state.containers.filter((x) => x !== c);
+    this.save();
+  }
+
+  /** Moves a container to another group by rewriting its data file. */
+  setGroup(ip: string, group: string): void {
+    const c = this.container(ip);
+    const file = path.join(this.dataDir, `${ip.replace(/[.:]/g, '_')}.txt`);
+    const text = fs.readFileSync(file, 'utf8').replace(/^group=.*$/m, `group=${group}`);
+    fs.writeFileSync(`${file}.tmp`, text);
+    fs.renameSync(`${file}.tmp`, file);
+    c.group = group;
+    this.save();
+  }
+
+  ping(from: LabContainer, ip: string): Promise<boolean> {
+    return probe(from.ns, 'ping', '-c', '1', '-W', '1', ip);
+  }
+
+  tcp(from: LabContainer, ip: string): Promise<boolean> {
+    return probe(from.ns, 'nc', '-z', '-w', '1', ip, '7000');
+  }
+
+  routes(h: LabHost): Promise<string> {
+    return inNs(h.ns, 'ip', 'route', 'show');
+  }
+
+  /** Is each recorded process still running? */
+  processes(): Array<{ name: string; pid: number; alive: boolean }> {
+    return Object.entries(this.state.pids).map(([name, pid]) => ({ name, pid, alive: isAlive(pid) }));
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** SIGTERM to the process group, SIGKILL after 3 s. */
+async function stopProcess(pid: number): Promise<void> {
+  const signal = (s: NodeJS.Signals) => {
+    try {
+      process.kill(-pid, s);
+    } catch {
+      /* gone */
+    }
+  };
+  signal('SIGTERM');
+  const deadline = Date.now() + 3000;
+  while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (isAlive(pid)) signal('SIGKILL');
+}

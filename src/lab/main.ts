@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+/**
+ * `calico-lab up|down|status|add-container|remove-container|demo` (SPEC §9).
+ */
+import { commandLine } from '../common/cli.js';
+import { isIp } from '../common/wire/codec.js';
+import { Lab } from './lab.js';
+import { runDemo } from './demo.js';
+import { formatMatrix, measureMatrix } from './matrix.js';
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+const dirOption = { dir: { type: 'string' as const, default: '/tmp/calico-lab', describe: 'folder for the lab’s configs, data and logs' } };
+
+function checkIp(ip: unknown): string {
+  if (typeof ip !== 'string' || !isIp(ip)) throw new Error(`bad IP address '${String(ip)}'`);
+  return ip;
+}
+
+/** Ctrl-C during `up` or `demo` removes whatever the lab made so far. */
+function downOnInterrupt(dir: string): void {
+  const handler = (signal: string) => {
+    say(`${signal}: removing the lab`);
+    let lab: Lab | undefined;
+    try {
+      lab = Lab.load(dir);
+    } catch {
+      process.exit(130);
+    }
+    void lab.down().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', () => handler('SIGINT'));
+  process.once('SIGTERM', () => handler('SIGTERM'));
+}
+
+async function main(): Promise<number> {
+  let result: Promise<number> = Promise.resolve(0);
+  commandLine('calico-lab', '$0 <command> [options]')
+    .command('up', 'build the hosts and start every component', (y) => y.options({ ...dirOption, hosts: { type: 'number', default: 2 } }), (a) => {
+      downOnInterrupt(a.dir);
+      result = Lab.up({ dir: a.dir, hosts: a.hosts, say }).then(() => {
+        say(`lab up in ${a.dir}; logs in ${a.dir}/logs`);
+        return 0;
+      });
+    })
+    .command('down', 'stop everything and remove the namespaces', (y) => y.options(dirOption), (a) => {
+      result = Lab.load(a.dir).down().then(() => 0);
+    })
+    .command('status', 'processes, routes, BGP sessions, connectivity', (y) => y.options(dirOption), (a) => {
+      result = (async () => {
+        const lab = Lab.load(a.dir);
+        for (const p of lab.processes()) say(`${p.alive ? 'running' : 'DEAD   '} ${p.name} (pid ${p.pid})`);
+        for (const h of lab.hosts) {
+          say(`\n${h.name} (${h.ns}, ${h.ip}) routes:\n${(await lab.routes(h)).replace(/^/gm, '  ')}`);
+          say(`${h.name} BGP:\n${(await lab.birdc(h, 'show', 'protocols').catch((e: Error) => e.message)).replace(/^/gm, '  ')}`);
+        }
+        if (lab.containers.length > 1) say(`\nconnectivity:\n${formatMatrix(await measureMatrix(lab))}`);
+        return 0;
+      })();
+    })
+    .command('add-container <ip> <group>', 'network a new container namespace', (y) =>
+      y.options({ ...dirOption, host: { type: 'string', default: 'instance-1' } }).positional('ip', { type: 'string' }).positional('group', { type: 'string' }), (a) => {
+      result = Lab.load(a.dir).addContainer(checkIp(a.ip), String(a.group), a.host).then((c) => {
+        say(`container ${c.ip} (${c.group}) on ${c.host}: namespace ${c.ns}, endpoint ${c.id}`);
+        return 0;
+      });
+    })
+    .command('remove-container <ip>', 'remove a container and its data', (y) => y.options(dirOption).positional('ip', { type: 'string' }), (a) => {
+      result = Lab.load(a.dir).removeContainer(checkIp(a.ip)).then(() => 0);
+    })
+    .command('demo', 'the seed’s two-host demo, checked and timed', (y) => y.options({ ...dirOption, keep: { type: 'boolean', default: false, describe: 'leave the lab running' } }), (a) => {
+      downOnInterrupt(a.dir);
+      result = runDemo({ dir: a.dir, keep: a.keep, say }).then((ok) => (ok ? 0 : 1));
+    })
+    .demandCommand(1, 'name a command')
+    .parseSync();
+  return result;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`calico-lab: ${err.message}\n`);
+    process.exit(1);
+  },
+);
