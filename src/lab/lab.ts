@@ -263,10 +263,19 @@ export class Lab {
     return c;
   }
 
+  private dataFile(ip: string): string {
+    return path.join(this.dataDir, `${ip.replace(/[.:]/g, '_')}.txt`);
+  }
+
+  /** Deletes only the container's data: the plugin destroys the endpoint, the namespace stays. */
+  removeData(ip: string): void {
+    fs.rmSync(this.dataFile(this.container(ip).ip), { force: true });
+  }
+
   /** Removes the container's data (the plugin tells Felix) and its namespace. */
   async removeContainer(ip: string): Promise<void> {
     const c = this.container(ip);
-    fs.rmSync(path.join(this.dataDir, `${ip.replace(/[.:]/g, '_')}.txt`), { force: true });
+    this.removeData(ip);
     const pid = this.state.pids[`tcp-${c.id}`];
     if (pid) await stopProcess(pid);
     delete this.state.pids[`tcp-${c.id}`];
@@ -278,7 +287,7 @@ export class Lab {
   /** Moves a container to another group by rewriting its data file. */
   setGroup(ip: string, group: string): void {
     const c = this.container(ip);
-    const file = path.join(this.dataDir, `${ip.replace(/[.:]/g, '_')}.txt`);
+    const file = this.dataFile(ip);
     const text = fs.readFileSync(file, 'utf8').replace(/^group=.*$/m, `group=${group}`);
     fs.writeFileSync(`${file}.tmp`, text);
     fs.renameSync(`${file}.tmp`, file);
