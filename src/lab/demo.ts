@@ -5,7 +5,8 @@
  * the way the seed does it, timing each step of its convergence.
  */
 import { waitFor } from '../common/poll.js';
-import { Lab, LabContainer } from './lab.js';
+import { Lab } from './lab.js';
+import { networkAndTime } from './converge.js';
 import { formatMatrix, measureMatrix, probeOk } from './matrix.js';
 
 export interface DemoOptions {
@@ -22,17 +23,6 @@ async function timed<T>(what: string, say: (l: string) => void, f: () => Promise
   return { value, ms };
 }
 
-/** Waits (bounded) until a route to `ip` shows on `host`, from Felix (dev tap…) or BIRD (proto bird). */
-function routeSeen(lab: Lab, hostName: string, ip: string, kind: 'local' | 'bird'): Promise<unknown> {
-  const h = lab.host(hostName);
-  return waitFor(
-    `${kind} route to ${ip} on ${hostName}`,
-    async () => (await lab.routes(h)).split('\n').some((l) => l.startsWith(`${ip} `) && (kind === 'local' ? / dev tap/.test(l) : /proto bird/.test(l))),
-    20000,
-    25,
-  );
-}
-
 export async function runDemo(opts: DemoOptions): Promise<boolean> {
   const say = opts.say;
   const started = Date.now();
@@ -47,32 +37,13 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
     );
 
     say('networking 192.168.1.3 (group1) on instance-1 with network-container, as the seed does');
-    const t0 = Date.now();
-    const c3 = await lab.addContainer('192.168.1.3', 'group1', 'instance-1');
-    const steps: Array<[string, number]> = [['network-container', Date.now() - t0]];
-    const since = (p: Promise<unknown>) => p.then(() => Date.now() - t0);
-    const pingUntil = (from: LabContainer, to: LabContainer) =>
-      waitFor(`ping ${from.ip} -> ${to.ip}`, () => lab.ping(from, to.ip), 20000, 0);
-    const [local, remote, toLocal, toRemote, fromRemote] = await Promise.all([
-      since(routeSeen(lab, 'instance-1', c3.ip, 'local')),
-      since(routeSeen(lab, 'instance-2', c3.ip, 'bird')),
-      since(pingUntil(c3, c1)),
-      since(pingUntil(c3, c4)),
-      since(pingUntil(c4, c3)),
-    ]);
-    steps.push(
-      ['route on instance-1 (Felix)', local],
-      ['route on instance-2 (BIRD)', remote],
-      ['first ping 192.168.1.3 -> 192.168.1.1 (same host)', toLocal],
-      ['first ping 192.168.1.3 -> 192.168.1.4 (across hosts)', toRemote],
-      ['first ping 192.168.1.4 -> 192.168.1.3 (across hosts)', fromRemote],
-    );
+    const { steps } = await networkAndTime(lab, '192.168.1.3', 'group1', 'instance-1', c1, c4);
 
     for (const h of lab.hosts) say(`\nip route on ${h.name}:\n${(await lab.routes(h)).replace(/^/gm, '  ')}`);
     const probes = await measureMatrix(lab);
     say(`\nconnectivity (same group: reachable; different groups: not):\n${formatMatrix(probes)}`);
     say(`\nconvergence of 192.168.1.3, from the start of network-container:`);
-    for (const [what, ms] of steps) say(`  ${what.padEnd(52)} ${String(ms).padStart(6)} ms`);
+    for (const { what, ms } of steps) say(`  ${what.padEnd(52)} ${String(ms).padStart(6)} ms`);
     const ok = probes.every(probeOk);
     say(`\n${ok ? 'PASS' : 'FAIL'}: ${probes.filter(probeOk).length}/${probes.length} pairs as expected; demo took ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return ok;
