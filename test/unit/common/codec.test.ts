@@ -14,6 +14,9 @@ import {
   parseIssued,
   success,
 } from '../../../src/common/wire/codec.js';
+import { decodeAclPublication, decodeAclRequest } from '../../../src/common/wire/acl-api.js';
+import { decodeFelixRequest, decodePluginRequest, decodeResyncResponse } from '../../../src/common/wire/endpoint-api.js';
+import { decodeNetworkPublication, decodeNetworkRequest } from '../../../src/common/wire/network-api.js';
 import { Row, decodeTable, raw } from './decode-table.js';
 
 describe('codec: isIp', () => {
@@ -183,4 +186,30 @@ describe('codec: replies we send', () => {
     const reply = { type: 'ENDPOINTCREATED', rc: Rc.NOTEXIST, message: 'no such endpoint' };
     expect(decodeResponse(encode(reply))).to.deep.equal({ ok: true, msg: reply });
   });
+});
+
+describe('codec: no decoder throws, whatever the body', () => {
+  const decoders = { decodeFelixRequest, decodePluginRequest, decodeResyncResponse, decodeNetworkRequest, decodeNetworkPublication, decodeAclRequest, decodeAclPublication, decodeResponse };
+  const types = ['ENDPOINTCREATED', 'ENDPOINTUPDATED', 'ENDPOINTDESTROYED', 'RESYNCSTATE', 'GETGROUPS', 'GROUPUPDATE', 'GETACLSTATE', 'ACLUPDATE', 'HEARTBEAT'];
+  const shapes: object[] = [
+    {},
+    { endpoint_id: {}, mac: [], addrs: [null, 1, [], {}], state: {}, resync_id: [], interface_name: 5, issued: [] },
+    { addrs: [{ addr: '1.2.3.4', gateway: {}, properties: null }] },
+    { resync_id: 'r', hostname: 'h', rc: 'SUCCESS', endpoint_count: {}, interface_prefix: [] },
+    { group: 'g', members: { constructor: ['1.2.3.4'], toString: [], ['__proto__']: ['1.2.3.4'] }, rules: { inbound: [null, [], 'x'] } },
+    { group: 'g', members: { e: [null, {}, 1e999] }, rules: { inbound: [{ port: [null, null], icmp_type: {}, icmp_code: [] }] } },
+    { acls: { v4: { inbound: [{ protocol: {} }] }, v6: [] } },
+    { acls: { v4: 'x', v6: null } },
+    { acls: null },
+  ];
+  const bodies = [
+    ...types.flatMap((type) => shapes.map((s) => JSON.stringify({ type, ...s }))),
+    '['.repeat(100_000),
+    '{"type":"HEARTBEAT","issued":1e999}',
+    `{"type":"${'\\u0000'.repeat(10)}"}`,
+  ];
+  for (const [name, decode] of Object.entries(decoders))
+    it(`${name} answers ${bodies.length} odd bodies without throwing`, () => {
+      for (const body of bodies) expect(() => decode(body), body.slice(0, 120)).not.to.throw();
+    });
 });
