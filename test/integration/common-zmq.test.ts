@@ -254,6 +254,40 @@ describe('zmq: RequestClient', () => {
     expect(c.resets).to.be.at.least(1);
   });
 
+  for (const kind of ['throws', 'rejects'] as const)
+    it(`an onReset that ${kind} is logged and the client carries on`, async () => {
+      const addr = await address();
+      const router = await routerPeer(addr);
+      const rec = recordingLog();
+      let resets = 0;
+      const c = client(addr, {
+        timeoutMs: 150,
+        log: rec.log,
+        onReset:
+          kind === 'throws'
+            ? () => {
+                resets++;
+                throw new Error('owner bug');
+              }
+            : async () => {
+                resets++;
+                await Promise.resolve();
+                throw new Error('owner bug');
+              },
+      });
+      const lost = await c.request({ type: 'LOST' }).catch((err: Error) => err);
+      expect(lost).to.be.instanceOf(ConnectionResetError);
+      expect(resets).to.equal(1);
+      await waitFor('the handler failure logged', () => rec.lines.some((l) => l.msg === 'reset handler failed' && (l['err'] as { message?: string }).message === 'owner bug'), BOUND_MS);
+      // The new socket works: the peer sees the next request and its answer comes back.
+      const next = c.request({ type: 'NEXT' });
+      let frames: Buffer[] | null = null;
+      while ((frames = await receiveWithin(router, BOUND_MS)) && JSON.parse(frames[2]!.toString()).type !== 'NEXT');
+      expect(frames, 'NEXT arrives').to.not.equal(null);
+      await router.send([frames![0]!, frames![1]!, JSON.stringify({ type: 'NEXT', rc: 'SUCCESS', message: '' })]);
+      expect(JSON.parse((await next).toString())).to.deep.include({ type: 'NEXT', rc: 'SUCCESS' });
+    });
+
   it('after close, queued and new requests fail', async () => {
     const addr = await address();
     await routerPeer(addr);
@@ -384,6 +418,29 @@ describe('zmq: Publisher and Subscriber', () => {
     sub.subscribe('t');
     await publishUntil('a second delivery', ['t'], () => calls >= 2);
     expect(lines.some((l) => l.msg === 'publication handler failed')).to.equal(true);
+  });
+
+  it('keeps delivering after an async handler rejects, and logs it', async () => {
+    const addr = await address();
+    const rec = recordingLog();
+    const pub = closeLater(await Publisher.bind(addr, rec.log), (p) => p.close());
+    let calls = 0;
+    // Daemons' handlers are often async: a rejection must be caught like a throw.
+    const sub = closeLater(
+      new Subscriber(
+        addr,
+        async () => {
+          await Promise.resolve();
+          if (++calls === 1) throw new Error('async handler exploded');
+        },
+        rec.log,
+      ),
+      (s) => s.close(),
+    );
+    sub.subscribe('t');
+    await waitFor('a second delivery', async () => (await pub.publish('t', { type: 'HEARTBEAT' }), calls >= 2), BOUND_MS, 20);
+    const logged = rec.lines.find((l) => l.msg === 'publication handler failed');
+    expect((logged?.['err'] as { message?: string } | undefined)?.message).to.equal('async handler exploded');
   });
 
   it('publishes [topic, json] as exactly two frames and counts them', async () => {
