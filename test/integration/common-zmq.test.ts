@@ -8,7 +8,7 @@ import { pino } from 'pino';
 import * as zmq from 'zeromq';
 import { Publisher } from '../../src/common/zmq/publisher.js';
 import { ReplyServer } from '../../src/common/zmq/reply-server.js';
-import { ConnectionResetError, RequestClient } from '../../src/common/zmq/request-client.js';
+import { ConnectionResetError, RequestClient, RequestClientOptions } from '../../src/common/zmq/request-client.js';
 import { Subscriber } from '../../src/common/zmq/subscriber.js';
 import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/process.js';
@@ -158,7 +158,7 @@ describe('zmq: RequestClient', () => {
     return router;
   }
 
-  function client(addr: string, opts: Partial<ConstructorParameters<typeof RequestClient>[0]> = {}): RequestClient {
+  function client(addr: string, opts: Partial<RequestClientOptions> = {}): RequestClient {
     return closeLater(new RequestClient({ address: addr, timeoutMs: BOUND_MS, keepaliveMs: 0, log: recordingLog().log, ...opts }), (c) => c.close());
   }
 
