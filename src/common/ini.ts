@@ -59,8 +59,9 @@ export function parseIni(text: string): IniDocument {
       return;
     }
     const key = entry[1]!.trim();
-    // An inline comment needs white space before it, as in ConfigParser.
-    const value = entry[2]!.replace(/\s[;#].*$/, '').trim();
+    // An inline comment needs white space before it, as in ConfigParser; a
+    // value that is only a comment (`key = ; none`) is empty.
+    const value = entry[2]!.replace(/(^|\s)[;#].*$/, '').trim();
     (current as IniSection).entries.set(key.toLowerCase(), { key, value, line });
   });
   return doc;

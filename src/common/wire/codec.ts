@@ -36,8 +36,12 @@ const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 /** Endpoint ids become interface, chain and set names: keep them to safe characters. */
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
 
+/**
+ * A plain IPv4 dotted quad or IPv6 address: no short or octal IPv4 forms, no
+ * IPv6 zone index (meaningless in a route, neighbour entry or ipset).
+ */
 export function isIp(s: string): boolean {
-  return ipaddr.isValid(s) && (ipaddr.IPv4.isValidFourPartDecimal(s) || s.includes(':'));
+  return ipaddr.isValid(s) && (ipaddr.IPv4.isValidFourPartDecimal(s) || (s.includes(':') && !s.includes('%')));
 }
 
 export function ipFamily(s: string): 4 | 6 {
@@ -65,8 +69,7 @@ export function canonicalCidr(s: string): string | null {
   try {
     if (!s.includes('/')) return isIp(s) ? `${canonicalIp(s)}/${ipFamily(s) === 4 ? 32 : 128}` : null;
     const [addr, len] = ipaddr.parseCIDR(s);
-    const host = s.split('/')[0]!;
-    if (addr.kind() === 'ipv4' && !ipaddr.IPv4.isValidFourPartDecimal(host)) return null;
+    if (!isIp(s.split('/')[0]!)) return null;
     // Host bits are cleared so that equal networks compare equal.
     const net = addr.kind() === 'ipv4' ? ipaddr.IPv4.networkAddressFromCIDR(s) : ipaddr.IPv6.networkAddressFromCIDR(s);
     return `${net.toString()}/${len}`;

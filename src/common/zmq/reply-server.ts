@@ -45,21 +45,22 @@ export class ReplyServer {
         // ROUTER: [peer identity, empty delimiter (from REQ), body]; REP: [body].
         const head = router ? frames.slice(0, 2) : [];
         const parts = router ? frames.slice(2) : frames;
-        const reply = parts.length === 1 ? await this.answer(parts[0]!) : { type: 'ERROR', rc: Rc.INVALID, message: `expected one frame, got ${parts.length}` };
+        const reply = parts.length === 1 ? await this.answer(parts[0]!) : encode({ type: 'ERROR', rc: Rc.INVALID, message: `expected one frame, got ${parts.length}` });
         if (parts.length !== 1) this.log.warn({ frames: parts.length }, 'request with wrong frame count');
-        await this.socket.send([...head, encode(reply)]);
+        await this.socket.send([...head, reply]);
       }
     } catch (err) {
       if (!this.closed) this.log.error({ err }, 'reply socket failed');
     }
   }
 
-  private async answer(body: Buffer): Promise<object> {
+  /** The encoded reply; encoding is inside the guard so a reply that cannot be encoded still gets an answer. */
+  private async answer(body: Buffer): Promise<string> {
     try {
-      return await this.handler(body);
+      return encode(await this.handler(body));
     } catch (err) {
       this.log.error({ err }, 'request handler failed');
-      return { type: 'ERROR', rc: Rc.FAILURE, message: `internal error: ${(err as Error).message}` };
+      return encode({ type: 'ERROR', rc: Rc.FAILURE, message: `internal error: ${(err as Error).message}` });
     }
   }
 

@@ -20,7 +20,10 @@ export interface RequestClientOptions {
   /** Send HEARTBEAT after this much idleness; 0 disables. */
   keepaliveMs: number;
   log: Logger;
-  /** Called after the socket was recreated; outstanding requests have failed. */
+  /**
+   * Called after the socket was recreated; outstanding requests have failed.
+   * May be async; a throw or rejection is logged, since it happens on a timer.
+   */
   onReset?: (reason: string) => void;
   socketOptions?: SocketOptions;
 }
@@ -116,7 +119,13 @@ export class RequestClient {
     this.socket.close();
     this.socket = this.connect();
     this.failQueued(new ConnectionResetError(reason));
-    this.opts.onReset?.(reason);
+    const failed = (err: unknown) => this.opts.log.error({ err, address: this.opts.address }, 'reset handler failed');
+    try {
+      const pending: unknown = this.opts.onReset?.(reason);
+      if (pending instanceof Promise) pending.catch(failed);
+    } catch (err) {
+      failed(err);
+    }
   }
 
   private failQueued(err: Error): void {

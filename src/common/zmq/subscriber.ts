@@ -8,6 +8,7 @@ import * as zmq from 'zeromq';
 import type { Logger } from '../logging.js';
 import { SocketOptions, applySocketOptions } from './options.js';
 
+/** May be async: a rejection is logged like a throw, never left unhandled. */
 export type TopicHandler = (topic: string, body: Buffer) => void;
 
 export class Subscriber {
@@ -67,10 +68,13 @@ export class Subscriber {
           this.log.warn({ topic, frames: frames.length }, 'publication with wrong frame count ignored');
           continue;
         }
+        const failed = (err: unknown) => this.log.error({ err, topic }, 'publication handler failed');
         try {
-          this.onMessage(topic, frames[1]!);
+          // Not awaited, so a slow handler does not hold up the socket.
+          const pending: unknown = this.onMessage(topic, frames[1]!);
+          if (pending instanceof Promise) pending.catch(failed);
         } catch (err) {
-          this.log.error({ err, topic }, 'publication handler failed');
+          failed(err);
         }
       }
     } catch (err) {
