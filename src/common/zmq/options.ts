@@ -6,6 +6,11 @@ export interface SocketOptions {
   maxMessageSize?: number;
 }
 
-export function applySocketOptions(socket: zmq.Socket, options: SocketOptions): void {
+/**
+ * Applies `options`, and enables IPv6 when `address` names an IPv6 host
+ * (ZeroMQ sockets are IPv4-only unless told otherwise).
+ */
+export function applySocketOptions(socket: zmq.Socket, options: SocketOptions, address: string): void {
+  if (/^tcp:\/\/\[/.test(address)) socket.ipv6 = true;
   if (options.maxMessageSize !== undefined) socket.maxMessageSize = options.maxMessageSize;
 }

@@ -19,7 +19,7 @@ export class Publisher {
 
   static async bind(address: string, log: Logger, options: SocketOptions = {}): Promise<Publisher> {
     const socket = new zmq.Publisher();
-    applySocketOptions(socket, options);
+    applySocketOptions(socket, options, address);
     socket.linger = 0;
     try {
       await socket.bind(address);

@@ -26,7 +26,7 @@ export class ReplyServer {
   /** Binds `address` ("tcp://host:port") with a REP (`rep`) or ROUTER (`router`) socket and starts serving. */
   static async bind(kind: 'rep' | 'router', address: string, handler: RequestHandler, log: Logger, options: SocketOptions = {}): Promise<ReplyServer> {
     const socket = kind === 'rep' ? new zmq.Reply() : new zmq.Router();
-    applySocketOptions(socket, options);
+    applySocketOptions(socket, options, address);
     socket.linger = 0;
     try {
       await socket.bind(address);

@@ -80,7 +80,7 @@ export class RequestClient {
 
   private connect(): zmq.Request {
     const socket = new zmq.Request();
-    applySocketOptions(socket, this.opts.socketOptions ?? {});
+    applySocketOptions(socket, this.opts.socketOptions ?? {}, this.opts.address);
     socket.linger = 0;
     socket.connect(this.opts.address);
     return socket;

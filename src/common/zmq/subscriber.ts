@@ -51,7 +51,7 @@ export class Subscriber {
 
   private open(): zmq.Subscriber {
     const socket = new zmq.Subscriber();
-    applySocketOptions(socket, this.options);
+    applySocketOptions(socket, this.options, this.address);
     socket.linger = 0;
     socket.connect(this.address);
     for (const t of this.topics) socket.subscribe(t);

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, host, int, loadConfig, logSection, orNone, port, str, tcpEndpoint } from '../../../src/common/config.js';
+import { ConfigError, host, int, loadConfig, logSection, orNone, port, str, zmqAddress } from '../../../src/common/config.js';
 
 /** A felix.cfg-like schema (SPEC §7). */
 const schema = {
@@ -136,8 +136,8 @@ connectionkeepaliveintervalmillis = 0
     ['a negative number', 'ResyncIntervalSecs = -1', 4, '[global] ResyncIntervalSecs: bad value "-1": expected a number from 0 to'],
     ['port 0', 'MetadataPort = 0', 4, '[global] MetadataPort: bad value "0": expected a number from 1 to 65535'],
     ['port 65536', 'MetadataPort = 65536', 4, '[global] MetadataPort: bad value "65536": expected a number from 1 to 65535'],
-    ['a URL for a host', 'LocalAddress = tcp://0.0.0.0', 4, '[global] LocalAddress: bad value "tcp://0.0.0.0": expected a host name or IP address'],
-    ['a host with a space', 'MetadataAddr = a b', 4, '[global] MetadataAddr: bad value "a b": expected a host name or IP address'],
+    ['a URL for a host', 'LocalAddress = http://0.0.0.0', 4, '[global] LocalAddress: bad value "http://0.0.0.0": expected a host name, an IP address or a ZeroMQ endpoint'],
+    ['a host with a space', 'MetadataAddr = a b', 4, '[global] MetadataAddr: bad value "a b": expected a host name, an IP address or a ZeroMQ endpoint'],
     ['an unknown severity', '[log]\nLogSeverityScreen = LOUD', 5, '[log] LogSeverityScreen: bad value "LOUD": must be one of NONE, DEBUG, INFO, WARNING, ERROR, CRITICAL'],
     ['a zero timeout below its minimum', '[connection]\nConnectionTimeoutMillis = 0', 5, '[connection] ConnectionTimeoutMillis: bad value "0": expected a number from 1 to'],
   ];
@@ -158,13 +158,15 @@ connectionkeepaliveintervalmillis = 0
   });
 });
 
-describe('config: tcpEndpoint', () => {
+describe('config: zmqAddress', () => {
   const rows: [string, number, string][] = [
     ['10.0.0.1', 9901, 'tcp://10.0.0.1:9901'],
     ['*', 9902, 'tcp://*:9902'],
     ['plugin.example', 9903, 'tcp://plugin.example:9903'],
     ['fd00::1', 9904, 'tcp://[fd00::1]:9904'],
     ['[fd00::1]', 9905, 'tcp://[fd00::1]:9905'],
+    ['ipc:///run/calico/plugin.sock', 9901, 'ipc:///run/calico/plugin.sock'],
+    ['tcp://10.0.0.1:7000', 9901, 'tcp://10.0.0.1:7000'],
   ];
-  for (const [h, p, want] of rows) it(`${h} ${p} → ${want}`, () => expect(tcpEndpoint(h, p)).to.equal(want));
+  for (const [h, p, want] of rows) it(`${h} ${p} → ${want}`, () => expect(zmqAddress(h, p)).to.equal(want));
 });
