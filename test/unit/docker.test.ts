@@ -232,6 +232,7 @@ describe('docker/Dockerfile', () => {
 
 interface Service {
   image?: string;
+  container_name?: string;
   build?: { context: string; dockerfile: string; target: string };
   command?: string[];
   network_mode?: string;
@@ -290,8 +291,9 @@ describe('docker/compose', () => {
       });
 
       for (const [name, want] of Object.entries(expected)) {
-        it(`${name}: the seed's flags, its log volume, the ${want.target} image, and a command it has`, () => {
+        it(`${name}: the seed's name and flags, its log volume, the ${want.target} image, and a command it has`, () => {
           const s = services[name]!;
+          expect(s.container_name).to.equal(name);
           expect({ network_mode: s.network_mode, privileged: s.privileged, restart: s.restart }).to.deep.equal({ network_mode: 'host', privileged: true, restart: 'always' });
           expect(s.volumes).to.include(want.logs);
           expect(s.image).to.equal(`calico:${want.target}`);
