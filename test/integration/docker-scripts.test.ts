@@ -130,7 +130,7 @@ describe('docker start scripts', function () {
       const felixTxt = path.join(dir, 'felix.txt');
       fs.writeFileSync(felixTxt, '[felix instance-1]\nip=198.18.0.1\nhost=instance-1.lab\n\n[felix instance-2]\nip=198.18.0.2\nhost=instance-2.lab\n');
       const conf = await runBird({ FELIX_TXT: felixTxt, BIRD_HOSTNAME: 'instance-1.lab', BIRD_AS: '65010', BIRD_PREFIXES: '192.168.0.0/16 fd00:192:168::/64' });
-      expect(conf).to.include('router id 198.18.0.1;').and.include('neighbor 198.18.0.2 as 65010;').and.include(`log "${path.join(dir, 'log/bird.log')}" all;`);
+      expect(conf).to.include('router id 198.18.0.1;').and.include('neighbor 198.18.0.2 as 65010;').and.include(`log "${path.join(dir, 'log/bird.log')}" 10000000 "${path.join(dir, 'log/bird.log.old')}" all;`);
       expect(conf).to.include('define ENDPOINT_ROUTES_V6 = [ fd00:192:168::/64{128,128} ];');
     });
 

@@ -61,7 +61,7 @@ describe('renderBirdConfig', () => {
     {
       name: 'custom AS, several prefixes (host bits cleared, duplicates dropped), log file, router id',
       input: { self: host(1), peers: [host(2)], asNumber: 65001, prefixes: ['10.65.0.0/16', '10.66.1.1/16', '10.66.0.0/16'], routerId: '1.2.3.4', logFile: '/var/log/bird/bird.log' },
-      has: ['router id 1.2.3.4;', 'log "/var/log/bird/bird.log" all;', 'local 10.240.0.1 as 65001;', 'define ENDPOINT_ROUTES_V4 = [ 10.65.0.0/16{32,32}, 10.66.0.0/16{32,32} ];'],
+      has: ['router id 1.2.3.4;', 'log "/var/log/bird/bird.log" 10000000 "/var/log/bird/bird.log.old" all;', 'local 10.240.0.1 as 65001;', 'define ENDPOINT_ROUTES_V4 = [ 10.65.0.0/16{32,32}, 10.66.0.0/16{32,32} ];'],
       hasNot: ['64511', '192.168.0.0'],
       sessions: { peer_instance_2: ['description "instance-2";', 'neighbor 10.240.0.2 as 65001;'] },
     },
