@@ -7,8 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { commandLine } from '../common/cli.js';
-import { canonicalCidr, ipFamily, isIp } from '../common/wire/codec.js';
-import { DEFAULT_AS, DEFAULT_PREFIXES, meshFor, parseFelixTxt, renderBirdConfig } from './bird-config.js';
+import { DEFAULT_AS, DEFAULT_PREFIXES, meshFor, meshOptions, parseFelixTxt, renderBirdConfig } from './bird-config.js';
 
 const NAME = 'calico-bird-config';
 
@@ -23,10 +22,7 @@ const argv = commandLine(NAME, '$0 --felix-txt FILE [--host NAME] [--as N] [--pr
     out: { type: 'string', describe: 'write the config here (atomically) instead of stdout' },
   })
   .check((a) => {
-    if (!Number.isInteger(a.as) || a.as < 1 || a.as > 4294967295) throw new Error(`bad AS number '${a.as}'`);
-    for (const p of a.prefix) if (!p.includes('/') || canonicalCidr(p) === null) throw new Error(`bad prefix '${p}' (expected a CIDR such as 192.168.0.0/16)`);
-    const id = a['router-id'];
-    if (id !== undefined && !(isIp(id) && ipFamily(id) === 4)) throw new Error(`bad router id '${id}' (an IPv4 address)`);
+    meshOptions({ asNumber: a.as, prefixes: a.prefix, routerId: a['router-id'] });
     return true;
   })
   .parseSync();

@@ -52,26 +52,35 @@ function quote(s: string): string {
   return `"${s.replace(/["\\]/g, '\\$&')}"`;
 }
 
-/** Validates the input; returns the prefixes (canonical) per family. */
-function checkInput(input: BirdConfigInput): { v4: string[]; v6: string[]; routerId: string; asNumber: number } {
-  const asNumber = input.asNumber ?? DEFAULT_AS;
+/**
+ * Checks the mesh-wide options (those a command line gives); returns the AS
+ * and the canonical prefixes per family. Throws an Error naming a bad value.
+ */
+export function meshOptions(opts: Pick<BirdConfigInput, 'asNumber' | 'prefixes' | 'routerId'>): { v4: string[]; v6: string[]; asNumber: number } {
+  const asNumber = opts.asNumber ?? DEFAULT_AS;
   if (!Number.isInteger(asNumber) || asNumber < 1 || asNumber > 4294967295) throw new Error(`bad AS number '${asNumber}'`);
   const byFamily: { v4: string[]; v6: string[] } = { v4: [], v6: [] };
-  for (const raw of input.prefixes ?? DEFAULT_PREFIXES) {
+  for (const raw of opts.prefixes ?? DEFAULT_PREFIXES) {
     const cidr = canonicalCidr(raw);
     if (cidr === null || !raw.includes('/')) throw new Error(`bad prefix '${raw}' (expected a CIDR such as 192.168.0.0/16)`);
     const list = ipFamily(cidr) === 4 ? byFamily.v4 : byFamily.v6;
     if (!list.includes(cidr)) list.push(cidr);
   }
   if (byFamily.v4.length + byFamily.v6.length === 0) throw new Error('no container prefix given');
+  if (opts.routerId !== undefined && !(isIp(opts.routerId) && ipFamily(opts.routerId) === 4)) throw new Error(`bad router id '${opts.routerId}' (an IPv4 address)`);
+  return { ...byFamily, asNumber };
+}
+
+/** Validates the whole input; the router id defaults to an IPv4 host address. */
+function checkInput(input: BirdConfigInput): { v4: string[]; v6: string[]; routerId: string; asNumber: number } {
+  const options = meshOptions(input);
   for (const h of [input.self, ...input.peers]) {
     if (!isIp(h.ip)) throw new Error(`bad address '${h.ip}' for host '${h.host}'`);
     if (ipFamily(h.ip) !== ipFamily(input.self.ip)) throw new Error(`host '${h.host}' (${h.ip}) is not in the address family of '${input.self.host}' (${input.self.ip})`);
   }
   const routerId = input.routerId ?? (ipFamily(input.self.ip) === 4 ? input.self.ip : undefined);
-  if (routerId === undefined || !isIp(routerId) || ipFamily(routerId) !== 4)
-    throw new Error(`bad or missing router id '${routerId ?? ''}' (an IPv4 address; needed when the host address is IPv6)`);
-  return { ...byFamily, routerId: canonicalIp(routerId), asNumber };
+  if (routerId === undefined) throw new Error(`missing router id: '${input.self.host}' has an IPv6 address, and a router id is an IPv4 address`);
+  return { ...options, routerId: canonicalIp(routerId) };
 }
 
 /** Renders bird.conf for `self`. Throws an Error naming the bad value on bad input. */

@@ -74,6 +74,7 @@ describe('calico-bird-config with BIRD 2', function () {
       ['no --felix-txt', ['--host', 'instance-1'], 2, /Missing required argument: felix-txt/],
       ['a bad prefix', ['--felix-txt', 'FELIX', '--prefix', '192.168.0.0'], 2, /bad prefix '192\.168\.0\.0'/],
       ['a bad AS', ['--felix-txt', 'FELIX', '--as', '0'], 2, /bad AS number '0'/],
+      ['an IPv6 router id', ['--felix-txt', 'FELIX', '--router-id', 'fd00::1'], 2, /bad router id 'fd00::1'/],
       ['an unknown option', ['--felix-txt', 'FELIX', '--bogus'], 2, /Unknown argument: bogus/],
       ['a host not in the list', ['--felix-txt', 'FELIX', '--host', 'instance-9'], 1, /host 'instance-9' is not in the host list \(have instance-1, instance-2\)/],
       ['a missing file', ['--felix-txt', '/nonexistent/felix.txt', '--host', 'instance-1'], 1, /cannot read \/nonexistent\/felix\.txt: ENOENT/],

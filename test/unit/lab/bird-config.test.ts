@@ -105,8 +105,8 @@ describe('renderBirdConfig', () => {
     ['AS 0', { self: host(1), peers: [], asNumber: 0 }, /bad AS number '0'/],
     ['AS too large', { self: host(1), peers: [], asNumber: 2 ** 32 }, /bad AS number/],
     ['a peer of the other family', { self: host(1), peers: [{ host: 'b', ip: 'fd00::2' }] }, /host 'b' \(fd00::2\) is not in the address family/],
-    ['an IPv6 host without router id', { self: { host: 'a', ip: 'fd00::1' }, peers: [], prefixes: ['fd00:1::/64'] }, /missing router id/],
-    ['an IPv6 router id', { self: host(1), peers: [], routerId: 'fd00::1' }, /router id 'fd00::1'/],
+    ['an IPv6 host without router id', { self: { host: 'a', ip: 'fd00::1' }, peers: [], prefixes: ['fd00:1::/64'] }, /missing router id: 'a' has an IPv6 address/],
+    ['an IPv6 router id', { self: host(1), peers: [], routerId: 'fd00::1' }, /bad router id 'fd00::1'/],
     ['a bad host address', { self: { host: 'a', ip: '10.0.0.300' }, peers: [] }, /bad address '10\.0\.0\.300' for host 'a'/],
   ];
   for (const [name, input, message] of bad) {
