@@ -104,6 +104,7 @@ export function ruleEntry(rule: Rule, family: Family): Entry {
     return { kind: 'port', members: cidrs.map((c) => `${c},${proto}:${icmp}`) };
   }
   if (hasIcmp) return { invalid: `icmp type with protocol ${protocol}` };
+  if (family === 4 && (protocol === 'icmpv6' || protocol === 'ipv6-icmp')) return { invalid: `${protocol} in IPv4 rules` };
   if (PORT_PROTOCOLS.has(protocol)) {
     const port = portText(rule.port);
     if (port === null) return { invalid: `bad port ${JSON.stringify(rule.port)}` };

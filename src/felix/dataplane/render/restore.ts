@@ -81,8 +81,7 @@ export interface IpsetChanges {
 export function renderIpsetRestore(c: IpsetChanges): string {
   const out: string[] = [];
   for (const s of c.create) {
-    // -exist makes the create a no-op if our view was stale; the flush then makes the contents exact.
-    out.push(createLine(s.name, s.type, s.family), `flush ${s.name}`);
+    out.push(createLine(s.name, s.type, s.family));
     for (const m of s.members) out.push(`add ${s.name} ${m}`);
   }
   const temps = new Set<string>();
