@@ -83,14 +83,15 @@ export interface Container {
 }
 
 /**
- * A "container": its own namespace, veth `ifname` in `host` (left down unless
- * `up`), `eth0` inside with `ip/32` (or /128) and a default route via eth0 —
+ * A "container": its own namespace, veth `ifname` in `host` (up unless
+ * `up: false`), `eth0` inside with `ip/32` (or /128) and a default route via eth0 —
  * the layout network-container builds.
  */
-export async function plugContainer(host: Netns, label: string, ip: string, ifname: string, opts: { up?: boolean } = {}): Promise<Container> {
+export async function plugContainer(host: Netns, label: string, ip: string, ifname: string, opts: { up?: boolean; mac?: string } = {}): Promise<Container> {
   const ns = await createNetns(label);
   const v6 = ip.includes(':');
   await host.run('ip', ['link', 'add', ifname, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name]);
+  if (opts.mac) await ns.run('ip', ['link', 'set', 'eth0', 'address', opts.mac]);
   await ns.sh(
     v6
       ? `ip -6 addr add ${ip}/128 dev eth0 nodad; ip link set eth0 up; ip -6 route add default dev eth0`
