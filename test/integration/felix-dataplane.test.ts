@@ -246,6 +246,30 @@ describe('Felix dataplane in network namespaces', function () {
     await host.run('ip', ['link', 'set', C.ifname, 'down']);
     await host.run('ip', ['link', 'set', C.ifname, 'up']);
     await waitFor('route back', async () => (await host.run('ip', ['route'])).includes('192.168.10.3 dev tapccccccccccc'), 10000);
+    // The container restarts: its veth is deleted and created again (new ifindex, fresh sysctls).
+    await host.run('ip', ['link', 'del', C.ifname]);
+    await waitFor('C waiting', async () => (await status(driver, C.id))?.interfaceUp === false, 10000);
+    await host.run('ip', ['link', 'add', C.ifname, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', c.ns.name]);
+    await c.ns.sh(`ip link set eth0 address ${C.mac}; ip addr add ${C.ip}/32 dev eth0; ip link set eth0 up; ip route add default dev eth0`);
+    await host.run('ip', ['link', 'set', C.ifname, 'up']);
+    await waitFor('C programmed again', async () => (await status(driver, C.id))?.programmed, 10000);
+    expect((await host.run('cat', [`/proc/sys/net/ipv4/conf/${C.ifname}/proxy_arp`])).trim()).to.equal('1');
+    expect(await canPing(a, C.ip)).to.equal(true);
+  });
+
+  it('a disabled endpoint without an interface is not an error', async () => {
+    const { driver } = await lab();
+    await program(driver, [[spec(C, { enabled: false }), OPEN]]);
+    expect(await status(driver, C.id)).to.deep.equal({ programmed: true, interfaceUp: false });
+  });
+
+  it('removes the metadata NAT chain when a restart turns MetadataAddr off, touching no other nat rule', async () => {
+    const { host, driver } = await lab({ metadata: { addr: '127.0.0.1', port: 9697 } });
+    await host.run('iptables', ['-t', 'nat', '-A', 'PREROUTING', '-p', 'udp', '--dport', '5353', '-j', 'ACCEPT']);
+    await driver.stop();
+    await startDriver(host, { metadata: null });
+    const nat = (await host.run('iptables-save', ['-t', 'nat'])).split('\n').filter((l) => l.startsWith('-A') || l.startsWith(':felix'));
+    expect(nat).to.deep.equal(['-A PREROUTING -p udp -m udp --dport 5353 -j ACCEPT']);
   });
 
   it('apply twice changes nothing; a restart duplicates nothing, cuts no traffic, and cleanup removes only the stale', async () => {

@@ -111,6 +111,8 @@ export class Dataplane {
   /** Interfaces whose routes and neighbours must go. */
   private readonly removedInterfaces = new Set<string>();
   private cleanupRequested = false;
+  /** Removals, host chains or cleanup failed: they wait for a timer instead of spinning the loop. */
+  private hostRetryPending = false;
 
   private tables: Record<Family, IptablesState | null> = { 4: null, 6: null };
   private sets: Map<string, CachedSet> | null = null;
@@ -247,7 +249,8 @@ export class Dataplane {
 
   private hasWork(): boolean {
     if (!this.started || this.stopped) return false;
-    if (this.cleanupRequested || this.removedSuffixes.size || this.removedInterfaces.size) return true;
+    if (this.removedInterfaces.size) return true;
+    if (!this.hostRetryPending && (this.cleanupRequested || this.removedSuffixes.size)) return true;
     for (const e of this.endpoints.values()) {
       if (this.filterActionable(e) || this.routesActionable(e)) return true;
     }
@@ -266,10 +269,11 @@ export class Dataplane {
     try {
       while (this.hasWork()) {
         await this.applyOnce();
-        if (this.cleanupRequested && !this.hasDirtyEndpoints()) await this.cleanup();
+        if (this.cleanupRequested && !this.hostRetryPending && !this.hasDirtyEndpoints()) await this.cleanup();
       }
     } catch (err) {
       this.log.error({ err }, 'apply loop failed');
+      this.retryHostLater();
     } finally {
       this.loopRunning = false;
       if (this.hasWork()) this.schedule();
@@ -289,7 +293,7 @@ export class Dataplane {
   private async applyFilterBatch(): Promise<void> {
     const batch = [...this.endpoints.values()].filter((e) => this.filterActionable(e));
     const versions = new Map(batch.map((e) => [e, e.version]));
-    const removedNow = this.removedSuffixes.size > 0;
+    const removedNow = this.removedSuffixes.size > 0 && !this.hostRetryPending;
     if (batch.length || removedNow) {
       const started = Date.now();
       try {
@@ -334,15 +338,17 @@ export class Dataplane {
     } catch (err) {
       this.log.error({ err }, 'host chains or removals failed; will retry');
       this.invalidateCache();
-      this.removedRetryTimer();
+      this.retryHostLater();
     }
   }
 
-  /** Removals and host chains have no endpoint to carry a retry: retry them on a timer. */
-  private removedRetryTimer(): void {
+  /** Removals, host chains and cleanup have no endpoint to carry a retry: hold them until a timer fires. */
+  private retryHostLater(): void {
+    this.hostRetryPending = true;
     if (this.cleanupTimer) return;
     this.cleanupTimer = setTimeout(() => {
       this.cleanupTimer = null;
+      this.hostRetryPending = false;
       this.schedule();
     }, Math.max(1000, this.opts.retryMs));
     this.cleanupTimer.unref();
@@ -665,7 +671,7 @@ export class Dataplane {
       this.log.error({ err }, 'cleanup of stale programming failed; will retry');
       this.invalidateCache();
       this.cleanupRequested = true;
-      this.removedRetryTimer();
+      this.retryHostLater();
     }
   }
 }
