@@ -1,0 +1,147 @@
+/**
+ * Links, host routes and permanent neighbour entries through rtnetlink (the
+ * `netlink` package), acting on the network namespace the process runs in.
+ */
+import ipaddr from 'ipaddr.js';
+import netlink from 'netlink';
+import type { Family } from '../render/names.js';
+
+export interface LinkState {
+  index: number;
+  name: string;
+  up: boolean;
+}
+
+/** A host route (`addr/32` or `addr/128`) in the main table. */
+export interface HostRoute {
+  family: Family;
+  dst: string;
+  ifindex: number;
+}
+
+export interface NeighbourEntry {
+  dst: string;
+  ifindex: number;
+  mac: string;
+}
+
+export type LinkEvent = { kind: 'up-or-changed'; link: LinkState } | { kind: 'removed'; index: number; name: string };
+
+/** What the dataplane needs from rtnetlink; a fake can stand in for it. */
+export interface Netlink {
+  links(): Promise<LinkState[]>;
+  hostRoutes(): Promise<HostRoute[]>;
+  addRoute(r: HostRoute): Promise<void>;
+  deleteRoute(r: HostRoute): Promise<void>;
+  /** Permanent IPv4 neighbour entries. */
+  neighbours(): Promise<NeighbourEntry[]>;
+  setNeighbour(n: NeighbourEntry): Promise<void>;
+  deleteNeighbour(n: NeighbourEntry): Promise<void>;
+  onLinkEvent(listener: (e: LinkEvent) => void): void;
+  close(): void;
+}
+
+const AF = { 4: 2, 6: 10 } as const;
+const MAIN_TABLE = 254;
+const RTM_NEWLINK = 16;
+const RTM_DELLINK = 17;
+const NLM_F_CREATE_EXCL = 0x600;
+const NLM_F_CREATE_REPLACE = 0x500;
+const TIMEOUT_MS = 5000;
+/** Room for big dumps and bursts of link events. */
+const SOCKET_OPTIONS = { ref: false, recvBufferSize: 4 << 20, sendBufferSize: 1 << 20 };
+
+const addrBytes = (a: string): Buffer => Buffer.from(ipaddr.parse(a).toByteArray());
+const addrText = (b: Buffer): string => ipaddr.fromByteArray([...b]).toString();
+const macBytes = (m: string): Buffer => Buffer.from(m.replace(/:/g, ''), 'hex');
+const macText = (b: Buffer): string => [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+
+function toLink(m: netlink.rt.LinkMessage): LinkState {
+  return { index: m.data.index ?? 0, name: m.attrs.ifname ?? '', up: m.data.flags?.up === true };
+}
+
+/** The real thing: one socket for requests, one subscribed to link notifications. */
+export class RtNetlink implements Netlink {
+  private readonly requests = netlink.createRtNetlink(SOCKET_OPTIONS);
+  private events: netlink.RtNetlinkSocket | null = null;
+  /** A socket can run one dump at a time: dumps queue behind each other. */
+  private dumps: Promise<unknown> = Promise.resolve();
+
+  private dump<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.dumps.then(fn, fn);
+    this.dumps = next.catch(() => undefined);
+    return next;
+  }
+
+  async links(): Promise<LinkState[]> {
+    return (await this.dump(() => this.requests.getLinks(undefined, undefined, { timeout: TIMEOUT_MS }))).map(toLink);
+  }
+
+  async hostRoutes(): Promise<HostRoute[]> {
+    const out: HostRoute[] = [];
+    for (const family of [4, 6] as const) {
+      const routes = await this.dump(() => this.requests.getRoutes({ family: AF[family] }, undefined, { timeout: TIMEOUT_MS }));
+      for (const r of routes) {
+        const table = r.attrs.table ?? r.data.table;
+        if (table !== MAIN_TABLE || r.data.dstLen !== (family === 4 ? 32 : 128) || !r.attrs.dst || r.attrs.oif === undefined) continue;
+        out.push({ family, dst: addrText(r.attrs.dst), ifindex: r.attrs.oif });
+      }
+    }
+    return out;
+  }
+
+  private routeMessage(r: HostRoute): [netlink.rt.Route, netlink.rt.RouteAttrs] {
+    return [
+      { family: AF[r.family], dstLen: r.family === 4 ? 32 : 128, table: MAIN_TABLE, protocol: 'BOOT', scope: 'LINK', type: 'UNICAST' },
+      { dst: addrBytes(r.dst), oif: r.ifindex, table: MAIN_TABLE },
+    ];
+  }
+
+  async addRoute(r: HostRoute): Promise<void> {
+    const [data, attrs] = this.routeMessage(r);
+    await this.requests.newRoute(data, attrs, { flags: NLM_F_CREATE_EXCL, timeout: TIMEOUT_MS });
+  }
+
+  async deleteRoute(r: HostRoute): Promise<void> {
+    const [data, attrs] = this.routeMessage(r);
+    await this.requests.delRoute({ ...data, scope: 'NOWHERE' }, attrs, { timeout: TIMEOUT_MS });
+  }
+
+  async neighbours(): Promise<NeighbourEntry[]> {
+    const all = await this.dump(() => this.requests.getNeighbors({ family: AF[4] }, undefined, { timeout: TIMEOUT_MS }));
+    return all
+      .filter((n) => n.data.state?.permanent && n.attrs.dst && n.attrs.lladdr)
+      .map((n) => ({ dst: addrText(n.attrs.dst!), ifindex: n.data.ifindex ?? 0, mac: macText(n.attrs.lladdr!) }));
+  }
+
+  async setNeighbour(n: NeighbourEntry): Promise<void> {
+    await this.requests.newNeighbor(
+      { family: AF[4], ifindex: n.ifindex, state: { permanent: true } },
+      { dst: addrBytes(n.dst), lladdr: macBytes(n.mac) },
+      { flags: NLM_F_CREATE_REPLACE, timeout: TIMEOUT_MS },
+    );
+  }
+
+  async deleteNeighbour(n: NeighbourEntry): Promise<void> {
+    await this.requests.delNeighbor({ family: AF[4], ifindex: n.ifindex }, { dst: addrBytes(n.dst) }, { timeout: TIMEOUT_MS });
+  }
+
+  onLinkEvent(listener: (e: LinkEvent) => void): void {
+    const events = netlink.createRtNetlink(SOCKET_OPTIONS);
+    events.addMembership('LINK');
+    // The raw socket keeps the message type, which tells a removal from a change.
+    events.socket.on('message', (msgs) => {
+      for (const m of msgs) {
+        if (m.type !== RTM_NEWLINK && m.type !== RTM_DELLINK) continue;
+        const link = toLink(netlink.rt.parseLinkMessage(m.data));
+        listener(m.type === RTM_DELLINK ? { kind: 'removed', index: link.index, name: link.name } : { kind: 'up-or-changed', link });
+      }
+    });
+    this.events = events;
+  }
+
+  close(): void {
+    this.requests.socket.close();
+    this.events?.socket.close();
+  }
+}

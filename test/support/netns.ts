@@ -1,0 +1,103 @@
+/**
+ * Network namespaces for tests: created with a unique name prefix, commands
+ * run inside them, and all of them deleted in `deleteAllNetns()` (call it in
+ * after/afterEach: it also runs on failure). Nothing here touches the root
+ * namespace's iptables, ipsets, routes or sysctls.
+ */
+import { execa } from 'execa';
+
+const created = new Set<string>();
+let counter = 0;
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A network namespace this process created. */
+export class Netns {
+  constructor(readonly name: string) {}
+
+  /** Runs `cmd args…` inside the namespace; never throws for a non-zero exit. */
+  async exec(cmd: string, args: string[] = [], opts: { input?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
+    const r = await execa('ip', ['netns', 'exec', this.name, cmd, ...args], {
+      input: opts.input ?? '', reject: false, timeout: opts.timeoutMs ?? 15000, maxBuffer: 1 << 28,
+    });
+    return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+  }
+
+  /** Like exec, but throws (with stderr) on a non-zero exit; returns stdout. */
+  async run(cmd: string, args: string[] = [], opts: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+    const r = await this.exec(cmd, args, opts);
+    if (r.code !== 0) throw new Error(`[${this.name}] ${cmd} ${args.join(' ')} → ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+    return r.stdout;
+  }
+
+  /** Runs a shell script inside the namespace (throws on failure). */
+  sh(script: string, timeoutMs?: number): Promise<string> {
+    return this.run('sh', ['-ec', script], { timeoutMs });
+  }
+}
+
+/** The prefix of every namespace this process creates, e.g. `cfdp-1234-`. */
+export function netnsPrefix(tag = 'cfdp'): string {
+  return `${tag}-${process.pid}-`;
+}
+
+/** Creates namespace `<prefix><n>-<label>` with loopback up. */
+export async function createNetns(label: string, tag = 'cfdp'): Promise<Netns> {
+  const name = `${netnsPrefix(tag)}${++counter}-${label}`;
+  await execa('ip', ['netns', 'add', name]);
+  created.add(name);
+  const ns = new Netns(name);
+  await ns.run('ip', ['link', 'set', 'lo', 'up']);
+  return ns;
+}
+
+export async function deleteNetns(ns: Netns): Promise<void> {
+  // Processes left inside would keep the namespace alive after `ip netns del`.
+  const pids = await execa('ip', ['netns', 'pids', ns.name], { reject: false });
+  for (const pid of String(pids.stdout).split('\n').filter(Boolean)) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  await execa('ip', ['netns', 'del', ns.name], { reject: false });
+  created.delete(ns.name);
+}
+
+/** Deletes every namespace this process created (safe to call more than once). */
+export async function deleteAllNetns(): Promise<void> {
+  for (const name of [...created]) await deleteNetns(new Netns(name));
+}
+
+export interface Container {
+  ns: Netns;
+  ip: string;
+  mac: string;
+  /** The host-side veth end, in the host namespace. */
+  ifname: string;
+}
+
+/**
+ * A "container": its own namespace, veth `ifname` in `host` (up unless
+ * `up: false`), `eth0` inside with `ip/32` (or /128) and a default route via eth0 —
+ * the layout network-container builds.
+ */
+export async function plugContainer(host: Netns, label: string, ip: string, ifname: string, opts: { up?: boolean; mac?: string } = {}): Promise<Container> {
+  const ns = await createNetns(label);
+  const v6 = ip.includes(':');
+  await host.run('ip', ['link', 'add', ifname, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name]);
+  if (opts.mac) await ns.run('ip', ['link', 'set', 'eth0', 'address', opts.mac]);
+  await ns.sh(
+    v6
+      ? `ip -6 addr add ${ip}/128 dev eth0 nodad; ip link set eth0 up; ip -6 route add default dev eth0`
+      : `ip addr add ${ip}/32 dev eth0; ip link set eth0 up; ip route add default dev eth0`,
+  );
+  if (opts.up !== false) await host.run('ip', ['link', 'set', ifname, 'up']);
+  const mac = (await ns.run('cat', ['/sys/class/net/eth0/address'])).trim();
+  return { ns, ip, mac, ifname };
+}
