@@ -41,8 +41,9 @@ interface Resync {
 /**
  * Keeps the ACL manager's picture of the groups in step with the plugin.
  *
- * A resync (at start, after a REQ timeout, or after `pluginTimeoutMs` of
- * silence on the SUB socket) recreates the sockets, waits until the SUB
+ * A resync (at start, after a REQ timeout, after `pluginTimeoutMs` of
+ * silence on the SUB socket, or when the SUB socket reconnects because the
+ * plugin restarted) recreates the sockets, waits until the SUB
  * socket has completed its handshake (so the publications that follow
  * GETGROUPS are not lost to a late subscription), then sends GETGROUPS.
  * GETGROUPS carries no count of the groups to come, so the end of the
@@ -68,6 +69,8 @@ export class NetworkClient {
     this.sub = new Subscriber(opts.publishAddress, (topic, body) => this.onPublication(topic, body), opts.log);
     this.sub.subscribe(TOPIC_GROUPS);
     this.sub.subscribe(TOPIC_NETWORK_HEARTBEAT);
+    // The plugin's PUB socket came back (it restarted): what it holds now may differ from what we had.
+    this.sub.onReconnect = () => this.pluginLost('plugin reconnected');
     this.req = this.newRequestClient();
     this.watchdog = setInterval(() => this.checkPlugin(), Math.max(10, Math.min(1000, Math.floor(opts.pluginTimeoutMs / 4))));
     this.startResync('start');
@@ -98,9 +101,15 @@ export class NetworkClient {
     const silent = Date.now() - this.lastHeard;
     if (silent <= this.opts.pluginTimeoutMs) return;
     this.opts.log.warn({ address: this.opts.publishAddress, silentMs: silent }, 'nothing from the plugin; taking it as lost');
+    this.pluginLost('plugin silent');
+  }
+
+  /** A fresh REQ socket (the old one may hold a request the plugin will never answer), then a resync. */
+  private pluginLost(reason: string): void {
+    if (this.stopped) return;
     this.req.close();
     this.req = this.newRequestClient();
-    this.startResync('plugin silent');
+    this.startResync(reason);
   }
 
   /** Starts a resync, abandoning any in progress. */

@@ -17,6 +17,8 @@ export class Subscriber {
   private closed = false;
   private handshaken = false;
   private waiters: Array<() => void> = [];
+  /** Called when the socket completes a handshake again after losing its publisher (e.g. it restarted). */
+  onReconnect: (() => void) | undefined;
 
   constructor(
     private readonly address: string,
@@ -68,8 +70,11 @@ export class Subscriber {
     socket.linger = 0;
     socket.events.on('handshake', () => {
       if (socket !== this.socket) return;
+      const again = this.handshaken;
       this.handshaken = true;
       for (const w of this.waiters.splice(0)) w();
+      // Last: the callback may recreate the socket.
+      if (again) this.onReconnect?.();
     });
     socket.connect(this.address);
     for (const t of this.topics) socket.subscribe(t);
