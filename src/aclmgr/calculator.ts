@@ -129,8 +129,8 @@ export class AclCalculator {
   private readonly endpointGroups = new Map<string, Set<string>>();
   /** group → groups whose rules reference it (the referenced group need not exist yet) */
   private readonly referencedBy = new Map<string, Set<string>>();
-  /** group → its expanded rules; dropped when the group or a group it references changes */
-  private readonly expanded = new Map<string, RuleSets>();
+  /** group → its expanded rules (and ACLs once built); dropped when the group or a group it references changes */
+  private readonly expanded = new Map<string, { sets: RuleSets; acls?: { acls: Acls; fingerprint: string } }>();
   /** endpoint → ACLs last reported, and their fingerprint */
   private readonly current = new Map<string, { acls: Acls; fingerprint: string }>();
 
@@ -210,7 +210,7 @@ export class AclCalculator {
         if (this.current.delete(ep)) changes.push({ endpoint: ep, acls: { v4: emptyRules(), v6: emptyRules() } });
         continue;
       }
-      const next = toAcls(this.endpointRuleSets(groups));
+      const next = groups.size === 1 ? this.groupAcls([...groups][0]!) : toAcls(this.endpointRuleSets(groups));
       if (this.current.get(ep)?.fingerprint === next.fingerprint) continue;
       this.current.set(ep, next);
       changes.push({ endpoint: ep, acls: next.acls });
@@ -218,9 +218,15 @@ export class AclCalculator {
     return changes;
   }
 
+  /** ACLs of an endpoint in this group only: the same for every such member, so built once (and shared, never mutated). */
+  private groupAcls(id: string): { acls: Acls; fingerprint: string } {
+    this.expand(id);
+    const entry = this.expanded.get(id)!;
+    return (entry.acls ??= toAcls(entry.sets));
+  }
+
   /** The union of the groups' expanded rules; duplicates fall together by key. */
   private endpointRuleSets(groups: Set<string>): RuleSets {
-    if (groups.size === 1) return this.expand([...groups][0]!);
     const union = newRuleSets();
     for (const g of groups) {
       const sets = this.expand(g);
@@ -231,7 +237,7 @@ export class AclCalculator {
 
   private expand(id: string): RuleSets {
     const cached = this.expanded.get(id);
-    if (cached) return cached;
+    if (cached) return cached.sets;
     const sets = newRuleSets();
     const group = this.groups.get(id);
     for (const dir of DIRECTIONS) {
@@ -246,7 +252,7 @@ export class AclCalculator {
         }
       }
     }
-    this.expanded.set(id, sets);
+    this.expanded.set(id, { sets });
     return sets;
   }
 }
