@@ -23,17 +23,18 @@ export interface AclServerOptions {
  * then the endpoint's current ACLs are published on its topic.
  */
 export class AclServer {
+  private server: ReplyServer | undefined;
+  private readonly timer: NodeJS.Timeout;
+
   private constructor(
     private readonly opts: AclServerOptions,
     private readonly publisher: Publisher,
-    private server: ReplyServer | undefined,
-    private readonly timer: NodeJS.Timeout,
-  ) {}
+  ) {
+    this.timer = setInterval(() => void publisher.publish(TOPIC_ACL_HEARTBEAT, heartbeat()), opts.heartbeatMs);
+  }
 
   static async start(opts: AclServerOptions): Promise<AclServer> {
-    const publisher = await Publisher.bind(opts.publishAddress, opts.log);
-    const timer = setInterval(() => void publisher.publish(TOPIC_ACL_HEARTBEAT, heartbeat()), opts.heartbeatMs);
-    const self = new AclServer(opts, publisher, undefined, timer);
+    const self = new AclServer(opts, await Publisher.bind(opts.publishAddress, opts.log));
     try {
       self.server = await ReplyServer.bind('router', opts.routerAddress, (body) => self.handle(body), opts.log);
     } catch (err) {

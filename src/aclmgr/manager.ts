@@ -12,27 +12,26 @@ import { NetworkClient } from './network-client.js';
 
 /** One running ACL manager; {@link stop} closes every socket and timer. */
 export class AclManager {
-  private readonly calculator = new AclCalculator();
   private network: NetworkClient | undefined;
 
   private constructor(
     private readonly log: Logger,
+    private readonly calculator: AclCalculator,
     private readonly server: AclServer,
   ) {}
 
   static async start(config: AclManagerConfig, log: Logger): Promise<AclManager> {
     const { global: g, connection: c } = config;
-    let manager: AclManager | undefined;
+    const calculator = new AclCalculator();
     const server = await AclServer.start({
       log: log.child({ api: 'acl' }),
       routerAddress: tcpEndpoint(g.LocalAddress, g.AclRequestPort),
       publishAddress: tcpEndpoint(g.LocalAddress, g.AclPublishPort),
       heartbeatMs: g.AclHeartbeatIntervalMillis,
-      aclsFor: (endpoint) => manager!.calculator.aclsFor(endpoint),
+      aclsFor: (endpoint) => calculator.aclsFor(endpoint),
     });
-    manager = new AclManager(log, server);
-    const m = manager;
-    m.network = new NetworkClient({
+    const manager = new AclManager(log, calculator, server);
+    manager.network = new NetworkClient({
       log: log.child({ api: 'network' }),
       requestAddress: tcpEndpoint(g.PluginAddress, g.PluginGroupsPort),
       publishAddress: tcpEndpoint(g.PluginAddress, g.PluginPublishPort),
@@ -40,10 +39,10 @@ export class AclManager {
       keepaliveMs: c.ConnectionKeepaliveIntervalMillis,
       pluginTimeoutMs: c.PluginTimeoutMillis,
       settleMs: c.ResyncSettleMillis,
-      onGroupUpdate: (u) => m.onGroupUpdate(u),
-      onResynced: (seen) => m.onResynced(seen),
+      onGroupUpdate: (u) => manager.onGroupUpdate(u),
+      onResynced: (seen) => manager.onResynced(seen),
     });
-    return m;
+    return manager;
   }
 
   async stop(): Promise<void> {

@@ -5,6 +5,7 @@
  */
 import { expect } from 'chai';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePorts } from '../support/ports.js';
@@ -309,6 +310,18 @@ ${extra.connection ?? 'ConnectionTimeoutMillis = 1000\nConnectionKeepaliveInterv
         expect(lines[0]).to.match(expected);
       });
     }
+
+    it('exits non-zero with one line when its port is taken', async () => {
+      const taken = net.createServer();
+      await new Promise<void>((resolve) => taken.listen(ports.aclReq, '127.0.0.1', resolve));
+      try {
+        const { code, output } = await runCommand(ACLMGR, ['--config-file', writeConfig()]);
+        expect(code).to.equal(1);
+        expect(output.trim().split('\n').pop()).to.match(new RegExp(`^calico-acl-manager: cannot bind tcp://127.0.0.1:${ports.aclReq}: `));
+      } finally {
+        taken.close();
+      }
+    });
 
     it('exits non-zero for a missing file and for bad arguments', async () => {
       const missing = await runCommand(ACLMGR, ['--config-file', path.join(dir, 'nope.cfg')]);
