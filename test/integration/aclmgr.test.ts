@@ -276,6 +276,20 @@ ${extra.connection ?? 'ConnectionTimeoutMillis = 1000\nConnectionKeepaliveInterv
     expect(sorted((await update(sub, 'ep1'))['acls'])).to.deep.equal(sorted(prototypeAcls(['192.168.1.1'])));
   });
 
+  it('asks GETGROUPS again when the plugin answers it badly', async () => {
+    plugin = newPlugin();
+    plugin.setGroupQuietly('g1', { ep1: ['192.168.1.1'] });
+    plugin.badReplies.push('not json', JSON.stringify({ type: 'GETGROUPS', rc: 'FAILURE', message: 'busy' }));
+    await plugin.start();
+    await startManager();
+    const getGroups = plugin.requests.messages.filter((m) => m['type'] === 'GETGROUPS');
+    expect(getGroups).to.have.length(3);
+    expect(manager.output().split('GETGROUPS refused; asking again').length - 1).to.equal(2);
+    const { sub, req } = await felix(['ep1']);
+    await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep1' });
+    expect(sorted((await update(sub, 'ep1'))['acls'])).to.deep.equal(sorted(prototypeAcls(['192.168.1.1'])));
+  });
+
   it('starts before the plugin exists and syncs when it appears', async () => {
     manager = startCommand(ACLMGR, ['--config-file', writeConfig()]);
     await waitFor('ready', () => manager.output().includes('"ready"'), 10000);

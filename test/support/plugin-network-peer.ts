@@ -46,6 +46,9 @@ export class PluginNetworkPeer {
   private heartbeat: NodeJS.Timeout | undefined;
   private sending: Promise<void> = Promise.resolve();
 
+  /** When set, answers the next GETGROUPS with these raw bodies instead of SUCCESS (and publishes nothing). */
+  readonly badReplies: string[] = [];
+
   constructor(
     readonly repAddress: string,
     readonly pubAddress: string,
@@ -70,6 +73,11 @@ export class PluginNetworkPeer {
           req = { raw: body!.toString() };
         }
         this.requests.push(req);
+        const bad = req['type'] === 'GETGROUPS' ? this.badReplies.shift() : undefined;
+        if (bad !== undefined) {
+          await this.rep.send(bad);
+          continue;
+        }
         await this.rep.send(JSON.stringify({ type: req['type'] ?? 'ERROR', rc: 'SUCCESS', message: '' }));
         if (req['type'] === 'GETGROUPS') for (const id of [...this.groups.keys()].sort()) this.publishGroup(id);
       }
