@@ -2,12 +2,16 @@
  * acl_manager.cfg (SPEC §7): where the plugin is, what to bind, the ports of
  * SPEC §2 (overridable), and the timings of plugin-loss detection.
  */
-import { ConfigOf, host, int, loadConfig, logSection, port } from '../common/config.js';
+import { ConfigOf, host, int, loadConfig, logSection, orNone, port } from '../common/config.js';
 
 export const ACL_MANAGER_SCHEMA = {
   global: {
     PluginAddress: host(undefined, true),
+    /** Where the plugin publishes; by default PluginAddress with PluginPublishPort (set it when PluginAddress is a whole ZeroMQ endpoint). */
+    PluginPublishAddress: { ...orNone(host()), default: null },
     LocalAddress: host('*'),
+    /** Where ACLs are published; by default LocalAddress with AclPublishPort. */
+    AclPublishAddress: { ...orNone(host()), default: null },
     PluginGroupsPort: port(9903),
     PluginPublishPort: port(9904),
     AclRequestPort: port(9905),

@@ -2,7 +2,7 @@
  * The ACL manager daemon wired together: Network API in → calculator →
  * ACL API out (SPEC §4, §5).
  */
-import { tcpEndpoint } from '../common/config.js';
+import { zmqAddress } from '../common/config.js';
 import type { Logger } from '../common/logging.js';
 import type { GroupUpdate } from '../common/wire/network-api.js';
 import { AclServer } from './acl-server.js';
@@ -25,16 +25,16 @@ export class AclManager {
     const calculator = new AclCalculator();
     const server = await AclServer.start({
       log: log.child({ api: 'acl' }),
-      routerAddress: tcpEndpoint(g.LocalAddress, g.AclRequestPort),
-      publishAddress: tcpEndpoint(g.LocalAddress, g.AclPublishPort),
+      routerAddress: zmqAddress(g.LocalAddress, g.AclRequestPort),
+      publishAddress: zmqAddress(g.AclPublishAddress ?? g.LocalAddress, g.AclPublishPort),
       heartbeatMs: g.AclHeartbeatIntervalMillis,
       aclsFor: (endpoint) => calculator.aclsFor(endpoint),
     });
     const manager = new AclManager(log, calculator, server);
     manager.network = new NetworkClient({
       log: log.child({ api: 'network' }),
-      requestAddress: tcpEndpoint(g.PluginAddress, g.PluginGroupsPort),
-      publishAddress: tcpEndpoint(g.PluginAddress, g.PluginPublishPort),
+      requestAddress: zmqAddress(g.PluginAddress, g.PluginGroupsPort),
+      publishAddress: zmqAddress(g.PluginPublishAddress ?? g.PluginAddress, g.PluginPublishPort),
       timeoutMs: c.ConnectionTimeoutMillis,
       keepaliveMs: c.ConnectionKeepaliveIntervalMillis,
       pluginTimeoutMs: c.PluginTimeoutMillis,

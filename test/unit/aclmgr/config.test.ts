@@ -22,7 +22,9 @@ describe('acl_manager.cfg', () => {
     expect(warnings).to.deep.equal([]);
     expect(config.global).to.deep.equal({
       PluginAddress: 'plugin.example',
+      PluginPublishAddress: null,
       LocalAddress: '*',
+      AclPublishAddress: null,
       PluginGroupsPort: 9903,
       PluginPublishPort: 9904,
       AclRequestPort: 9905,
