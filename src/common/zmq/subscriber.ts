@@ -15,6 +15,10 @@ export class Subscriber {
   private socket: zmq.Subscriber;
   private readonly topics = new Set<string>();
   private closed = false;
+  private handshaken = false;
+  private waiters: Array<() => void> = [];
+  /** Called when the socket completes a handshake again after losing its publisher (e.g. it restarted). */
+  onReconnect: (() => void) | undefined;
 
   constructor(
     private readonly address: string,
@@ -36,10 +40,21 @@ export class Subscriber {
     this.socket.unsubscribe(topic);
   }
 
+  /**
+   * Resolves once the current socket has completed a handshake with the
+   * publisher, i.e. its subscriptions are on their way: a peer that asks for
+   * a full publication (GETGROUPS) waits for this so it does not miss it.
+   */
+  connected(): Promise<void> {
+    if (this.handshaken) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
   /** Closes the socket and opens a new one with the same subscriptions. */
   recreate(): void {
     if (this.closed) return;
     const old = this.socket;
+    this.handshaken = false;
     this.socket = this.open();
     old.close();
   }
@@ -53,6 +68,14 @@ export class Subscriber {
     const socket = new zmq.Subscriber();
     applySocketOptions(socket, this.options, this.address);
     socket.linger = 0;
+    socket.events.on('handshake', () => {
+      if (socket !== this.socket) return;
+      const again = this.handshaken;
+      this.handshaken = true;
+      for (const w of this.waiters.splice(0)) w();
+      // Last: the callback may recreate the socket.
+      if (again) this.onReconnect?.();
+    });
     socket.connect(this.address);
     for (const t of this.topics) socket.subscribe(t);
     void this.loop(socket);

@@ -1,0 +1,82 @@
+/**
+ * The ACL API's manager side (SPEC §5): ROUTER 9905 answering GETACLSTATE and
+ * HEARTBEAT, PUB 9906 carrying ACLUPDATE per endpoint topic and `aclheartbeat`.
+ */
+import type { Logger } from '../common/logging.js';
+import { HEARTBEAT, Rc, errorResponse, heartbeat } from '../common/wire/codec.js';
+import { ACLUPDATE, Acls, AclUpdate, GETACLSTATE, GetAclStateResponse, TOPIC_ACL_HEARTBEAT, decodeAclRequest } from '../common/wire/acl-api.js';
+import { Publisher } from '../common/zmq/publisher.js';
+import { ReplyServer } from '../common/zmq/reply-server.js';
+
+export interface AclServerOptions {
+  log: Logger;
+  routerAddress: string;
+  publishAddress: string;
+  heartbeatMs: number;
+  /** The endpoint's current ACLs, or undefined if it is in no known group. */
+  aclsFor: (endpoint: string) => Acls | undefined;
+}
+
+/**
+ * Serves Felixes. A GETACLSTATE is answered at once (SUCCESS even for an
+ * endpoint not known yet: its ACLs are published when they become known),
+ * then the endpoint's current ACLs are published on its topic.
+ */
+export class AclServer {
+  private server: ReplyServer | undefined;
+  private readonly timer: NodeJS.Timeout;
+
+  private constructor(
+    private readonly opts: AclServerOptions,
+    private readonly publisher: Publisher,
+  ) {
+    this.timer = setInterval(() => void publisher.publish(TOPIC_ACL_HEARTBEAT, heartbeat()), opts.heartbeatMs);
+  }
+
+  static async start(opts: AclServerOptions): Promise<AclServer> {
+    const self = new AclServer(opts, await Publisher.bind(opts.publishAddress, opts.log));
+    try {
+      self.server = await ReplyServer.bind('router', opts.routerAddress, (body) => self.handle(body), opts.log);
+    } catch (err) {
+      await self.stop();
+      throw err;
+    }
+    return self;
+  }
+
+  /** Publishes an endpoint's complete ACLs on its topic. */
+  publish(endpoint: string, acls: Acls): Promise<void> {
+    const msg: AclUpdate = { type: ACLUPDATE, acls, issued: Date.now() };
+    return this.publisher.publish(endpoint, msg);
+  }
+
+  /** ACLUPDATEs and heartbeats sent so far. */
+  get published(): number {
+    return this.publisher.sent;
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.server?.close();
+    await this.publisher.close();
+  }
+
+  private handle(body: Buffer): object {
+    const decoded = decodeAclRequest(body);
+    if (!decoded.ok) {
+      this.opts.log.warn({ ...decoded.error }, 'bad request from a Felix');
+      return errorResponse(decoded.error);
+    }
+    const msg = decoded.msg;
+    if (msg.type === HEARTBEAT) return heartbeat();
+    const endpoint = msg.endpoint_id;
+    // Published once the reply is on its way; Felix subscribed before asking.
+    setImmediate(() => {
+      const acls = this.opts.aclsFor(endpoint);
+      this.opts.log.info({ endpoint, known: acls !== undefined }, 'ACL state requested');
+      if (acls) void this.publish(endpoint, acls);
+    });
+    const reply: GetAclStateResponse = { type: GETACLSTATE, endpoint_id: endpoint, rc: Rc.SUCCESS, message: '' };
+    return reply;
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * The ACL manager daemon wired together: Network API in → calculator →
+ * ACL API out (SPEC §4, §5).
+ */
+import { zmqAddress } from '../common/config.js';
+import type { Logger } from '../common/logging.js';
+import type { GroupUpdate } from '../common/wire/network-api.js';
+import { AclServer } from './acl-server.js';
+import { AclCalculator, AclChange } from './calculator.js';
+import type { AclManagerConfig } from './config.js';
+import { NetworkClient } from './network-client.js';
+
+/** One running ACL manager; {@link stop} closes every socket and timer. */
+export class AclManager {
+  private network: NetworkClient | undefined;
+
+  private constructor(
+    private readonly log: Logger,
+    private readonly calculator: AclCalculator,
+    private readonly server: AclServer,
+  ) {}
+
+  static async start(config: AclManagerConfig, log: Logger): Promise<AclManager> {
+    const { global: g, connection: c } = config;
+    const calculator = new AclCalculator();
+    const server = await AclServer.start({
+      log: log.child({ api: 'acl' }),
+      routerAddress: zmqAddress(g.LocalAddress, g.AclRequestPort),
+      publishAddress: zmqAddress(g.AclPublishAddress ?? g.LocalAddress, g.AclPublishPort),
+      heartbeatMs: g.AclHeartbeatIntervalMillis,
+      aclsFor: (endpoint) => calculator.aclsFor(endpoint),
+    });
+    const manager = new AclManager(log, calculator, server);
+    manager.network = new NetworkClient({
+      log: log.child({ api: 'network' }),
+      requestAddress: zmqAddress(g.PluginAddress, g.PluginGroupsPort),
+      publishAddress: zmqAddress(g.PluginPublishAddress ?? g.PluginAddress, g.PluginPublishPort),
+      timeoutMs: c.ConnectionTimeoutMillis,
+      keepaliveMs: c.ConnectionKeepaliveIntervalMillis,
+      pluginTimeoutMs: c.PluginTimeoutMillis,
+      settleMs: c.ResyncSettleMillis,
+      onGroupUpdate: (u) => manager.onGroupUpdate(u),
+      onResynced: (seen) => manager.onResynced(seen),
+    });
+    return manager;
+  }
+
+  async stop(): Promise<void> {
+    this.network?.stop();
+    await this.server.stop();
+  }
+
+  private onGroupUpdate(update: GroupUpdate): void {
+    const { changes, invalidRules } = this.calculator.applyGroupUpdate(update);
+    for (const reason of invalidRules) this.log.warn({ group: update.group, reason }, 'rule dropped');
+    const members = Object.keys(update.members).length;
+    this.log.info({ group: update.group, members, changed: changes.length }, members === 0 ? 'group deleted' : 'group updated');
+    this.publish(changes);
+  }
+
+  private onResynced(seen: ReadonlySet<string>): void {
+    const { dropped, changes } = this.calculator.retainGroups(seen);
+    for (const group of dropped) this.log.info({ group }, 'group gone from the plugin after resync; dropped');
+    this.publish(changes);
+  }
+
+  private publish(changes: AclChange[]): void {
+    for (const { endpoint, acls } of changes) {
+      const rules = acls.v4.inbound.length + acls.v4.outbound.length + acls.v6.inbound.length + acls.v6.outbound.length;
+      this.log.info({ endpoint, rules }, rules === 0 ? 'publishing deny-all ACLs' : 'publishing ACLs');
+      void this.server.publish(endpoint, acls);
+    }
+  }
+}

@@ -1,0 +1,83 @@
+/**
+ * The built `calico-acl-manager` with the built `plugin network`: the
+ * prototype's groups from a data file become ACLs, a data change reaches a
+ * Felix (SPEC §4, §5, §7), and a plugin restart is resynchronised.
+ */
+import { expect } from 'chai';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePorts } from '../support/ports.js';
+import { Running, startCommand, stop, stopAll, waitFor } from '../support/process.js';
+import { RequestPeer, SubscribePeer } from '../support/peers.js';
+
+const rule = (cidr: string) => ({ group: null, cidr, protocol: null, port: null });
+const deny = { inbound: [], outbound: [], inbound_default: 'deny', outbound_default: 'deny' };
+
+function endpoint(n: number, group: string): string {
+  return `[endpoint 192_168_1_${n}]\nid=ep${n}\nip=192.168.1.${n}\nmac=ee:ee:ee:ee:ee:0${n}\nhost=instance-1\ngroup=${group}\n\n`;
+}
+
+/** Prototype ACLs of an endpoint whose group has these addresses, rules in the manager's order. */
+function acls(addrs: string[]): unknown {
+  const own = addrs.map((a) => rule(`${a}/32`));
+  return { v4: { inbound: own, outbound: [rule('0.0.0.0/0'), ...own], inbound_default: 'deny', outbound_default: 'deny' }, v6: deny };
+}
+
+describe('calico-acl-manager with plugin network (built commands)', function () {
+  this.timeout(30000);
+  let dir: string;
+  const closers: Array<{ close(): void }> = [];
+
+  afterEach(async () => {
+    await stopAll();
+    for (const c of closers.splice(0)) c.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('publishes the data file’s groups as ACLs, follows changes, and survives a plugin restart', async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aclmgr-plugin-'));
+    const [groupsPort, pubPort, aclReq, aclPub] = await freePorts(4);
+    const data = path.join(dir, 'data.txt');
+    fs.writeFileSync(data, `[felix instance-1]\nip=127.0.0.1\nhost=instance-1\n\n${endpoint(1, 'group1')}${endpoint(2, 'group1')}${endpoint(3, 'group2')}`);
+    const pluginArgs = ['network', '--data', data, '--log-dir', 'none', '--bind', '127.0.0.1', '--groups-port', String(groupsPort), '--publish-port', String(pubPort), '--heartbeat-ms', '200'];
+    let plugin: Running = startCommand('src/plugin/main.js', pluginArgs);
+    const cfg = path.join(dir, 'acl_manager.cfg');
+    fs.writeFileSync(
+      cfg,
+      `[global]\nPluginAddress=127.0.0.1\nLocalAddress=127.0.0.1\nPluginGroupsPort=${groupsPort}\nPluginPublishPort=${pubPort}\nAclRequestPort=${aclReq}\nAclPublishPort=${aclPub}\nAclHeartbeatIntervalMillis=200\n[log]\nLogFilePath=None\nLogSeverityScreen=INFO\n[connection]\nConnectionTimeoutMillis=1000\nConnectionKeepaliveIntervalMillis=300\nPluginTimeoutMillis=1000\nResyncSettleMillis=200\n`,
+    );
+    const manager = startCommand('src/aclmgr/main.js', ['--config-file', cfg]);
+    await waitFor('manager synced', () => manager.output().includes('resynchronised with the plugin'), 10000);
+
+    const sub = new SubscribePeer(`tcp://127.0.0.1:${aclPub}`, ['ep1', 'ep2', 'ep3', 'aclheartbeat']);
+    closers.push(sub);
+    await sub.inbox.take((m) => m['topic'] === 'aclheartbeat', 'aclheartbeat');
+    const req = new RequestPeer(`tcp://127.0.0.1:${aclReq}`);
+    closers.push(req);
+    const update = (ep: string) => sub.inbox.take((m) => m['topic'] === ep && m['type'] === 'ACLUPDATE', `ACLUPDATE for ${ep}`, 8000);
+
+    for (const ep of ['ep1', 'ep3']) expect(await req.request({ type: 'GETACLSTATE', endpoint_id: ep, issued: Date.now() })).to.include({ rc: 'SUCCESS', endpoint_id: ep });
+    expect((await update('ep1'))['acls']).to.deep.equal(acls(['192.168.1.1', '192.168.1.2']));
+    expect((await update('ep3'))['acls']).to.deep.equal(acls(['192.168.1.3']));
+
+    // ep2 moves to group2: all three endpoints' ACLs change.
+    fs.writeFileSync(`${data}.tmp`, fs.readFileSync(data, 'utf8').replace('group=group1\n\n[endpoint 192_168_1_3]', 'group=group2\n\n[endpoint 192_168_1_3]'));
+    fs.renameSync(`${data}.tmp`, data);
+    expect((await update('ep1'))['acls']).to.deep.equal(acls(['192.168.1.1']));
+    // The plugin publishes the two groups one after the other: if group1 comes first, ep2 is in no group for a
+    // moment and gets deny-all (failing closed) before group2's update gives it its new ACLs.
+    const ep2 = await update('ep2');
+    if (JSON.stringify(ep2['acls']) === JSON.stringify({ v4: deny, v6: deny })) expect((await update('ep2'))['acls']).to.deep.equal(acls(['192.168.1.2', '192.168.1.3']));
+    else expect(ep2['acls']).to.deep.equal(acls(['192.168.1.2', '192.168.1.3']));
+    expect((await update('ep3'))['acls']).to.deep.equal(acls(['192.168.1.2', '192.168.1.3']));
+
+    // The plugin stops; while it is away ep1 leaves the data; it comes back; the manager catches up by itself.
+    await stop(plugin);
+    fs.writeFileSync(data, `[felix instance-1]\nip=127.0.0.1\nhost=instance-1\n\n${endpoint(2, 'group2')}${endpoint(3, 'group2')}`);
+    await new Promise((r) => setTimeout(r, 1500));
+    plugin = startCommand('src/plugin/main.js', pluginArgs);
+    expect((await update('ep1'))['acls']).to.deep.equal({ v4: deny, v6: deny });
+    expect(manager.child.exitCode).to.equal(null);
+  });
+});

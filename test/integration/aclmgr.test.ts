@@ -1,0 +1,349 @@
+/**
+ * Runs the built `calico-acl-manager` against independent peers on real
+ * ZeroMQ sockets: a plugin network (REP + PUB) and a Felix (REQ + SUB)
+ * (SPEC §2, §4, §5, §7).
+ */
+import { expect } from 'chai';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { freePorts } from '../support/ports.js';
+import { Running, runCommand, startCommand, stop, stopAll, waitFor } from '../support/process.js';
+import { RequestPeer, SubscribePeer } from '../support/peers.js';
+import { PluginNetworkPeer } from '../support/plugin-network-peer.js';
+
+const ACLMGR = 'src/aclmgr/main.js';
+type Json = Record<string, unknown>;
+
+const rule = (cidr: string) => ({ group: null, cidr, protocol: null, port: null });
+const noRules = { inbound: [], outbound: [], inbound_default: 'deny', outbound_default: 'deny' };
+
+/** A prototype-shaped endpoint's v4 ACLs: inbound from its group, outbound to its group and anywhere. */
+function prototypeAcls(groupAddrs: string[]): Json {
+  const own = [...groupAddrs].sort().map((a) => rule(`${a}/32`));
+  return { v4: { inbound: own, outbound: [rule('0.0.0.0/0'), ...own], inbound_default: 'deny', outbound_default: 'deny' }, v6: noRules };
+}
+
+/** ACLs with every rule list sorted, so a comparison does not depend on the manager's (deterministic) order. */
+function sorted(acls: unknown): unknown {
+  const a = acls as Record<string, Record<string, unknown>>;
+  const fam = (r: Record<string, unknown>) => ({ ...r, inbound: [...(r['inbound'] as Json[])].sort(byJson), outbound: [...(r['outbound'] as Json[])].sort(byJson) });
+  return { v4: fam(a['v4']!), v6: fam(a['v6']!) };
+}
+const byJson = (x: Json, y: Json) => JSON.stringify(x).localeCompare(JSON.stringify(y));
+
+describe('calico-acl-manager (built command, real sockets)', function () {
+  this.timeout(30000);
+  let dir: string;
+  let ports: { groups: number; pub: number; aclReq: number; aclPub: number };
+  let plugin: PluginNetworkPeer;
+  let manager: Running;
+  let closers: Array<{ close(): void }>;
+
+  const track = <T extends { close(): void }>(x: T): T => {
+    closers.push(x);
+    return x;
+  };
+
+  function writeConfig(extra: { connection?: string } = {}): string {
+    const file = path.join(dir, 'acl_manager.cfg');
+    fs.writeFileSync(
+      file,
+      `[global]
+PluginAddress = 127.0.0.1
+LocalAddress = 127.0.0.1
+PluginGroupsPort = ${ports.groups}
+PluginPublishPort = ${ports.pub}
+AclRequestPort = ${ports.aclReq}
+AclPublishPort = ${ports.aclPub}
+AclHeartbeatIntervalMillis = 200
+
+[log]
+LogFilePath = None
+LogSeverityScreen = INFO
+
+[connection]
+${extra.connection ?? 'ConnectionTimeoutMillis = 1000\nConnectionKeepaliveIntervalMillis = 300\nPluginTimeoutMillis = 1000\nResyncSettleMillis = 200'}
+`,
+    );
+    return file;
+  }
+
+  function newPlugin(heartbeatMs = 100): PluginNetworkPeer {
+    return track(new PluginNetworkPeer(`tcp://127.0.0.1:${ports.groups}`, `tcp://127.0.0.1:${ports.pub}`, heartbeatMs));
+  }
+
+  const resyncCount = () => manager.output().split('resynchronised with the plugin').length - 1;
+
+  async function startManager(config = writeConfig()): Promise<void> {
+    manager = startCommand(ACLMGR, ['--config-file', config]);
+    await waitFor('first resync', () => resyncCount() >= 1, 10000);
+  }
+
+  /** A Felix: SUB to `topics` (plus aclheartbeat, awaited so the subscription is live) and a REQ. */
+  async function felix(topics: string[]): Promise<{ sub: SubscribePeer; req: RequestPeer }> {
+    const sub = track(new SubscribePeer(`tcp://127.0.0.1:${ports.aclPub}`, [...topics, 'aclheartbeat']));
+    await sub.inbox.take((m) => m['topic'] === 'aclheartbeat', 'aclheartbeat', 5000);
+    const req = track(new RequestPeer(`tcp://127.0.0.1:${ports.aclReq}`));
+    return { sub, req };
+  }
+
+  const update = (sub: SubscribePeer, ep: string, what = `ACLUPDATE for ${ep}`) => sub.inbox.take((m) => m['topic'] === ep && m['type'] === 'ACLUPDATE', what, 8000);
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aclmgr-test-'));
+    closers = [];
+    const [a, b, c, d] = await freePorts(4);
+    ports = { groups: a!, pub: b!, aclReq: c!, aclPub: d! };
+  });
+
+  afterEach(async () => {
+    await stopAll();
+    for (const c of closers) c.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe('with groups g1 {ep1, ep2} and g2 {ep3}', () => {
+    beforeEach(async () => {
+      plugin = newPlugin();
+      plugin.setGroupQuietly('g1', { ep1: ['192.168.1.1'], ep2: ['192.168.1.2'] });
+      plugin.setGroupQuietly('g2', { ep3: ['192.168.1.3'] });
+      await plugin.start();
+      await startManager();
+    });
+
+    it('subscribes, then asks GETGROUPS; answers GETACLSTATE and publishes the complete ACLs', async () => {
+      expect(await plugin.requests.take((m) => m['type'] === 'GETGROUPS', 'GETGROUPS')).to.have.property('issued').that.is.a('number');
+      const { sub, req } = await felix(['ep1', 'ep3']);
+      expect(await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep1', issued: Date.now() })).to.deep.equal({
+        type: 'GETACLSTATE',
+        endpoint_id: 'ep1',
+        rc: 'SUCCESS',
+        message: '',
+      });
+      const m = await update(sub, 'ep1');
+      expect(Object.keys(m).sort()).to.deep.equal(['acls', 'issued', 'topic', 'type']);
+      expect(m['issued']).to.be.a('number');
+      expect(sorted(m['acls'])).to.deep.equal(sorted(prototypeAcls(['192.168.1.1', '192.168.1.2'])));
+      // Issued seconds-with-fraction as a string is accepted too.
+      await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep3', issued: String(Date.now() / 1000) });
+      expect(sorted((await update(sub, 'ep3'))['acls'])).to.deep.equal(sorted(prototypeAcls(['192.168.1.3'])));
+    });
+
+    it('publishes on exactly the endpoint id as topic', async () => {
+      // Subscribed by prefix to "ep1": ZeroMQ also delivers "ep10", which must carry its own exact topic.
+      const { sub, req } = await felix(['ep1']);
+      await plugin.setGroup('g3', { ep10: ['192.168.1.10'] });
+      const m = await sub.inbox.take((x) => x['type'] === 'ACLUPDATE', 'ACLUPDATE');
+      expect(m['topic']).to.equal('ep10');
+      expect(sorted(m['acls'])).to.deep.equal(sorted(prototypeAcls(['192.168.1.10'])));
+      await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep1' });
+      expect((await sub.inbox.take((x) => x['type'] === 'ACLUPDATE', 'ACLUPDATE'))['topic']).to.equal('ep1');
+    });
+
+    it('answers HEARTBEAT and publishes aclheartbeat', async () => {
+      const { sub, req } = await felix([]);
+      expect(await req.request({ type: 'HEARTBEAT' })).to.deep.equal({ type: 'HEARTBEAT' });
+      expect(await sub.inbox.take((m) => m['topic'] === 'aclheartbeat', 'aclheartbeat')).to.deep.equal({ topic: 'aclheartbeat', type: 'HEARTBEAT' });
+    });
+
+    it('on a membership change publishes only the endpoints it affects', async () => {
+      const { sub } = await felix(['ep']);
+      await plugin.setGroup('g1', { ep1: ['192.168.1.1'], ep2: ['192.168.1.2'], ep4: ['192.168.1.4'] });
+      const g1 = ['192.168.1.1', '192.168.1.2', '192.168.1.4'];
+      for (const ep of ['ep1', 'ep2', 'ep4']) expect(sorted((await update(sub, ep))['acls'])).to.deep.equal(sorted(prototypeAcls(g1)));
+      // A later change to g2 marks the end: publications are ordered, so nothing for ep3 came from the first change.
+      await plugin.setGroup('g2', { ep3: ['192.168.1.3'], ep5: ['192.168.1.5'] });
+      await update(sub, 'ep5');
+      const updates = sub.inbox.messages.filter((m) => m['type'] === 'ACLUPDATE').map((m) => m['topic']);
+      expect(updates).to.deep.equal(['ep3']);
+      // The same group again changes nothing: no ACLUPDATE before the next marker.
+      await plugin.setGroup('g2', { ep5: ['192.168.1.5'], ep3: ['192.168.1.3'] });
+      await plugin.setGroup('g9', { ep9: ['192.168.1.9'] });
+      await update(sub, 'ep9');
+      expect(sub.inbox.messages.filter((m) => m['type'] === 'ACLUPDATE').map((m) => m['topic'])).to.deep.equal(['ep3']);
+    });
+
+    it('on group deletion publishes deny-all once and then forgets the endpoint', async () => {
+      const { sub, req } = await felix(['ep1', 'ep3']);
+      await plugin.setGroup('g2', {});
+      expect((await update(sub, 'ep3'))['acls']).to.deep.equal({ v4: noRules, v6: noRules });
+      expect(await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep3' })).to.include({ rc: 'SUCCESS', endpoint_id: 'ep3' });
+      await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep1' });
+      await update(sub, 'ep1');
+      expect(sub.inbox.messages.filter((m) => m['type'] === 'ACLUPDATE')).to.deep.equal([]);
+    });
+
+    it('answers GETACLSTATE for an unknown endpoint with SUCCESS and publishes once it becomes known', async () => {
+      const { sub, req } = await felix(['ep7']);
+      expect(await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep7' })).to.deep.equal({ type: 'GETACLSTATE', endpoint_id: 'ep7', rc: 'SUCCESS', message: '' });
+      await plugin.setGroup('g1', { ep1: ['192.168.1.1'], ep2: ['192.168.1.2'], ep7: ['192.168.1.7', 'fd00::7'] });
+      const acls = (await update(sub, 'ep7'))['acls'] as Record<string, Record<string, unknown>>;
+      expect(acls['v6']!['inbound']).to.deep.equal([rule('fd00::7/128')]);
+      expect(acls['v6']!['outbound']).to.deep.equal([rule('fd00::7/128')]);
+    });
+
+    it('answers every malformed request with an error rc and keeps serving', async () => {
+      const { sub, req } = await felix(['ep1']);
+      const cases: Array<[string, Array<string | Buffer>, Json]> = [
+        ['not JSON', ['{nope'], { type: 'ERROR', rc: 'INVALID' }],
+        ['not an object', ['[1,2]'], { type: 'ERROR', rc: 'INVALID' }],
+        ['no type', [JSON.stringify({ endpoint_id: 'ep1' })], { type: 'ERROR', rc: 'INVALID' }],
+        ['unknown type', [JSON.stringify({ type: 'GETEVERYTHING' })], { type: 'GETEVERYTHING', rc: 'FAILURE' }],
+        ['missing endpoint_id', [JSON.stringify({ type: 'GETACLSTATE' })], { type: 'GETACLSTATE', rc: 'INVALID' }],
+        ['endpoint_id not a string', [JSON.stringify({ type: 'GETACLSTATE', endpoint_id: 42 })], { type: 'GETACLSTATE', rc: 'INVALID' }],
+        ['endpoint_id with bad characters', [JSON.stringify({ type: 'GETACLSTATE', endpoint_id: '../x y' })], { type: 'GETACLSTATE', rc: 'INVALID' }],
+        ['extra frames', [JSON.stringify({ type: 'GETACLSTATE', endpoint_id: 'ep1' }), 'more'], { type: 'ERROR', rc: 'INVALID' }],
+        ['empty body', [''], { type: 'ERROR', rc: 'INVALID' }],
+      ];
+      for (const [name, frames, expected] of cases) {
+        const reply = await req.raw(...frames);
+        expect(reply, name).to.include(expected);
+        expect(reply['message'], name).to.be.a('string').and.not.equal('');
+      }
+      expect(sub.inbox.messages.filter((m) => m['type'] === 'ACLUPDATE')).to.deep.equal([]);
+      await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep1' });
+      expect(sorted((await update(sub, 'ep1'))['acls'])).to.deep.equal(sorted(prototypeAcls(['192.168.1.1', '192.168.1.2'])));
+      expect(manager.child.exitCode).to.equal(null);
+    });
+
+    it('ignores malformed publications from the plugin and keeps its state', async () => {
+      const { sub, req } = await felix(['ep']);
+      await plugin.raw('groups', '{nope');
+      await plugin.raw('groups', '"just a string"');
+      await plugin.raw('groups', JSON.stringify({ group: 'g1' }));
+      await plugin.raw('groups', JSON.stringify({ type: 'GROUPCHANGED', group: 'g1' }));
+      await plugin.send('groups', { type: 'GROUPUPDATE', group: 'g1', members: ['ep1'], rules: {} });
+      await plugin.send('groups', { type: 'GROUPUPDATE', group: 'g1', members: { ep1: ['not-an-ip'] }, rules: {} });
+      await plugin.send('groups', { type: 'GROUPUPDATE', group: 'g1', members: {}, rules: { inbound: 'all' } });
+      await plugin.send('groups', { type: 'GROUPUPDATE', group: 7, members: {}, rules: {} });
+      await plugin.send('networkheartbeat', { type: 'GROUPUPDATE', group: 'g1', members: {}, rules: {} });
+      await plugin.raw('groups', JSON.stringify({ type: 'GROUPUPDATE', group: 'g1', members: {}, rules: {} }), 'extra');
+      // A valid update after all that is applied; g1 was never emptied.
+      await plugin.setGroup('g8', { ep8: ['192.168.1.8'] });
+      await update(sub, 'ep8');
+      expect(sub.inbox.messages.filter((m) => m['type'] === 'ACLUPDATE').map((m) => m['topic'])).to.deep.equal([]);
+      await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep1' });
+      expect(sorted((await update(sub, 'ep1'))['acls'])).to.deep.equal(sorted(prototypeAcls(['192.168.1.1', '192.168.1.2'])));
+      expect(manager.output()).to.include('bad publication from the plugin ignored');
+    });
+
+    it('resynchronises by itself when the plugin restarts, serving the last ACLs meanwhile', async () => {
+      const { sub, req } = await felix(['ep']);
+      plugin.close();
+      // Away for longer than every timeout: the manager keeps retrying and keeps serving.
+      await new Promise((r) => setTimeout(r, 1500));
+      await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep1' });
+      expect(sorted((await update(sub, 'ep1'))['acls'])).to.deep.equal(sorted(prototypeAcls(['192.168.1.1', '192.168.1.2'])));
+      // The plugin returns with g1 changed and g2 gone; nobody tells the manager.
+      plugin = newPlugin();
+      plugin.setGroupQuietly('g1', { ep1: ['192.168.1.1'], ep6: ['192.168.1.6'] });
+      await plugin.start();
+      await plugin.requests.take((m) => m['type'] === 'GETGROUPS', 'GETGROUPS from the manager', 10000);
+      expect(sorted((await update(sub, 'ep1'))['acls'])).to.deep.equal(sorted(prototypeAcls(['192.168.1.1', '192.168.1.6'])));
+      expect(sorted((await update(sub, 'ep6'))['acls'])).to.deep.equal(sorted(prototypeAcls(['192.168.1.1', '192.168.1.6'])));
+      expect((await update(sub, 'ep2'))['acls']).to.deep.equal({ v4: noRules, v6: noRules });
+      // g2 was not re-announced: dropped once the resync settled.
+      expect((await update(sub, 'ep3'))['acls']).to.deep.equal({ v4: noRules, v6: noRules });
+      expect(manager.child.exitCode).to.equal(null);
+    });
+
+    it('resynchronises when the plugin restarts quickly (its PUB socket reconnects)', async () => {
+      const { sub } = await felix(['ep']);
+      plugin.close();
+      plugin = newPlugin();
+      plugin.setGroupQuietly('g2', { ep3: ['192.168.1.3'], ep5: ['192.168.1.5'] });
+      await plugin.start();
+      await plugin.requests.take((m) => m['type'] === 'GETGROUPS', 'GETGROUPS from the manager', 10000);
+      expect(sorted((await update(sub, 'ep5'))['acls'])).to.deep.equal(sorted(prototypeAcls(['192.168.1.3', '192.168.1.5'])));
+      expect((await update(sub, 'ep1'))['acls']).to.deep.equal({ v4: noRules, v6: noRules });
+    });
+  });
+
+  it('takes a silent plugin as lost and asks GETGROUPS again', async () => {
+    plugin = newPlugin(0);
+    plugin.setGroupQuietly('g1', { ep1: ['192.168.1.1'] });
+    await plugin.start();
+    await startManager();
+    await plugin.requests.take((m) => m['type'] === 'GETGROUPS', 'first GETGROUPS');
+    await plugin.requests.take((m) => m['type'] === 'GETGROUPS', 'GETGROUPS after silence', 10000);
+    await waitFor('second resync', () => resyncCount() >= 2, 10000);
+    expect(manager.output()).to.include('nothing from the plugin; taking it as lost');
+    // Still serving the groups it has.
+    const { sub, req } = await felix(['ep1']);
+    await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep1' });
+    expect(sorted((await update(sub, 'ep1'))['acls'])).to.deep.equal(sorted(prototypeAcls(['192.168.1.1'])));
+  });
+
+  it('asks GETGROUPS again when the plugin answers it badly', async () => {
+    plugin = newPlugin();
+    plugin.setGroupQuietly('g1', { ep1: ['192.168.1.1'] });
+    plugin.badReplies.push('not json', JSON.stringify({ type: 'GETGROUPS', rc: 'FAILURE', message: 'busy' }));
+    await plugin.start();
+    await startManager();
+    const getGroups = plugin.requests.messages.filter((m) => m['type'] === 'GETGROUPS');
+    expect(getGroups).to.have.length(3);
+    expect(manager.output().split('GETGROUPS refused; asking again').length - 1).to.equal(2);
+    const { sub, req } = await felix(['ep1']);
+    await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep1' });
+    expect(sorted((await update(sub, 'ep1'))['acls'])).to.deep.equal(sorted(prototypeAcls(['192.168.1.1'])));
+  });
+
+  it('starts before the plugin exists and syncs when it appears', async () => {
+    manager = startCommand(ACLMGR, ['--config-file', writeConfig()]);
+    await waitFor('ready', () => manager.output().includes('"ready"'), 10000);
+    const { sub, req } = await felix(['ep1']);
+    expect(await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep1' })).to.include({ rc: 'SUCCESS' });
+    plugin = newPlugin();
+    plugin.setGroupQuietly('g1', { ep1: ['192.168.1.1'] });
+    await plugin.start();
+    expect(sorted((await update(sub, 'ep1'))['acls'])).to.deep.equal(sorted(prototypeAcls(['192.168.1.1'])));
+    await stop(manager);
+    expect(manager.child.exitCode ?? manager.child.signalCode).to.be.oneOf([0, 'SIGTERM']);
+  });
+
+  describe('bad configuration', () => {
+    const cases: Array<[string, (cfg: string) => string, RegExp]> = [
+      ['missing PluginAddress', (c) => c.replace(/PluginAddress = .*\n/, ''), /\[global\] PluginAddress: missing/],
+      ['port out of range', (c) => c.replace(/AclRequestPort = .*\n/, 'AclRequestPort = 99999\n'), /:\d+: \[global\] AclRequestPort: bad value "99999"/],
+      ['not a number', (c) => c.replace(/PluginTimeoutMillis = .*\n/, 'PluginTimeoutMillis = soon\n'), /\[connection\] PluginTimeoutMillis: bad value "soon"/],
+      ['bad severity', (c) => c.replace('LogSeverityScreen = INFO', 'LogSeverityScreen = LOUD'), /\[log\] LogSeverityScreen: bad value "LOUD"/],
+      ['heartbeat slower than 30 s', (c) => c.replace('AclHeartbeatIntervalMillis = 200', 'AclHeartbeatIntervalMillis = 60000'), /AclHeartbeatIntervalMillis: bad value/],
+    ];
+    for (const [name, edit, expected] of cases) {
+      it(`exits non-zero with one line naming file, section and key: ${name}`, async () => {
+        const file = writeConfig();
+        fs.writeFileSync(file, edit(fs.readFileSync(file, 'utf8')));
+        const { code, output } = await runCommand(ACLMGR, ['--config-file', file]);
+        expect(code).to.not.equal(0);
+        const lines = output.trim().split('\n');
+        expect(lines, output).to.have.length(1);
+        expect(lines[0]).to.match(/^calico-acl-manager: /);
+        expect(lines[0]).to.include(file);
+        expect(lines[0]).to.match(expected);
+      });
+    }
+
+    it('exits non-zero with one line when its port is taken', async () => {
+      const taken = net.createServer();
+      await new Promise<void>((resolve) => taken.listen(ports.aclReq, '127.0.0.1', resolve));
+      try {
+        const { code, output } = await runCommand(ACLMGR, ['--config-file', writeConfig()]);
+        expect(code).to.equal(1);
+        expect(output.trim().split('\n').pop()).to.match(new RegExp(`^calico-acl-manager: cannot bind tcp://127.0.0.1:${ports.aclReq}: `));
+      } finally {
+        taken.close();
+      }
+    });
+
+    it('exits non-zero for a missing file and for bad arguments', async () => {
+      const missing = await runCommand(ACLMGR, ['--config-file', path.join(dir, 'nope.cfg')]);
+      expect(missing.code).to.equal(1);
+      expect(missing.output.trim()).to.match(/^calico-acl-manager: .*nope\.cfg: cannot read: ENOENT$/);
+      const noArg = await runCommand(ACLMGR, []);
+      expect(noArg.code).to.equal(2);
+      expect(noArg.output.trim().split('\n')).to.have.length(1);
+    });
+  });
+});
