@@ -15,14 +15,15 @@ export interface ConvergenceStep {
   ms: number;
 }
 
-/** When Felix logged the endpoint's creation (pino JSON `time`), if it did. */
-function felixHeardAt(lab: Lab, host: string, id: string): number | null {
+/** When Felix logged the endpoint's creation (pino JSON `time`) after `since`, if it did. */
+function felixHeardAt(lab: Lab, host: string, id: string, since: number): number | null {
   const file = path.join(lab.logDir, `felix-${host}.log`);
   if (!fs.existsSync(file)) return null;
   for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
     if (!line.includes(id) || !line.includes('"endpoint created"')) continue;
     try {
-      return (JSON.parse(line) as { time: number }).time;
+      const { time } = JSON.parse(line) as { time: number };
+      if (time >= since) return time;
     } catch {
       /* a torn last line */
     }
@@ -45,7 +46,7 @@ export async function networkAndTime(lab: Lab, ip: string, group: string, host: 
   const c = await lab.addContainer(ip, group, host);
   const networked = Date.now() - t0;
   const since = (p: Promise<unknown>) => p.then(() => Date.now() - t0);
-  const ping = (from: LabContainer, to: LabContainer) => waitFor(`ping ${from.ip} -> ${to.ip}`, () => lab.ping(from, to.ip), 20000, 0);
+  const ping = (from: LabContainer, to: LabContainer) => waitFor(`ping ${from.ip} -> ${to.ip}`, () => lab.ping(from, to.ip, 0.1), 20000, 0);
   const [local, remote, toSame, toOther, fromOther] = await Promise.all([
     since(routeSeen(lab, host, ip, 'local')),
     since(routeSeen(lab, otherHost.host, ip, 'bird')),
@@ -53,7 +54,7 @@ export async function networkAndTime(lab: Lab, ip: string, group: string, host: 
     since(ping(c, otherHost)),
     since(ping(otherHost, c)),
   ]);
-  const heard = felixHeardAt(lab, host, c.id);
+  const heard = felixHeardAt(lab, host, c.id, t0);
   const steps: ConvergenceStep[] = [
     { what: 'network-container done', ms: networked },
     ...(heard !== null ? [{ what: 'Felix told by the plugin', ms: heard - t0 }] : []),

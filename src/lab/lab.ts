@@ -295,8 +295,9 @@ export class Lab {
     this.save();
   }
 
-  ping(from: LabContainer, ip: string): Promise<boolean> {
-    return probe(from.ns, 'ping', '-c', '1', '-W', '1', ip);
+  /** One ping; a short `timeoutSec` gives fine-grained convergence timings. */
+  ping(from: LabContainer, ip: string, timeoutSec = 1): Promise<boolean> {
+    return probe(from.ns, 'ping', '-c', '1', '-W', String(timeoutSec), ip);
   }
 
   tcp(from: LabContainer, ip: string): Promise<boolean> {
