@@ -75,12 +75,15 @@ export class ReplyPeer {
 export class RequestPeer {
   private socket: zmq.Request;
 
-  constructor(private readonly address: string) {
+  constructor(
+    private readonly address: string,
+    private readonly timeoutMs = 5000,
+  ) {
     this.socket = this.open();
   }
 
   private open(): zmq.Request {
-    const s = new zmq.Request({ linger: 0, receiveTimeout: 5000 });
+    const s = new zmq.Request({ linger: 0, receiveTimeout: this.timeoutMs, sendTimeout: this.timeoutMs });
     s.connect(this.address);
     return s;
   }
@@ -122,6 +125,30 @@ export class SubscribePeer {
         /* closed */
       }
     })();
+  }
+
+  close(): void {
+    this.socket.close();
+  }
+}
+
+/** A PUB socket sending `[topic, json]` (or raw frames). */
+export class PublishPeer {
+  private readonly socket = new zmq.Publisher({ linger: 0 });
+  private chain: Promise<void> = Promise.resolve();
+
+  async bind(address: string): Promise<this> {
+    await this.socket.bind(address);
+    return this;
+  }
+
+  publish(topic: string, msg: Json): Promise<void> {
+    return this.raw(topic, JSON.stringify(msg));
+  }
+
+  raw(...frames: string[]): Promise<void> {
+    this.chain = this.chain.then(() => this.socket.send(frames));
+    return this.chain;
   }
 
   close(): void {

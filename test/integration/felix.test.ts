@@ -1,0 +1,289 @@
+/**
+ * The built `calico-felix` in a network namespace of its own, against
+ * independent plugin and ACL-manager peers speaking SPEC §3 and §5 over
+ * ZeroMQ ipc:// sockets (files are shared across namespaces, so the peers
+ * can stay in the test process). Checks what an operator would see: routes,
+ * chains, sets, and packets between container namespaces.
+ */
+import { expect } from 'chai';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Container, Netns, createNetns, deleteAllNetns, plugContainer } from '../support/netns.js';
+import { PublishPeer, ReplyPeer, RequestPeer } from '../support/peers.js';
+import { Running, runCommand, startCommand, stop, stopAll, waitFor } from '../support/process.js';
+
+type Json = Record<string, unknown>;
+const FELIX = 'src/felix/main.js';
+
+const EP1 = { id: 'f1f1f1f1f1f1aa01', ip: '192.168.30.1' };
+const EP2 = { id: 'f2f2f2f2f2f2aa02', ip: '192.168.30.2' };
+const tap = (id: string) => `tap${id.slice(0, 11)}`;
+const suffix = (id: string) => id.slice(0, 11);
+
+const rule = (cidr: string, extra: Json = {}) => ({ group: null, cidr, protocol: null, port: null, ...extra });
+const rules = (inbound: Json[]) => ({ inbound, outbound: [rule('0.0.0.0/0')], inbound_default: 'deny', outbound_default: 'deny' });
+const acls = (inbound: Json[]) => ({ v4: rules(inbound), v6: { inbound: [], outbound: [], inbound_default: 'deny', outbound_default: 'deny' } });
+
+/**
+ * Plays `plugin ep`: answers RESYNCSTATE with the endpoints it holds, then
+ * sends their ENDPOINTCREATED; sends HEARTBEAT when idle, as the real one does.
+ */
+class FakePlugin {
+  readonly endpoints = new Map<string, Json>();
+  rep: ReplyPeer | undefined;
+  private readonly felix: RequestPeer;
+  private chain: Promise<unknown> = Promise.resolve();
+  private readonly heartbeat: NodeJS.Timeout;
+
+  constructor(
+    private readonly address: string,
+    felixAddress: string,
+  ) {
+    // A Felix killed mid-request never answers: give up well within Felix's own timeout.
+    this.felix = new RequestPeer(felixAddress, 1000);
+    this.heartbeat = setInterval(() => void this.send({ type: 'HEARTBEAT' }).catch(() => {}), 300);
+  }
+
+  async listen(): Promise<void> {
+    this.rep = await new ReplyPeer((req) => {
+      if (req['type'] !== 'RESYNCSTATE') return { type: req['type'] };
+      const creates = [...this.endpoints.values()].map((e) => ({ ...e, resync_id: req['resync_id'] }));
+      setImmediate(() => creates.forEach((c) => void this.send(c).catch(() => {})));
+      return { type: 'RESYNCSTATE', rc: 'SUCCESS', message: '', endpoint_count: String(creates.length) };
+    }).bind(this.address);
+  }
+
+  /** One request at a time on the REQ socket. */
+  send(msg: Json): Promise<Json> {
+    const p = this.chain.then(() => this.felix.request(msg));
+    this.chain = p.catch(() => {});
+    return p;
+  }
+
+  close(): void {
+    clearInterval(this.heartbeat);
+    this.rep?.close();
+    this.felix.close();
+  }
+}
+
+/** Plays the ACL manager: answers GETACLSTATE, publishing the endpoint's ACLs if it has them. */
+class FakeAclManager {
+  readonly acls = new Map<string, Json>();
+  readonly rep: ReplyPeer;
+  readonly pub = new PublishPeer();
+
+  constructor() {
+    this.rep = new ReplyPeer((req) => {
+      const id = req['endpoint_id'] as string;
+      const a = this.acls.get(id);
+      if (a) setTimeout(() => void this.pub.publish(id, { type: 'ACLUPDATE', acls: a, issued: Date.now() }), 5);
+      return { type: req['type'], endpoint_id: id, rc: 'SUCCESS', message: '' };
+    });
+  }
+
+  async bind(rep: string, pub: string): Promise<void> {
+    await this.rep.bind(rep);
+    await this.pub.bind(pub);
+  }
+
+  set(id: string, a: Json): Promise<void> {
+    this.acls.set(id, a);
+    return this.pub.publish(id, { type: 'ACLUPDATE', acls: a, issued: Date.now() });
+  }
+
+  close(): void {
+    this.rep.close();
+    this.pub.close();
+  }
+}
+
+function createMsg(ep: { id: string; ip: string }, mac: string): Json {
+  return { type: 'ENDPOINTCREATED', endpoint_id: ep.id, mac, addrs: [{ addr: ep.ip }], state: 'enabled', resync_id: null, issued: Date.now() };
+}
+
+describe('calico-felix (built command, in a namespace, against wire peers)', function () {
+  this.timeout(60000);
+  let dir: string;
+  let host: Netns;
+  let c1: Container;
+  let c2: Container;
+  let plugin: FakePlugin;
+  let aclmgr: FakeAclManager;
+  let felix: Running;
+  let cfg: string;
+
+  const sock = (name: string) => `ipc://${path.join(dir, name)}`;
+
+  function startFelix(): Running {
+    felix = startCommand(FELIX, ['--config-file', cfg], { netns: host.name });
+    return felix;
+  }
+
+  async function routes(): Promise<string> {
+    return host.run('ip', ['route', 'show']);
+  }
+
+  async function ping(from: Container, to: Container): Promise<boolean> {
+    return (await from.ns.exec('ping', ['-c', '1', '-W', '0.3', to.ip])).code === 0;
+  }
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'felix-test-'));
+    host = await createNetns('fhost', 'cflx');
+    c1 = await plugContainer(host, 'c1', EP1.ip, tap(EP1.id));
+    c2 = await plugContainer(host, 'c2', EP2.ip, tap(EP2.id));
+    // A TCP listener in c2 for connection checks.
+    void c2.ns.exec('timeout', ['55', 'nc', '-lk', '7000'], { timeoutMs: 56000 });
+    cfg = path.join(dir, 'felix.cfg');
+    fs.writeFileSync(
+      cfg,
+      `[global]\nPluginAddress = ${sock('plugin.sock')}\nACLAddress = ${sock('acl.sock')}\nACLPublishAddress = ${sock('aclpub.sock')}\n` +
+        `LocalAddress = ${sock('felix.sock')}\nFelixHostname = host1.example.com\nMetadataAddr = None\nEndpointRetryTimeMillis = 100\n\n` +
+        `[log]\nLogFilePath = ${path.join(dir, 'felix.log')}\nLogSeverityScreen = WARNING\n\n` +
+        `[connection]\nConnectionTimeoutMillis = 2000\nConnectionKeepaliveIntervalMillis = 300\n`,
+    );
+    plugin = new FakePlugin(sock('plugin.sock'), sock('felix.sock'));
+    plugin.endpoints.set(EP1.id, createMsg(EP1, c1.mac));
+    plugin.endpoints.set(EP2.id, createMsg(EP2, c2.mac));
+    await plugin.listen();
+    aclmgr = new FakeAclManager();
+    await aclmgr.bind(sock('acl.sock'), sock('aclpub.sock'));
+    startFelix();
+  });
+
+  after(async () => {
+    plugin?.close();
+    aclmgr?.close();
+    await stopAll();
+    await deleteAllNetns();
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('resyncs at start and programs every endpoint it is sent: route, neighbour, sysctls', async () => {
+    const resync = await plugin.rep!.inbox.take((m) => m['type'] === 'RESYNCSTATE', 'RESYNCSTATE', 10000);
+    expect(resync['hostname']).to.equal('host1.example.com');
+    expect(resync['resync_id']).to.be.a('string').and.not.equal('');
+    await waitFor('routes to both endpoints', async () => {
+      const r = await routes();
+      return r.includes(`${EP1.ip} dev ${tap(EP1.id)} scope link`) && r.includes(`${EP2.ip} dev ${tap(EP2.id)} scope link`);
+    }, 10000);
+    const neigh = await host.run('ip', ['neigh', 'show', 'dev', tap(EP1.id)]);
+    expect(neigh).to.match(new RegExp(`${EP1.ip.replace(/\./g, '\\.')} lladdr ${c1.mac} PERMANENT`));
+    expect((await host.run('cat', [`/proc/sys/net/ipv4/conf/${tap(EP1.id)}/proxy_arp`])).trim()).to.equal('1');
+  });
+
+  it('keeps new endpoints denied until their ACLs arrive, then enforces them', async () => {
+    await aclmgr.rep.inbox.take((m) => m['type'] === 'GETACLSTATE' && m['endpoint_id'] === EP2.id, 'GETACLSTATE for EP2');
+    expect(await ping(c1, c2)).to.equal(false);
+    await aclmgr.set(EP1.id, acls([rule(`${EP2.ip}/32`)]));
+    await aclmgr.set(EP2.id, acls([rule(`${EP1.ip}/32`, { protocol: 'tcp', port: 7000 }), rule(`${EP1.ip}/32`, { protocol: 'icmp' })]));
+    await waitFor('ping c1 -> c2', () => ping(c1, c2), 10000);
+    expect((await c1.ns.exec('nc', ['-z', '-w', '1', EP2.ip, '7000'])).code, 'tcp 7000 allowed').to.equal(0);
+    expect((await c1.ns.exec('nc', ['-z', '-w', '1', EP2.ip, '7001'])).code, 'tcp 7001 denied').to.not.equal(0);
+    const sets = await host.run('ipset', ['list', `felix-to-port-${suffix(EP2.id)}`]);
+    expect(sets).to.include(`${EP1.ip},tcp:7000`);
+  });
+
+  it('ignores ACLs published on a longer topic that starts with the endpoint id', async () => {
+    await aclmgr.set(EP2.id, acls([]));
+    await waitFor('c2 closed', async () => !(await ping(c1, c2)), 5000);
+    await aclmgr.pub.publish(`${EP2.id}x`, { type: 'ACLUPDATE', acls: acls([rule('0.0.0.0/0')]), issued: Date.now() });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(await ping(c1, c2)).to.equal(false);
+    await aclmgr.set(EP2.id, acls([rule(`${EP1.ip}/32`)]));
+    await waitFor('c2 open again', () => ping(c1, c2), 5000);
+  });
+
+  it('answers bad requests with an error rc, and unknown endpoints with NOTEXIST', async () => {
+    const rows: Array<[Json, string]> = [
+      [{ ...createMsg({ id: 'x1', ip: '192.168.30.9' }, 'ee:ee'), type: 'ENDPOINTCREATED' }, 'INVALID'],
+      [{ ...createMsg({ id: 'x1', ip: '192.168.30.300' }, 'ee:ee:ee:ee:ee:01') }, 'INVALID'],
+      [{ ...createMsg({ id: 'x1', ip: '192.168.30.9' }, 'ee:ee:ee:ee:ee:01'), state: 'sleepy' }, 'INVALID'],
+      [{ type: 'ENDPOINTUPDATED', endpoint_id: 'nobody', mac: 'ee:ee:ee:ee:ee:01', addrs: [], state: 'enabled' }, 'NOTEXIST'],
+      [{ type: 'ENDPOINTDESTROYED', endpoint_id: 'nobody' }, 'NOTEXIST'],
+      [{ type: 'RESYNCSTATE' }, 'FAILURE'],
+    ];
+    for (const [msg, rc] of rows) {
+      const reply = await plugin.send(msg);
+      expect(reply['rc'], JSON.stringify(msg)).to.equal(rc);
+      expect(reply['message']).to.not.equal('');
+    }
+    expect(await ping(c1, c2), 'state unchanged').to.equal(true);
+  });
+
+  it('disables and enables an endpoint: routes go and come back', async () => {
+    const base = plugin.endpoints.get(EP2.id)!;
+    const upd = { type: 'ENDPOINTUPDATED', endpoint_id: EP2.id, mac: base['mac'], addrs: base['addrs'] };
+    expect((await plugin.send({ ...upd, state: 'disabled', issued: Date.now() }))['rc']).to.equal('SUCCESS');
+    await waitFor('route to EP2 gone', async () => !(await routes()).includes(`${EP2.ip} dev`), 5000);
+    expect(await ping(c1, c2)).to.equal(false);
+    expect((await plugin.send({ ...upd, state: 'enabled', issued: Date.now() }))['rc']).to.equal('SUCCESS');
+    await waitFor('ping after enable', () => ping(c1, c2), 5000);
+  });
+
+  it('survives kill -9: established traffic keeps flowing, the restart resyncs and duplicates nothing', async () => {
+    const before = await host.run('iptables-save', ['-t', 'filter']);
+    // 30 pings at 100 ms intervals span the kill and the restart.
+    const pinging = c1.ns.exec('ping', ['-c', '30', '-i', '0.1', '-W', '1', EP2.ip], { timeoutMs: 20000 });
+    await new Promise((r) => setTimeout(r, 500));
+    felix.child.kill('SIGKILL');
+    await felix.exited;
+    startFelix();
+    await plugin.rep!.inbox.take((m) => m['type'] === 'RESYNCSTATE', 'RESYNCSTATE after restart', 10000);
+    const result = await pinging;
+    expect(result.stdout).to.match(/30 packets transmitted, 30 received/);
+    await waitFor('felix log says resync complete', () => fs.readFileSync(path.join(dir, 'felix.log'), 'utf8').split('\n').filter((l) => l.includes('"resync complete"')).length >= 1, 10000);
+    const after = await host.run('iptables-save', ['-t', 'filter']);
+    const rulesOf = (s: string) => s.split('\n').filter((l) => l.startsWith('-A')).sort();
+    expect(rulesOf(after)).to.deep.equal(rulesOf(before));
+  });
+
+  it('removes an endpoint that vanished while Felix was down, once the resync completes', async () => {
+    felix.child.kill('SIGKILL');
+    await felix.exited;
+    plugin.endpoints.delete(EP2.id);
+    startFelix();
+    await waitFor('EP2 cleaned up', async () => {
+      const chains = await host.run('iptables-save', ['-t', 'filter']);
+      const sets = await host.run('ipset', ['list', '-n']);
+      return !(await routes()).includes(EP2.ip) && !chains.includes(suffix(EP2.id)) && !sets.includes(suffix(EP2.id));
+    }, 10000).catch(async (err: Error) => {
+      throw new Error(`${err.message}\n${await routes()}\n${await host.run('iptables-save', ['-t', 'filter'])}\n${await host.run('ipset', ['list', '-n'])}\n${fs.readFileSync(path.join(dir, 'felix.log'), 'utf8').split('\n').slice(-15).join('\n')}`);
+    });
+    expect(await routes()).to.include(`${EP1.ip} dev ${tap(EP1.id)}`);
+  });
+
+  it('destroys an endpoint: route, neighbour, chains and sets go', async () => {
+    expect((await plugin.send({ type: 'ENDPOINTDESTROYED', endpoint_id: EP1.id, issued: Date.now() }))['rc']).to.equal('SUCCESS');
+    plugin.endpoints.delete(EP1.id);
+    await waitFor('EP1 gone', async () => {
+      const chains = await host.run('iptables-save', ['-t', 'filter']);
+      const sets = await host.run('ipset', ['list', '-n']);
+      const neigh = await host.run('ip', ['neigh', 'show', 'dev', tap(EP1.id)]);
+      return !(await routes()).includes(EP1.ip) && !chains.includes(suffix(EP1.id)) && !sets.includes(suffix(EP1.id)) && !neigh.includes('PERMANENT');
+    }, 10000);
+  });
+
+  it('resyncs by itself when the plugin goes away and comes back', async () => {
+    plugin.rep!.close();
+    plugin.endpoints.set(EP1.id, createMsg(EP1, c1.mac));
+    await new Promise((r) => setTimeout(r, 2500));
+    await plugin.listen();
+    await plugin.rep!.inbox.take((m) => m['type'] === 'RESYNCSTATE', 'RESYNCSTATE to the new plugin', 15000);
+    await waitFor('EP1 programmed again', async () => (await routes()).includes(`${EP1.ip} dev ${tap(EP1.id)}`), 10000);
+  });
+
+  it('stops with a one-line error naming file, section and key on a bad config', async () => {
+    const bad = path.join(dir, 'bad.cfg');
+    fs.writeFileSync(bad, '[global]\nPluginAddress = 10.0.0.1\n[connection]\nConnectionTimeoutMillis = soon\n');
+    const r = await runCommand(FELIX, ['--config-file', bad], { netns: host.name });
+    expect(r.code).to.equal(1);
+    expect(r.output.trim()).to.equal(`calico-felix: ${bad}: [global] ACLAddress: missing (required)`);
+    fs.writeFileSync(bad, '[global]\nPluginAddress = 10.0.0.1\nACLAddress = 10.0.0.1\n[connection]\nConnectionTimeoutMillis = soon\n');
+    const r2 = await runCommand(FELIX, ['--config-file', bad], { netns: host.name });
+    expect(r2.output.trim()).to.equal(`calico-felix: ${bad}:5: [connection] ConnectionTimeoutMillis: bad value "soon": expected a whole number`);
+    await stop(felix);
+  });
+});
