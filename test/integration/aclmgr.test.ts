@@ -115,6 +115,9 @@ ${extra.connection ?? 'ConnectionTimeoutMillis = 1000\nConnectionKeepaliveInterv
 
     it('subscribes, then asks GETGROUPS; answers GETACLSTATE and publishes the complete ACLs', async () => {
       expect(await plugin.requests.take((m) => m['type'] === 'GETGROUPS', 'GETGROUPS')).to.have.property('issued').that.is.a('number');
+      const first = plugin.events.indexOf('request:GETGROUPS');
+      expect(plugin.events.indexOf('subscribe:groups')).to.be.within(0, first - 1);
+      expect(plugin.events.indexOf('subscribe:networkheartbeat')).to.be.within(0, first - 1);
       const { sub, req } = await felix(['ep1', 'ep3']);
       expect(await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep1', issued: Date.now() })).to.deep.equal({
         type: 'GETACLSTATE',
@@ -299,6 +302,9 @@ ${extra.connection ?? 'ConnectionTimeoutMillis = 1000\nConnectionKeepaliveInterv
     plugin.setGroupQuietly('g1', { ep1: ['192.168.1.1'] });
     await plugin.start();
     expect(sorted((await update(sub, 'ep1'))['acls'])).to.deep.equal(sorted(prototypeAcls(['192.168.1.1'])));
+    // Both sockets were reconnecting on their own timers; GETGROUPS still went out only once the subscription was in place.
+    const first = plugin.events.indexOf('request:GETGROUPS');
+    expect(plugin.events.indexOf('subscribe:groups'), plugin.events.join(' ')).to.be.within(0, first - 1);
     await stop(manager);
     expect(manager.child.exitCode ?? manager.child.signalCode).to.be.oneOf([0, 'SIGTERM']);
   });

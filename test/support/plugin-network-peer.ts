@@ -42,7 +42,10 @@ export class PluginNetworkPeer {
   readonly requests = new Inbox();
   private readonly groups = new Map<string, Json>();
   private readonly rep = new zmq.Reply({ linger: 0 });
-  private readonly pub = new zmq.Publisher({ linger: 0 });
+  /** An XPUB, so the subscriptions it receives can be seen. */
+  private readonly pub = new zmq.XPublisher({ linger: 0 });
+  /** What happened, in order: `subscribe:TOPIC`, `unsubscribe:TOPIC`, `request:TYPE`. */
+  readonly events: string[] = [];
   private heartbeat: NodeJS.Timeout | undefined;
   private sending: Promise<void> = Promise.resolve();
 
@@ -60,7 +63,16 @@ export class PluginNetworkPeer {
     await bindRetrying(this.rep, this.repAddress);
     if (this.heartbeatMs > 0) this.heartbeat = setInterval(() => this.send('networkheartbeat', { type: 'HEARTBEAT' }), this.heartbeatMs);
     void this.serve();
+    void this.watchSubscriptions();
     return this;
+  }
+
+  private async watchSubscriptions(): Promise<void> {
+    try {
+      for await (const [msg] of this.pub) this.events.push(`${msg![0] === 1 ? 'subscribe' : 'unsubscribe'}:${msg!.subarray(1).toString()}`);
+    } catch {
+      /* closed */
+    }
   }
 
   private async serve(): Promise<void> {
@@ -73,6 +85,7 @@ export class PluginNetworkPeer {
           req = { raw: body!.toString() };
         }
         this.requests.push(req);
+        this.events.push(`request:${String(req['type'])}`);
         const bad = req['type'] === 'GETGROUPS' ? this.badReplies.shift() : undefined;
         if (bad !== undefined) {
           await this.rep.send(bad);
