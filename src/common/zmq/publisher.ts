@@ -21,6 +21,9 @@ export class Publisher {
     const socket = new zmq.Publisher();
     applySocketOptions(socket, options, address);
     socket.linger = 0;
+    // A resync publishes one message per endpoint at once; ZeroMQ's default of 1000 queued
+    // messages per subscriber would drop some of a large burst.
+    socket.sendHighWaterMark = 100000;
     try {
       await socket.bind(address);
     } catch (err) {
