@@ -257,6 +257,16 @@ describe('Felix dataplane in network namespaces', function () {
     expect(await canPing(a, C.ip)).to.equal(true);
   });
 
+  it('repairs drift on the periodic refresh: a deleted jump, a flushed chain, a deleted route', async () => {
+    const { host, a, driver } = await lab({ refreshMs: 300 });
+    await program(driver, [[spec(A), OPEN], [spec(B), OPEN]]);
+    const before = await snapshot(host);
+    await host.sh('iptables -D FORWARD -j felix-FORWARD; iptables -F felix-to-bbbbbbbbbbb; ip route del 192.168.10.2 dev tapbbbbbbbbbbb');
+    expect(await snapshot(host)).not.to.equal(before);
+    await waitFor('drift repaired', async () => (await snapshot(host)) === before, 10000);
+    expect(await canPing(a, B.ip)).to.equal(true);
+  });
+
   it('a disabled endpoint without an interface is not an error', async () => {
     const { driver } = await lab();
     await program(driver, [[spec(C, { enabled: false }), OPEN]]);

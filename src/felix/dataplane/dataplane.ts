@@ -45,6 +45,12 @@ export interface DataplaneOptions {
   sysctl?: Sysctl;
   /** Longest wait between retries of a failing endpoint (default 30 s). */
   maxBackoffMs?: number;
+  /**
+   * How often to re-read the kernel and repair drift (chains, set existence,
+   * routes, neighbours); default 90 s, 0 = never. Set contents are trusted
+   * from the cache: they are only ever replaced whole by Felix.
+   */
+  refreshMs?: number;
 }
 
 export interface EndpointStatus {
@@ -115,6 +121,8 @@ export class Dataplane {
   private hostRetryPending = false;
 
   private tables: Record<Family, IptablesState | null> = { 4: null, 6: null };
+  /** Re-read chains and set names before the next apply, keeping the known contents of sets that still exist. */
+  private staleCache = false;
   private sets: Map<string, CachedSet> | null = null;
   private links = new Map<string, LinkState>();
   /** Dispatch entries found at start for interfaces not (yet) known: kept until cleanupStale, so a restart cuts no traffic. */
@@ -127,6 +135,7 @@ export class Dataplane {
   private idleWaiters: (() => void)[] = [];
   private pollTimer: NodeJS.Timeout | null = null;
   private cleanupTimer: NodeJS.Timeout | null = null;
+  private refreshTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: DataplaneOptions) {
     this.log = opts.log.child({ component: 'dataplane' });
@@ -150,6 +159,11 @@ export class Dataplane {
     this.started = true;
     this.pollTimer = setInterval(() => void this.pollLinks(), this.opts.retryMs);
     this.pollTimer.unref();
+    const refreshMs = this.opts.refreshMs ?? 90000;
+    if (refreshMs > 0) {
+      this.refreshTimer = setInterval(() => this.refresh(), refreshMs);
+      this.refreshTimer.unref();
+    }
     this.log.info({ interfacePrefix: this.opts.interfacePrefix, metadata: this.opts.metadata }, 'dataplane started');
     this.schedule();
   }
@@ -220,6 +234,7 @@ export class Dataplane {
     this.stopped = true;
     if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.cleanupTimer) clearTimeout(this.cleanupTimer);
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
     for (const e of this.endpoints.values()) if (e.retryTimer) clearTimeout(e.retryTimer);
     while (this.loopRunning) await new Promise((r) => setTimeout(r, 10));
     this.netlink.close();
@@ -371,6 +386,17 @@ export class Dataplane {
 
   // ---- chains and sets ----
 
+  /** Re-reads the kernel on the next apply and reconciles every endpoint against it. */
+  private refresh(): void {
+    this.staleCache = true;
+    for (const e of this.endpoints.values()) {
+      e.filterDirty = true;
+      e.routesDirty = true;
+      e.version++;
+    }
+    this.schedule();
+  }
+
   private invalidateCache(): void {
     this.tables = { 4: null, 6: null };
     this.sets = null;
@@ -378,8 +404,17 @@ export class Dataplane {
 
   private async readKernelState(): Promise<void> {
     const [v4, v6, sets] = await Promise.all([this.iptables[4].read(), this.iptables[6].read(), this.ipsets.read()]);
+    const known = this.staleCache ? this.sets : null;
+    this.staleCache = false;
     this.tables = { 4: v4, 6: v6 };
-    this.sets = new Map([...sets].filter(([name]) => name.startsWith(OWNED_PREFIX)).map(([name, h]) => [name, { ...h, members: null }]));
+    this.sets = new Map(
+      [...sets]
+        .filter(([name]) => name.startsWith(OWNED_PREFIX))
+        .map(([name, h]) => {
+          const before = known?.get(name);
+          return [name, { ...h, members: before && before.type === h.type ? before.members : null }];
+        }),
+    );
   }
 
   private chainsOf(family: Family, table = 'filter'): Map<string, string[]> {
@@ -451,7 +486,7 @@ export class Dataplane {
    * created/filled → chains → sets destroyed.
    */
   private async applyFilter(batch: EndpointState[], extraRemovedChains: Record<Family, string[]> = { 4: [], 6: [] }, extraDestroyedSets: string[] = []): Promise<void> {
-    if (this.tables[4] === null || this.tables[6] === null || this.sets === null) await this.readKernelState();
+    if (this.staleCache || this.tables[4] === null || this.tables[6] === null || this.sets === null) await this.readKernelState();
     const sets = this.sets!;
     const setChanges: IpsetChanges = { create: [], replace: [], destroy: [] };
     const destroy: string[] = [...extraDestroyedSets];
