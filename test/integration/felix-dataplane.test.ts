@@ -267,6 +267,18 @@ describe('Felix dataplane in network namespaces', function () {
     expect(await canPing(a, B.ip)).to.equal(true);
   });
 
+  it('an update that cannot be programmed (bad MAC) leaves the endpoint denied without crashing; a good one restores it', async () => {
+    const { a, driver } = await lab();
+    await program(driver, [[spec(A), OPEN], [spec(B), OPEN]]);
+    expect(await canPing(a, B.ip)).to.equal(true);
+    await program(driver, [[spec(B, { mac: 'not-a-mac' }), null]]);
+    expect((await status(driver, B.id))!.error).to.match(/bad mac/);
+    expect(await canPing(a, B.ip), 'denied').to.equal(false);
+    await program(driver, [[spec(B), null]]);
+    expect(await status(driver, B.id)).to.deep.equal({ programmed: true, interfaceUp: true });
+    expect(await canPing(a, B.ip)).to.equal(true);
+  });
+
   it('a disabled endpoint without an interface is not an error', async () => {
     const { driver } = await lab();
     await program(driver, [[spec(C, { enabled: false }), OPEN]]);

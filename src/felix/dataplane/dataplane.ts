@@ -16,6 +16,7 @@
  */
 import type { Logger } from 'pino';
 import type { Acls } from '../../common/wire/acl-api.js';
+import { isEndpointId, isIp, isMac } from '../../common/wire/codec.js';
 import type { AclSetMembers } from './render/acl.js';
 import {
   Chain, Jump, dispatchInterface, dispatchRules, hostJumps, metadataJump, renderDispatchChains,
@@ -90,6 +91,17 @@ interface CachedSet {
 type DispatchMap = { from: Map<string, string>; to: Map<string, string> };
 
 const CONCURRENCY = 64;
+/** Interface names go into iptables-restore text and /proc paths: Linux's 15 characters, no specials. */
+const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
+
+/** Why a spec cannot be programmed, or null. */
+function specProblem(spec: EndpointSpec): string | null {
+  if (!isEndpointId(spec.id)) return `bad endpoint id ${JSON.stringify(spec.id)}`;
+  if (!IFNAME_RE.test(spec.ifname)) return `bad interface name ${JSON.stringify(spec.ifname)}`;
+  if (!isMac(spec.mac)) return `bad mac ${JSON.stringify(spec.mac)}`;
+  const bad = spec.addrs.find((a) => !isIp(a));
+  return bad === undefined ? null : `bad address ${JSON.stringify(bad)}`;
+}
 const sameList = (a: readonly string[] | undefined, b: readonly string[]): boolean =>
   a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
 
@@ -119,6 +131,8 @@ export class Dataplane {
   private cleanupRequested = false;
   /** Removals, host chains or cleanup failed: they wait for a timer instead of spinning the loop. */
   private hostRetryPending = false;
+  /** Dispatch must be recomputed though no endpoint is dirty (an endpoint turned invalid). */
+  private dispatchDirty = false;
 
   private tables: Record<Family, IptablesState | null> = { 4: null, 6: null };
   /** Re-read chains and set names before the next apply, keeping the known contents of sets that still exist. */
@@ -168,11 +182,27 @@ export class Dataplane {
     this.schedule();
   }
 
+  /** Records the endpoint's desired state; a spec that cannot be programmed leaves the endpoint denied, with the reason in status(). */
   upsertEndpoint(spec: EndpointSpec): void {
+    const problem = specProblem(spec);
+    if (problem !== null) {
+      this.log.error({ endpoint: spec.id, problem }, 'endpoint cannot be programmed; left denied');
+      const known = this.endpoints.get(spec.id);
+      if (known) {
+        known.filterError = problem;
+        known.filterDirty = false;
+        known.routesDirty = false;
+        known.version++;
+        this.dispatchDirty = true;
+        this.schedule();
+      }
+      return;
+    }
     const known = this.endpoints.get(spec.id);
     if (known) {
       if (known.spec.ifname !== spec.ifname) this.removedInterfaces.add(known.spec.ifname);
       known.spec = { ...spec, addrs: [...spec.addrs] };
+      known.filterError = null;
       known.filterDirty = true;
       known.routesDirty = true;
       known.version++;
@@ -265,7 +295,7 @@ export class Dataplane {
   private hasWork(): boolean {
     if (!this.started || this.stopped) return false;
     if (this.removedInterfaces.size) return true;
-    if (!this.hostRetryPending && (this.cleanupRequested || this.removedSuffixes.size)) return true;
+    if (!this.hostRetryPending && (this.cleanupRequested || this.dispatchDirty || this.removedSuffixes.size)) return true;
     for (const e of this.endpoints.values()) {
       if (this.filterActionable(e) || this.routesActionable(e)) return true;
     }
@@ -308,8 +338,9 @@ export class Dataplane {
   private async applyFilterBatch(): Promise<void> {
     const batch = [...this.endpoints.values()].filter((e) => this.filterActionable(e));
     const versions = new Map(batch.map((e) => [e, e.version]));
-    const removedNow = this.removedSuffixes.size > 0 && !this.hostRetryPending;
-    if (batch.length || removedNow) {
+    const hostWork = (this.removedSuffixes.size > 0 || this.dispatchDirty) && !this.hostRetryPending;
+    this.dispatchDirty = false;
+    if (batch.length || hostWork) {
       const started = Date.now();
       try {
         await this.applyFilter(batch);
@@ -722,4 +753,3 @@ function groupBy<T, K>(items: T[], key: (t: T) => K): Map<K, T[]> {
   return m;
 }
 
-export type { EndpointSpec };
