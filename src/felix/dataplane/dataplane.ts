@@ -63,6 +63,8 @@ export interface EndpointStatus {
 interface EndpointState {
   spec: EndpointSpec;
   suffix: string;
+  /** The spec's addresses per family, canonical (parsed once per upsert, not per apply). */
+  addrs: Record<Family, string[]>;
   /** Set members from the last ACLs; null until the first setAcls (deny all). */
   members: Record<Family, AclSetMembers> | null;
   filterDirty: boolean;
@@ -202,6 +204,7 @@ export class Dataplane {
     if (known) {
       if (known.spec.ifname !== spec.ifname) this.removedInterfaces.add(known.spec.ifname);
       known.spec = { ...spec, addrs: [...spec.addrs] };
+      known.addrs = { 4: addrsOf(spec, 4), 6: addrsOf(spec, 6) };
       known.filterError = null;
       known.filterDirty = true;
       known.routesDirty = true;
@@ -210,7 +213,7 @@ export class Dataplane {
       const suffix = endpointSuffix(spec.id);
       this.removedSuffixes.delete(suffix);
       this.endpoints.set(spec.id, {
-        spec: { ...spec, addrs: [...spec.addrs] }, suffix, members: null, filterDirty: true, routesDirty: true, version: 0,
+        spec: { ...spec, addrs: [...spec.addrs] }, suffix, addrs: { 4: addrsOf(spec, 4), 6: addrsOf(spec, 6) }, members: null, filterDirty: true, routesDirty: true, version: 0,
         filterProgrammed: false, routesProgrammed: false, sysctlIfindex: null, filterError: null, routesError: null, backoffMs: 0, retryTimer: null,
       });
     }
@@ -471,7 +474,7 @@ export class Dataplane {
     const to = new Map([...this.retained[family].to].filter(([ifname]) => !owned.has(ifname)));
     for (const e of this.endpoints.values()) {
       const included = programming.has(e) || (e.filterProgrammed && e.filterError === null);
-      if (!included || addrsOf(e.spec, family).length === 0) continue;
+      if (!included || e.addrs[family].length === 0) continue;
       const rules = dispatchRules(e.spec.ifname, e.suffix);
       from.set(e.spec.ifname, rules.from);
       to.set(e.spec.ifname, rules.to);
@@ -642,9 +645,9 @@ export class Dataplane {
 
   private async reconcileRoutes(e: EndpointState, link: LinkState, routes: HostRoute[], neighbours: NeighbourEntry[]): Promise<void> {
     const active = e.spec.enabled && link.up;
-    const wanted = active ? FAMILIES.flatMap((family) => addrsOf(e.spec, family).map((dst) => ({ family, dst }))) : [];
+    const wanted = active ? FAMILIES.flatMap((family) => e.addrs[family].map((dst) => ({ family, dst }))) : [];
     const wantedRoutes = new Set(wanted.map((w) => w.dst));
-    const wantedNeigh = new Set(active ? addrsOf(e.spec, 4) : []);
+    const wantedNeigh = new Set(active ? e.addrs[4] : []);
     if (e.sysctlIfindex !== link.index && link.up) {
       await this.sysctl.ensure(`net/ipv4/conf/${e.spec.ifname}/proxy_arp`, '1');
       await this.sysctl.ensure(`net/ipv4/conf/${e.spec.ifname}/route_localnet`, '1');
@@ -715,7 +718,7 @@ export class Dataplane {
       const ownedSets = new Set<string>();
       for (const e of known)
         for (const f of FAMILIES) {
-          if (addrsOf(e.spec, f).length === 0) continue;
+          if (e.addrs[f].length === 0) continue;
           ownedChains[f].add(chainName('to', e.suffix)).add(chainName('from', e.suffix));
           for (const s of endpointSetNames(f, e.suffix)) ownedSets.add(s);
         }
