@@ -5,10 +5,12 @@
  * and mark the endpoint dirty; one apply loop takes every dirty endpoint and
  * programs them together: one `ipset restore` (creates and content swaps),
  * one `iptables-restore` per family, one more `ipset restore` only if sets
- * must be destroyed, then routes, neighbours and sysctls over rtnetlink.
- * Kernel state is read in bulk (iptables-save, ipset list -t) at start, after
- * any failure and on cleanup, and kept as a cache in between: apply() with
- * nothing changed runs no command at all.
+ * must be destroyed; alongside, routes, neighbours and sysctls over rtnetlink
+ * (one route and one neighbour dump per apply). Chains and set names are
+ * read in bulk (iptables-save, ipset list -t) at start, after any failure,
+ * on cleanup and every `refreshMs`, and cached in between: an apply with
+ * nothing changed runs no command at all. Set contents are known from what
+ * Felix wrote (always whole, by swap); sets found at start are rewritten once.
  *
  * Fail closed: an endpoint whose programming fails is taken out of the
  * dispatch chains (its traffic meets their final DROP) and retried with
