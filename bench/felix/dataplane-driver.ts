@@ -4,7 +4,7 @@
  * dist/bench/felix/dataplane-driver.js`): the Dataplane acts on the namespace
  * of its process. Used by the integration tests and the benchmark.
  *
- * Commands: {op:'start', interfacePrefix?, metadata?, retryMs?} | {op:'upsert', ep} |
+ * Commands: {op:'start', interfacePrefix?, metadata?, retryMs?, refreshMs?} | {op:'upsert', ep} |
  * {op:'acls', id, acls} | {op:'remove', id} | {op:'cleanup'} | {op:'status', id} |
  * {op:'stats'} (commands run so far, by tool) | {op:'stop'}.
  * Any command may carry `items` (a list of commands run in order) and
@@ -47,6 +47,7 @@ async function perform(c: Command): Promise<unknown> {
         interfacePrefix: (c['interfacePrefix'] as string) ?? 'tap',
         metadata: (c['metadata'] as { addr: string; port: number } | null) ?? null,
         retryMs: (c['retryMs'] as number) ?? 500,
+        ...(c['refreshMs'] !== undefined ? { refreshMs: c['refreshMs'] as number } : {}),
         commands: runner,
       });
       await dp.start();

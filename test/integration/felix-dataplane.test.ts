@@ -257,6 +257,52 @@ describe('Felix dataplane in network namespaces', function () {
     expect(await canPing(a, C.ip)).to.equal(true);
   });
 
+  it('repairs drift on the periodic refresh: a deleted jump, a flushed chain, a deleted route', async () => {
+    const { host, a, driver } = await lab({ refreshMs: 300 });
+    await program(driver, [[spec(A), OPEN], [spec(B), OPEN]]);
+    const before = await snapshot(host);
+    await host.sh('iptables -D FORWARD -j felix-FORWARD; iptables -F felix-to-bbbbbbbbbbb; ip route del 192.168.10.2 dev tapbbbbbbbbbbb');
+    expect(await snapshot(host)).not.to.equal(before);
+    await waitFor('drift repaired', async () => (await snapshot(host)) === before, 10000);
+    expect(await canPing(a, B.ip)).to.equal(true);
+  });
+
+  it('an update that cannot be programmed (bad MAC) leaves the endpoint denied without crashing; a good one restores it', async () => {
+    const { a, driver } = await lab();
+    await program(driver, [[spec(A), OPEN], [spec(B), OPEN]]);
+    expect(await canPing(a, B.ip)).to.equal(true);
+    await program(driver, [[spec(B, { mac: 'not-a-mac' }), null]]);
+    expect((await status(driver, B.id))!.error).to.match(/bad mac/);
+    expect(await canPing(a, B.ip), 'denied').to.equal(false);
+    await program(driver, [[spec(B), null]]);
+    expect(await status(driver, B.id)).to.deep.equal({ programmed: true, interfaceUp: true });
+    expect(await canPing(a, B.ip)).to.equal(true);
+  });
+
+  it('state sequences: remove and re-add in one batch, repeats, ACLs for unknown endpoints, removal before ACLs', async () => {
+    const { host, a, driver } = await lab();
+    const items = (list: [string, Record<string, unknown>][]): Record<string, unknown>[] => list.map(([op, rest]) => ({ op, ...rest }));
+    await driver.send({
+      op: 'batch',
+      wait: true,
+      items: items([
+        ['upsert', { ep: spec(A) }], ['acls', { id: A.id, acls: OPEN }],
+        ['upsert', { ep: spec(B) }], ['remove', { id: B.id }], ['upsert', { ep: spec(B) }], ['acls', { id: B.id, acls: OPEN }],
+        ['acls', { id: 'nobody0000000000', acls: OPEN }], ['remove', { id: 'nobody0000000000' }],
+        ['upsert', { ep: spec(C) }], ['remove', { id: C.id }],
+      ]),
+    });
+    expect(await status(driver, B.id)).to.deep.equal({ programmed: true, interfaceUp: true });
+    expect(await status(driver, C.id)).to.equal(null);
+    expect(await canPing(a, B.ip)).to.equal(true);
+    expect((await felixSets(host)).filter((n) => n.includes('ccccccccccc'))).to.deep.equal([]);
+    // Reversed: remove first, then the ACLs of the removed endpoint arrive late.
+    await driver.send({ op: 'batch', wait: true, items: items([['remove', { id: B.id }], ['remove', { id: B.id }], ['acls', { id: B.id, acls: OPEN }]]) });
+    expect(await status(driver, B.id)).to.equal(null);
+    expect((await felixRules(host)).filter((l) => l.includes('bbbbbbbbbbb'))).to.deep.equal([]);
+    expect(await canPing(a, B.ip)).to.equal(false);
+  });
+
   it('a disabled endpoint without an interface is not an error', async () => {
     const { driver } = await lab();
     await program(driver, [[spec(C, { enabled: false }), OPEN]]);

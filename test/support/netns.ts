@@ -4,10 +4,16 @@
  * after/afterEach: it also runs on failure). Nothing here touches the root
  * namespace's iptables, ipsets, routes or sysctls.
  */
+import { spawnSync } from 'node:child_process';
 import { execa } from 'execa';
 
 const created = new Set<string>();
 let counter = 0;
+
+// Last line of defence when a run is cut short (mocha --exit, Ctrl-C): nothing may outlive the process.
+process.on('exit', () => {
+  for (const name of created) spawnSync('ip', ['netns', 'del', name]);
+});
 
 export interface ExecResult {
   code: number;

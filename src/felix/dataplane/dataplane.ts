@@ -5,10 +5,12 @@
  * and mark the endpoint dirty; one apply loop takes every dirty endpoint and
  * programs them together: one `ipset restore` (creates and content swaps),
  * one `iptables-restore` per family, one more `ipset restore` only if sets
- * must be destroyed, then routes, neighbours and sysctls over rtnetlink.
- * Kernel state is read in bulk (iptables-save, ipset list -t) at start, after
- * any failure and on cleanup, and kept as a cache in between: apply() with
- * nothing changed runs no command at all.
+ * must be destroyed; alongside, routes, neighbours and sysctls over rtnetlink
+ * (one route and one neighbour dump per apply). Chains and set names are
+ * read in bulk (iptables-save, ipset list -t) at start, after any failure,
+ * on cleanup and every `refreshMs`, and cached in between: an apply with
+ * nothing changed runs no command at all. Set contents are known from what
+ * Felix wrote (always whole, by swap); sets found at start are rewritten once.
  *
  * Fail closed: an endpoint whose programming fails is taken out of the
  * dispatch chains (its traffic meets their final DROP) and retried with
@@ -16,6 +18,7 @@
  */
 import type { Logger } from 'pino';
 import type { Acls } from '../../common/wire/acl-api.js';
+import { isEndpointId, isIp, isMac } from '../../common/wire/codec.js';
 import type { AclSetMembers } from './render/acl.js';
 import {
   Chain, Jump, dispatchInterface, dispatchRules, hostJumps, metadataJump, renderDispatchChains,
@@ -45,6 +48,12 @@ export interface DataplaneOptions {
   sysctl?: Sysctl;
   /** Longest wait between retries of a failing endpoint (default 30 s). */
   maxBackoffMs?: number;
+  /**
+   * How often to re-read the kernel and repair drift (chains, set existence,
+   * routes, neighbours); default 90 s, 0 = never. Set contents are trusted
+   * from the cache: they are only ever replaced whole by Felix.
+   */
+  refreshMs?: number;
 }
 
 export interface EndpointStatus {
@@ -56,6 +65,8 @@ export interface EndpointStatus {
 interface EndpointState {
   spec: EndpointSpec;
   suffix: string;
+  /** The spec's addresses per family, canonical (parsed once per upsert, not per apply). */
+  addrs: Record<Family, string[]>;
   /** Set members from the last ACLs; null until the first setAcls (deny all). */
   members: Record<Family, AclSetMembers> | null;
   filterDirty: boolean;
@@ -84,6 +95,17 @@ interface CachedSet {
 type DispatchMap = { from: Map<string, string>; to: Map<string, string> };
 
 const CONCURRENCY = 64;
+/** Interface names go into iptables-restore text and /proc paths: Linux's 15 characters, no specials. */
+const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
+
+/** Why a spec cannot be programmed, or null. */
+function specProblem(spec: EndpointSpec): string | null {
+  if (!isEndpointId(spec.id)) return `bad endpoint id ${JSON.stringify(spec.id)}`;
+  if (!IFNAME_RE.test(spec.ifname)) return `bad interface name ${JSON.stringify(spec.ifname)}`;
+  if (!isMac(spec.mac)) return `bad mac ${JSON.stringify(spec.mac)}`;
+  const bad = spec.addrs.find((a) => !isIp(a));
+  return bad === undefined ? null : `bad address ${JSON.stringify(bad)}`;
+}
 const sameList = (a: readonly string[] | undefined, b: readonly string[]): boolean =>
   a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
 
@@ -113,8 +135,12 @@ export class Dataplane {
   private cleanupRequested = false;
   /** Removals, host chains or cleanup failed: they wait for a timer instead of spinning the loop. */
   private hostRetryPending = false;
+  /** Dispatch must be recomputed though no endpoint is dirty (an endpoint turned invalid). */
+  private dispatchDirty = false;
 
   private tables: Record<Family, IptablesState | null> = { 4: null, 6: null };
+  /** Re-read chains and set names before the next apply, keeping the known contents of sets that still exist. */
+  private staleCache = false;
   private sets: Map<string, CachedSet> | null = null;
   private links = new Map<string, LinkState>();
   /** Dispatch entries found at start for interfaces not (yet) known: kept until cleanupStale, so a restart cuts no traffic. */
@@ -127,6 +153,7 @@ export class Dataplane {
   private idleWaiters: (() => void)[] = [];
   private pollTimer: NodeJS.Timeout | null = null;
   private cleanupTimer: NodeJS.Timeout | null = null;
+  private refreshTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly opts: DataplaneOptions) {
     this.log = opts.log.child({ component: 'dataplane' });
@@ -150,15 +177,37 @@ export class Dataplane {
     this.started = true;
     this.pollTimer = setInterval(() => void this.pollLinks(), this.opts.retryMs);
     this.pollTimer.unref();
+    const refreshMs = this.opts.refreshMs ?? 90000;
+    if (refreshMs > 0) {
+      this.refreshTimer = setInterval(() => this.refresh(), refreshMs);
+      this.refreshTimer.unref();
+    }
     this.log.info({ interfacePrefix: this.opts.interfacePrefix, metadata: this.opts.metadata }, 'dataplane started');
     this.schedule();
   }
 
+  /** Records the endpoint's desired state; a spec that cannot be programmed leaves the endpoint denied, with the reason in status(). */
   upsertEndpoint(spec: EndpointSpec): void {
+    const problem = specProblem(spec);
+    if (problem !== null) {
+      this.log.error({ endpoint: spec.id, problem }, 'endpoint cannot be programmed; left denied');
+      const known = this.endpoints.get(spec.id);
+      if (known) {
+        known.filterError = problem;
+        known.filterDirty = false;
+        known.routesDirty = false;
+        known.version++;
+        this.dispatchDirty = true;
+        this.schedule();
+      }
+      return;
+    }
     const known = this.endpoints.get(spec.id);
     if (known) {
       if (known.spec.ifname !== spec.ifname) this.removedInterfaces.add(known.spec.ifname);
       known.spec = { ...spec, addrs: [...spec.addrs] };
+      known.addrs = { 4: addrsOf(spec, 4), 6: addrsOf(spec, 6) };
+      known.filterError = null;
       known.filterDirty = true;
       known.routesDirty = true;
       known.version++;
@@ -166,7 +215,7 @@ export class Dataplane {
       const suffix = endpointSuffix(spec.id);
       this.removedSuffixes.delete(suffix);
       this.endpoints.set(spec.id, {
-        spec: { ...spec, addrs: [...spec.addrs] }, suffix, members: null, filterDirty: true, routesDirty: true, version: 0,
+        spec: { ...spec, addrs: [...spec.addrs] }, suffix, addrs: { 4: addrsOf(spec, 4), 6: addrsOf(spec, 6) }, members: null, filterDirty: true, routesDirty: true, version: 0,
         filterProgrammed: false, routesProgrammed: false, sysctlIfindex: null, filterError: null, routesError: null, backoffMs: 0, retryTimer: null,
       });
     }
@@ -220,6 +269,7 @@ export class Dataplane {
     this.stopped = true;
     if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.cleanupTimer) clearTimeout(this.cleanupTimer);
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
     for (const e of this.endpoints.values()) if (e.retryTimer) clearTimeout(e.retryTimer);
     while (this.loopRunning) await new Promise((r) => setTimeout(r, 10));
     this.netlink.close();
@@ -250,7 +300,7 @@ export class Dataplane {
   private hasWork(): boolean {
     if (!this.started || this.stopped) return false;
     if (this.removedInterfaces.size) return true;
-    if (!this.hostRetryPending && (this.cleanupRequested || this.removedSuffixes.size)) return true;
+    if (!this.hostRetryPending && (this.cleanupRequested || this.dispatchDirty || this.removedSuffixes.size)) return true;
     for (const e of this.endpoints.values()) {
       if (this.filterActionable(e) || this.routesActionable(e)) return true;
     }
@@ -293,8 +343,9 @@ export class Dataplane {
   private async applyFilterBatch(): Promise<void> {
     const batch = [...this.endpoints.values()].filter((e) => this.filterActionable(e));
     const versions = new Map(batch.map((e) => [e, e.version]));
-    const removedNow = this.removedSuffixes.size > 0 && !this.hostRetryPending;
-    if (batch.length || removedNow) {
+    const hostWork = (this.removedSuffixes.size > 0 || this.dispatchDirty) && !this.hostRetryPending;
+    this.dispatchDirty = false;
+    if (batch.length || hostWork) {
       const started = Date.now();
       try {
         await this.applyFilter(batch);
@@ -371,6 +422,17 @@ export class Dataplane {
 
   // ---- chains and sets ----
 
+  /** Re-reads the kernel on the next apply and reconciles every endpoint against it. */
+  private refresh(): void {
+    this.staleCache = true;
+    for (const e of this.endpoints.values()) {
+      e.filterDirty = true;
+      e.routesDirty = true;
+      e.version++;
+    }
+    this.schedule();
+  }
+
   private invalidateCache(): void {
     this.tables = { 4: null, 6: null };
     this.sets = null;
@@ -378,8 +440,17 @@ export class Dataplane {
 
   private async readKernelState(): Promise<void> {
     const [v4, v6, sets] = await Promise.all([this.iptables[4].read(), this.iptables[6].read(), this.ipsets.read()]);
+    const known = this.staleCache ? this.sets : null;
+    this.staleCache = false;
     this.tables = { 4: v4, 6: v6 };
-    this.sets = new Map([...sets].filter(([name]) => name.startsWith(OWNED_PREFIX)).map(([name, h]) => [name, { ...h, members: null }]));
+    this.sets = new Map(
+      [...sets]
+        .filter(([name]) => name.startsWith(OWNED_PREFIX))
+        .map(([name, h]) => {
+          const before = known?.get(name);
+          return [name, { ...h, members: before && before.type === h.type ? before.members : null }];
+        }),
+    );
   }
 
   private chainsOf(family: Family, table = 'filter'): Map<string, string[]> {
@@ -405,7 +476,7 @@ export class Dataplane {
     const to = new Map([...this.retained[family].to].filter(([ifname]) => !owned.has(ifname)));
     for (const e of this.endpoints.values()) {
       const included = programming.has(e) || (e.filterProgrammed && e.filterError === null);
-      if (!included || addrsOf(e.spec, family).length === 0) continue;
+      if (!included || e.addrs[family].length === 0) continue;
       const rules = dispatchRules(e.spec.ifname, e.suffix);
       from.set(e.spec.ifname, rules.from);
       to.set(e.spec.ifname, rules.to);
@@ -451,7 +522,7 @@ export class Dataplane {
    * created/filled → chains → sets destroyed.
    */
   private async applyFilter(batch: EndpointState[], extraRemovedChains: Record<Family, string[]> = { 4: [], 6: [] }, extraDestroyedSets: string[] = []): Promise<void> {
-    if (this.tables[4] === null || this.tables[6] === null || this.sets === null) await this.readKernelState();
+    if (this.staleCache || this.tables[4] === null || this.tables[6] === null || this.sets === null) await this.readKernelState();
     const sets = this.sets!;
     const setChanges: IpsetChanges = { create: [], replace: [], destroy: [] };
     const destroy: string[] = [...extraDestroyedSets];
@@ -576,9 +647,9 @@ export class Dataplane {
 
   private async reconcileRoutes(e: EndpointState, link: LinkState, routes: HostRoute[], neighbours: NeighbourEntry[]): Promise<void> {
     const active = e.spec.enabled && link.up;
-    const wanted = active ? FAMILIES.flatMap((family) => addrsOf(e.spec, family).map((dst) => ({ family, dst }))) : [];
+    const wanted = active ? FAMILIES.flatMap((family) => e.addrs[family].map((dst) => ({ family, dst }))) : [];
     const wantedRoutes = new Set(wanted.map((w) => w.dst));
-    const wantedNeigh = new Set(active ? addrsOf(e.spec, 4) : []);
+    const wantedNeigh = new Set(active ? e.addrs[4] : []);
     if (e.sysctlIfindex !== link.index && link.up) {
       await this.sysctl.ensure(`net/ipv4/conf/${e.spec.ifname}/proxy_arp`, '1');
       await this.sysctl.ensure(`net/ipv4/conf/${e.spec.ifname}/route_localnet`, '1');
@@ -649,7 +720,7 @@ export class Dataplane {
       const ownedSets = new Set<string>();
       for (const e of known)
         for (const f of FAMILIES) {
-          if (addrsOf(e.spec, f).length === 0) continue;
+          if (e.addrs[f].length === 0) continue;
           ownedChains[f].add(chainName('to', e.suffix)).add(chainName('from', e.suffix));
           for (const s of endpointSetNames(f, e.suffix)) ownedSets.add(s);
         }
@@ -687,4 +758,3 @@ function groupBy<T, K>(items: T[], key: (t: T) => K): Map<K, T[]> {
   return m;
 }
 
-export type { EndpointSpec };

@@ -1,4 +1,16 @@
-/** The Felix dataplane library: what the agent drives (SPEC §6). */
+/**
+ * The Felix dataplane library: what the agent drives (SPEC §6).
+ *
+ * ```ts
+ * const dp = new Dataplane({ log, interfacePrefix: 'tap', metadata: { addr: '127.0.0.1', port: 9697 }, retryMs: 500 });
+ * await dp.start();                       // forwarding, host chains, link events; flushes nothing
+ * dp.upsertEndpoint({ id, ifname, mac, addrs, enabled: true });  // cheap: marks dirty
+ * dp.setAcls(id, acls);                   // until the first call the endpoint is deny-all
+ * dp.cleanupStale();                      // after a completed resync only
+ * dp.status(id);                          // { programmed, interfaceUp, error? }
+ * ```
+ * The process must run inside the network namespace it is meant to program.
+ */
 export { Dataplane } from './dataplane.js';
 export type { DataplaneOptions, EndpointStatus } from './dataplane.js';
 export type { EndpointSpec } from './render/endpoint.js';

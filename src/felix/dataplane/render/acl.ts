@@ -55,9 +55,21 @@ type Entry = { kind: SetKind; members: string[] } | { invalid: string };
 const byteInRange = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= 255;
 const portInRange = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= 65535;
 
+/** The same cidrs recur across many endpoints' ACLs; parsing dominates rendering, so remember them (bounded). */
+const canonicalCache = new Map<string, string | null>();
+function canonicalCidrCached(cidr: string): string | null {
+  let c = canonicalCache.get(cidr);
+  if (c === undefined) {
+    if (canonicalCache.size >= 100000) canonicalCache.clear();
+    c = canonicalCidr(cidr);
+    canonicalCache.set(cidr, c);
+  }
+  return c;
+}
+
 /** A `/0` cannot be stored in a hash:net set: it becomes the two halves. */
 function cidrEntries(cidr: string, family: Family): string[] | string {
-  const canonical = canonicalCidr(cidr);
+  const canonical = canonicalCidrCached(cidr);
   if (canonical === null) return `bad cidr ${JSON.stringify(cidr)}`;
   if (ipFamily(canonical) !== family) return `cidr ${canonical} is not IPv${family}`;
   if (canonical.endsWith('/0')) return family === 4 ? ['0.0.0.0/1', '128.0.0.0/1'] : ['::/1', '8000::/1'];
