@@ -16,15 +16,9 @@ import {
   EndpointUpdated,
   ResyncResponse,
 } from '../common/wire/endpoint-api.js';
+import type { EndpointSpec } from './dataplane/index.js';
 
-/** What the dataplane is asked to program for one endpoint. */
-export interface EndpointSpec {
-  id: string;
-  ifname: string;
-  mac: string;
-  addrs: string[];
-  enabled: boolean;
-}
+export type { EndpointSpec };
 
 export interface DataplaneSink {
   upsertEndpoint(ep: EndpointSpec): void;

@@ -14,3 +14,16 @@ export function applySocketOptions(socket: zmq.Socket, options: SocketOptions, a
   if (/^tcp:\/\/\[/.test(address)) socket.ipv6 = true;
   if (options.maxMessageSize !== undefined) socket.maxMessageSize = options.maxMessageSize;
 }
+
+/** Binds a new server-side socket: options applied, linger 0, and a bind failure closes it and names the address. */
+export async function bindSocket<S extends zmq.Socket & { bind(address: string): Promise<void> }>(socket: S, address: string, options: SocketOptions): Promise<S> {
+  applySocketOptions(socket, options, address);
+  socket.linger = 0;
+  try {
+    await socket.bind(address);
+  } catch (err) {
+    socket.close();
+    throw new Error(`cannot bind ${address}: ${(err as Error).message}`);
+  }
+  return socket;
+}

@@ -5,7 +5,7 @@
 import * as zmq from 'zeromq';
 import type { Logger } from '../logging.js';
 import { encode } from '../wire/codec.js';
-import { SocketOptions, applySocketOptions } from './options.js';
+import { SocketOptions, bindSocket } from './options.js';
 
 export class Publisher {
   private chain: Promise<void> = Promise.resolve();
@@ -18,18 +18,9 @@ export class Publisher {
   ) {}
 
   static async bind(address: string, log: Logger, options: SocketOptions = {}): Promise<Publisher> {
-    const socket = new zmq.Publisher();
-    applySocketOptions(socket, options, address);
-    socket.linger = 0;
     // A resync publishes one message per endpoint at once; ZeroMQ's default of 1000 queued
     // messages per subscriber would drop some of a large burst.
-    socket.sendHighWaterMark = 100000;
-    try {
-      await socket.bind(address);
-    } catch (err) {
-      socket.close();
-      throw new Error(`cannot bind ${address}: ${(err as Error).message}`);
-    }
+    const socket = await bindSocket(new zmq.Publisher({ sendHighWaterMark: 100000 }), address, options);
     log.info({ address, kind: 'pub' }, 'publishing');
     return new Publisher(socket, log);
   }

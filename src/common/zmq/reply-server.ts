@@ -7,7 +7,7 @@
 import * as zmq from 'zeromq';
 import type { Logger } from '../logging.js';
 import { Rc, encode } from '../wire/codec.js';
-import { SocketOptions, applySocketOptions } from './options.js';
+import { SocketOptions, bindSocket } from './options.js';
 
 export type RequestHandler = (body: Buffer) => object | Promise<object>;
 
@@ -25,15 +25,7 @@ export class ReplyServer {
 
   /** Binds `address` ("tcp://host:port") with a REP (`rep`) or ROUTER (`router`) socket and starts serving. */
   static async bind(kind: 'rep' | 'router', address: string, handler: RequestHandler, log: Logger, options: SocketOptions = {}): Promise<ReplyServer> {
-    const socket = kind === 'rep' ? new zmq.Reply() : new zmq.Router();
-    applySocketOptions(socket, options, address);
-    socket.linger = 0;
-    try {
-      await socket.bind(address);
-    } catch (err) {
-      socket.close();
-      throw new Error(`cannot bind ${address}: ${(err as Error).message}`);
-    }
+    const socket = await bindSocket<zmq.Reply | zmq.Router>(kind === 'rep' ? new zmq.Reply() : new zmq.Router(), address, options);
     log.info({ address, kind }, 'listening');
     return new ReplyServer(socket, handler, log);
   }
