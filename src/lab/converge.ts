@@ -60,9 +60,9 @@ export async function networkAndTime(lab: Lab, ip: string, group: string, host: 
     ...(heard !== null ? [{ what: 'Felix told by the plugin', ms: heard - t0 }] : []),
     { what: `route on ${host} (Felix)`, ms: local },
     { what: `route on ${otherHost.host} (BIRD)`, ms: remote },
-    { what: `first ping ${ip} -> ${sameHost.ip} (same host)`, ms: toSame },
-    { what: `first ping ${ip} -> ${otherHost.ip} (across hosts)`, ms: toOther },
-    { what: `first ping ${otherHost.ip} -> ${ip} (across hosts)`, ms: fromOther },
+    { what: `first ping new -> ${sameHost.ip} (same host)`, ms: toSame },
+    { what: `first ping new -> ${otherHost.ip} (across hosts)`, ms: toOther },
+    { what: `first ping ${otherHost.ip} -> new (across hosts)`, ms: fromOther },
   ];
   return { container: c, steps };
 }
