@@ -14,16 +14,18 @@ const argv = commandLine('calico-felix', '$0 --config-file FILE')
 
 runDaemon('calico-felix', async () => {
   const { config, warnings } = loadFelixConfig(argv['config-file']);
-  const log = createLogger({
+  const root = createLogger({
     name: 'felix',
     file: config.log.LogFilePath,
     fileLevel: config.log.LogSeverityFile,
     screenLevel: config.log.LogSeverityScreen,
-  }).child({ component: 'felix', host: config.global.FelixHostname });
+  }).child({ host: config.global.FelixHostname });
+  // Each part names itself once: pino repeats, rather than replaces, a key bound twice.
+  const log = root.child({ component: 'felix' });
   for (const w of warnings) log.warn(w);
   const g = config.global;
   const dataplane = new Dataplane({
-    log: log.child({ component: 'dataplane' }),
+    log: root,
     interfacePrefix: g.InterfacePrefix,
     metadata: g.MetadataAddr ? { addr: g.MetadataAddr, port: g.MetadataPort } : null,
     retryMs: g.EndpointRetryTimeMillis,
