@@ -7,6 +7,8 @@ import { createLogger } from '../common/logging.js';
 import { loadFelixConfig } from './config.js';
 import { FelixAgent } from './agent.js';
 import { Dataplane } from './dataplane/index.js';
+import { Observability, serveMetrics } from '../common/metrics.js';
+import { felixProbe } from './probe.js';
 
 const argv = commandLine('calico-felix', '$0 --config-file FILE')
   .options({ 'config-file': { type: 'string', default: '/etc/calico/felix.cfg', describe: 'felix.cfg' } })
@@ -29,13 +31,19 @@ runDaemon('calico-felix', async () => {
     interfacePrefix: g.InterfacePrefix,
     metadata: g.MetadataAddr ? { addr: g.MetadataAddr, port: g.MetadataPort } : null,
     retryMs: g.EndpointRetryTimeMillis,
+    onApplied: (part, seconds) => applySeconds.observe({ part }, seconds),
   });
+  let agent: FelixAgent | undefined;
+  const obs = new Observability(felixProbe(() => ({ agent, dataplane })));
+  const applySeconds = obs.histogram('calico_felix_dataplane_apply_seconds', 'Time to apply chains and sets, or routes', ['part'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+  const stopMetrics = await serveMetrics(obs, config.metrics.MetricsAddress, config.metrics.MetricsPort, log);
   await dataplane.start();
-  const agent = await FelixAgent.start({ config, log, dataplane });
+  agent = await FelixAgent.start({ config, log, dataplane });
   log.info({ plugin: g.PluginAddress, aclmgr: g.ACLAddress }, 'ready');
   return async () => {
     log.info('stopping');
-    await agent.stop();
+    await agent!.stop();
     await dataplane.stop();
+    await stopMetrics();
   };
 });
