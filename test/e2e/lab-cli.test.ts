@@ -11,6 +11,7 @@ import { execa } from 'execa';
 import { runCommand, waitFor } from '../support/process.js';
 
 const LAB = 'src/lab/main.js';
+const STATUS = 'src/status/main.js';
 
 describe('calico-lab (built command, three hosts)', function () {
   this.timeout(120000);
@@ -50,6 +51,25 @@ describe('calico-lab (built command, three hosts)', function () {
     expect(status).to.match(/192\.168\.50\.1 \(g1, instance-1\)\s+-> 192\.168\.50\.3 \(g1, instance-3\)\s+expected yes  ping yes  tcp yes  ok/);
     expect(status).to.match(/192\.168\.50\.2 \(g2, instance-2\)\s+-> 192\.168\.50\.1 \(g1, instance-1\)\s+expected no   ping no   tcp no   ok/);
     expect(status).to.match(/instance-2 .*routes:\n(.*\n)*\s+192\.168\.50\.3 via 198\.18\.0\.3 dev fab0 proto bird/);
+  });
+
+  it('shows every daemon ready and each host’s endpoint programmed (calico-status, in status and on its own)', async () => {
+    const programmedRow = (ip: string) => new RegExp(`^ +[0-9a-f]{12}\\s+tap[0-9a-f]{11}\\s+${ip.replace(/\./g, '\\.')}\\s+yes\\s+yes\\s+yes\\s+yes\\s+\\S+ ago\\s+programmed$`, 'm');
+    const status = await lab('status');
+    expect(status.code, status.output).to.equal(0);
+    for (const component of ['plugin-ep', 'plugin-network', 'calico-acl-manager'])
+      expect(status.output.match(new RegExp(`^  ${component}  http://127\\.0\\.0\\.1:\\d+/status  ready `, 'gm')), component).to.have.length(1);
+    expect(status.output.match(/^ {2}calico-felix {2}http:\/\/127\.0\.0\.1:9091\/status {2}ready /gm)).to.have.length(3);
+    const [one, two, three] = ['instance-1', 'instance-2', 'instance-3'].map((h) => status.output.split(`\n${h} (`)[1]!.split(' routes:')[0]!);
+    expect(one).to.match(programmedRow('192.168.50.1'));
+    expect(two).to.match(programmedRow('192.168.50.2'));
+    expect(three).to.match(programmedRow('192.168.50.3'));
+    expect(one).to.not.match(/192\.168\.50\.[23]/);
+
+    const own = await runCommand(STATUS, ['--lab-dir', dir], { timeoutMs: 60000 });
+    expect(own.code, own.output).to.equal(0);
+    expect(own.output).to.match(/^== instance-3 ==\ncalico-felix {2}http:\/\/127\.0\.0\.1:9091\/status {2}ready /m);
+    expect(own.output).to.match(programmedRow('192.168.50.3'));
   });
 
   it('removes a container, then tears everything down', async () => {
