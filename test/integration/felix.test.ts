@@ -315,6 +315,10 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
     await plugin.listen();
     await plugin.rep!.inbox.take((m) => m['type'] === 'RESYNCSTATE', 'RESYNCSTATE to the new plugin', 15000);
     await waitFor('EP1 programmed again', async () => (await routes()).includes(`${EP1.ip} dev ${tap(EP1.id)}`), 10000);
+    // The timeout shows in status as a reset of the plugin connection.
+    const r = await runCommand(STATUS, ['--url', `http://127.0.0.1:${METRICS_PORT}`, '--json'], { netns: host.name });
+    const conns = ((JSON.parse(r.output) as Json[])[0]!['status'] as Json)['connections'] as Json[];
+    expect(conns.find((c) => c['name'] === 'plugin')!['resets']).to.be.at.least(1);
   });
 
   it('stops with a one-line error naming file, section and key on a bad config', async () => {
