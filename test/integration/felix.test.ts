@@ -321,6 +321,21 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
     expect(conns.find((c) => c['name'] === 'plugin')!['resets']).to.be.at.least(1);
   });
 
+  it('is live but not ready while no plugin answers its resync', async () => {
+    const lonely = await createNetns('flonely', 'cflx');
+    const lonelyCfg = path.join(dir, 'lonely.cfg');
+    fs.writeFileSync(lonelyCfg, fs.readFileSync(cfg, 'utf8').replace(/ipc:\/\/[^\n]*\/(\w+)\.sock/g, `ipc://${dir}/lonely-$1.sock`));
+    const f = startCommand(FELIX, ['--config-file', lonelyCfg], { netns: lonely.name });
+    const script = (p: string) => `fetch('http://127.0.0.1:${METRICS_PORT}${p}').then(async (r) => process.stdout.write(r.status + ' ' + await r.text()))`;
+    const live = await waitFor('/livez', async () => (await lonely.exec(process.execPath, ['-e', script('/livez')])).stdout, 10000);
+    expect(live).to.equal('200 ok');
+    expect((await lonely.run(process.execPath, ['-e', script('/readyz')]))).to.equal('503 not ready: waiting for first resync with the plugin');
+    const r = await runCommand(STATUS, ['--url', `http://127.0.0.1:${METRICS_PORT}`], { netns: lonely.name });
+    expect(r.code).to.equal(1);
+    expect(r.output).to.match(/^calico-felix .* NOT READY \(waiting for first resync with the plugin\)/m);
+    await stop(f);
+  });
+
   it('stops with a one-line error naming file, section and key on a bad config', async () => {
     const bad = path.join(dir, 'bad.cfg');
     fs.writeFileSync(bad, '[global]\nPluginAddress = 10.0.0.1\n[connection]\nConnectionTimeoutMillis = soon\n');
