@@ -136,6 +136,25 @@ describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', funct
     }
   });
 
+  it('calico-status: refuses bad arguments with one line and exit 2', async () => {
+    const rows: Array<[string[], RegExp]> = [
+      [[], /give --url \(one or more\) or --lab-dir/],
+      [['--url', 'http://127.0.0.1:1', '--lab-dir', dir], /not both/],
+      [['--url', 'nonsense'], /bad URL 'nonsense'/],
+      [['--url', 'https://127.0.0.1:1'], /only http:\/\/ is served/],
+      [['--url', 'http://127.0.0.1:1', '--timeout-ms', '0'], /--timeout-ms must be positive/],
+    ];
+    for (const [args, reason] of rows) {
+      const r = await runCommand(STATUS, args);
+      expect(r.code, args.join(' ')).to.equal(2);
+      expect(r.output.trim().split('\n'), args.join(' ')).to.have.length(1);
+      expect(r.output).to.match(/^calico-status: /).and.to.match(reason);
+    }
+    const noLab = await runCommand(STATUS, ['--lab-dir', path.join(dir, 'no-lab')]);
+    expect(noLab.code).to.equal(1);
+    expect(noLab.output.trim()).to.match(/^calico-status: .*no-lab\/lab\.json/);
+  });
+
   it('plugin network counts GETGROUPS and the GROUPUPDATEs it published', async () => {
     const [groupsPort, pubPort, metricsPort] = await freePorts(3);
     const data = path.join(dir, 'data.txt');
