@@ -198,7 +198,7 @@ export class Lab {
 
   /** The /status URLs of the daemons in host `h` (reachable only inside its namespace). */
   statusUrls(h: LabHost): string[] {
-    const names = h === this.state.hosts[0] ? (['plugin-ep', 'plugin-network', 'acl-manager', 'felix'] as const) : (['felix'] as const);
+    const names = h.name === this.state.hosts[0]!.name ? (['plugin-ep', 'plugin-network', 'acl-manager', 'felix'] as const) : (['felix'] as const);
     return names.map((n) => `http://127.0.0.1:${LAB_METRICS_PORTS[n]}/status`);
   }
 
