@@ -7,6 +7,7 @@ import { HEARTBEAT, Rc, errorResponse, heartbeat } from '../common/wire/codec.js
 import { ACLUPDATE, Acls, AclUpdate, GETACLSTATE, GetAclStateResponse, TOPIC_ACL_HEARTBEAT, decodeAclRequest } from '../common/wire/acl-api.js';
 import { Publisher } from '../common/zmq/publisher.js';
 import { ReplyServer } from '../common/zmq/reply-server.js';
+import type { SocketOptions } from '../common/zmq/options.js';
 
 export interface AclServerOptions {
   log: Logger;
@@ -15,6 +16,7 @@ export interface AclServerOptions {
   heartbeatMs: number;
   /** The endpoint's current ACLs, or undefined if it is in no known group. */
   aclsFor: (endpoint: string) => Acls | undefined;
+  socketOptions?: SocketOptions;
 }
 
 /**
@@ -34,9 +36,9 @@ export class AclServer {
   }
 
   static async start(opts: AclServerOptions): Promise<AclServer> {
-    const self = new AclServer(opts, await Publisher.bind(opts.publishAddress, opts.log));
+    const self = new AclServer(opts, await Publisher.bind(opts.publishAddress, opts.log, opts.socketOptions));
     try {
-      self.server = await ReplyServer.bind('router', opts.routerAddress, (body) => self.handle(body), opts.log);
+      self.server = await ReplyServer.bind('router', opts.routerAddress, (body) => self.handle(body), opts.log, opts.socketOptions);
     } catch (err) {
       await self.stop();
       throw err;

@@ -17,7 +17,7 @@ const argv = commandLine(NAME, '$0 --config-file FILE')
   .parseSync();
 
 runDaemon(NAME, async () => {
-  const { config, warnings } = loadAclManagerConfig(argv['config-file']);
+  const { config, warnings, socketOptions } = loadAclManagerConfig(argv['config-file']);
   const log = createLogger({
     name: NAME,
     file: config.log.LogFilePath,
@@ -26,7 +26,7 @@ runDaemon(NAME, async () => {
   }).child({ component: 'aclmgr' });
   for (const w of warnings) log.warn(w);
   log.info({ config: argv['config-file'], plugin: config.global.PluginAddress }, 'starting');
-  const manager = await AclManager.start(config, log);
+  const manager = await AclManager.start(config, log, socketOptions);
   log.info('ready');
   return async () => {
     log.info('stopping');

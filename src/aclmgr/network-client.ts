@@ -8,6 +8,7 @@ import { HEARTBEAT, Rc, decodeResponse } from '../common/wire/codec.js';
 import { GETGROUPS, GROUPUPDATE, GroupUpdate, TOPIC_GROUPS, TOPIC_NETWORK_HEARTBEAT, decodeNetworkPublication } from '../common/wire/network-api.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
 import { Subscriber } from '../common/zmq/subscriber.js';
+import type { SocketOptions } from '../common/zmq/options.js';
 
 export interface NetworkClientOptions {
   log: Logger;
@@ -27,6 +28,8 @@ export interface NetworkClientOptions {
    * began. Groups known but not in it no longer exist at the plugin.
    */
   onResynced: (seen: ReadonlySet<string>) => void;
+  /** For both sockets: size limit, and CURVE keys including the plugin's. */
+  socketOptions?: SocketOptions;
 }
 
 interface Resync {
@@ -66,7 +69,7 @@ export class NetworkClient {
   resyncs = 0;
 
   constructor(private readonly opts: NetworkClientOptions) {
-    this.sub = new Subscriber(opts.publishAddress, (topic, body) => this.onPublication(topic, body), opts.log);
+    this.sub = new Subscriber(opts.publishAddress, (topic, body) => this.onPublication(topic, body), opts.log, opts.socketOptions);
     this.sub.subscribe(TOPIC_GROUPS);
     this.sub.subscribe(TOPIC_NETWORK_HEARTBEAT);
     // The plugin's PUB socket came back (it restarted): what it holds now may differ from what we had.
@@ -94,6 +97,7 @@ export class NetworkClient {
       log: this.opts.log,
       // The client has already recreated its own socket.
       onReset: (reason) => this.startResync(`request timed out: ${reason}`),
+      socketOptions: this.opts.socketOptions,
     });
   }
 

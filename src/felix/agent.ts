@@ -13,6 +13,7 @@ import { GETACLSTATE, TOPIC_ACL_HEARTBEAT, decodeAclPublication } from '../commo
 import { ReplyServer } from '../common/zmq/reply-server.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
 import { Subscriber } from '../common/zmq/subscriber.js';
+import { SocketOptions, clientOptions } from '../common/zmq/options.js';
 import type { FelixConfig } from './config.js';
 import { DataplaneSink, EndpointManager } from './endpoints.js';
 
@@ -20,6 +21,8 @@ export interface FelixAgentOptions {
   config: FelixConfig;
   log: Logger;
   dataplane: DataplaneSink;
+  /** For every socket: size limit and Felix's own CURVE keys (peers' keys come from `config.security`). */
+  socketOptions?: SocketOptions;
 }
 
 export class FelixAgent {
@@ -42,12 +45,16 @@ export class FelixAgent {
     const g = opts.config.global;
     const c = opts.config.connection;
     const log = opts.log;
+    const own = opts.socketOptions ?? {};
+    const toPlugin = clientOptions(own, opts.config.security.PluginPublicKeyFile);
+    const toAclManager = clientOptions(own, opts.config.security.AclManagerPublicKeyFile);
     this.pluginClient = new RequestClient({
       address: zmqAddress(g.PluginAddress, g.PluginPort),
       timeoutMs: c.ConnectionTimeoutMillis,
       keepaliveMs: c.ConnectionKeepaliveIntervalMillis,
       log: log.child({ peer: 'plugin' }),
       onReset: () => this.resync('plugin connection timed out'),
+      socketOptions: toPlugin,
     });
     this.aclClient = new RequestClient({
       address: zmqAddress(g.ACLAddress, g.ACLPort),
@@ -55,8 +62,9 @@ export class FelixAgent {
       keepaliveMs: c.ConnectionKeepaliveIntervalMillis,
       log: log.child({ peer: 'aclmgr' }),
       onReset: () => this.requestAllAcls('ACL manager connection timed out'),
+      socketOptions: toAclManager,
     });
-    this.aclSub = new Subscriber(zmqAddress(g.ACLPublishAddress ?? g.ACLAddress, g.ACLPublishPort), (topic, body) => this.onAclPublication(topic, body), log);
+    this.aclSub = new Subscriber(zmqAddress(g.ACLPublishAddress ?? g.ACLAddress, g.ACLPublishPort), (topic, body) => this.onAclPublication(topic, body), log, toAclManager);
     this.aclSub.subscribe(TOPIC_ACL_HEARTBEAT);
     this.manager = new EndpointManager({
       log,
@@ -102,7 +110,7 @@ export class FelixAgent {
     // A just-closed socket may hold the port for a moment.
     for (let attempt = 1; ; attempt++) {
       try {
-        this.epServer = await ReplyServer.bind('rep', address, (body) => this.onEndpointRequest(body), this.opts.log);
+        this.epServer = await ReplyServer.bind('rep', address, (body) => this.onEndpointRequest(body), this.opts.log, this.opts.socketOptions);
         break;
       } catch (err) {
         if (attempt >= 20) throw err;

@@ -13,7 +13,7 @@ const argv = commandLine('calico-felix', '$0 --config-file FILE')
   .parseSync();
 
 runDaemon('calico-felix', async () => {
-  const { config, warnings } = loadFelixConfig(argv['config-file']);
+  const { config, warnings, socketOptions } = loadFelixConfig(argv['config-file']);
   const log = createLogger({
     name: 'felix',
     file: config.log.LogFilePath,
@@ -29,7 +29,7 @@ runDaemon('calico-felix', async () => {
     retryMs: g.EndpointRetryTimeMillis,
   });
   await dataplane.start();
-  const agent = await FelixAgent.start({ config, log, dataplane });
+  const agent = await FelixAgent.start({ config, log, dataplane, socketOptions });
   log.info({ plugin: g.PluginAddress, aclmgr: g.ACLAddress }, 'ready');
   return async () => {
     log.info('stopping');

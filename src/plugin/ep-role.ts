@@ -10,6 +10,7 @@ import { HEARTBEAT, Rc, decodeResponse, errorResponse } from '../common/wire/cod
 import { RESYNCSTATE, ResyncResponse, decodePluginRequest } from '../common/wire/endpoint-api.js';
 import { ReplyServer } from '../common/zmq/reply-server.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
+import { SocketOptions, clientOptions } from '../common/zmq/options.js';
 import { PluginData, shortHost } from './data.js';
 import { endpointChanges, endpointCreated, endpointDestroyed, endpointUpdated, endpointsOfHost } from './changes.js';
 
@@ -22,6 +23,10 @@ export interface EndpointRoleOptions {
   timeoutMs: number;
   keepaliveMs: number;
   interfacePrefix: string;
+  /** For every socket: size limit and the plugin's own CURVE keys. */
+  socketOptions?: SocketOptions;
+  /** The Felixes' CURVE public key (with `socketOptions.curve`). */
+  felixServerKey?: string | null;
 }
 
 export class EndpointRole {
@@ -36,7 +41,7 @@ export class EndpointRole {
   static async start(opts: EndpointRoleOptions, data: PluginData): Promise<EndpointRole> {
     const role = new EndpointRole(opts, data);
     role.syncClients();
-    role.server = await ReplyServer.bind('rep', opts.bindAddress, (body) => role.handle(body), opts.log);
+    role.server = await ReplyServer.bind('rep', opts.bindAddress, (body) => role.handle(body), opts.log, opts.socketOptions);
     return role;
   }
 
@@ -120,6 +125,7 @@ export class EndpointRole {
           log: this.opts.log.child({ felix: host }),
           // Felix resyncs by itself when it hears nothing; dropping the queue is enough here.
           onReset: (reason) => this.opts.log.warn({ host, reason }, 'Felix did not answer; its queue was dropped'),
+          socketOptions: clientOptions(this.opts.socketOptions ?? {}, this.opts.felixServerKey ?? null),
         }),
       );
     }

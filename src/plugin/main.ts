@@ -6,9 +6,12 @@ import path from 'node:path';
 import { commandLine, runDaemon } from '../common/cli.js';
 import { zmqAddress } from '../common/config.js';
 import { createLogger, parseSeverity } from '../common/logging.js';
+import { readKeyFile, resolveCurve } from '../common/curve.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../common/security.js';
 import { DataSource } from './source.js';
 import { EndpointRole } from './ep-role.js';
 import { NetworkRole } from './network-role.js';
+import type { CurveKeyPair, SocketOptions } from '../common/zmq/options.js';
 
 const argv = commandLine('plugin', '$0 <network|ep> [options]')
   .command('network', 'serve the Network API to the ACL manager (REP 9903, PUB 9904)')
@@ -29,6 +32,10 @@ const argv = commandLine('plugin', '$0 <network|ep> [options]')
     'heartbeat-ms': { type: 'number', default: 10000, describe: 'network: networkheartbeat interval' },
     'republish-secs': { type: 'number', default: 300, describe: 'network: full republication interval (safety net)' },
     'interface-prefix': { type: 'string', default: 'tap', describe: 'ep: interface prefix told to Felix' },
+    'max-message-bytes': { type: 'number', default: DEFAULT_MAX_MESSAGE_BYTES, describe: 'a peer sending a larger message is disconnected' },
+    'curve-secret-key': { type: 'string', coerce: readKeyFile, describe: "CurveZMQ: the plugin's secret key file (turns security on)" },
+    'curve-public-key': { type: 'string', coerce: readKeyFile, describe: "CurveZMQ: the plugin's public key file (checked against the secret key)" },
+    'felix-public-key': { type: 'string', coerce: readKeyFile, describe: "ep, CurveZMQ: the Felixes' public key file" },
   })
   .check((a) => {
     const role = String(a._[0]);
@@ -38,11 +45,22 @@ const argv = commandLine('plugin', '$0 <network|ep> [options]')
     for (const k of ['timeout-ms', 'keepalive-ms', 'heartbeat-ms', 'republish-secs'] as const)
       if (!Number.isFinite(a[k]) || a[k] <= 0) throw new Error(`--${k} must be a positive number`);
     if (!/^[A-Za-z0-9_-]{1,4}$/.test(a['interface-prefix'])) throw new Error('--interface-prefix must be 1-4 letters or digits');
+    if (!Number.isInteger(a['max-message-bytes']) || a['max-message-bytes'] < 1024) throw new Error('--max-message-bytes must be a whole number of at least 1024');
+    curveOf(a);
     return true;
   })
   .parseSync();
 
 const role = String(argv._[0]) as 'network' | 'ep';
+const socketOptions: SocketOptions = { maxMessageSize: argv['max-message-bytes'] };
+const curve = curveOf(argv);
+if (curve) socketOptions.curve = curve;
+
+/** The plugin's key pair, or null; throws when the key flags are incomplete (the ep role needs --felix-public-key too). */
+function curveOf(a: { _: Array<string | number>; 'curve-secret-key'?: string; 'curve-public-key'?: string; 'felix-public-key'?: string }): CurveKeyPair | null {
+  const flag = (name: 'curve-secret-key' | 'curve-public-key' | 'felix-public-key') => ({ name: `--${name}`, key: a[name] ?? null });
+  return resolveCurve(flag('curve-secret-key'), flag('curve-public-key'), String(a._[0]) === 'ep' ? [flag('felix-public-key')] : []);
+}
 
 runDaemon('plugin', async () => {
   const logDir = argv['log-dir'];
@@ -68,6 +86,8 @@ runDaemon('plugin', async () => {
             timeoutMs: argv['timeout-ms'],
             keepaliveMs: argv['keepalive-ms'],
             interfacePrefix: argv['interface-prefix'],
+            socketOptions,
+            felixServerKey: argv['felix-public-key'] ?? null,
           },
           data,
         )
@@ -78,6 +98,7 @@ runDaemon('plugin', async () => {
             pubAddress: zmqAddress(argv.bind, argv['publish-port']),
             heartbeatMs: argv['heartbeat-ms'],
             republishMs: argv['republish-secs'] * 1000,
+            socketOptions,
           },
           data,
         );

@@ -66,7 +66,7 @@ export class Subscriber {
 
   private open(): zmq.Subscriber {
     const socket = new zmq.Subscriber();
-    applySocketOptions(socket, this.options, this.address);
+    applySocketOptions(socket, this.options, this.address, 'client');
     socket.linger = 0;
     socket.events.on('handshake', () => {
       if (socket !== this.socket) return;
