@@ -176,7 +176,7 @@ export class PublishPeer {
     return this.raw(topic, JSON.stringify(msg));
   }
 
-  raw(...frames: string[]): Promise<void> {
+  raw(...frames: Array<string | Buffer>): Promise<void> {
     this.chain = this.chain.then(() => this.socket.send(frames));
     return this.chain;
   }
