@@ -5,6 +5,7 @@
  */
 import { commandLine, runDaemon } from '../common/cli.js';
 import { createLogger } from '../common/logging.js';
+import { CurveAuthorizer } from '../common/zmq/zap.js';
 import { loadAclManagerConfig } from './config.js';
 import { AclManager } from './manager.js';
 
@@ -25,11 +26,14 @@ runDaemon(NAME, async () => {
     screenLevel: config.log.LogSeverityScreen,
   }).child({ component: 'aclmgr' });
   for (const w of warnings) log.warn(w);
+  const clientKeys = config.security.CurveClientKeysFile;
+  const authorizer = clientKeys ? await CurveAuthorizer.start(new Set(clientKeys), log) : undefined;
   log.info({ config: argv['config-file'], plugin: config.global.PluginAddress }, 'starting');
   const manager = await AclManager.start(config, log, socketOptions);
   log.info('ready');
   return async () => {
     log.info('stopping');
+    authorizer?.close();
     await manager.stop();
   };
 });

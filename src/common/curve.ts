@@ -70,6 +70,31 @@ export function readKeyFile(file: string): string {
 /** A config key naming a key file; the loaded value is the key itself. */
 export const keyFile = (): KeySpec<string | null> => ({ default: null, parse: readKeyFile });
 
+/**
+ * Reads a file of public keys: on each line a key, then optionally white
+ * space and a label; blank lines and comment lines (`#` then a space, or a
+ * lone `#`) are skipped. A key itself may contain `#`. Throws a one-line reason.
+ */
+export function readKeyListFile(file: string): string[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new Error(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const keys: string[] = [];
+  for (const [i, line] of text.split('\n').entries()) {
+    const key = line.trim().split(/\s+/)[0]!;
+    if (key === '' || key === '#') continue;
+    if (!z85Decode(key)) throw new Error(`${file}:${i + 1}: not a CurveZMQ key (expected 40 Z85 characters)`);
+    keys.push(key);
+  }
+  return keys;
+}
+
+/** A config key naming a file of public keys; the loaded value is the list. */
+export const keyListFile = (): KeySpec<string[] | null> => ({ default: null, parse: readKeyListFile });
+
 /** A loaded key and the name of the setting it came from (config key or flag), for messages. */
 export interface NamedKey {
   name: string;
@@ -81,11 +106,12 @@ export interface NamedKey {
  * this daemon's key pair, or null when none is set (security off). With a
  * secret key every peer's server key is required; the public key may be
  * left out (it follows from the secret key) but must match if given.
+ * `others` (e.g. the authorised client keys) need the secret key too.
  * Throws an Error whose message starts with the setting's name.
  */
-export function resolveCurve(secret: NamedKey, pub: NamedKey, peers: NamedKey[]): CurveKeyPair | null {
+export function resolveCurve(secret: NamedKey, pub: NamedKey, peers: NamedKey[], others: Array<{ name: string; set: boolean }> = []): CurveKeyPair | null {
   if (secret.key === null) {
-    const set = [pub, ...peers].find((k) => k.key !== null);
+    const set = [...[pub, ...peers].map((k) => ({ name: k.name, set: k.key !== null })), ...others].find((k) => k.set);
     if (set) throw new Error(`${secret.name}: missing (required when ${set.name} is set)`);
     return null;
   }

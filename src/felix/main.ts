@@ -4,6 +4,7 @@
  */
 import { commandLine, runDaemon } from '../common/cli.js';
 import { createLogger } from '../common/logging.js';
+import { CurveAuthorizer } from '../common/zmq/zap.js';
 import { loadFelixConfig } from './config.js';
 import { FelixAgent } from './agent.js';
 import { Dataplane } from './dataplane/index.js';
@@ -21,6 +22,8 @@ runDaemon('calico-felix', async () => {
     screenLevel: config.log.LogSeverityScreen,
   }).child({ component: 'felix', host: config.global.FelixHostname });
   for (const w of warnings) log.warn(w);
+  const clientKeys = config.security.CurveClientKeysFile;
+  const authorizer = clientKeys ? await CurveAuthorizer.start(new Set(clientKeys), log) : undefined;
   const g = config.global;
   const dataplane = new Dataplane({
     log: log.child({ component: 'dataplane' }),
@@ -33,6 +36,7 @@ runDaemon('calico-felix', async () => {
   log.info({ plugin: g.PluginAddress, aclmgr: g.ACLAddress }, 'ready');
   return async () => {
     log.info('stopping');
+    authorizer?.close();
     await agent.stop();
     await dataplane.stop();
   };

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { commandLine, runDaemon } from '../common/cli.js';
 import { zmqAddress } from '../common/config.js';
 import { createLogger, parseSeverity } from '../common/logging.js';
-import { readKeyFile, resolveCurve } from '../common/curve.js';
+import { readKeyFile, readKeyListFile, resolveCurve } from '../common/curve.js';
+import { CurveAuthorizer } from '../common/zmq/zap.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../common/security.js';
 import { DataSource } from './source.js';
 import { EndpointRole } from './ep-role.js';
@@ -36,6 +37,7 @@ const argv = commandLine('plugin', '$0 <network|ep> [options]')
     'curve-secret-key': { type: 'string', coerce: readKeyFile, describe: "CurveZMQ: the plugin's secret key file (turns security on)" },
     'curve-public-key': { type: 'string', coerce: readKeyFile, describe: "CurveZMQ: the plugin's public key file (checked against the secret key)" },
     'felix-public-key': { type: 'string', coerce: readKeyFile, describe: "ep, CurveZMQ: the Felixes' public key file" },
+    'curve-client-keys': { type: 'string', coerce: readKeyListFile, describe: 'CurveZMQ: file of the client public keys to admit, one per line (default: any client)' },
   })
   .check((a) => {
     const role = String(a._[0]);
@@ -57,9 +59,11 @@ const curve = curveOf(argv);
 if (curve) socketOptions.curve = curve;
 
 /** The plugin's key pair, or null; throws when the key flags are incomplete (the ep role needs --felix-public-key too). */
-function curveOf(a: { _: Array<string | number>; 'curve-secret-key'?: string; 'curve-public-key'?: string; 'felix-public-key'?: string }): CurveKeyPair | null {
+function curveOf(a: { _: Array<string | number>; 'curve-secret-key'?: string; 'curve-public-key'?: string; 'felix-public-key'?: string; 'curve-client-keys'?: string[] }): CurveKeyPair | null {
   const flag = (name: 'curve-secret-key' | 'curve-public-key' | 'felix-public-key') => ({ name: `--${name}`, key: a[name] ?? null });
-  return resolveCurve(flag('curve-secret-key'), flag('curve-public-key'), String(a._[0]) === 'ep' ? [flag('felix-public-key')] : []);
+  return resolveCurve(flag('curve-secret-key'), flag('curve-public-key'), String(a._[0]) === 'ep' ? [flag('felix-public-key')] : [], [
+    { name: '--curve-client-keys', set: a['curve-client-keys'] !== undefined },
+  ]);
 }
 
 runDaemon('plugin', async () => {
@@ -71,6 +75,8 @@ runDaemon('plugin', async () => {
     screenLevel: argv['log-severity-screen'],
   }).child({ component: `plugin-${role}` });
 
+  const clientKeys = argv['curve-client-keys'];
+  const authorizer = clientKeys ? await CurveAuthorizer.start(new Set(clientKeys), log) : undefined;
   let onChange: (data: import('./data.js').PluginData) => void = () => {};
   const source = new DataSource({ path: argv.data, log, onChange: (d) => onChange(d) });
   const data = await source.start();
@@ -106,6 +112,7 @@ runDaemon('plugin', async () => {
   log.info('ready');
   return async () => {
     log.info('stopping');
+    authorizer?.close();
     await source.stop();
     await server.stop();
   };

@@ -34,12 +34,22 @@ describe('CurveZMQ on every socket (built commands)', function () {
     return x;
   };
   const keyFile = (name: string, kind: 'key' | 'pub') => path.join(keyDir, `${name}.${kind}`);
-  /** The options of peers that are not in the club: no keys; a key pair of their own with a wrong server key. */
+  /**
+   * The options of peers that are not in the club: no keys; a wrong server key; a public key not its own; and a
+   * valid pair of its own that the server's CurveClientKeysFile does not list (set in every daemon here).
+   */
   const outsiders = (serverKey: string): Array<[string, PeerOptions]> => [
     ['no keys', {}],
     ['a wrong server key', curveClient(curveKeyPair(), curveKeyPair().publicKey)],
     ['the server’s public key as its own, with a random secret', curveClient({ publicKey: serverKey, secretKey: curveKeyPair().secretKey }, serverKey)],
+    ['an unlisted key pair', curveClient(curveKeyPair(), serverKey)],
   ];
+  /** A CurveClientKeysFile listing these daemons' public keys. */
+  const clientKeys = (...names: string[]) => {
+    const file = path.join(keyDir, `clients-${names.join('-')}.txt`);
+    fs.writeFileSync(file, `# admitted clients\n${names.map((n) => `${keys[n]!.publicKey}  # ${n}`).join('\n')}\n`);
+    return file;
+  };
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'security-test-'));
@@ -76,11 +86,11 @@ describe('CurveZMQ on every socket (built commands)', function () {
     const data = path.join(dir, 'net-data.txt');
     fs.writeFileSync(data, '[endpoint a]\nid=ep1\nip=192.168.1.1\nmac=ee:ee:ee:ee:ee:01\nhost=h1\ngroup=g1\n\n[endpoint b]\nid=ep2\nip=192.168.1.2\nmac=ee:ee:ee:ee:ee:02\nhost=h1\ngroup=g1\n');
     const plugin = startCommand(PLUGIN, ['network', '--data', data, '--log-dir', 'none', '--bind', '127.0.0.1', '--groups-port', String(groups), '--publish-port', String(pub), '--heartbeat-ms', '200',
-      '--curve-secret-key', keyFile('plugin', 'key'), '--curve-public-key', keyFile('plugin', 'pub')]);
+      '--curve-secret-key', keyFile('plugin', 'key'), '--curve-public-key', keyFile('plugin', 'pub'), '--curve-client-keys', clientKeys('aclmgr')]);
     const cfg = path.join(dir, 'acl_manager.cfg');
     fs.writeFileSync(cfg, `[global]\nPluginAddress = 127.0.0.1\nLocalAddress = 127.0.0.1\nPluginGroupsPort = ${groups}\nPluginPublishPort = ${pub}\nAclRequestPort = ${aclReq}\nAclPublishPort = ${aclPub}\nAclHeartbeatIntervalMillis = 200\n` +
       `[log]\nLogFilePath = None\nLogSeverityScreen = INFO\n[connection]\nResyncSettleMillis = 200\n` +
-      `[security]\nCurveSecretKeyFile = ${keyFile('aclmgr', 'key')}\nCurvePublicKeyFile = ${keyFile('aclmgr', 'pub')}\nPluginPublicKeyFile = ${keyFile('plugin', 'pub')}\n`);
+      `[security]\nCurveSecretKeyFile = ${keyFile('aclmgr', 'key')}\nCurvePublicKeyFile = ${keyFile('aclmgr', 'pub')}\nPluginPublicKeyFile = ${keyFile('plugin', 'pub')}\nCurveClientKeysFile = ${clientKeys('felix')}\n`);
     const manager: Running = startCommand(ACLMGR, ['--config-file', cfg]);
     await waitFor('ACL manager resynced with the keyed plugin', () => manager.output().includes('resynchronised with the plugin') && plugin.output().includes('"ready"'), 15000);
 
@@ -113,7 +123,7 @@ describe('CurveZMQ on every socket (built commands)', function () {
     fs.writeFileSync(data, `[felix h1]\nip=127.0.0.1\nport=${felixPort}\nhost=h1\n\n[endpoint a]\nid=ep1\nip=192.168.1.1\nmac=ee:ee:ee:ee:ee:01\nhost=h1\ngroup=g1\n`);
     const felix = track(await new ReplyPeer(undefined, curveServer(keys['felix']!)).bind(`tcp://127.0.0.1:${felixPort}`));
     const plugin = startCommand(PLUGIN, ['ep', '--data', data, '--log-dir', 'none', '--bind', '127.0.0.1', '--ep-port', String(epPort), '--keepalive-ms', '200',
-      '--curve-secret-key', keyFile('plugin', 'key'), '--felix-public-key', keyFile('felix', 'pub')]);
+      '--curve-secret-key', keyFile('plugin', 'key'), '--felix-public-key', keyFile('felix', 'pub'), '--curve-client-keys', clientKeys('felix')]);
     await waitFor('plugin ready', () => plugin.output().includes('"ready"'), 10000);
     // The plugin's REQ to the keyed Felix works: its keepalive gets through.
     await felix.inbox.take((m) => m['type'] === 'HEARTBEAT', 'HEARTBEAT from the keyed plugin');
@@ -137,16 +147,19 @@ describe('CurveZMQ on every socket (built commands)', function () {
     const EP2 = { id: 'e2e2e2e2e2e2bb02', ip: '192.168.40.2' };
     const c1 = await plugContainer(host, 'sc1', EP1.ip, tap(EP1.id));
     const c2 = await plugContainer(host, 'sc2', EP2.ip, tap(EP2.id));
-    const cfg = writeFelixConfig(fdir, `[security]\nCurveSecretKeyFile = ${keyFile('felix', 'key')}\nPluginPublicKeyFile = ${keyFile('plugin', 'pub')}\nAclManagerPublicKeyFile = ${keyFile('aclmgr', 'pub')}\n`);
+    const cfg = writeFelixConfig(fdir, `[security]\nCurveSecretKeyFile = ${keyFile('felix', 'key')}\nPluginPublicKeyFile = ${keyFile('plugin', 'pub')}\nAclManagerPublicKeyFile = ${keyFile('aclmgr', 'pub')}\nCurveClientKeysFile = ${clientKeys('plugin')}\n`);
     const plugin = track(new FakePlugin(ipc(fdir, 'plugin.sock'), ipc(fdir, 'felix.sock'), { server: curveServer(keys['plugin']!), client: curveClient(keys['plugin']!, keys['felix']!.publicKey) }));
     plugin.endpoints.set(EP1.id, createMsg(EP1, c1.mac));
     await plugin.listen();
     const aclmgr = track(new FakeAclManager(curveServer(keys['aclmgr']!)));
     await aclmgr.bind(ipc(fdir, 'acl.sock'), ipc(fdir, 'aclpub.sock'));
-    startCommand(FELIX, ['--config-file', cfg], { netns: host.name });
+    const felix = startCommand(FELIX, ['--config-file', cfg], { netns: host.name });
     const routes = () => host.run('ip', ['route', 'show']);
     // Felix's keyed REQ to the plugin and REQ to the ACL manager got through.
-    await plugin.rep!.inbox.take((m) => m['type'] === 'RESYNCSTATE', 'RESYNCSTATE', 10000);
+    await plugin.rep!.inbox.take((m) => m['type'] === 'RESYNCSTATE', 'RESYNCSTATE', 10000).catch((err: Error) => {
+      const log = path.join(fdir, 'felix.log');
+      throw new Error(`${err.message}\n${felix.output()}\n${fs.existsSync(log) ? fs.readFileSync(log, 'utf8').slice(-3000) : 'no log'}`);
+    });
     await waitFor('route to EP1', async () => (await routes()).includes(`${EP1.ip} dev ${tap(EP1.id)}`), 10000);
     await aclmgr.rep.inbox.take((m) => m['type'] === 'GETACLSTATE' && m['endpoint_id'] === EP1.id, 'GETACLSTATE for EP1');
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { curveKeyPair } from 'zeromq';
 import { loadAclManagerConfig } from '../../../src/aclmgr/config.js';
 import { ConfigError } from '../../../src/common/config.js';
-import { curvePublicOf, readKeyFile, resolveCurve, z85Decode, z85Encode } from '../../../src/common/curve.js';
+import { curvePublicOf, readKeyFile, readKeyListFile, resolveCurve, z85Decode, z85Encode } from '../../../src/common/curve.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../../../src/common/security.js';
 import { loadFelixConfig } from '../../../src/felix/config.js';
 
@@ -51,6 +51,16 @@ describe('CurveZMQ keys', () => {
     expect(() => readKeyFile(path.join(dir, 'nope.key'))).to.throw(/nope\.key: cannot read: ENOENT/);
   });
 
+  it('reads a client key list: a key per line with an optional label, blank and comment lines skipped; a bad line is named', () => {
+    const [a, b] = [curveKeyPair().publicKey, curveKeyPair().publicKey];
+    // Z85 keys may hold '#': only a whole-line comment is one.
+    let hashed = '';
+    while (!hashed.includes('#')) hashed = curveKeyPair().publicKey;
+    expect(readKeyListFile(write('clients.txt', `# Felixes\n#\n${a}  # host1\n\n  ${b}\n${hashed} host3\n`))).to.deep.equal([a, b, hashed]);
+    const bad = write('bad.txt', `${a}\nfelix-2\n`);
+    expect(() => readKeyListFile(bad)).to.throw(`${bad}:2: not a CurveZMQ key`);
+  });
+
   describe('resolveCurve', () => {
     const own = curveKeyPair();
     const peer = curveKeyPair().publicKey;
@@ -63,6 +73,8 @@ describe('CurveZMQ keys', () => {
       ['a public key without a secret key', [k('S', null), k('P', own.publicKey), []], /^S: missing \(required when P is set\)$/],
       ['a secret key without a peer key', [k('S', own.secretKey), k('P', null), [k('Peer', null)]], /^Peer: missing \(required when S is set\)$/],
       ['a public key of another pair', [k('S', own.secretKey), k('P', peer), []], /^P: does not belong to the secret key in S$/],
+      ['client keys without a secret key', [k('S', null), k('P', null), [], [{ name: 'C', set: true }]], /^S: missing \(required when C is set\)$/],
+      ['client keys with a secret key', [k('S', own.secretKey), k('P', null), [], [{ name: 'C', set: true }]], own],
     ];
     for (const [name, args, expected] of rows) {
       it(name, () => {
@@ -93,7 +105,7 @@ describe('CurveZMQ keys', () => {
       const { socketOptions, config } = loadFelixConfig(felixCfg(''));
       expect(DEFAULT_MAX_MESSAGE_BYTES).to.equal(10 * 1024 * 1024);
       expect(socketOptions).to.deep.equal({ maxMessageSize: DEFAULT_MAX_MESSAGE_BYTES });
-      expect(config.security).to.deep.equal({ CurveSecretKeyFile: null, CurvePublicKeyFile: null, PluginPublicKeyFile: null, AclManagerPublicKeyFile: null });
+      expect(config.security).to.deep.equal({ CurveSecretKeyFile: null, CurvePublicKeyFile: null, CurveClientKeysFile: null, PluginPublicKeyFile: null, AclManagerPublicKeyFile: null });
     });
 
     it('felix.cfg with every key: its own pair for every socket, the peers’ public keys in the config', () => {
@@ -110,6 +122,7 @@ describe('CurveZMQ keys', () => {
       const { socketOptions, config } = loadAclManagerConfig(file);
       expect(socketOptions).to.deep.equal({ maxMessageSize: DEFAULT_MAX_MESSAGE_BYTES, curve: aclmgr });
       expect(config.security.PluginPublicKeyFile).to.equal(plugin.publicKey);
+      expect(config.security.CurveClientKeysFile).to.equal(null);
     });
 
     const bad: Array<[string, () => [string, string], RegExp]> = [
@@ -118,6 +131,7 @@ describe('CurveZMQ keys', () => {
       ['peer keys without its own', () => [`PluginPublicKeyFile = ${keys['pluginPub']}\n`, ''], /felix\.cfg: \[security\] CurveSecretKeyFile: missing \(required when \[security\] PluginPublicKeyFile is set\)$/],
       ['its own key without the ACL manager’s', () => [`CurveSecretKeyFile = ${keys['felixKey']}\nPluginPublicKeyFile = ${keys['pluginPub']}\n`, ''], /felix\.cfg: \[security\] AclManagerPublicKeyFile: missing \(required when \[security\] CurveSecretKeyFile is set\)$/],
       ['a public key not of its secret key', () => [`CurveSecretKeyFile = ${keys['felixKey']}\nCurvePublicKeyFile = ${keys['pluginPub']}\nPluginPublicKeyFile = ${keys['pluginPub']}\nAclManagerPublicKeyFile = ${keys['aclPub']}\n`, ''], /\[security\] CurvePublicKeyFile: does not belong to the secret key in \[security\] CurveSecretKeyFile$/],
+      ['client keys without its own key', () => [`CurveClientKeysFile = ${write('clients.txt', `${plugin.publicKey}\n`)}\n`, ''], /felix\.cfg: \[security\] CurveSecretKeyFile: missing \(required when \[security\] CurveClientKeysFile is set\)$/],
       ['a size limit under 1 KiB', () => ['', 'MaxMessageBytes = 100'], /felix\.cfg:\d+: \[connection\] MaxMessageBytes: bad value "100"/],
     ];
     for (const [name, make, expected] of bad) {
