@@ -13,14 +13,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FakeAclManager, FakePlugin, createMsg, ipc, tap, writeFelixConfig } from '../support/felix-peers.js';
-import { Fuzzed, Fuzzer, Kind, Template } from '../support/fuzz.js';
+import { Fuzzer, Kind, Template } from '../support/fuzz.js';
 import { Netns, createNetns, deleteAllNetns, plugContainer } from '../support/netns.js';
 import { ReplyPeer, RequestPeer, SubscribePeer } from '../support/peers.js';
 import { PluginNetworkPeer, prototypeRules } from '../support/plugin-network-peer.js';
 import { freePorts } from '../support/ports.js';
 import { Running, startCommand, stopAll, waitFor } from '../support/process.js';
-
-type Json = Record<string, unknown>;
 
 const SEED = Number(process.env['FUZZ_SEED'] ?? 20261128);
 const N = 300;

@@ -16,7 +16,6 @@ import { PeerOptions, ReplyPeer, RequestPeer, SubscribePeer, curveClient, curveS
 import { freePorts } from '../support/ports.js';
 import { Running, runCommand, startCommand, stopAll, waitFor } from '../support/process.js';
 
-type Json = Record<string, unknown>;
 type Pair = { publicKey: string; secretKey: string };
 
 const PLUGIN = 'src/plugin/main.js';
