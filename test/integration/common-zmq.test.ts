@@ -118,6 +118,16 @@ describe('zmq: ReplyServer', () => {
         expect(await ask(peer, 'after')).to.deep.equal({ type: 'ECHO', rc: 'SUCCESS', message: 'after' });
       });
 
+      it('keeps serving after DEALER messages without the empty delimiter a REQ would send', async () => {
+        await serve();
+        const dealer = closeLater(new zmq.Dealer({ linger: 0 }), (d) => d.close());
+        dealer.connect(addr);
+        for (const frames of [['no-delimiter'], ['x', 'y'], ['', '', 'two-delimiters'], ['']]) await dealer.send(frames);
+        const peer = requestPeer(addr);
+        await waitFor('the DEALER messages consumed', () => kind === 'router' || lines.some((l) => l.msg === 'request without a valid envelope discarded'), BOUND_MS);
+        expect(await ask(peer, 'after')).to.deep.equal({ type: 'ECHO', rc: 'SUCCESS', message: 'after' });
+      });
+
       it('answers each of several peers with its own reply', async () => {
         await serve();
         const peers = [1, 2, 3].map(() => requestPeer(addr));

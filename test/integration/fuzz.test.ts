@@ -9,11 +9,12 @@
  * valid requests are still served. Set FUZZ_SEED to replay another seed.
  */
 import { expect } from 'chai';
+import * as zmq from 'zeromq';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FakeAclManager, FakePlugin, createMsg, ipc, tap, writeFelixConfig } from '../support/felix-peers.js';
-import { Fuzzer, Kind, Template } from '../support/fuzz.js';
+import { Fuzzer, Kind, Template, seededRandom } from '../support/fuzz.js';
 import { Netns, createNetns, deleteAllNetns, plugContainer } from '../support/netns.js';
 import { ReplyPeer, RequestPeer, SubscribePeer } from '../support/peers.js';
 import { PluginNetworkPeer, prototypeRules } from '../support/plugin-network-peer.js';
@@ -22,6 +23,8 @@ import { Running, startCommand, stopAll, waitFor } from '../support/process.js';
 
 const SEED = Number(process.env['FUZZ_SEED'] ?? 20261128);
 const N = 300;
+/** Raw DEALER messages per request socket, on top of the N through a REQ socket: envelopes a REQ would never send. */
+const RAW = 60;
 /** The daemons under test run with this MaxMessageBytes, so "huge" stays cheap. */
 const LIMIT = 65536;
 /** Whole run per socket, so a daemon that stops answering cannot make the test run for ever. */
@@ -63,11 +66,49 @@ async function fuzzRequests(name: string, address: string, fuzzer: Fuzzer): Prom
   } finally {
     peer.close();
   }
-  console.log(`      fuzz ${name} seed=${fuzzer.seed}: sent ${sent} (${fuzzer.summary()}); rc ${histogram(run.rcs)}; unanswered ${histogram(run.unanswered as Record<string, number>)}`);
+  const raw = await dealerBurst(address, new Fuzzer(fuzzer.seed + 1000, fuzzer.templates, fuzzer.limit));
+  console.log(`      fuzz ${name} seed=${fuzzer.seed}: sent ${sent} (${fuzzer.summary()}); rc ${histogram(run.rcs)}; unanswered ${histogram(run.unanswered as Record<string, number>)}; raw DEALER ${raw}`);
   expect(sent, 'all sent within the time budget').to.equal(N);
   // Only the message over the size limit goes unanswered: ZeroMQ drops that connection.
   expect(run.unanswered).to.deep.equal({ oversized: 1 });
   return run;
+}
+
+/**
+ * Sends RAW messages from a DEALER socket, which (unlike REQ) can leave out
+ * the empty delimiter, send several, or send empty ones; replies, if any, are
+ * drained and ignored. (A REP socket used to stop serving after one request
+ * without a delimiter.) Returns a summary.
+ */
+async function dealerBurst(address: string, fuzzer: Fuzzer): Promise<string> {
+  const dealer = new zmq.Dealer({ linger: 0, sendTimeout: 2000 });
+  dealer.connect(address);
+  const drained = (async () => {
+    let replies = 0;
+    try {
+      for await (const _ of dealer) replies++;
+    } catch {
+      /* closed */
+    }
+    return replies;
+  })();
+  const envelopes = [
+    (f: Buffer[]) => f,
+    (f: Buffer[]) => [Buffer.alloc(0), ...f],
+    (f: Buffer[]) => [Buffer.alloc(0), Buffer.alloc(0), ...f],
+    (f: Buffer[]) => [Buffer.from('x'), Buffer.alloc(0), ...f],
+  ];
+  const random = seededRandom(fuzzer.seed);
+  let sent = 0;
+  for (const m of fuzzer.messages(RAW)) {
+    // Extra frames after an envelope can form a valid request (envelope, delimiter, body): not bad input.
+    if (m.kind === 'extra-frames') continue;
+    const envelope = envelopes[Math.floor(random() * envelopes.length)]!;
+    await dealer.send(envelope(m.frames)).then(() => sent++, () => undefined);
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  dealer.close();
+  return `sent ${sent}, ${await drained} replies`;
 }
 
 /** A publication every daemon refuses (unknown type) and logs with its type, so it shows that the subscriber is connected. */

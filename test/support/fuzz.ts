@@ -53,9 +53,9 @@ export class Fuzzer {
 
   constructor(
     readonly seed: number,
-    private readonly templates: Template[],
+    readonly templates: Template[],
     /** The receiver's size limit: huge values stay under it, `oversized` goes just over. */
-    private readonly limit: number,
+    readonly limit: number,
     private readonly topics?: string[],
   ) {
     this.random = seededRandom(seed);
