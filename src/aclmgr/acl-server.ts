@@ -8,6 +8,7 @@ import { ACLUPDATE, Acls, AclUpdate, GETACLSTATE, GetAclStateResponse, TOPIC_ACL
 import { Publisher } from '../common/zmq/publisher.js';
 import { ReplyServer } from '../common/zmq/reply-server.js';
 import { SocketStats } from '../common/zmq/stats.js';
+import type { SocketOptions } from '../common/zmq/options.js';
 
 export interface AclServerOptions {
   log: Logger;
@@ -16,6 +17,7 @@ export interface AclServerOptions {
   heartbeatMs: number;
   /** The endpoint's current ACLs, or undefined if it is in no known group. */
   aclsFor: (endpoint: string) => Acls | undefined;
+  socketOptions?: SocketOptions;
 }
 
 /**
@@ -39,9 +41,9 @@ export class AclServer {
   }
 
   static async start(opts: AclServerOptions): Promise<AclServer> {
-    const self = new AclServer(opts, await Publisher.bind(opts.publishAddress, opts.log));
+    const self = new AclServer(opts, await Publisher.bind(opts.publishAddress, opts.log, opts.socketOptions));
     try {
-      self.server = await ReplyServer.bind('router', opts.routerAddress, (body) => self.handle(body), opts.log, { stats: self.stats });
+      self.server = await ReplyServer.bind('router', opts.routerAddress, (body) => self.handle(body), opts.log, { ...opts.socketOptions, stats: self.stats });
     } catch (err) {
       await self.stop();
       throw err;

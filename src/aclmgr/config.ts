@@ -4,6 +4,8 @@
  */
 import { ConfigOf, host, int, loadConfig, logSection, orNone, port } from '../common/config.js';
 import { metricsSection } from '../common/metrics.js';
+import { daemonSocketOptions, maxMessageBytes, securitySection } from '../common/security.js';
+import type { SocketOptions } from '../common/zmq/options.js';
 
 export const ACL_MANAGER_SCHEMA = {
   global: {
@@ -29,12 +31,17 @@ export const ACL_MANAGER_SCHEMA = {
     PluginTimeoutMillis: int(90000, 10),
     /** After GETGROUPS, a quiet period this long with no GROUPUPDATE ends the resync; groups not re-announced are dropped. */
     ResyncSettleMillis: int(2000, 10, 600000),
+    MaxMessageBytes: maxMessageBytes(),
   },
   metrics: metricsSection(),
+  /** Optional CurveZMQ: the manager's own key pair, and the plugin's public key. */
+  security: securitySection(['PluginPublicKeyFile'] as const),
 };
 
 export type AclManagerConfig = ConfigOf<typeof ACL_MANAGER_SCHEMA>;
 
-export function loadAclManagerConfig(file: string): { config: AclManagerConfig; warnings: string[] } {
-  return loadConfig(file, ACL_MANAGER_SCHEMA);
+/** Also checks `[security]`; `socketOptions` holds the size limit and the manager's own keys for every socket. */
+export function loadAclManagerConfig(file: string): { config: AclManagerConfig; warnings: string[]; socketOptions: SocketOptions } {
+  const loaded = loadConfig(file, ACL_MANAGER_SCHEMA);
+  return { ...loaded, socketOptions: daemonSocketOptions(file, loaded.config.connection.MaxMessageBytes, loaded.config.security) };
 }

@@ -5,6 +5,7 @@
  */
 import { commandLine, runDaemon } from '../common/cli.js';
 import { createLogger } from '../common/logging.js';
+import { CurveAuthorizer } from '../common/zmq/zap.js';
 import { loadAclManagerConfig } from './config.js';
 import { AclManager } from './manager.js';
 import { Observability, serveMetrics } from '../common/metrics.js';
@@ -18,7 +19,7 @@ const argv = commandLine(NAME, '$0 --config-file FILE')
   .parseSync();
 
 runDaemon(NAME, async () => {
-  const { config, warnings } = loadAclManagerConfig(argv['config-file']);
+  const { config, warnings, socketOptions } = loadAclManagerConfig(argv['config-file']);
   const log = createLogger({
     name: NAME,
     file: config.log.LogFilePath,
@@ -26,13 +27,16 @@ runDaemon(NAME, async () => {
     screenLevel: config.log.LogSeverityScreen,
   }).child({ component: 'aclmgr' });
   for (const w of warnings) log.warn(w);
+  const clientKeys = config.security.CurveClientKeysFile;
+  const authorizer = clientKeys ? await CurveAuthorizer.start(new Set(clientKeys), log) : undefined;
   log.info({ config: argv['config-file'], plugin: config.global.PluginAddress }, 'starting');
-  const manager = await AclManager.start(config, log);
+  const manager = await AclManager.start(config, log, socketOptions);
   const stopMetrics = await serveMetrics(new Observability(manager.probe(config)), config.metrics.MetricsAddress, config.metrics.MetricsPort, log);
   log.info('ready');
   return async () => {
     log.info('stopping');
     await stopMetrics();
+    authorizer?.close();
     await manager.stop();
   };
 });

@@ -5,6 +5,7 @@
 import { zmqAddress } from '../common/config.js';
 import type { Logger } from '../common/logging.js';
 import type { GroupUpdate } from '../common/wire/network-api.js';
+import { SocketOptions, clientOptions } from '../common/zmq/options.js';
 import { AclServer } from './acl-server.js';
 import { AclCalculator, AclChange } from './calculator.js';
 import type { AclManagerConfig } from './config.js';
@@ -21,7 +22,8 @@ export class AclManager {
     private readonly server: AclServer,
   ) {}
 
-  static async start(config: AclManagerConfig, log: Logger): Promise<AclManager> {
+  /** `socketOptions`: size limit and the manager's own CURVE keys, for every socket. */
+  static async start(config: AclManagerConfig, log: Logger, socketOptions: SocketOptions = {}): Promise<AclManager> {
     const { global: g, connection: c } = config;
     const calculator = new AclCalculator();
     const server = await AclServer.start({
@@ -30,6 +32,7 @@ export class AclManager {
       publishAddress: zmqAddress(g.AclPublishAddress ?? g.LocalAddress, g.AclPublishPort),
       heartbeatMs: g.AclHeartbeatIntervalMillis,
       aclsFor: (endpoint) => calculator.aclsFor(endpoint),
+      socketOptions,
     });
     const manager = new AclManager(log, calculator, server);
     manager.network = new NetworkClient({
@@ -42,6 +45,7 @@ export class AclManager {
       settleMs: c.ResyncSettleMillis,
       onGroupUpdate: (u) => manager.onGroupUpdate(u),
       onResynced: (seen) => manager.onResynced(seen),
+      socketOptions: clientOptions(socketOptions, config.security.PluginPublicKeyFile),
     });
     return manager;
   }

@@ -9,6 +9,7 @@ import { GETGROUPS, GROUPUPDATE, GroupUpdate, TOPIC_GROUPS, TOPIC_NETWORK_HEARTB
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
 import { Subscriber } from '../common/zmq/subscriber.js';
 import { SocketStats } from '../common/zmq/stats.js';
+import type { SocketOptions } from '../common/zmq/options.js';
 
 export interface NetworkClientOptions {
   log: Logger;
@@ -28,6 +29,8 @@ export interface NetworkClientOptions {
    * began. Groups known but not in it no longer exist at the plugin.
    */
   onResynced: (seen: ReadonlySet<string>) => void;
+  /** For both sockets: size limit, and CURVE keys including the plugin's. */
+  socketOptions?: SocketOptions;
 }
 
 interface Resync {
@@ -71,7 +74,7 @@ export class NetworkClient {
   readonly stats = { requests: new SocketStats(), publications: new SocketStats() };
 
   constructor(private readonly opts: NetworkClientOptions) {
-    this.sub = new Subscriber(opts.publishAddress, (topic, body) => this.onPublication(topic, body), opts.log);
+    this.sub = new Subscriber(opts.publishAddress, (topic, body) => this.onPublication(topic, body), opts.log, opts.socketOptions);
     this.sub.subscribe(TOPIC_GROUPS);
     this.sub.subscribe(TOPIC_NETWORK_HEARTBEAT);
     // The plugin's PUB socket came back (it restarted): what it holds now may differ from what we had.
@@ -100,6 +103,7 @@ export class NetworkClient {
       // The client has already recreated its own socket.
       onReset: (reason) => this.startResync(`request timed out: ${reason}`),
       stats: this.stats.requests,
+      socketOptions: this.opts.socketOptions,
     });
   }
 

@@ -15,6 +15,7 @@ import { ConnectionResetError, RequestClient } from '../common/zmq/request-clien
 import { Subscriber } from '../common/zmq/subscriber.js';
 import { SocketStats } from '../common/zmq/stats.js';
 import type { Connection } from '../common/metrics.js';
+import { SocketOptions, clientOptions } from '../common/zmq/options.js';
 import type { FelixConfig } from './config.js';
 import { DataplaneSink, EndpointManager } from './endpoints.js';
 
@@ -22,6 +23,8 @@ export interface FelixAgentOptions {
   config: FelixConfig;
   log: Logger;
   dataplane: DataplaneSink;
+  /** For every socket: size limit and Felix's own CURVE keys (peers' keys come from `config.security`). */
+  socketOptions?: SocketOptions;
 }
 
 export class FelixAgent {
@@ -46,6 +49,9 @@ export class FelixAgent {
     const g = opts.config.global;
     const c = opts.config.connection;
     const log = opts.log;
+    const own = opts.socketOptions ?? {};
+    const toPlugin = clientOptions(own, opts.config.security.PluginPublicKeyFile);
+    const toAclManager = clientOptions(own, opts.config.security.AclManagerPublicKeyFile);
     this.pluginClient = new RequestClient({
       address: zmqAddress(g.PluginAddress, g.PluginPort),
       timeoutMs: c.ConnectionTimeoutMillis,
@@ -53,6 +59,7 @@ export class FelixAgent {
       log: log.child({ peer: 'plugin' }),
       onReset: () => this.resync('plugin connection timed out'),
       stats: this.stats.plugin,
+      socketOptions: toPlugin,
     });
     this.aclClient = new RequestClient({
       address: zmqAddress(g.ACLAddress, g.ACLPort),
@@ -61,8 +68,9 @@ export class FelixAgent {
       log: log.child({ peer: 'aclmgr' }),
       onReset: () => this.requestAllAcls('ACL manager connection timed out'),
       stats: this.stats.aclRequests,
+      socketOptions: toAclManager,
     });
-    this.aclSub = new Subscriber(zmqAddress(g.ACLPublishAddress ?? g.ACLAddress, g.ACLPublishPort), (topic, body) => this.onAclPublication(topic, body), log);
+    this.aclSub = new Subscriber(zmqAddress(g.ACLPublishAddress ?? g.ACLAddress, g.ACLPublishPort), (topic, body) => this.onAclPublication(topic, body), log, toAclManager);
     this.aclSub.subscribe(TOPIC_ACL_HEARTBEAT);
     this.manager = new EndpointManager({
       log,
@@ -131,7 +139,7 @@ export class FelixAgent {
     // A just-closed socket may hold the port for a moment.
     for (let attempt = 1; ; attempt++) {
       try {
-        this.epServer = await ReplyServer.bind('rep', address, (body) => this.onEndpointRequest(body), this.opts.log, { stats: this.stats.endpoints });
+        this.epServer = await ReplyServer.bind('rep', address, (body) => this.onEndpointRequest(body), this.opts.log, { ...this.opts.socketOptions, stats: this.stats.endpoints });
         break;
       } catch (err) {
         if (attempt >= 20) throw err;

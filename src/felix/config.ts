@@ -2,6 +2,8 @@
 import os from 'node:os';
 import { ConfigOf, host, int, loadConfig, logSection, orNone, port, str } from '../common/config.js';
 import { metricsSection } from '../common/metrics.js';
+import { daemonSocketOptions, maxMessageBytes, securitySection } from '../common/security.js';
+import type { SocketOptions } from '../common/zmq/options.js';
 
 export const felixSchema = {
   global: {
@@ -28,12 +30,17 @@ export const felixSchema = {
   connection: {
     ConnectionTimeoutMillis: int(40000, 100),
     ConnectionKeepaliveIntervalMillis: int(5000, 50),
+    MaxMessageBytes: maxMessageBytes(),
   },
   metrics: metricsSection(),
+  /** Optional CurveZMQ: Felix's own key pair, and the plugin's and ACL manager's public keys. */
+  security: securitySection(['PluginPublicKeyFile', 'AclManagerPublicKeyFile'] as const),
 };
 
 export type FelixConfig = ConfigOf<typeof felixSchema>;
 
-export function loadFelixConfig(file: string): { config: FelixConfig; warnings: string[] } {
-  return loadConfig(file, felixSchema);
+/** Also checks `[security]`; `socketOptions` holds the size limit and Felix's own keys for every socket. */
+export function loadFelixConfig(file: string): { config: FelixConfig; warnings: string[]; socketOptions: SocketOptions } {
+  const loaded = loadConfig(file, felixSchema);
+  return { ...loaded, socketOptions: daemonSocketOptions(file, loaded.config.connection.MaxMessageBytes, loaded.config.security) };
 }

@@ -4,6 +4,7 @@
  */
 import { commandLine, runDaemon } from '../common/cli.js';
 import { createLogger } from '../common/logging.js';
+import { CurveAuthorizer } from '../common/zmq/zap.js';
 import { loadFelixConfig } from './config.js';
 import { FelixAgent } from './agent.js';
 import { Dataplane } from './dataplane/index.js';
@@ -15,7 +16,7 @@ const argv = commandLine('calico-felix', '$0 --config-file FILE')
   .parseSync();
 
 runDaemon('calico-felix', async () => {
-  const { config, warnings } = loadFelixConfig(argv['config-file']);
+  const { config, warnings, socketOptions } = loadFelixConfig(argv['config-file']);
   const root = createLogger({
     name: 'felix',
     file: config.log.LogFilePath,
@@ -25,6 +26,8 @@ runDaemon('calico-felix', async () => {
   // Each part names itself once: pino repeats, rather than replaces, a key bound twice.
   const log = root.child({ component: 'felix' });
   for (const w of warnings) log.warn(w);
+  const clientKeys = config.security.CurveClientKeysFile;
+  const authorizer = clientKeys ? await CurveAuthorizer.start(new Set(clientKeys), log) : undefined;
   const g = config.global;
   const dataplane = new Dataplane({
     log: root,
@@ -38,10 +41,11 @@ runDaemon('calico-felix', async () => {
   const applySeconds = obs.histogram('calico_felix_dataplane_apply_seconds', 'Time to apply chains and sets, or routes', ['part'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
   const stopMetrics = await serveMetrics(obs, config.metrics.MetricsAddress, config.metrics.MetricsPort, log);
   await dataplane.start();
-  agent = await FelixAgent.start({ config, log, dataplane });
+  agent = await FelixAgent.start({ config, log, dataplane, socketOptions });
   log.info({ plugin: g.PluginAddress, aclmgr: g.ACLAddress }, 'ready');
   return async () => {
     log.info('stopping');
+    authorizer?.close();
     await agent!.stop();
     await dataplane.stop();
     await stopMetrics();

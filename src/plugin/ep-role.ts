@@ -12,6 +12,7 @@ import { ReplyServer } from '../common/zmq/reply-server.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
 import { SocketStats } from '../common/zmq/stats.js';
 import type { Connection } from '../common/metrics.js';
+import { SocketOptions, clientOptions } from '../common/zmq/options.js';
 import { PluginData, shortHost } from './data.js';
 import { endpointChanges, endpointCreated, endpointDestroyed, endpointUpdated, endpointsOfHost } from './changes.js';
 
@@ -24,6 +25,10 @@ export interface EndpointRoleOptions {
   timeoutMs: number;
   keepaliveMs: number;
   interfacePrefix: string;
+  /** For every socket: size limit and the plugin's own CURVE keys. */
+  socketOptions?: SocketOptions;
+  /** The Felixes' CURVE public key (with `socketOptions.curve`). */
+  felixServerKey?: string | null;
 }
 
 export class EndpointRole {
@@ -41,7 +46,7 @@ export class EndpointRole {
   static async start(opts: EndpointRoleOptions, data: PluginData): Promise<EndpointRole> {
     const role = new EndpointRole(opts, data);
     role.syncClients();
-    role.server = await ReplyServer.bind('rep', opts.bindAddress, (body) => role.handle(body), opts.log, { stats: role.serverStats });
+    role.server = await ReplyServer.bind('rep', opts.bindAddress, (body) => role.handle(body), opts.log, { ...opts.socketOptions, stats: role.serverStats });
     return role;
   }
 
@@ -140,6 +145,7 @@ export class EndpointRole {
           // Felix resyncs by itself when it hears nothing; dropping the queue is enough here.
           onReset: (reason) => this.opts.log.warn({ host, reason }, 'Felix did not answer; its queue was dropped'),
           stats: this.statsOf(host),
+          socketOptions: clientOptions(this.opts.socketOptions ?? {}, this.opts.felixServerKey ?? null),
         }),
       );
     }

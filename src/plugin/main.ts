@@ -6,12 +6,16 @@ import path from 'node:path';
 import { commandLine, runDaemon } from '../common/cli.js';
 import { zmqAddress } from '../common/config.js';
 import { createLogger, parseSeverity } from '../common/logging.js';
+import { readKeyFile, readKeyListFile, resolveCurve } from '../common/curve.js';
+import { CurveAuthorizer } from '../common/zmq/zap.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../common/security.js';
 import { DataSource } from './source.js';
 import { EndpointRole } from './ep-role.js';
 import { NetworkRole } from './network-role.js';
 import { Observability, serveMetrics } from '../common/metrics.js';
 import { isIp } from '../common/wire/codec.js';
 import { pluginProbe } from './probe.js';
+import type { CurveKeyPair, SocketOptions } from '../common/zmq/options.js';
 
 const argv = commandLine('plugin', '$0 <network|ep> [options]')
   .command('network', 'serve the Network API to the ACL manager (REP 9903, PUB 9904)')
@@ -34,6 +38,11 @@ const argv = commandLine('plugin', '$0 <network|ep> [options]')
     'interface-prefix': { type: 'string', default: 'tap', describe: 'ep: interface prefix told to Felix' },
     'metrics-port': { type: 'number', default: 0, describe: 'serve /livez, /readyz, /metrics, /status on this HTTP port (0 = off)' },
     'metrics-address': { type: 'string', default: '127.0.0.1', describe: 'address of the metrics HTTP server' },
+    'max-message-bytes': { type: 'number', default: DEFAULT_MAX_MESSAGE_BYTES, describe: 'a peer sending a larger message is disconnected' },
+    'curve-secret-key': { type: 'string', coerce: readKeyFile, describe: "CurveZMQ: the plugin's secret key file (turns security on)" },
+    'curve-public-key': { type: 'string', coerce: readKeyFile, describe: "CurveZMQ: the plugin's public key file (checked against the secret key)" },
+    'felix-public-key': { type: 'string', coerce: readKeyFile, describe: "ep, CurveZMQ: the Felixes' public key file" },
+    'curve-client-keys': { type: 'string', coerce: readKeyListFile, describe: 'CurveZMQ: file of the client public keys to admit, one per line (default: any client)' },
   })
   .check((a) => {
     const role = String(a._[0]);
@@ -45,11 +54,24 @@ const argv = commandLine('plugin', '$0 <network|ep> [options]')
     if (!/^[A-Za-z0-9_-]{1,4}$/.test(a['interface-prefix'])) throw new Error('--interface-prefix must be 1-4 letters or digits');
     if (!Number.isInteger(a['metrics-port']) || a['metrics-port'] < 0 || a['metrics-port'] > 65535) throw new Error('--metrics-port must be a port number, or 0 for none');
     if (!isIp(a['metrics-address']) && a['metrics-address'] !== 'localhost') throw new Error('--metrics-address must be an IP address (or localhost)');
+    if (!Number.isInteger(a['max-message-bytes']) || a['max-message-bytes'] < 1024) throw new Error('--max-message-bytes must be a whole number of at least 1024');
+    curveOf(a);
     return true;
   })
   .parseSync();
 
 const role = String(argv._[0]) as 'network' | 'ep';
+const socketOptions: SocketOptions = { maxMessageSize: argv['max-message-bytes'] };
+const curve = curveOf(argv);
+if (curve) socketOptions.curve = curve;
+
+/** The plugin's key pair, or null; throws when the key flags are incomplete (the ep role needs --felix-public-key too). */
+function curveOf(a: { _: Array<string | number>; 'curve-secret-key'?: string; 'curve-public-key'?: string; 'felix-public-key'?: string; 'curve-client-keys'?: string[] }): CurveKeyPair | null {
+  const flag = (name: 'curve-secret-key' | 'curve-public-key' | 'felix-public-key') => ({ name: `--${name}`, key: a[name] ?? null });
+  return resolveCurve(flag('curve-secret-key'), flag('curve-public-key'), String(a._[0]) === 'ep' ? [flag('felix-public-key')] : [], [
+    { name: '--curve-client-keys', set: a['curve-client-keys'] !== undefined },
+  ]);
+}
 
 runDaemon('plugin', async () => {
   const logDir = argv['log-dir'];
@@ -60,6 +82,8 @@ runDaemon('plugin', async () => {
     screenLevel: argv['log-severity-screen'],
   }).child({ component: `plugin-${role}` });
 
+  const clientKeys = argv['curve-client-keys'];
+  const authorizer = clientKeys ? await CurveAuthorizer.start(new Set(clientKeys), log) : undefined;
   let onChange: (data: import('./data.js').PluginData) => void = () => {};
   const source = new DataSource({ path: argv.data, log, onChange: (d) => onChange(d) });
   const data = await source.start();
@@ -78,6 +102,8 @@ runDaemon('plugin', async () => {
             timeoutMs: argv['timeout-ms'],
             keepaliveMs: argv['keepalive-ms'],
             interfacePrefix: argv['interface-prefix'],
+            socketOptions,
+            felixServerKey: argv['felix-public-key'] ?? null,
           },
           data,
         )
@@ -88,6 +114,7 @@ runDaemon('plugin', async () => {
             pubAddress: zmqAddress(argv.bind, argv['publish-port']),
             heartbeatMs: argv['heartbeat-ms'],
             republishMs: argv['republish-secs'] * 1000,
+            socketOptions,
           },
           data,
         );
@@ -95,6 +122,7 @@ runDaemon('plugin', async () => {
   log.info('ready');
   return async () => {
     log.info('stopping');
+    authorizer?.close();
     await source.stop();
     await server!.stop();
     await stopMetrics();

@@ -11,6 +11,7 @@ import { ReplyServer } from '../common/zmq/reply-server.js';
 import { Publisher } from '../common/zmq/publisher.js';
 import { SocketStats } from '../common/zmq/stats.js';
 import type { Connection } from '../common/metrics.js';
+import type { SocketOptions } from '../common/zmq/options.js';
 import { PluginData } from './data.js';
 import { changedGroups, groupUpdate, groupsOf } from './changes.js';
 
@@ -20,6 +21,8 @@ export interface NetworkRoleOptions {
   pubAddress: string;
   heartbeatMs: number;
   republishMs: number;
+  /** For both sockets: size limit and the plugin's own CURVE keys. */
+  socketOptions?: SocketOptions;
 }
 
 export class NetworkRole {
@@ -40,8 +43,8 @@ export class NetworkRole {
 
   static async start(opts: NetworkRoleOptions, data: PluginData): Promise<NetworkRole> {
     const role = new NetworkRole(opts, data);
-    role.publisher = await Publisher.bind(opts.pubAddress, opts.log);
-    role.server = await ReplyServer.bind('rep', opts.repAddress, (body) => role.handle(body), opts.log, { stats: role.serverStats });
+    role.publisher = await Publisher.bind(opts.pubAddress, opts.log, opts.socketOptions);
+    role.server = await ReplyServer.bind('rep', opts.repAddress, (body) => role.handle(body), opts.log, { ...opts.socketOptions, stats: role.serverStats });
     role.timers.push(setInterval(() => void role.publisher!.publish(TOPIC_NETWORK_HEARTBEAT, heartbeat()), opts.heartbeatMs));
     role.timers.push(setInterval(() => role.publishAll('periodic'), opts.republishMs));
     return role;

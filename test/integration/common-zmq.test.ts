@@ -9,7 +9,7 @@ import * as zmq from 'zeromq';
 import { Publisher } from '../../src/common/zmq/publisher.js';
 import { ReplyServer } from '../../src/common/zmq/reply-server.js';
 import { ConnectionResetError, RequestClient, RequestClientOptions } from '../../src/common/zmq/request-client.js';
-import { Subscriber } from '../../src/common/zmq/subscriber.js';
+import { REVIVE_MS, Subscriber } from '../../src/common/zmq/subscriber.js';
 import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/process.js';
 
@@ -115,6 +115,16 @@ describe('zmq: ReplyServer', () => {
         expect(await ask(peer, 'boom')).to.deep.equal({ type: 'ERROR', rc: 'FAILURE', message: 'internal error: handler exploded' });
         const logged = lines.find((l) => l.msg === 'request handler failed');
         expect((logged?.['err'] as { message?: string } | undefined)?.message).to.equal('handler exploded');
+        expect(await ask(peer, 'after')).to.deep.equal({ type: 'ECHO', rc: 'SUCCESS', message: 'after' });
+      });
+
+      it('keeps serving after DEALER messages without the empty delimiter a REQ would send', async () => {
+        await serve();
+        const dealer = closeLater(new zmq.Dealer({ linger: 0 }), (d) => d.close());
+        dealer.connect(addr);
+        for (const frames of [['no-delimiter'], ['x', 'y'], ['', '', 'two-delimiters'], ['']]) await dealer.send(frames);
+        const peer = requestPeer(addr);
+        await waitFor('the DEALER messages consumed', () => kind === 'router' || lines.some((l) => l.msg === 'request without a valid envelope discarded'), BOUND_MS);
         expect(await ask(peer, 'after')).to.deep.equal({ type: 'ECHO', rc: 'SUCCESS', message: 'after' });
       });
 
@@ -441,6 +451,25 @@ describe('zmq: Publisher and Subscriber', () => {
     await waitFor('a second delivery', async () => (await pub.publish('t', { type: 'HEARTBEAT' }), calls >= 2), BOUND_MS, 20);
     const logged = rec.lines.find((l) => l.msg === 'publication handler failed');
     expect((logged?.['err'] as { message?: string } | undefined)?.message).to.equal('async handler exploded');
+  });
+
+  it('after a publication over maxMessageSize (libzmq then drops the connection for good) replaces its socket, calls onReconnect and delivers again', async () => {
+    const addr = await address();
+    const rec = recordingLog();
+    const pub = closeLater(await Publisher.bind(addr, rec.log), (p) => p.close());
+    const seen: number[] = [];
+    const sub = closeLater(new Subscriber(addr, (_t, body) => void seen.push((JSON.parse(body.toString()) as { seq: number }).seq), rec.log, { maxMessageSize: 1024 }), (s) => s.close());
+    let reconnects = 0;
+    sub.onReconnect = () => reconnects++;
+    sub.subscribe('t');
+    let seq = 0;
+    await waitFor('a first delivery', async () => (await pub.publish('t', { type: 'MSG', seq: ++seq }), seen.length > 0), BOUND_MS, 20);
+    await pub.publish('t', { type: 'MSG', seq: -1, pad: 'x'.repeat(2000) });
+    const after = seq;
+    await waitFor('deliveries again', async () => (await pub.publish('t', { type: 'MSG', seq: ++seq }), seen.some((n) => n > after)), BOUND_MS + REVIVE_MS, 50);
+    expect(seen).to.not.include(-1);
+    expect(reconnects).to.equal(1);
+    expect(rec.lines.map((l) => l.msg)).to.include('publisher connection lost and not re-established; recreating the socket');
   });
 
   it('publishes [topic, json] as exactly two frames and counts them', async () => {

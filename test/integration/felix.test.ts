@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Container, Netns, createNetns, deleteAllNetns, plugContainer } from '../support/netns.js';
-import { PublishPeer, ReplyPeer, RequestPeer } from '../support/peers.js';
+import { FakeAclManager, FakePlugin, createMsg, ipc, suffix, tap, writeFelixConfig } from '../support/felix-peers.js';
 import { Running, runCommand, startCommand, stop, stopAll, waitFor } from '../support/process.js';
 
 type Json = Record<string, unknown>;
@@ -21,90 +21,10 @@ const METRICS_PORT = 9091;
 
 const EP1 = { id: 'f1f1f1f1f1f1aa01', ip: '192.168.30.1' };
 const EP2 = { id: 'f2f2f2f2f2f2aa02', ip: '192.168.30.2' };
-const tap = (id: string) => `tap${id.slice(0, 11)}`;
-const suffix = (id: string) => id.slice(0, 11);
 
 const rule = (cidr: string, extra: Json = {}) => ({ group: null, cidr, protocol: null, port: null, ...extra });
 const rules = (inbound: Json[]) => ({ inbound, outbound: [rule('0.0.0.0/0')], inbound_default: 'deny', outbound_default: 'deny' });
 const acls = (inbound: Json[]) => ({ v4: rules(inbound), v6: { inbound: [], outbound: [], inbound_default: 'deny', outbound_default: 'deny' } });
-
-/**
- * Plays `plugin ep`: answers RESYNCSTATE with the endpoints it holds, then
- * sends their ENDPOINTCREATED; sends HEARTBEAT when idle, as the real one does.
- */
-class FakePlugin {
-  readonly endpoints = new Map<string, Json>();
-  rep: ReplyPeer | undefined;
-  private readonly felix: RequestPeer;
-  private chain: Promise<unknown> = Promise.resolve();
-  private readonly heartbeat: NodeJS.Timeout;
-
-  constructor(
-    private readonly address: string,
-    felixAddress: string,
-  ) {
-    // A Felix killed mid-request never answers: give up well within Felix's own timeout.
-    this.felix = new RequestPeer(felixAddress, 1000);
-    this.heartbeat = setInterval(() => void this.send({ type: 'HEARTBEAT' }).catch(() => {}), 300);
-  }
-
-  async listen(): Promise<void> {
-    this.rep = await new ReplyPeer((req) => {
-      if (req['type'] !== 'RESYNCSTATE') return { type: req['type'] };
-      const creates = [...this.endpoints.values()].map((e) => ({ ...e, resync_id: req['resync_id'] }));
-      setImmediate(() => creates.forEach((c) => void this.send(c).catch(() => {})));
-      return { type: 'RESYNCSTATE', rc: 'SUCCESS', message: '', endpoint_count: String(creates.length) };
-    }).bind(this.address);
-  }
-
-  /** One request at a time on the REQ socket. */
-  send(msg: Json): Promise<Json> {
-    const p = this.chain.then(() => this.felix.request(msg));
-    this.chain = p.catch(() => {});
-    return p;
-  }
-
-  close(): void {
-    clearInterval(this.heartbeat);
-    this.rep?.close();
-    this.felix.close();
-  }
-}
-
-/** Plays the ACL manager: answers GETACLSTATE, publishing the endpoint's ACLs if it has them. */
-class FakeAclManager {
-  readonly acls = new Map<string, Json>();
-  readonly rep: ReplyPeer;
-  readonly pub = new PublishPeer();
-
-  constructor() {
-    this.rep = new ReplyPeer((req) => {
-      const id = req['endpoint_id'] as string;
-      const a = this.acls.get(id);
-      if (a) setTimeout(() => void this.pub.publish(id, { type: 'ACLUPDATE', acls: a, issued: Date.now() }), 5);
-      return { type: req['type'], endpoint_id: id, rc: 'SUCCESS', message: '' };
-    });
-  }
-
-  async bind(rep: string, pub: string): Promise<void> {
-    await this.rep.bind(rep);
-    await this.pub.bind(pub);
-  }
-
-  set(id: string, a: Json): Promise<void> {
-    this.acls.set(id, a);
-    return this.pub.publish(id, { type: 'ACLUPDATE', acls: a, issued: Date.now() });
-  }
-
-  close(): void {
-    this.rep.close();
-    this.pub.close();
-  }
-}
-
-function createMsg(ep: { id: string; ip: string }, mac: string): Json {
-  return { type: 'ENDPOINTCREATED', endpoint_id: ep.id, mac, addrs: [{ addr: ep.ip }], state: 'enabled', resync_id: null, issued: Date.now() };
-}
 
 describe('calico-felix (built command, in a namespace, against wire peers)', function () {
   this.timeout(60000);
@@ -117,7 +37,7 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
   let felix: Running;
   let cfg: string;
 
-  const sock = (name: string) => `ipc://${path.join(dir, name)}`;
+  const sock = (name: string) => ipc(dir, name);
 
   function startFelix(): Running {
     felix = startCommand(FELIX, ['--config-file', cfg], { netns: host.name });
@@ -139,14 +59,7 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
     c2 = await plugContainer(host, 'c2', EP2.ip, tap(EP2.id));
     // A TCP listener in c2 for connection checks.
     void c2.ns.exec('timeout', ['55', 'nc', '-lk', '7000'], { timeoutMs: 56000 });
-    cfg = path.join(dir, 'felix.cfg');
-    fs.writeFileSync(
-      cfg,
-      `[global]\nPluginAddress = ${sock('plugin.sock')}\nACLAddress = ${sock('acl.sock')}\nACLPublishAddress = ${sock('aclpub.sock')}\n` +
-        `LocalAddress = ${sock('felix.sock')}\nFelixHostname = host1.example.com\nMetadataAddr = None\nEndpointRetryTimeMillis = 100\n\n` +
-        `[log]\nLogFilePath = ${path.join(dir, 'felix.log')}\nLogSeverityScreen = WARNING\n\n` +
-        `[connection]\nConnectionTimeoutMillis = 2000\nConnectionKeepaliveIntervalMillis = 300\n\n[metrics]\nMetricsPort = ${METRICS_PORT}\n`,
-    );
+    cfg = writeFelixConfig(dir, `[metrics]\nMetricsPort = ${METRICS_PORT}\n`);
     plugin = new FakePlugin(sock('plugin.sock'), sock('felix.sock'));
     plugin.endpoints.set(EP1.id, createMsg(EP1, c1.mac));
     plugin.endpoints.set(EP2.id, createMsg(EP2, c2.mac));

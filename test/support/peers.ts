@@ -7,6 +7,25 @@ import * as zmq from 'zeromq';
 
 type Json = Record<string, unknown>;
 
+/** Extra zeromq socket options for a peer (CurveZMQ keys, size limit). */
+export interface PeerOptions {
+  curveServer?: boolean;
+  curvePublicKey?: string;
+  curveSecretKey?: string;
+  curveServerKey?: string;
+  maxMessageSize?: number;
+}
+
+/** Options making a peer a CURVE server with `pair`. */
+export const curveServer = (pair: { secretKey: string }): PeerOptions => ({ curveServer: true, curveSecretKey: pair.secretKey });
+
+/** Options making a peer a CURVE client with its own `pair`, talking to the server whose public key is `serverKey`. */
+export const curveClient = (pair: { publicKey: string; secretKey: string }, serverKey: string): PeerOptions => ({
+  curvePublicKey: pair.publicKey,
+  curveSecretKey: pair.secretKey,
+  curveServerKey: serverKey,
+});
+
 /** Collects messages and lets a test wait for one that matches. */
 export class Inbox {
   readonly messages: Json[] = [];
@@ -46,9 +65,14 @@ export class Inbox {
 /** A REP socket answering every request with `reply(request)` and recording the requests. */
 export class ReplyPeer {
   readonly inbox = new Inbox();
-  private readonly socket = new zmq.Reply({ linger: 0 });
+  private readonly socket: zmq.Reply;
 
-  constructor(private readonly reply: (req: Json) => Json = (req) => ({ type: req['type'], rc: 'SUCCESS', message: '' })) {}
+  constructor(
+    private readonly reply: (req: Json) => Json = (req) => ({ type: req['type'], rc: 'SUCCESS', message: '' }),
+    options: PeerOptions = {},
+  ) {
+    this.socket = new zmq.Reply({ linger: 0, ...options });
+  }
 
   async bind(address: string): Promise<this> {
     await this.socket.bind(address);
@@ -78,12 +102,13 @@ export class RequestPeer {
   constructor(
     private readonly address: string,
     private readonly timeoutMs = 5000,
+    private readonly options: PeerOptions = {},
   ) {
     this.socket = this.open();
   }
 
   private open(): zmq.Request {
-    const s = new zmq.Request({ linger: 0, receiveTimeout: this.timeoutMs, sendTimeout: this.timeoutMs });
+    const s = new zmq.Request({ linger: 0, receiveTimeout: this.timeoutMs, sendTimeout: this.timeoutMs, ...this.options });
     s.connect(this.address);
     return s;
   }
@@ -113,14 +138,15 @@ export class RequestPeer {
 /** A SUB socket recording `[topic, json]` publications as `{topic, ...json}`. */
 export class SubscribePeer {
   readonly inbox = new Inbox();
-  private readonly socket = new zmq.Subscriber({ linger: 0 });
+  private readonly socket: zmq.Subscriber;
 
-  constructor(address: string, topics: string[]) {
-    this.socket.connect(address);
-    for (const t of topics) this.socket.subscribe(t);
+  constructor(address: string, topics: string[], options: PeerOptions = {}) {
+    const socket = (this.socket = new zmq.Subscriber({ linger: 0, ...options }));
+    socket.connect(address);
+    for (const t of topics) socket.subscribe(t);
     void (async () => {
       try {
-        for await (const [topic, body] of this.socket) this.inbox.push({ topic: topic!.toString(), ...(JSON.parse(body!.toString()) as Json) });
+        for await (const [topic, body] of socket) this.inbox.push({ topic: topic!.toString(), ...(JSON.parse(body!.toString()) as Json) });
       } catch {
         /* closed */
       }
@@ -134,8 +160,12 @@ export class SubscribePeer {
 
 /** A PUB socket sending `[topic, json]` (or raw frames). */
 export class PublishPeer {
-  private readonly socket = new zmq.Publisher({ linger: 0 });
+  private readonly socket: zmq.Publisher;
   private chain: Promise<void> = Promise.resolve();
+
+  constructor(options: PeerOptions = {}) {
+    this.socket = new zmq.Publisher({ linger: 0, ...options });
+  }
 
   async bind(address: string): Promise<this> {
     await this.socket.bind(address);
@@ -146,7 +176,7 @@ export class PublishPeer {
     return this.raw(topic, JSON.stringify(msg));
   }
 
-  raw(...frames: string[]): Promise<void> {
+  raw(...frames: Array<string | Buffer>): Promise<void> {
     this.chain = this.chain.then(() => this.socket.send(frames));
     return this.chain;
   }

@@ -37,20 +37,35 @@ export class ReplyServer {
 
   private async loop(): Promise<void> {
     const router = this.socket instanceof zmq.Router;
-    try {
-      for await (const frames of this.socket) {
-        // ROUTER: [peer identity, empty delimiter (from REQ), body]; REP: [body].
-        const head = router ? frames.slice(0, 2) : [];
-        const parts = router ? frames.slice(2) : frames;
-        const reply = parts.length === 1 ? await this.answer(parts[0]!) : encode({ type: 'ERROR', rc: Rc.INVALID, message: `expected one frame, got ${parts.length}` });
-        if (parts.length !== 1) {
-          this.log.warn({ frames: parts.length }, 'request with wrong frame count');
-          this.stats?.record('ERROR', Rc.INVALID);
+    while (!this.closed) {
+      let frames: Buffer[];
+      try {
+        frames = await this.socket.receive();
+      } catch (err) {
+        if (this.closed) return;
+        // A REP socket discards a request without an envelope (a DEALER that left out the empty
+        // delimiter) after it was signalled readable; zeromq.js reports that as EAGAIN. Nothing to answer.
+        if ((err as { code?: string }).code === 'EAGAIN') {
+          this.log.warn('request without a valid envelope discarded');
+          continue;
         }
-        await this.socket.send([...head, reply]);
+        this.log.error({ err }, 'reply socket failed');
+        return;
       }
-    } catch (err) {
-      if (!this.closed) this.log.error({ err }, 'reply socket failed');
+      // ROUTER: [peer identity, empty delimiter (from REQ), body]; REP: [body].
+      const head = router ? frames.slice(0, 2) : [];
+      const parts = router ? frames.slice(2) : frames;
+      const reply = parts.length === 1 ? await this.answer(parts[0]!) : encode({ type: 'ERROR', rc: Rc.INVALID, message: `expected one frame, got ${parts.length}` });
+      if (parts.length !== 1) {
+        this.log.warn({ frames: parts.length }, 'request with wrong frame count');
+        this.stats?.record('ERROR', Rc.INVALID);
+      }
+      try {
+        await this.socket.send([...head, reply]);
+      } catch (err) {
+        if (this.closed) return;
+        this.log.warn({ err }, 'reply could not be sent');
+      }
     }
   }
 

@@ -83,7 +83,7 @@ export class RequestClient {
 
   private connect(): zmq.Request {
     const socket = new zmq.Request();
-    applySocketOptions(socket, this.opts.socketOptions ?? {}, this.opts.address);
+    applySocketOptions(socket, this.opts.socketOptions ?? {}, this.opts.address, 'client');
     socket.linger = 0;
     socket.connect(this.opts.address);
     return socket;

@@ -2,7 +2,9 @@
  * A SUB socket that delivers a message only to a topic subscribed to
  * exactly: ZeroMQ matches by prefix, so `abc` would otherwise also receive
  * `abcd`'s messages (SPEC §2). `recreate()` builds a fresh socket with every
- * subscription restored.
+ * subscription restored. A connection that libzmq drops for good (it does
+ * not reconnect after a protocol error, e.g. a message over the size limit)
+ * is replaced by a fresh socket after {@link REVIVE_MS}.
  */
 import * as zmq from 'zeromq';
 import type { Logger } from '../logging.js';
@@ -11,12 +13,18 @@ import { SocketOptions, applySocketOptions } from './options.js';
 /** May be async: a rejection is logged like a throw, never left unhandled. */
 export type TopicHandler = (topic: string, body: Buffer) => void;
 
+/** A disconnected socket that has not completed a handshake again within this is replaced. */
+export const REVIVE_MS = 1000;
+
 export class Subscriber {
   private socket: zmq.Subscriber;
   private readonly topics = new Set<string>();
   private closed = false;
   private handshaken = false;
   private waiters: Array<() => void> = [];
+  /** The socket was replaced after losing its connection: its first handshake is a reconnection. */
+  private revived = false;
+  private reviveTimer: NodeJS.Timeout | undefined;
   /** Called when the socket completes a handshake again after losing its publisher (e.g. it restarted). */
   onReconnect: (() => void) | undefined;
 
@@ -61,20 +69,34 @@ export class Subscriber {
 
   close(): void {
     this.closed = true;
+    clearTimeout(this.reviveTimer);
     this.socket.close();
   }
 
   private open(): zmq.Subscriber {
     const socket = new zmq.Subscriber();
-    applySocketOptions(socket, this.options, this.address);
+    applySocketOptions(socket, this.options, this.address, 'client');
     socket.linger = 0;
     socket.events.on('handshake', () => {
       if (socket !== this.socket) return;
-      const again = this.handshaken;
+      clearTimeout(this.reviveTimer);
+      const again = this.handshaken || this.revived;
       this.handshaken = true;
+      this.revived = false;
       for (const w of this.waiters.splice(0)) w();
       // Last: the callback may recreate the socket.
       if (again) this.onReconnect?.();
+    });
+    socket.events.on('disconnect', () => {
+      if (socket !== this.socket || this.closed) return;
+      clearTimeout(this.reviveTimer);
+      this.reviveTimer = setTimeout(() => {
+        if (socket !== this.socket || this.closed) return;
+        this.log.warn({ address: this.address }, 'publisher connection lost and not re-established; recreating the socket');
+        this.recreate();
+        this.revived = true;
+      }, REVIVE_MS);
+      this.reviveTimer.unref();
     });
     socket.connect(this.address);
     for (const t of this.topics) socket.subscribe(t);

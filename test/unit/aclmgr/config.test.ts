@@ -32,7 +32,7 @@ describe('acl_manager.cfg', () => {
       AclHeartbeatIntervalMillis: 30000,
     });
     expect(config.log.LogFilePath).to.equal('/var/log/calico/acl_manager.log');
-    expect(config.connection).to.deep.equal({ ConnectionTimeoutMillis: 40000, ConnectionKeepaliveIntervalMillis: 5000, PluginTimeoutMillis: 90000, ResyncSettleMillis: 2000 });
+    expect(config.connection).to.deep.equal({ ConnectionTimeoutMillis: 40000, ConnectionKeepaliveIntervalMillis: 5000, PluginTimeoutMillis: 90000, ResyncSettleMillis: 2000, MaxMessageBytes: 10485760 });
     expect(config.metrics).to.deep.equal({ MetricsPort: 0, MetricsAddress: '127.0.0.1' });
   });
 

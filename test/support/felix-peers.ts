@@ -1,0 +1,114 @@
+/**
+ * What a Felix under test talks to: stand-ins for `plugin ep` and the ACL
+ * manager built on the independent wire peers, and felix.cfg for a Felix in
+ * a namespace reaching them over ipc:// sockets in `dir` (files are shared
+ * across namespaces, so the peers can stay in the test process).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { PeerOptions, PublishPeer, ReplyPeer, RequestPeer } from './peers.js';
+
+type Json = Record<string, unknown>;
+
+export const tap = (id: string) => `tap${id.slice(0, 11)}`;
+export const suffix = (id: string) => id.slice(0, 11);
+
+export function createMsg(ep: { id: string; ip: string }, mac: string): Json {
+  return { type: 'ENDPOINTCREATED', endpoint_id: ep.id, mac, addrs: [{ addr: ep.ip }], state: 'enabled', resync_id: null, issued: Date.now() };
+}
+
+/** `ipc://DIR/NAME`. */
+export const ipc = (dir: string, name: string) => `ipc://${path.join(dir, name)}`;
+
+/**
+ * Writes `DIR/felix.cfg` for a Felix whose peers listen on `ipc://DIR/plugin.sock`, `acl.sock`, `aclpub.sock`
+ * and which binds `felix.sock`, logging to `DIR/felix.log`; `extra` is appended (e.g. a `[security]` section).
+ */
+export function writeFelixConfig(dir: string, extra = ''): string {
+  const cfg = path.join(dir, 'felix.cfg');
+  fs.writeFileSync(
+    cfg,
+    `[global]\nPluginAddress = ${ipc(dir, 'plugin.sock')}\nACLAddress = ${ipc(dir, 'acl.sock')}\nACLPublishAddress = ${ipc(dir, 'aclpub.sock')}\n` +
+      `LocalAddress = ${ipc(dir, 'felix.sock')}\nFelixHostname = host1.example.com\nMetadataAddr = None\nEndpointRetryTimeMillis = 100\n\n` +
+      `[log]\nLogFilePath = ${path.join(dir, 'felix.log')}\nLogSeverityScreen = WARNING\n\n` +
+      `[connection]\nConnectionTimeoutMillis = 2000\nConnectionKeepaliveIntervalMillis = 300\n\n${extra}`,
+  );
+  return cfg;
+}
+
+/**
+ * Plays `plugin ep`: answers RESYNCSTATE with the endpoints it holds, then
+ * sends their ENDPOINTCREATED; sends HEARTBEAT when idle, as the real one does.
+ */
+export class FakePlugin {
+  readonly endpoints = new Map<string, Json>();
+  rep: ReplyPeer | undefined;
+  private readonly felix: RequestPeer;
+  private chain: Promise<unknown> = Promise.resolve();
+  private readonly heartbeat: NodeJS.Timeout;
+
+  /** `options.server` for its REP socket, `options.client` for its REQ to Felix. */
+  constructor(
+    private readonly address: string,
+    felixAddress: string,
+    private readonly options: { server?: PeerOptions; client?: PeerOptions } = {},
+  ) {
+    // A Felix killed mid-request never answers: give up well within Felix's own timeout.
+    this.felix = new RequestPeer(felixAddress, 1000, options.client);
+    this.heartbeat = setInterval(() => void this.send({ type: 'HEARTBEAT' }).catch(() => {}), 300);
+  }
+
+  async listen(): Promise<void> {
+    this.rep = await new ReplyPeer((req) => {
+      if (req['type'] !== 'RESYNCSTATE') return { type: req['type'] };
+      const creates = [...this.endpoints.values()].map((e) => ({ ...e, resync_id: req['resync_id'] }));
+      setImmediate(() => creates.forEach((c) => void this.send(c).catch(() => {})));
+      return { type: 'RESYNCSTATE', rc: 'SUCCESS', message: '', endpoint_count: String(creates.length) };
+    }, this.options.server).bind(this.address);
+  }
+
+  /** One request at a time on the REQ socket. */
+  send(msg: Json): Promise<Json> {
+    const p = this.chain.then(() => this.felix.request(msg));
+    this.chain = p.catch(() => {});
+    return p;
+  }
+
+  close(): void {
+    clearInterval(this.heartbeat);
+    this.rep?.close();
+    this.felix.close();
+  }
+}
+
+/** Plays the ACL manager: answers GETACLSTATE, publishing the endpoint's ACLs if it has them. */
+export class FakeAclManager {
+  readonly acls = new Map<string, Json>();
+  readonly rep: ReplyPeer;
+  readonly pub: PublishPeer;
+
+  constructor(options: PeerOptions = {}) {
+    this.rep = new ReplyPeer((req) => {
+      const id = req['endpoint_id'] as string;
+      const a = this.acls.get(id);
+      if (a) setTimeout(() => void this.pub.publish(id, { type: 'ACLUPDATE', acls: a, issued: Date.now() }), 5);
+      return { type: req['type'], endpoint_id: id, rc: 'SUCCESS', message: '' };
+    }, options);
+    this.pub = new PublishPeer(options);
+  }
+
+  async bind(rep: string, pub: string): Promise<void> {
+    await this.rep.bind(rep);
+    await this.pub.bind(pub);
+  }
+
+  set(id: string, a: Json): Promise<void> {
+    this.acls.set(id, a);
+    return this.pub.publish(id, { type: 'ACLUPDATE', acls: a, issued: Date.now() });
+  }
+
+  close(): void {
+    this.rep.close();
+    this.pub.close();
+  }
+}
