@@ -55,7 +55,7 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
     c4 = await lab.addContainer('192.168.1.4', 'group1', 'instance-2');
     await matrixBack('the first matrix');
     // Same group across hosts must stay reachable; different groups must stay apart.
-    prober = new OutageProber(lab, { from: c1, to: c4 }, { from: c2, to: c4 });
+    prober = new OutageProber({ from: c1, to: c4 }, { from: c2, to: c4 });
   });
 
   after(async function () {
@@ -63,12 +63,13 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
     if (rows.length > 0) {
       const lines = rows.map(
         (r) =>
-          `  ${r.fault.padEnd(58)} ${String(r.report.worstOutageMs).padStart(7)} ${String(r.matrixMs).padStart(8)}   ${String(r.report.probes).padStart(4)}/${String(r.report.failures).padStart(3)}` +
+          `  ${r.fault.padEnd(58)} ${String(r.report.worstOutageMs).padStart(7)} ${String(r.matrixMs).padStart(8)}   ${`${r.report.failures}/${r.report.probes}`.padStart(7)}  ${`${r.report.leaks}/${r.report.deniedProbes}`.padStart(7)}` +
           (r.establishedLost !== undefined ? `   ${r.establishedLost}` : ''),
       );
       process.stdout.write(
-        `\n  ${'fault'.padEnd(58)} ${'outage'.padStart(7)} ${'matrix'.padStart(8)}   probes/failed   established ping (lost/sent)\n` +
-          `  ${''.padEnd(58)} ${'ms'.padStart(7)} ${'ms'.padStart(8)}\n${lines.join('\n')}\n\n`,
+        `\n  ${'fault'.padEnd(58)} ${'worst'.padStart(7)} ${'full'.padStart(8)}   ${'allowed'.padStart(7)}  ${'denied'.padStart(7)}   established flow\n` +
+          `  ${''.padEnd(58)} ${'outage'.padStart(7)} ${'matrix'.padStart(8)}   ${'failed'.padStart(7)}  ${'leaked'.padStart(7)}   (ping -i 0.1)\n` +
+          `  ${''.padEnd(58)} ${'ms'.padStart(7)} ${'ms'.padStart(8)}   ${'/probes'.padStart(7)}  ${'/probes'.padStart(7)}   lost/sent\n${lines.join('\n')}\n\n`,
       );
     }
     if (lab) await lab.down();
