@@ -115,6 +115,7 @@ export function renderBirdConfig(input: BirdConfigInput): string {
       `protocol kernel kernel${f} {`,
       '  learn;',
       '  scan time 1;',
+      '  graceful restart;',
       `  ${FAMILY[f].channel} {`,
       `    import where net ~ ENDPOINT_ROUTES_V${f};`,
       '    export where source = RTS_BGP;',
@@ -133,6 +134,7 @@ export function renderBirdConfig(input: BirdConfigInput): string {
     '  connect retry time 5;',
     '  error wait time 1, 30;',
     '  hold time 9;',
+    '  graceful restart on;',
   );
   for (const [f] of families) {
     out.push(

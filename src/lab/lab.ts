@@ -220,7 +220,7 @@ export class Lab {
     this.spawnNode('acl-manager', first!.ns, 'src/aclmgr/main.js', ['--config-file', path.join(dir, 'acl_manager.cfg')]);
     for (const h of [first!, ...others]) {
       this.spawnNode(`felix-${h.name}`, h.ns, 'src/felix/main.js', ['--config-file', path.join(dir, `felix-${h.name}.cfg`)]);
-      this.spawn(`bird-${h.name}`, h.ns, 'bird', ['-f', '-c', path.join(dir, `bird-${h.name}.conf`), '-s', this.birdSocket(h)]);
+      this.spawn(`bird-${h.name}`, h.ns, 'bird', ['-f', '-R', '-c', path.join(dir, `bird-${h.name}.conf`), '-s', this.birdSocket(h)]);
     }
     this.save();
   }
