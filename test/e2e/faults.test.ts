@@ -45,6 +45,8 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
   let lab: Lab;
   let c1: LabContainer, c2: LabContainer, c4: LabContainer;
   let prober: OutageProber;
+  /** One full matrix round on a healthy lab (denied pairs wait out their 1 s timeout): the floor of the "full matrix" column. */
+  let matrixRoundMs = 0;
 
   before(async function () {
     this.timeout(90000);
@@ -54,6 +56,9 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
     c2 = await lab.addContainer('192.168.1.2', 'group2', 'instance-1');
     c4 = await lab.addContainer('192.168.1.4', 'group1', 'instance-2');
     await matrixBack('the first matrix');
+    const t = Date.now();
+    await matrixBack('one more matrix round');
+    matrixRoundMs = Date.now() - t;
     // Same group across hosts must stay reachable; different groups must stay apart.
     prober = new OutageProber({ from: c1, to: c4 }, { from: c2, to: c4 });
   });
@@ -63,13 +68,15 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
     if (rows.length > 0) {
       const lines = rows.map(
         (r) =>
-          `  ${r.fault.padEnd(58)} ${String(r.report.worstOutageMs).padStart(7)} ${String(r.matrixMs).padStart(8)}   ${`${r.report.failures}/${r.report.probes}`.padStart(7)}  ${`${r.report.leaks}/${r.report.deniedProbes}`.padStart(7)}` +
+          `  ${r.fault.padEnd(62)} ${String(r.report.worstOutageMs).padStart(7)} ${String(r.matrixMs).padStart(8)}   ${`${r.report.failures}/${r.report.probes}`.padStart(7)}  ${`${r.report.leaks}/${r.report.deniedProbes}`.padStart(7)}` +
           (r.establishedLost !== undefined ? `   ${r.establishedLost}` : ''),
       );
       process.stdout.write(
-        `\n  ${'fault'.padEnd(58)} ${'worst'.padStart(7)} ${'full'.padStart(8)}   ${'allowed'.padStart(7)}  ${'denied'.padStart(7)}   established flow\n` +
-          `  ${''.padEnd(58)} ${'outage'.padStart(7)} ${'matrix'.padStart(8)}   ${'failed'.padStart(7)}  ${'leaked'.padStart(7)}   (ping -i 0.1)\n` +
-          `  ${''.padEnd(58)} ${'ms'.padStart(7)} ${'ms'.padStart(8)}   ${'/probes'.padStart(7)}  ${'/probes'.padStart(7)}   lost/sent\n${lines.join('\n')}\n\n`,
+        `\n  ${'fault'.padEnd(62)} ${'worst'.padStart(7)} ${'full'.padStart(8)}   ${'allowed'.padStart(7)}  ${'denied'.padStart(7)}   established flow\n` +
+          `  ${''.padEnd(62)} ${'outage'.padStart(7)} ${'matrix'.padStart(8)}   ${'failed'.padStart(7)}  ${'leaked'.padStart(7)}   (ping -i 0.1)\n` +
+          `  ${''.padEnd(62)} ${'ms'.padStart(7)} ${'ms'.padStart(8)}   ${'/probes'.padStart(7)}  ${'/probes'.padStart(7)}   lost/sent\n${lines.join('\n')}\n` +
+          `  (worst outage: longest run of failed new flows 192.168.1.1 -> 192.168.1.4, one fresh ping every ~30 ms; full matrix: from the first\n` +
+          `   kill until every pair (ping and TCP) is as the groups say, floor = one matrix round on a healthy lab = ${matrixRoundMs} ms)\n\n`,
       );
     }
     if (lab) await lab.down();
@@ -118,14 +125,28 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
       if (!m) throw new Error(`no ping statistics: ${String(r.stdout)} ${String(r.stderr)}`);
       return { sent: Number(m[1]), received: Number(m[2]), endedAt: Date.now() };
     });
+    // A test that fails before awaiting it must not leave an unhandled rejection behind.
+    done.catch(() => {});
     return { done };
+  }
+
+  /** A new container on instance-2 goes plugin ep → Felix: reachable from group1 across hosts, not from group2; then removed. */
+  async function newContainerReachable(ip: string): Promise<void> {
+    const c = await lab.addContainer(ip, 'group1', 'instance-2');
+    try {
+      await waitFor(`${ip} reachable from 192.168.1.1`, () => lab.ping(c1, c.ip, 0.3), RECOVERY_MS, 100);
+      expect(await lab.ping(c2, c.ip), `group2 reaches the new group1 endpoint ${ip}`).to.equal(false);
+    } finally {
+      await lab.removeContainer(c.ip);
+    }
   }
 
   /**
    * Runs one fault while the prober runs: `apply` kills and restarts; then
-   * the matrix must come back and a group change must still propagate.
+   * the matrix must come back, every process must be running and a group
+   * change must still propagate (plus `check`, for paths a group change does not use).
    */
-  async function fault(name: string, apply: () => Promise<void>, opts: { established?: boolean } = {}): Promise<void> {
+  async function fault(name: string, apply: () => Promise<void>, opts: { established?: boolean; check?: () => Promise<void> } = {}): Promise<void> {
     const flow = opts.established ? establishedPing(100) : undefined;
     prober.start();
     let report: OutageReport;
@@ -152,7 +173,9 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
     }
     expect(report.leaks, `denied pair got through during "${name}"`).to.equal(0);
     expect(report.endedDown, `allowed pair still down after "${name}"`).to.equal(false);
+    expect(lab.processes().filter((p) => !p.alive).map((p) => p.name), 'processes not running').to.deep.equal([]);
     await groupChangePropagates();
+    await opts.check?.();
   }
 
   const killRestart = async (...names: string[]) => {
@@ -161,7 +184,7 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
   };
 
   describe('kill -9 and restart, while containers exchange traffic', () => {
-    it('plugin ep', () => fault('kill -9 + restart plugin ep', () => killRestart('plugin-ep')));
+    it('plugin ep', () => fault('kill -9 + restart plugin ep', () => killRestart('plugin-ep'), { check: () => newContainerReachable('192.168.1.7') }));
     it('plugin network', () => fault('kill -9 + restart plugin network', () => killRestart('plugin-network')));
     it('ACL manager', () => fault('kill -9 + restart ACL manager', () => killRestart('acl-manager')));
     it('Felix on host one, losing no packet of an established flow', () =>
@@ -184,13 +207,13 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
         await lab.restart('felix-instance-2');
         await sleep(2000);
         await lab.restart('plugin-ep');
-      }, { established: true }));
+      }, { established: true, check: () => newContainerReachable('192.168.1.9') }));
     it('everything on host one, restarted in reverse order', () =>
-      fault('kill all of host one; restart Felix, BIRD, ACL mgr, network, ep', async () => {
+      fault('kill all of host one; restart BIRD, Felix, ACL mgr, network, ep', async () => {
         const all = ['plugin-ep', 'plugin-network', 'acl-manager', 'felix-instance-1', 'bird-instance-1'];
         for (const n of all) await lab.kill(n);
         for (const n of [...all].reverse()) await lab.restart(n);
-      }));
+      }, { check: () => newContainerReachable('192.168.1.8') }));
   });
 
   describe('the 2014 prototype’s known failures', () => {
@@ -278,13 +301,7 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
         await lab.resume('plugin-ep');
       }
       await waitFor('Felix instance-2 to rebind its endpoint socket', () => logLines(felixLog('2'), t0).some((l) => /rebinding/.test(l.msg)), RECOVERY_MS, 100);
-      const c6 = await lab.addContainer('192.168.1.6', 'group1', 'instance-2');
-      try {
-        await waitFor('192.168.1.6 reachable from 192.168.1.1', () => lab.ping(c1, c6.ip, 0.3), RECOVERY_MS, 100);
-        expect(await lab.ping(c2, c6.ip), 'group2 reaches the new group1 endpoint').to.equal(false);
-      } finally {
-        await lab.removeContainer(c6.ip);
-      }
+      await newContainerReachable('192.168.1.6');
     });
   });
 });
