@@ -7,6 +7,7 @@ import { HEARTBEAT, Rc, errorResponse, heartbeat } from '../common/wire/codec.js
 import { ACLUPDATE, Acls, AclUpdate, GETACLSTATE, GetAclStateResponse, TOPIC_ACL_HEARTBEAT, decodeAclRequest } from '../common/wire/acl-api.js';
 import { Publisher } from '../common/zmq/publisher.js';
 import { ReplyServer } from '../common/zmq/reply-server.js';
+import { SocketStats } from '../common/zmq/stats.js';
 
 export interface AclServerOptions {
   log: Logger;
@@ -24,6 +25,10 @@ export interface AclServerOptions {
  */
 export class AclServer {
   private server: ReplyServer | undefined;
+  /** Requests from Felixes, by type and rc. */
+  readonly stats = new SocketStats();
+  /** ACLUPDATEs published (heartbeats not counted). */
+  updatesPublished = 0;
   private readonly timer: NodeJS.Timeout;
 
   private constructor(
@@ -36,7 +41,7 @@ export class AclServer {
   static async start(opts: AclServerOptions): Promise<AclServer> {
     const self = new AclServer(opts, await Publisher.bind(opts.publishAddress, opts.log));
     try {
-      self.server = await ReplyServer.bind('router', opts.routerAddress, (body) => self.handle(body), opts.log);
+      self.server = await ReplyServer.bind('router', opts.routerAddress, (body) => self.handle(body), opts.log, { stats: self.stats });
     } catch (err) {
       await self.stop();
       throw err;
@@ -47,6 +52,7 @@ export class AclServer {
   /** Publishes an endpoint's complete ACLs on its topic. */
   publish(endpoint: string, acls: Acls): Promise<void> {
     const msg: AclUpdate = { type: ACLUPDATE, acls, issued: Date.now() };
+    this.updatesPublished++;
     return this.publisher.publish(endpoint, msg);
   }
 

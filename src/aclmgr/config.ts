@@ -3,6 +3,7 @@
  * SPEC §2 (overridable), and the timings of plugin-loss detection.
  */
 import { ConfigOf, host, int, loadConfig, logSection, orNone, port } from '../common/config.js';
+import { metricsSection } from '../common/metrics.js';
 
 export const ACL_MANAGER_SCHEMA = {
   global: {
@@ -29,6 +30,7 @@ export const ACL_MANAGER_SCHEMA = {
     /** After GETGROUPS, a quiet period this long with no GROUPUPDATE ends the resync; groups not re-announced are dropped. */
     ResyncSettleMillis: int(2000, 10, 600000),
   },
+  metrics: metricsSection(),
 };
 
 export type AclManagerConfig = ConfigOf<typeof ACL_MANAGER_SCHEMA>;

@@ -7,6 +7,7 @@ import { commandLine, runDaemon } from '../common/cli.js';
 import { createLogger } from '../common/logging.js';
 import { loadAclManagerConfig } from './config.js';
 import { AclManager } from './manager.js';
+import { Observability, serveMetrics } from '../common/metrics.js';
 
 const NAME = 'calico-acl-manager';
 
@@ -27,9 +28,11 @@ runDaemon(NAME, async () => {
   for (const w of warnings) log.warn(w);
   log.info({ config: argv['config-file'], plugin: config.global.PluginAddress }, 'starting');
   const manager = await AclManager.start(config, log);
+  const stopMetrics = await serveMetrics(new Observability(manager.probe(config)), config.metrics.MetricsAddress, config.metrics.MetricsPort, log);
   log.info('ready');
   return async () => {
     log.info('stopping');
+    await stopMetrics();
     await manager.stop();
   };
 });

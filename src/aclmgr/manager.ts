@@ -9,6 +9,7 @@ import { AclServer } from './acl-server.js';
 import { AclCalculator, AclChange } from './calculator.js';
 import type { AclManagerConfig } from './config.js';
 import { NetworkClient } from './network-client.js';
+import type { DaemonProbe } from '../common/metrics.js';
 
 /** One running ACL manager; {@link stop} closes every socket and timer. */
 export class AclManager {
@@ -43,6 +44,28 @@ export class AclManager {
       onResynced: (seen) => manager.onResynced(seen),
     });
     return manager;
+  }
+
+  /** Status and metrics: the sockets, groups and endpoints known, ACLs published; ready after the first group sync. */
+  probe(config: AclManagerConfig): DaemonProbe {
+    const g = config.global;
+    const network = () => this.network!;
+    return {
+      component: 'calico-acl-manager',
+      connections: () => [
+        { name: 'plugin', api: 'network', kind: 'req', address: zmqAddress(g.PluginAddress, g.PluginGroupsPort), stats: network().stats.requests },
+        { name: 'plugin-groups', api: 'network', kind: 'sub', address: zmqAddress(g.PluginPublishAddress ?? g.PluginAddress, g.PluginPublishPort), stats: network().stats.publications },
+        { name: 'felix-requests', api: 'acl', kind: 'router', address: zmqAddress(g.LocalAddress, g.AclRequestPort), stats: this.server.stats },
+      ],
+      waitingFor: () => (network().resyncs > 0 ? [] : ['first group sync with the plugin']),
+      facts: [
+        { name: 'groups', metric: 'calico_aclmgr_groups', help: 'Security groups known', kind: 'gauge', value: () => this.calculator.groupIds().length },
+        { name: 'endpoints', metric: 'calico_aclmgr_endpoints', help: 'Endpoints with ACLs', kind: 'gauge', value: () => this.calculator.endpointIds().length },
+        { name: 'aclUpdatesPublished', metric: 'calico_aclmgr_acl_updates_published_total', help: 'ACLUPDATEs published', kind: 'counter', value: () => this.server.updatesPublished },
+        { name: 'resyncsStarted', metric: 'calico_aclmgr_resyncs_started_total', help: 'Group resyncs with the plugin started', kind: 'counter', value: () => network().resyncsStarted },
+        { name: 'resyncsCompleted', metric: 'calico_aclmgr_resyncs_completed_total', help: 'Group resyncs with the plugin completed', kind: 'counter', value: () => network().resyncs },
+      ],
+    };
   }
 
   async stop(): Promise<void> {

@@ -8,6 +8,7 @@ import { HEARTBEAT, Rc, decodeResponse } from '../common/wire/codec.js';
 import { GETGROUPS, GROUPUPDATE, GroupUpdate, TOPIC_GROUPS, TOPIC_NETWORK_HEARTBEAT, decodeNetworkPublication } from '../common/wire/network-api.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
 import { Subscriber } from '../common/zmq/subscriber.js';
+import { SocketStats } from '../common/zmq/stats.js';
 
 export interface NetworkClientOptions {
   log: Logger;
@@ -64,6 +65,10 @@ export class NetworkClient {
   private stopped = false;
   /** Completed resyncs, for tests and logs. */
   resyncs = 0;
+  /** Resyncs begun. */
+  resyncsStarted = 0;
+  /** What the GETGROUPS socket (across its re-creations) and the SUB socket received. */
+  readonly stats = { requests: new SocketStats(), publications: new SocketStats() };
 
   constructor(private readonly opts: NetworkClientOptions) {
     this.sub = new Subscriber(opts.publishAddress, (topic, body) => this.onPublication(topic, body), opts.log);
@@ -94,6 +99,7 @@ export class NetworkClient {
       log: this.opts.log,
       // The client has already recreated its own socket.
       onReset: (reason) => this.startResync(`request timed out: ${reason}`),
+      stats: this.stats.requests,
     });
   }
 
@@ -101,6 +107,7 @@ export class NetworkClient {
     const silent = Date.now() - this.lastHeard;
     if (silent <= this.opts.pluginTimeoutMs) return;
     this.opts.log.warn({ address: this.opts.publishAddress, silentMs: silent }, 'nothing from the plugin; taking it as lost');
+    this.stats.publications.resets++;
     this.pluginLost('plugin silent');
   }
 
@@ -118,6 +125,7 @@ export class NetworkClient {
     clearTimeout(this.retryTimer);
     clearTimeout(this.resync?.settleTimer);
     const generation = ++this.generation;
+    this.resyncsStarted++;
     this.lastHeard = Date.now();
     // A fresh subscription each time: the old socket may be attached to a dead peer.
     if (generation > 1) this.sub.recreate();
@@ -175,6 +183,7 @@ export class NetworkClient {
   private onPublication(topic: string, body: Buffer): void {
     this.lastHeard = Date.now();
     const decoded = decodeNetworkPublication(body);
+    this.stats.publications.record(decoded.ok ? decoded.msg.type : 'ERROR', decoded.ok ? '' : decoded.error.rc);
     if (!decoded.ok) {
       this.opts.log.warn({ topic, ...decoded.error }, 'bad publication from the plugin ignored');
       return;

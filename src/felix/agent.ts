@@ -13,6 +13,8 @@ import { GETACLSTATE, TOPIC_ACL_HEARTBEAT, decodeAclPublication } from '../commo
 import { ReplyServer } from '../common/zmq/reply-server.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
 import { Subscriber } from '../common/zmq/subscriber.js';
+import { SocketStats } from '../common/zmq/stats.js';
+import type { Connection } from '../common/metrics.js';
 import type { FelixConfig } from './config.js';
 import { DataplaneSink, EndpointManager } from './endpoints.js';
 
@@ -33,6 +35,8 @@ export class FelixAgent {
   private lastAclMessage = Date.now();
   private resyncStarted = 0;
   private resyncCount = 0;
+  /** Per connection, for status and metrics: plugin (REQ), endpoints (REP), ACL requests (REQ), ACL updates (SUB). */
+  private readonly stats = { plugin: new SocketStats(), endpoints: new SocketStats(), aclRequests: new SocketStats(), aclUpdates: new SocketStats() };
   private retryTimer: NodeJS.Timeout | undefined;
   /** Endpoints still waiting for their first ACLUPDATE: when to ask again, and the current back-off. */
   private readonly aclPending = new Map<string, { at: number; backoffMs: number }>();
@@ -48,6 +52,7 @@ export class FelixAgent {
       keepaliveMs: c.ConnectionKeepaliveIntervalMillis,
       log: log.child({ peer: 'plugin' }),
       onReset: () => this.resync('plugin connection timed out'),
+      stats: this.stats.plugin,
     });
     this.aclClient = new RequestClient({
       address: zmqAddress(g.ACLAddress, g.ACLPort),
@@ -55,6 +60,7 @@ export class FelixAgent {
       keepaliveMs: c.ConnectionKeepaliveIntervalMillis,
       log: log.child({ peer: 'aclmgr' }),
       onReset: () => this.requestAllAcls('ACL manager connection timed out'),
+      stats: this.stats.aclRequests,
     });
     this.aclSub = new Subscriber(zmqAddress(g.ACLPublishAddress ?? g.ACLAddress, g.ACLPublishPort), (topic, body) => this.onAclPublication(topic, body), log);
     this.aclSub.subscribe(TOPIC_ACL_HEARTBEAT);
@@ -76,6 +82,29 @@ export class FelixAgent {
         },
       },
     });
+  }
+
+  /** RESYNCSTATEs sent so far. */
+  get resyncsStarted(): number {
+    return this.resyncCount;
+  }
+
+  /** The endpoint socket is bound and a resync has completed. */
+  waitingFor(): string[] {
+    return [
+      ...(this.epServer ? [] : ['endpoint socket bound']),
+      ...(this.manager.resyncsCompleted > 0 ? [] : ['first resync with the plugin']),
+    ];
+  }
+
+  connections(): Connection[] {
+    const g = this.opts.config.global;
+    return [
+      { name: 'plugin', api: 'endpoint', kind: 'req', address: this.pluginClient.address, stats: this.stats.plugin },
+      { name: 'plugin-requests', api: 'endpoint', kind: 'rep', address: zmqAddress(g.LocalAddress, g.LocalPort), stats: this.stats.endpoints },
+      { name: 'aclmgr', api: 'acl', kind: 'req', address: this.aclClient.address, stats: this.stats.aclRequests },
+      { name: 'aclmgr-updates', api: 'acl', kind: 'sub', address: zmqAddress(g.ACLPublishAddress ?? g.ACLAddress, g.ACLPublishPort), stats: this.stats.aclUpdates },
+    ];
   }
 
   static async start(opts: FelixAgentOptions): Promise<FelixAgent> {
@@ -104,7 +133,7 @@ export class FelixAgent {
     // A just-closed socket may hold the port for a moment.
     for (let attempt = 1; ; attempt++) {
       try {
-        this.epServer = await ReplyServer.bind('rep', address, (body) => this.onEndpointRequest(body), this.opts.log);
+        this.epServer = await ReplyServer.bind('rep', address, (body) => this.onEndpointRequest(body), this.opts.log, { stats: this.stats.endpoints });
         break;
       } catch (err) {
         if (attempt >= 20) throw err;
@@ -181,6 +210,7 @@ export class FelixAgent {
   private onAclPublication(topic: string, body: Buffer): void {
     this.lastAclMessage = Date.now();
     const decoded = decodeAclPublication(body);
+    this.stats.aclUpdates.record(decoded.ok ? decoded.msg.type : 'ERROR', decoded.ok ? '' : decoded.error.rc);
     if (!decoded.ok) {
       this.opts.log.warn({ topic, ...decoded.error }, 'bad ACL publication ignored');
       return;
@@ -199,6 +229,7 @@ export class FelixAgent {
     if (now - this.lastEndpointRequest > timeout) {
       this.opts.log.warn({ silentMs: now - this.lastEndpointRequest }, 'no endpoint request from the plugin within the timeout; rebinding and resyncing');
       this.lastEndpointRequest = now;
+      this.stats.endpoints.resets++;
       void (async () => {
         await this.epServer?.close();
         if (this.stopped) return;
@@ -208,6 +239,7 @@ export class FelixAgent {
     }
     if (now - this.lastAclMessage > timeout) {
       this.lastAclMessage = now;
+      this.stats.aclUpdates.resets++;
       this.opts.log.warn('no ACL publication (not even a heartbeat) within the timeout; resubscribing');
       this.aclSub.recreate();
       this.requestAllAcls('ACL subscription timed out');

@@ -1,6 +1,7 @@
 /** felix.cfg (SPEC §7), plus port overrides. */
 import os from 'node:os';
 import { ConfigOf, host, int, loadConfig, logSection, orNone, port, str } from '../common/config.js';
+import { metricsSection } from '../common/metrics.js';
 
 export const felixSchema = {
   global: {
@@ -28,6 +29,7 @@ export const felixSchema = {
     ConnectionTimeoutMillis: int(40000, 100),
     ConnectionKeepaliveIntervalMillis: int(5000, 50),
   },
+  metrics: metricsSection(),
 };
 
 export type FelixConfig = ConfigOf<typeof felixSchema>;

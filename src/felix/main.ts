@@ -7,6 +7,8 @@ import { createLogger } from '../common/logging.js';
 import { loadFelixConfig } from './config.js';
 import { FelixAgent } from './agent.js';
 import { Dataplane } from './dataplane/index.js';
+import { Observability, serveMetrics } from '../common/metrics.js';
+import { felixProbe } from './probe.js';
 
 const argv = commandLine('calico-felix', '$0 --config-file FILE')
   .options({ 'config-file': { type: 'string', default: '/etc/calico/felix.cfg', describe: 'felix.cfg' } })
@@ -14,26 +16,34 @@ const argv = commandLine('calico-felix', '$0 --config-file FILE')
 
 runDaemon('calico-felix', async () => {
   const { config, warnings } = loadFelixConfig(argv['config-file']);
-  const log = createLogger({
+  const root = createLogger({
     name: 'felix',
     file: config.log.LogFilePath,
     fileLevel: config.log.LogSeverityFile,
     screenLevel: config.log.LogSeverityScreen,
-  }).child({ component: 'felix', host: config.global.FelixHostname });
+  }).child({ host: config.global.FelixHostname });
+  // Each part names itself once: pino repeats, rather than replaces, a key bound twice.
+  const log = root.child({ component: 'felix' });
   for (const w of warnings) log.warn(w);
   const g = config.global;
   const dataplane = new Dataplane({
-    log: log.child({ component: 'dataplane' }),
+    log: root,
     interfacePrefix: g.InterfacePrefix,
     metadata: g.MetadataAddr ? { addr: g.MetadataAddr, port: g.MetadataPort } : null,
     retryMs: g.EndpointRetryTimeMillis,
+    onApplied: (part, seconds) => applySeconds.observe({ part }, seconds),
   });
+  let agent: FelixAgent | undefined;
+  const obs = new Observability(felixProbe(() => ({ agent, dataplane })));
+  const applySeconds = obs.histogram('calico_felix_dataplane_apply_seconds', 'Time to apply chains and sets, or routes', ['part'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+  const stopMetrics = await serveMetrics(obs, config.metrics.MetricsAddress, config.metrics.MetricsPort, log);
   await dataplane.start();
-  const agent = await FelixAgent.start({ config, log, dataplane });
+  agent = await FelixAgent.start({ config, log, dataplane });
   log.info({ plugin: g.PluginAddress, aclmgr: g.ACLAddress }, 'ready');
   return async () => {
     log.info('stopping');
-    await agent.stop();
+    await agent!.stop();
     await dataplane.stop();
+    await stopMetrics();
   };
 });

@@ -20,6 +20,8 @@ import { renderBirdConfig } from './bird-config.js';
 /** dist/ of this build: the lab runs the same build's commands. */
 const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const FABRIC_PREFIX = '198.18.0';
+/** HTTP ports of /livez, /readyz, /metrics, /status on 127.0.0.1 inside each host's namespace. */
+export const LAB_METRICS_PORTS = { felix: 9091, 'acl-manager': 9092, 'plugin-ep': 9093, 'plugin-network': 9094 } as const;
 
 export interface LabHost {
   name: string;
@@ -198,14 +200,16 @@ export class Lab {
         path.join(dir, `felix-${h.name}.cfg`),
         `[global]\nPluginAddress = ${first.ip}\nACLAddress = ${first.ip}\nFelixHostname = ${h.name}\nMetadataAddr = None\n${felixResync}\n` +
           `[log]\nLogFilePath = ${path.join(this.logDir, `felix-${h.name}.log`)}\nLogSeverityFile = INFO\nLogSeverityScreen = ERROR\n\n` +
-          `[connection]\n${felixConnection}`,
+          `[connection]\n${felixConnection}\n` +
+          `[metrics]\nMetricsPort = ${LAB_METRICS_PORTS.felix}\n`,
       );
       const peers = this.state.hosts.filter((p) => p !== h).map((p) => ({ host: p.name, ip: p.ip }));
       fs.writeFileSync(path.join(dir, `bird-${h.name}.conf`), renderBirdConfig({ self: { host: h.name, ip: h.ip }, peers, asNumber }));
     }
     fs.writeFileSync(
       path.join(dir, 'acl_manager.cfg'),
-      `[global]\nPluginAddress = ${first.ip}\n\n[log]\nLogFilePath = ${path.join(this.logDir, 'acl_manager.log')}\nLogSeverityFile = INFO\nLogSeverityScreen = ERROR\n${aclManagerTimings}`,
+      `[global]\nPluginAddress = ${first.ip}\n\n[log]\nLogFilePath = ${path.join(this.logDir, 'acl_manager.log')}\nLogSeverityFile = INFO\nLogSeverityScreen = ERROR\n\n` +
+        `[metrics]\nMetricsPort = ${LAB_METRICS_PORTS['acl-manager']}\n${aclManagerTimings}`,
     );
   }
 
@@ -215,14 +219,28 @@ export class Lab {
     const common = ['--data', this.dataDir, '--log-dir', this.logDir, '--log-severity-screen', 'ERROR'];
     const epTimings = timings ? ['--timeout-ms', String(timings.connectionTimeoutMs), '--keepalive-ms', String(timings.keepaliveMs)] : [];
     const networkTimings = timings ? ['--heartbeat-ms', String(timings.keepaliveMs)] : [];
-    this.spawnNode('plugin-network', first!.ns, 'src/plugin/main.js', ['network', ...common, ...networkTimings]);
-    this.spawnNode('plugin-ep', first!.ns, 'src/plugin/main.js', ['ep', ...common, ...epTimings]);
+    const metrics = (name: 'plugin-ep' | 'plugin-network') => ['--metrics-port', String(LAB_METRICS_PORTS[name])];
+    this.spawnNode('plugin-network', first!.ns, 'src/plugin/main.js', ['network', ...common, ...metrics('plugin-network'), ...networkTimings]);
+    this.spawnNode('plugin-ep', first!.ns, 'src/plugin/main.js', ['ep', ...common, ...metrics('plugin-ep'), ...epTimings]);
     this.spawnNode('acl-manager', first!.ns, 'src/aclmgr/main.js', ['--config-file', path.join(dir, 'acl_manager.cfg')]);
     for (const h of [first!, ...others]) {
       this.spawnNode(`felix-${h.name}`, h.ns, 'src/felix/main.js', ['--config-file', path.join(dir, `felix-${h.name}.cfg`)]);
       this.spawn(`bird-${h.name}`, h.ns, 'bird', ['-f', '-R', '-c', path.join(dir, `bird-${h.name}.conf`), '-s', this.birdSocket(h)]);
     }
     this.save();
+  }
+
+  /** The /status URLs of the daemons in host `h` (reachable only inside its namespace). */
+  statusUrls(h: LabHost): string[] {
+    const names = h.name === this.state.hosts[0]!.name ? (['plugin-ep', 'plugin-network', 'acl-manager', 'felix'] as const) : (['felix'] as const);
+    return names.map((n) => `http://127.0.0.1:${LAB_METRICS_PORTS[n]}/status`);
+  }
+
+  /** Runs `calico-status` for host `h`'s daemons inside its namespace; exit code and output, never throws for a non-zero exit. */
+  async calicoStatus(h: LabHost, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    const urls = this.statusUrls(h).flatMap((u) => ['--url', u]);
+    const r = await execa('ip', ['netns', 'exec', h.ns, process.execPath, path.join(DIST, 'src/status/main.js'), ...urls, ...args], { reject: false, timeout: 20000 });
+    return { code: r.exitCode ?? 1, stdout: String(r.stdout), stderr: String(r.stderr) };
   }
 
   birdSocket(h: LabHost): string {

@@ -45,16 +45,20 @@ async function main(): Promise<number> {
     .command('down', 'stop everything and remove the namespaces', (y) => y.options(dirOption), (a) => {
       result = Lab.load(a.dir).down().then(() => 0);
     })
-    .command('status', 'processes, routes, BGP sessions, connectivity', (y) => y.options(dirOption), (a) => {
+    .command('status', 'processes, daemon status (calico-status), routes, BGP sessions, connectivity', (y) => y.options(dirOption), (a) => {
       result = (async () => {
         const lab = Lab.load(a.dir);
+        let code = 0;
         for (const p of lab.processes()) say(`${p.alive ? 'running' : 'DEAD   '} ${p.name} (pid ${p.pid})`);
         for (const h of lab.hosts) {
-          say(`\n${h.name} (${h.ns}, ${h.ip}) routes:\n${(await lab.routes(h)).replace(/^/gm, '  ')}`);
+          const status = await lab.calicoStatus(h);
+          if (status.code !== 0) code = 1;
+          say(`\n${h.name} (${h.ns}) calico-status:\n${(status.stdout || status.stderr).trimEnd().replace(/^/gm, '  ')}`);
+          say(`${h.name} (${h.ns}, ${h.ip}) routes:\n${(await lab.routes(h)).replace(/^/gm, '  ')}`);
           say(`${h.name} BGP:\n${(await lab.birdc(h, 'show', 'protocols').catch((e: Error) => e.message)).replace(/^/gm, '  ')}`);
         }
         if (lab.containers.length > 1) say(`\nconnectivity:\n${formatMatrix(await measureMatrix(lab))}`);
-        return 0;
+        return code;
       })();
     })
     .command('add-container <ip> <group>', 'network a new container namespace', (y) =>

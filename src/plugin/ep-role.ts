@@ -10,6 +10,8 @@ import { HEARTBEAT, Rc, decodeResponse, errorResponse } from '../common/wire/cod
 import { RESYNCSTATE, ResyncResponse, decodePluginRequest } from '../common/wire/endpoint-api.js';
 import { ReplyServer } from '../common/zmq/reply-server.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
+import { SocketStats } from '../common/zmq/stats.js';
+import type { Connection } from '../common/metrics.js';
 import { PluginData, shortHost } from './data.js';
 import { endpointChanges, endpointCreated, endpointDestroyed, endpointUpdated, endpointsOfHost } from './changes.js';
 
@@ -27,6 +29,9 @@ export interface EndpointRoleOptions {
 export class EndpointRole {
   private readonly clients = new Map<string, RequestClient>();
   private server: ReplyServer | undefined;
+  private readonly serverStats = new SocketStats();
+  /** Per Felix host, kept when its client is recreated. */
+  private readonly felixStats = new Map<string, SocketStats>();
 
   private constructor(
     private readonly opts: EndpointRoleOptions,
@@ -36,13 +41,27 @@ export class EndpointRole {
   static async start(opts: EndpointRoleOptions, data: PluginData): Promise<EndpointRole> {
     const role = new EndpointRole(opts, data);
     role.syncClients();
-    role.server = await ReplyServer.bind('rep', opts.bindAddress, (body) => role.handle(body), opts.log);
+    role.server = await ReplyServer.bind('rep', opts.bindAddress, (body) => role.handle(body), opts.log, { stats: role.serverStats });
     return role;
   }
 
   async stop(): Promise<void> {
     for (const c of this.clients.values()) c.close();
     await this.server?.close();
+  }
+
+  /** The REP socket, then one REQ connection per Felix (replies to the pushes). */
+  connections(): Connection[] {
+    return [
+      { name: 'felix-resyncs', api: 'endpoint', kind: 'rep', address: this.opts.bindAddress, stats: this.serverStats },
+      ...[...this.clients].sort(([a], [b]) => a.localeCompare(b)).map(([host, client]): Connection => ({ name: `felix ${host}`, api: 'endpoint', kind: 'req', address: client.address, stats: this.statsOf(host) })),
+    ];
+  }
+
+  private statsOf(host: string): SocketStats {
+    let stats = this.felixStats.get(host);
+    if (!stats) this.felixStats.set(host, (stats = new SocketStats()));
+    return stats;
   }
 
   /** New data: connect to new Felixes, then push each change to the Felix concerned. */
@@ -120,6 +139,7 @@ export class EndpointRole {
           log: this.opts.log.child({ felix: host }),
           // Felix resyncs by itself when it hears nothing; dropping the queue is enough here.
           onReset: (reason) => this.opts.log.warn({ host, reason }, 'Felix did not answer; its queue was dropped'),
+          stats: this.statsOf(host),
         }),
       );
     }

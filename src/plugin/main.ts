@@ -9,6 +9,9 @@ import { createLogger, parseSeverity } from '../common/logging.js';
 import { DataSource } from './source.js';
 import { EndpointRole } from './ep-role.js';
 import { NetworkRole } from './network-role.js';
+import { Observability, serveMetrics } from '../common/metrics.js';
+import { isIp } from '../common/wire/codec.js';
+import { pluginProbe } from './probe.js';
 
 const argv = commandLine('plugin', '$0 <network|ep> [options]')
   .command('network', 'serve the Network API to the ACL manager (REP 9903, PUB 9904)')
@@ -29,6 +32,8 @@ const argv = commandLine('plugin', '$0 <network|ep> [options]')
     'heartbeat-ms': { type: 'number', default: 10000, describe: 'network: networkheartbeat interval' },
     'republish-secs': { type: 'number', default: 300, describe: 'network: full republication interval (safety net)' },
     'interface-prefix': { type: 'string', default: 'tap', describe: 'ep: interface prefix told to Felix' },
+    'metrics-port': { type: 'number', default: 0, describe: 'serve /livez, /readyz, /metrics, /status on this HTTP port (0 = off)' },
+    'metrics-address': { type: 'string', default: '127.0.0.1', describe: 'address of the metrics HTTP server' },
   })
   .check((a) => {
     const role = String(a._[0]);
@@ -38,6 +43,8 @@ const argv = commandLine('plugin', '$0 <network|ep> [options]')
     for (const k of ['timeout-ms', 'keepalive-ms', 'heartbeat-ms', 'republish-secs'] as const)
       if (!Number.isFinite(a[k]) || a[k] <= 0) throw new Error(`--${k} must be a positive number`);
     if (!/^[A-Za-z0-9_-]{1,4}$/.test(a['interface-prefix'])) throw new Error('--interface-prefix must be 1-4 letters or digits');
+    if (!Number.isInteger(a['metrics-port']) || a['metrics-port'] < 0 || a['metrics-port'] > 65535) throw new Error('--metrics-port must be a port number, or 0 for none');
+    if (!isIp(a['metrics-address']) && a['metrics-address'] !== 'localhost') throw new Error('--metrics-address must be an IP address (or localhost)');
     return true;
   })
   .parseSync();
@@ -57,8 +64,11 @@ runDaemon('plugin', async () => {
   const source = new DataSource({ path: argv.data, log, onChange: (d) => onChange(d) });
   const data = await source.start();
   log.info({ data: argv.data, felixes: data.felixes.size, endpoints: data.endpoints.size }, 'starting');
+  let server: EndpointRole | NetworkRole | undefined;
+  const obs = new Observability(pluginProbe(role, () => source.current, () => server));
+  const stopMetrics = await serveMetrics(obs, argv['metrics-address'], argv['metrics-port'], log);
 
-  const server =
+  server =
     role === 'ep'
       ? await EndpointRole.start(
           {
@@ -81,11 +91,12 @@ runDaemon('plugin', async () => {
           },
           data,
         );
-  onChange = (d) => server.update(d);
+  onChange = (d) => server!.update(d);
   log.info('ready');
   return async () => {
     log.info('stopping');
     await source.stop();
-    await server.stop();
+    await server!.stop();
+    await stopMetrics();
   };
 });

@@ -9,6 +9,8 @@ import { HEARTBEAT, errorResponse, heartbeat, success } from '../common/wire/cod
 import { GETGROUPS, Members, TOPIC_GROUPS, TOPIC_NETWORK_HEARTBEAT, decodeNetworkRequest } from '../common/wire/network-api.js';
 import { ReplyServer } from '../common/zmq/reply-server.js';
 import { Publisher } from '../common/zmq/publisher.js';
+import { SocketStats } from '../common/zmq/stats.js';
+import type { Connection } from '../common/metrics.js';
 import { PluginData } from './data.js';
 import { changedGroups, groupUpdate, groupsOf } from './changes.js';
 
@@ -25,6 +27,9 @@ export class NetworkRole {
   private server: ReplyServer | undefined;
   private publisher: Publisher | undefined;
   private readonly timers: NodeJS.Timeout[] = [];
+  private readonly serverStats = new SocketStats();
+  /** GROUPUPDATEs published (heartbeats not counted). */
+  groupUpdatesPublished = 0;
 
   private constructor(
     private readonly opts: NetworkRoleOptions,
@@ -36,7 +41,7 @@ export class NetworkRole {
   static async start(opts: NetworkRoleOptions, data: PluginData): Promise<NetworkRole> {
     const role = new NetworkRole(opts, data);
     role.publisher = await Publisher.bind(opts.pubAddress, opts.log);
-    role.server = await ReplyServer.bind('rep', opts.repAddress, (body) => role.handle(body), opts.log);
+    role.server = await ReplyServer.bind('rep', opts.repAddress, (body) => role.handle(body), opts.log, { stats: role.serverStats });
     role.timers.push(setInterval(() => void role.publisher!.publish(TOPIC_NETWORK_HEARTBEAT, heartbeat()), opts.heartbeatMs));
     role.timers.push(setInterval(() => role.publishAll('periodic'), opts.republishMs));
     return role;
@@ -46,6 +51,10 @@ export class NetworkRole {
     for (const t of this.timers) clearInterval(t);
     await this.server?.close();
     await this.publisher?.close();
+  }
+
+  connections(): Connection[] {
+    return [{ name: 'aclmgr-requests', api: 'network', kind: 'rep', address: this.opts.repAddress, stats: this.serverStats }];
   }
 
   update(data: PluginData): void {
@@ -75,6 +84,7 @@ export class NetworkRole {
   private publish(group: string, reason: string, log = true): void {
     const members = this.groups.get(group) ?? {};
     if (log) this.opts.log.info({ group, members: Object.keys(members).length, reason }, 'publishing group');
+    this.groupUpdatesPublished++;
     void this.publisher!.publish(TOPIC_GROUPS, groupUpdate(group, members));
   }
 }

@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import type { Acls } from '../../src/common/wire/acl-api.js';
 import type { Rule } from '../../src/common/wire/rules.js';
-import type { EndpointSpec } from '../../src/felix/dataplane/index.js';
+import type { EndpointSpec, EndpointStatus } from '../../src/felix/dataplane/index.js';
 import { DataplaneDriver } from '../../bench/felix/driver-client.js';
 import { Container, Netns, createNetns, deleteAllNetns, plugContainer } from '../support/netns.js';
 import { waitFor } from '../support/process.js';
@@ -54,8 +54,8 @@ async function program(d: DataplaneDriver, eps: [EndpointSpec, Acls | null][]): 
   await d.send({ op: 'batch', items, wait: true });
 }
 
-async function status(d: DataplaneDriver, id: string): Promise<{ programmed: boolean; interfaceUp: boolean; error?: string } | null> {
-  return (await d.send({ op: 'status', id })).result as { programmed: boolean; interfaceUp: boolean; error?: string } | null;
+async function status(d: DataplaneDriver, id: string): Promise<EndpointStatus | null> {
+  return (await d.send({ op: 'status', id })).result as EndpointStatus | null;
 }
 
 async function canPing(from: Container, ip: string, source?: string): Promise<boolean> {
@@ -117,7 +117,7 @@ describe('Felix dataplane in network namespaces', function () {
       [spec(A), v4([rule({ cidr: '192.168.10.2/32', protocol: 'tcp', port: 80 }), rule({ cidr: '10.0.0.0/8', protocol: 'icmp' })])],
       [spec(B), null],
     ]);
-    expect(await status(driver, A.id)).to.deep.equal({ programmed: true, interfaceUp: true });
+    expect(await status(driver, A.id)).to.deep.equal({ programmed: true, routesProgrammed: true, filterProgrammed: true, interfaceUp: true });
 
     expect(await felixRules(host)).to.deep.equal(
       [
@@ -234,7 +234,8 @@ describe('Felix dataplane in network namespaces', function () {
   it('programs an endpoint whose interface appears (and comes up) after the upsert', async () => {
     const { host, a, driver } = await lab();
     await program(driver, [[spec(A), OPEN], [spec(C), OPEN]]);
-    expect(await status(driver, C.id)).to.deep.equal({ programmed: false, interfaceUp: false });
+    // Chains and sets do not wait for the interface; routes do.
+    expect(await status(driver, C.id)).to.deep.equal({ programmed: false, routesProgrammed: false, filterProgrammed: true, interfaceUp: false });
     const c = await plugContainer(host, 'c', C.ip, C.ifname, { mac: C.mac, up: false });
     expect((await status(driver, C.id))!.programmed).to.equal(false);
     await host.run('ip', ['link', 'set', C.ifname, 'up']);
@@ -275,7 +276,7 @@ describe('Felix dataplane in network namespaces', function () {
     expect((await status(driver, B.id))!.error).to.match(/bad mac/);
     expect(await canPing(a, B.ip), 'denied').to.equal(false);
     await program(driver, [[spec(B), null]]);
-    expect(await status(driver, B.id)).to.deep.equal({ programmed: true, interfaceUp: true });
+    expect(await status(driver, B.id)).to.deep.equal({ programmed: true, routesProgrammed: true, filterProgrammed: true, interfaceUp: true });
     expect(await canPing(a, B.ip)).to.equal(true);
   });
 
@@ -292,7 +293,7 @@ describe('Felix dataplane in network namespaces', function () {
         ['upsert', { ep: spec(C) }], ['remove', { id: C.id }],
       ]),
     });
-    expect(await status(driver, B.id)).to.deep.equal({ programmed: true, interfaceUp: true });
+    expect(await status(driver, B.id)).to.deep.equal({ programmed: true, routesProgrammed: true, filterProgrammed: true, interfaceUp: true });
     expect(await status(driver, C.id)).to.equal(null);
     expect(await canPing(a, B.ip)).to.equal(true);
     expect((await felixSets(host)).filter((n) => n.includes('ccccccccccc'))).to.deep.equal([]);
@@ -306,7 +307,7 @@ describe('Felix dataplane in network namespaces', function () {
   it('a disabled endpoint without an interface is not an error', async () => {
     const { driver } = await lab();
     await program(driver, [[spec(C, { enabled: false }), OPEN]]);
-    expect(await status(driver, C.id)).to.deep.equal({ programmed: true, interfaceUp: false });
+    expect(await status(driver, C.id)).to.deep.equal({ programmed: true, routesProgrammed: true, filterProgrammed: true, interfaceUp: false });
   });
 
   it('removes the metadata NAT chain when a restart turns MetadataAddr off, touching no other nat rule', async () => {
@@ -388,7 +389,7 @@ describe('Felix dataplane in network namespaces', function () {
     expect(failed!.error).to.match(/chains and sets/);
     expect(await canPing(a, B.ip), 'B denied').to.equal(false);
     expect((await felixRules(host)).filter((l) => l.includes('-g felix-to-bbbbbbbbbbb'))).to.deep.equal([]);
-    expect(await status(driver, A.id)).to.deep.equal({ programmed: true, interfaceUp: true });
+    expect(await status(driver, A.id)).to.deep.equal({ programmed: true, routesProgrammed: true, filterProgrammed: true, interfaceUp: true });
     expect(driver.log()).to.contain('endpoint left denied');
 
     await host.run('ipset', ['destroy', 'felix-to-addr-bbbbbbbbbbb']);

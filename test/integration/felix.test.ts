@@ -15,6 +15,9 @@ import { Running, runCommand, startCommand, stop, stopAll, waitFor } from '../su
 
 type Json = Record<string, unknown>;
 const FELIX = 'src/felix/main.js';
+const STATUS = 'src/status/main.js';
+/** Felix's metrics port, inside its namespace. */
+const METRICS_PORT = 9091;
 
 const EP1 = { id: 'f1f1f1f1f1f1aa01', ip: '192.168.30.1' };
 const EP2 = { id: 'f2f2f2f2f2f2aa02', ip: '192.168.30.2' };
@@ -142,7 +145,7 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
       `[global]\nPluginAddress = ${sock('plugin.sock')}\nACLAddress = ${sock('acl.sock')}\nACLPublishAddress = ${sock('aclpub.sock')}\n` +
         `LocalAddress = ${sock('felix.sock')}\nFelixHostname = host1.example.com\nMetadataAddr = None\nEndpointRetryTimeMillis = 100\n\n` +
         `[log]\nLogFilePath = ${path.join(dir, 'felix.log')}\nLogSeverityScreen = WARNING\n\n` +
-        `[connection]\nConnectionTimeoutMillis = 2000\nConnectionKeepaliveIntervalMillis = 300\n`,
+        `[connection]\nConnectionTimeoutMillis = 2000\nConnectionKeepaliveIntervalMillis = 300\n\n[metrics]\nMetricsPort = ${METRICS_PORT}\n`,
     );
     plugin = new FakePlugin(sock('plugin.sock'), sock('felix.sock'));
     plugin.endpoints.set(EP1.id, createMsg(EP1, c1.mac));
@@ -194,6 +197,45 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
     expect(await ping(c1, c2)).to.equal(false);
     await aclmgr.set(EP2.id, acls([rule(`${EP1.ip}/32`)]));
     await waitFor('c2 open again', () => ping(c1, c2), 5000);
+  });
+
+  it('reports its endpoints, connections and resyncs on /status (through calico-status) and /metrics', async () => {
+    const url = `http://127.0.0.1:${METRICS_PORT}`;
+    type Ep = Record<string, unknown>;
+    const status = await waitFor('calico-status: ready, both endpoints programmed', async () => {
+      const r = await runCommand(STATUS, ['--url', url, '--json'], { netns: host.name });
+      const s = (JSON.parse(r.output) as Json[])[0]!['status'] as Json;
+      return r.code === 0 && (s['endpoints'] as Ep[]).filter((e) => e['programmed']).length === 2 ? s : null;
+    }, 10000);
+    expect(status).to.include({ component: 'calico-felix', ready: true });
+    const eps = status!['endpoints'] as Ep[];
+    expect(eps.map((e) => [e['id'], e['ifname'], e['addrs'], e['mac'], e['enabled'], e['interfaceUp'], e['routesProgrammed'], e['chainsProgrammed'], e['error']])).to.deep.equal([
+      [EP1.id, tap(EP1.id), [EP1.ip], c1.mac, true, true, true, true, null],
+      [EP2.id, tap(EP2.id), [EP2.ip], c2.mac, true, true, true, true, null],
+    ]);
+    for (const e of eps) expect(e['aclAgeSeconds']).to.be.a('number').and.at.least(0);
+    expect(status!['facts']).to.include({ endpoints: 2, endpointsProgrammed: 2, endpointsWithoutAcls: 0, endpointsFailed: 0, resyncsCompleted: 1 });
+    const conns = Object.fromEntries((status!['connections'] as Json[]).map((c) => [c['name'], c]));
+    expect(Object.keys(conns)).to.deep.equal(['plugin', 'plugin-requests', 'aclmgr', 'aclmgr-updates']);
+    expect(conns['plugin']!['address']).to.equal(sock('plugin.sock'));
+    expect(conns['plugin-requests']!['received']).to.be.at.least(2);
+    expect(conns['aclmgr-updates']!['received']).to.be.at.least(3);
+
+    const table = await runCommand(STATUS, ['--url', url], { netns: host.name });
+    expect(table.code, table.output).to.equal(0);
+    for (const ep of [EP1, EP2])
+      expect(table.output).to.match(new RegExp(`^  ${ep.id}\\s+${tap(ep.id)}\\s+${ep.ip.replace(/\./g, '\\.')}\\s+yes\\s+yes\\s+yes\\s+yes\\s+\\S+ ago\\s+programmed$`, 'm'));
+
+    const script = `fetch('${url}/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))`;
+    const metrics = await host.run(process.execPath, ['-e', script]);
+    const value = (name: string) => Number(metrics.split('\n').find((l) => l.startsWith(`${name} `))?.slice(name.length + 1));
+    expect(value('calico_felix_endpoints')).to.equal(2);
+    expect(value('calico_felix_endpoints_programmed')).to.equal(2);
+    expect(value('calico_felix_resyncs_completed_total')).to.equal(1);
+    expect(value('calico_felix_dataplane_apply_seconds_count{part="filter"}')).to.be.at.least(1);
+    expect(value('calico_felix_dataplane_apply_seconds_count{part="routes"}')).to.be.at.least(1);
+    expect(value('calico_messages_received_total{connection="aclmgr-updates",api="acl",type="ACLUPDATE",rc=""}')).to.be.at.least(3);
+    expect(value('calico_messages_received_total{connection="plugin",api="endpoint",type="RESYNCSTATE",rc="SUCCESS"}')).to.equal(1);
   });
 
   it('answers bad requests with an error rc, and unknown endpoints with NOTEXIST', async () => {
@@ -273,6 +315,25 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
     await plugin.listen();
     await plugin.rep!.inbox.take((m) => m['type'] === 'RESYNCSTATE', 'RESYNCSTATE to the new plugin', 15000);
     await waitFor('EP1 programmed again', async () => (await routes()).includes(`${EP1.ip} dev ${tap(EP1.id)}`), 10000);
+    // The timeout shows in status as a reset of the plugin connection.
+    const r = await runCommand(STATUS, ['--url', `http://127.0.0.1:${METRICS_PORT}`, '--json'], { netns: host.name });
+    const conns = ((JSON.parse(r.output) as Json[])[0]!['status'] as Json)['connections'] as Json[];
+    expect(conns.find((c) => c['name'] === 'plugin')!['resets']).to.be.at.least(1);
+  });
+
+  it('is live but not ready while no plugin answers its resync', async () => {
+    const lonely = await createNetns('flonely', 'cflx');
+    const lonelyCfg = path.join(dir, 'lonely.cfg');
+    fs.writeFileSync(lonelyCfg, fs.readFileSync(cfg, 'utf8').replace(/ipc:\/\/[^\n]*\/(\w+)\.sock/g, `ipc://${dir}/lonely-$1.sock`));
+    const f = startCommand(FELIX, ['--config-file', lonelyCfg], { netns: lonely.name });
+    const script = (p: string) => `fetch('http://127.0.0.1:${METRICS_PORT}${p}').then(async (r) => process.stdout.write(r.status + ' ' + await r.text()))`;
+    const live = await waitFor('/livez', async () => (await lonely.exec(process.execPath, ['-e', script('/livez')])).stdout, 10000);
+    expect(live).to.equal('200 ok');
+    expect((await lonely.run(process.execPath, ['-e', script('/readyz')]))).to.equal('503 not ready: waiting for first resync with the plugin');
+    const r = await runCommand(STATUS, ['--url', `http://127.0.0.1:${METRICS_PORT}`], { netns: lonely.name });
+    expect(r.code).to.equal(1);
+    expect(r.output).to.match(/^calico-felix .* NOT READY \(waiting for first resync with the plugin\)/m);
+    await stop(f);
   });
 
   it('stops with a one-line error naming file, section and key on a bad config', async () => {

@@ -8,6 +8,7 @@ import * as zmq from 'zeromq';
 import type { Logger } from '../logging.js';
 import { Rc, encode } from '../wire/codec.js';
 import { SocketOptions, bindSocket } from './options.js';
+import { SocketStats, replyKind } from './stats.js';
 
 export type RequestHandler = (body: Buffer) => object | Promise<object>;
 
@@ -19,15 +20,19 @@ export class ReplyServer {
     private readonly socket: zmq.Reply | zmq.Router,
     private readonly handler: RequestHandler,
     private readonly log: Logger,
+    private readonly stats: SocketStats | undefined,
   ) {
     this.done = this.loop();
   }
 
-  /** Binds `address` ("tcp://host:port") with a REP (`rep`) or ROUTER (`router`) socket and starts serving. */
-  static async bind(kind: 'rep' | 'router', address: string, handler: RequestHandler, log: Logger, options: SocketOptions = {}): Promise<ReplyServer> {
+  /**
+   * Binds `address` ("tcp://host:port") with a REP (`rep`) or ROUTER (`router`) socket and starts serving;
+   * `options.stats` counts requests by the type and rc of their reply (a reply echoes its request's type).
+   */
+  static async bind(kind: 'rep' | 'router', address: string, handler: RequestHandler, log: Logger, options: SocketOptions & { stats?: SocketStats } = {}): Promise<ReplyServer> {
     const socket = await bindSocket<zmq.Reply | zmq.Router>(kind === 'rep' ? new zmq.Reply() : new zmq.Router(), address, options);
     log.info({ address, kind }, 'listening');
-    return new ReplyServer(socket, handler, log);
+    return new ReplyServer(socket, handler, log, options.stats);
   }
 
   private async loop(): Promise<void> {
@@ -38,7 +43,10 @@ export class ReplyServer {
         const head = router ? frames.slice(0, 2) : [];
         const parts = router ? frames.slice(2) : frames;
         const reply = parts.length === 1 ? await this.answer(parts[0]!) : encode({ type: 'ERROR', rc: Rc.INVALID, message: `expected one frame, got ${parts.length}` });
-        if (parts.length !== 1) this.log.warn({ frames: parts.length }, 'request with wrong frame count');
+        if (parts.length !== 1) {
+          this.log.warn({ frames: parts.length }, 'request with wrong frame count');
+          this.stats?.record('ERROR', Rc.INVALID);
+        }
         await this.socket.send([...head, reply]);
       }
     } catch (err) {
@@ -49,9 +57,15 @@ export class ReplyServer {
   /** The encoded reply; encoding is inside the guard so a reply that cannot be encoded still gets an answer. */
   private async answer(body: Buffer): Promise<string> {
     try {
-      return encode(await this.handler(body));
+      const reply = await this.handler(body);
+      if (this.stats) {
+        const { type, rc } = replyKind(reply);
+        this.stats.record(type, rc);
+      }
+      return encode(reply);
     } catch (err) {
       this.log.error({ err }, 'request handler failed');
+      this.stats?.record('ERROR', Rc.FAILURE);
       return encode({ type: 'ERROR', rc: Rc.FAILURE, message: `internal error: ${(err as Error).message}` });
     }
   }

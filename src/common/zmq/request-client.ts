@@ -9,6 +9,7 @@ import * as zmq from 'zeromq';
 import type { Logger } from '../logging.js';
 import { encode, heartbeat } from '../wire/codec.js';
 import { SocketOptions, applySocketOptions } from './options.js';
+import { SocketStats, replyKind } from './stats.js';
 
 export class ConnectionResetError extends Error {
   readonly code = 'ECONNRESET';
@@ -26,6 +27,8 @@ export interface RequestClientOptions {
    */
   onReset?: (reason: string) => void;
   socketOptions?: SocketOptions;
+  /** Counts replies (by type and rc) and resets; kept by the owner across clients. */
+  stats?: SocketStats;
 }
 
 interface Pending {
@@ -101,6 +104,10 @@ export class RequestClient {
     try {
       await socket.send(next.body);
       const [reply] = await socket.receive();
+      if (this.opts.stats) {
+        const { type, rc } = replyKind(reply ?? Buffer.alloc(0));
+        this.opts.stats.record(type, rc);
+      }
       next.resolve(reply ?? Buffer.alloc(0));
     } catch (err) {
       next.reject(timedOut ? new ConnectionResetError(`no reply from ${this.opts.address}`) : (err as Error));
@@ -115,6 +122,7 @@ export class RequestClient {
   private reset(reason: string): void {
     if (this.closed) return;
     this.resets++;
+    if (this.opts.stats) this.opts.stats.resets++;
     this.opts.log.warn({ address: this.opts.address, reason }, 'request socket timed out; recreating it');
     this.socket.close();
     this.socket = this.connect();

@@ -33,6 +33,7 @@ describe('acl_manager.cfg', () => {
     });
     expect(config.log.LogFilePath).to.equal('/var/log/calico/acl_manager.log');
     expect(config.connection).to.deep.equal({ ConnectionTimeoutMillis: 40000, ConnectionKeepaliveIntervalMillis: 5000, PluginTimeoutMillis: 90000, ResyncSettleMillis: 2000 });
+    expect(config.metrics).to.deep.equal({ MetricsPort: 0, MetricsAddress: '127.0.0.1' });
   });
 
   it('takes overrides with keys in any case, and warns about unknown keys', () => {

@@ -1,0 +1,265 @@
+/**
+ * Health, metrics and status of a daemon (issue 7), served over HTTP when
+ * enabled: `/livez` (the event loop answers), `/readyz` (503 with what it
+ * waits for until ready), `/metrics` (Prometheus text, prom-client) and
+ * `/status` (JSON, read by `calico-status`).
+ *
+ * Almost everything is read from the daemon's own state when scraped (a
+ * {@link DaemonProbe}), so the daemons carry no metric calls of their own;
+ * only event timings (a histogram) are observed as they happen.
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { KeySpec, int } from './config.js';
+import type { Logger } from './logging.js';
+import { isIp } from './wire/codec.js';
+import type { SocketStats } from './zmq/stats.js';
+
+/** One logical connection of a daemon, as the operator thinks of it ("the plugin", "ACL updates"). */
+export interface Connection {
+  name: string;
+  api: 'endpoint' | 'network' | 'acl';
+  kind: 'req' | 'rep' | 'router' | 'sub' | 'pub';
+  address: string;
+  stats: SocketStats;
+}
+
+/** A number the daemon knows, shown in /status and exported as `metric`. */
+export interface Fact {
+  /** Key in /status `facts`. */
+  name: string;
+  metric: string;
+  help: string;
+  /** A counter only grows (resyncs started); a gauge goes both ways (endpoints known). */
+  kind: 'counter' | 'gauge';
+  value: () => number;
+}
+
+/** What the HTTP endpoints read from a daemon, at request time. */
+export interface DaemonProbe {
+  component: string;
+  connections(): Connection[];
+  /** Conditions not met yet, in words; empty once ready. */
+  waitingFor(): string[];
+  facts?: Fact[];
+  /** Felix: its endpoints. */
+  endpoints?(): EndpointStatus[];
+}
+
+export interface ConnectionStatus {
+  name: string;
+  api: string;
+  kind: string;
+  address: string;
+  received: number;
+  /** Seconds since the last message arrived; null if none has. */
+  lastMessageAgeSeconds: number | null;
+  resets: number;
+}
+
+export interface EndpointStatus {
+  id: string;
+  ifname: string;
+  addrs: string[];
+  mac: string;
+  enabled: boolean;
+  interfaceUp: boolean;
+  routesProgrammed: boolean;
+  chainsProgrammed: boolean;
+  /** Routes and chains/sets in place, nothing pending, no error. */
+  programmed: boolean;
+  error: string | null;
+  /** Seconds since the last ACLUPDATE; null while none has arrived (the endpoint is denied). */
+  aclAgeSeconds: number | null;
+}
+
+/** The `/status` document. */
+export interface DaemonStatus {
+  component: string;
+  version: string;
+  pid: number;
+  uptimeSeconds: number;
+  ready: boolean;
+  waitingFor: string[];
+  connections: ConnectionStatus[];
+  facts: Record<string, number>;
+  endpoints?: EndpointStatus[];
+}
+
+/** `[metrics]` of felix.cfg and acl_manager.cfg: off unless MetricsPort is set. */
+export const metricsSection = () => ({
+  /** 0 = no HTTP endpoint. */
+  MetricsPort: int(0, 0, 65535),
+  MetricsAddress: metricsAddress('127.0.0.1'),
+});
+
+export function metricsAddress(dflt: string): KeySpec<string> {
+  return {
+    default: dflt,
+    parse: (raw) => {
+      if (!isIp(raw) && raw !== 'localhost') throw new Error('expected an IP address (or localhost)');
+      return raw;
+    },
+  };
+}
+
+function readVersion(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+const round = (n: number, places = 3) => Math.round(n * 10 ** places) / 10 ** places;
+
+/** The registry and /status of one daemon; see the file comment. */
+export class Observability {
+  readonly registry = new Registry();
+  private readonly startedAt = Date.now();
+  private readonly version = readVersion();
+
+  constructor(private readonly probe: DaemonProbe) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    const connections = () => probe.connections();
+    new Counter({
+      name: 'calico_messages_received_total',
+      help: 'Messages received, by connection, API, message type and rc (of the reply, on a REP/ROUTER socket)',
+      labelNames: ['connection', 'api', 'type', 'rc'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of connections())
+          for (const e of c.stats.received.values()) this.inc({ connection: c.name, api: c.api, type: e.type, rc: e.rc }, e.count);
+      },
+    });
+    new Counter({
+      name: 'calico_connection_resets_total',
+      help: 'Sockets recreated because the peer went silent (request timeouts, watchdogs)',
+      labelNames: ['connection', 'api'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of connections()) this.inc({ connection: c.name, api: c.api }, c.stats.resets);
+      },
+    });
+    new Gauge({
+      name: 'calico_connection_last_message_timestamp_seconds',
+      help: 'When the last message arrived on the connection (Unix time)',
+      labelNames: ['connection', 'api'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of connections()) if (c.stats.lastReceivedAt !== null) this.set({ connection: c.name, api: c.api }, c.stats.lastReceivedAt / 1000);
+      },
+    });
+    new Gauge({
+      name: 'calico_ready',
+      help: '1 once the daemon is ready (sockets bound, first sync done)',
+      registers,
+      collect() {
+        this.set(probe.waitingFor().length === 0 ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'calico_build_info',
+      help: 'Always 1; the labels say which component and version',
+      labelNames: ['component', 'version'],
+      registers,
+    }).set({ component: probe.component, version: this.version }, 1);
+    for (const f of probe.facts ?? []) {
+      if (f.kind === 'counter')
+        new Counter({ name: f.metric, help: f.help, registers, collect() { this.reset(); this.inc(f.value()); } });
+      else new Gauge({ name: f.metric, help: f.help, registers, collect() { this.set(f.value()); } });
+    }
+  }
+
+  /** A histogram observed as events happen (the registry's only non-derived metric kind). */
+  histogram<L extends string>(name: string, help: string, labelNames: L[], buckets: number[]): Histogram<L> {
+    return new Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
+  }
+
+  status(): DaemonStatus {
+    const now = Date.now();
+    const waitingFor = this.probe.waitingFor();
+    const status: DaemonStatus = {
+      component: this.probe.component,
+      version: this.version,
+      pid: process.pid,
+      uptimeSeconds: round((now - this.startedAt) / 1000, 1),
+      ready: waitingFor.length === 0,
+      waitingFor,
+      connections: this.probe.connections().map((c) => ({
+        name: c.name,
+        api: c.api,
+        kind: c.kind,
+        address: c.address,
+        received: c.stats.total,
+        lastMessageAgeSeconds: c.stats.lastReceivedAt === null ? null : round((now - c.stats.lastReceivedAt) / 1000),
+        resets: c.stats.resets,
+      })),
+      facts: Object.fromEntries((this.probe.facts ?? []).map((f) => [f.name, f.value()])),
+    };
+    if (this.probe.endpoints) status.endpoints = this.probe.endpoints();
+    return status;
+  }
+}
+
+/** The HTTP side: one node:http server on a local address. */
+export class MetricsServer {
+  private constructor(private readonly server: http.Server) {}
+
+  /** Listens on `host:port`; a failure to bind stops start-up with the address in the message. */
+  static async start(obs: Observability, host: string, port: number, log: Logger): Promise<MetricsServer> {
+    const server = http.createServer((req, res) => {
+      void handle(obs, req, res).catch((err: Error) => {
+        log.error({ err, path: req.url }, 'metrics request failed');
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end('internal error\n');
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) => reject(new Error(`cannot listen on ${host}:${port} for metrics: ${err.message}`)));
+      server.listen(port, host, () => resolve());
+    });
+    log.info({ address: host, port }, 'serving /livez, /readyz, /metrics, /status');
+    return new MetricsServer(server);
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+async function handle(obs: Observability, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0];
+  const send = (code: number, type: string, body: string) => {
+    res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  };
+  if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'only GET\n');
+  switch (path) {
+    case '/livez':
+      return send(200, 'text/plain', 'ok\n');
+    case '/readyz': {
+      const status = obs.status();
+      return status.ready ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', `not ready: waiting for ${status.waitingFor.join(', ')}\n`);
+    }
+    case '/metrics':
+      return send(200, obs.registry.contentType, await obs.registry.metrics());
+    case '/status':
+      return send(200, 'application/json', `${JSON.stringify(obs.status(), null, 2)}\n`);
+    default:
+      return send(404, 'text/plain', 'not found: try /livez, /readyz, /metrics or /status\n');
+  }
+}
+
+/** Starts serving when `port` is non-zero; returns a stop function (a no-op when off). */
+export async function serveMetrics(obs: Observability, address: string, port: number, log: Logger): Promise<() => Promise<void>> {
+  if (port === 0) return async () => {};
+  const server = await MetricsServer.start(obs, address, port, log);
+  return () => server.close();
+}

@@ -1,0 +1,53 @@
+/**
+ * What Felix shows on /status and /metrics: its connections, resyncs and
+ * endpoints, each joined with what the dataplane has programmed for it.
+ */
+import type { DaemonProbe, EndpointStatus } from '../common/metrics.js';
+import type { EndpointStatus as DataplaneStatus } from './dataplane/index.js';
+import type { FelixAgent } from './agent.js';
+import type { FelixEndpoint } from './endpoints.js';
+
+/** One row per endpoint, sorted by id; an endpoint the dataplane does not know is shown as not programmed. */
+export function endpointStatuses(endpoints: Iterable<FelixEndpoint>, dataplane: (id: string) => DataplaneStatus | undefined, now: number): EndpointStatus[] {
+  return [...endpoints]
+    .map((ep) => {
+      const dp = dataplane(ep.id);
+      return {
+        id: ep.id,
+        ifname: ep.ifname,
+        addrs: [...ep.addrs],
+        mac: ep.mac,
+        enabled: ep.enabled,
+        interfaceUp: dp?.interfaceUp ?? false,
+        routesProgrammed: dp?.routesProgrammed ?? false,
+        chainsProgrammed: dp?.filterProgrammed ?? false,
+        programmed: dp?.programmed ?? false,
+        error: dp?.error ?? null,
+        aclAgeSeconds: ep.aclsAt === null ? null : Math.max(0, Math.round(now - ep.aclsAt) / 1000),
+      };
+    })
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+/** Felix's probe; `agent` is undefined until the agent has started. */
+export function felixProbe(parts: () => { agent?: FelixAgent; dataplane: { status(id: string): DataplaneStatus | undefined } }): DaemonProbe {
+  const rows = () => {
+    const { agent, dataplane } = parts();
+    return agent ? endpointStatuses(agent.manager.endpoints.values(), (id) => dataplane.status(id), Date.now()) : [];
+  };
+  const count = (pred: (e: EndpointStatus) => boolean) => () => rows().filter(pred).length;
+  return {
+    component: 'calico-felix',
+    connections: () => parts().agent?.connections() ?? [],
+    waitingFor: () => parts().agent?.waitingFor() ?? ['start-up (dataplane, sockets)'],
+    endpoints: rows,
+    facts: [
+      { name: 'endpoints', metric: 'calico_felix_endpoints', help: 'Endpoints Felix knows', kind: 'gauge', value: count(() => true) },
+      { name: 'endpointsProgrammed', metric: 'calico_felix_endpoints_programmed', help: 'Endpoints whose routes, chains and sets are all in place', kind: 'gauge', value: count((e) => e.programmed) },
+      { name: 'endpointsWithoutAcls', metric: 'calico_felix_endpoints_without_acls', help: 'Endpoints still waiting for their first ACLUPDATE (denied meanwhile)', kind: 'gauge', value: count((e) => e.aclAgeSeconds === null) },
+      { name: 'endpointsFailed', metric: 'calico_felix_endpoints_failed', help: 'Endpoints whose programming failed (denied, retried)', kind: 'gauge', value: count((e) => e.error !== null) },
+      { name: 'resyncsStarted', metric: 'calico_felix_resyncs_started_total', help: 'Resyncs with the plugin started', kind: 'counter', value: () => parts().agent?.resyncsStarted ?? 0 },
+      { name: 'resyncsCompleted', metric: 'calico_felix_resyncs_completed_total', help: 'Resyncs with the plugin completed', kind: 'counter', value: () => parts().agent?.manager.resyncsCompleted ?? 0 },
+    ],
+  };
+}

@@ -1,0 +1,97 @@
+/**
+ * The built `network-container` in namespaces this test creates: the veth
+ * pair, eth0's address and default route, the data file — and on every
+ * failure a one-line reason and nothing half-made left behind.
+ */
+import { expect } from 'chai';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Netns, createNetns, deleteAllNetns } from '../support/netns.js';
+import { runCommand } from '../support/process.js';
+
+const NC = 'src/lab/network-container.js';
+
+describe('network-container (built command, in namespaces)', function () {
+  this.timeout(30000);
+  let dir: string;
+  let host: Netns;
+  let container: Netns;
+
+  before(async () => {
+    host = await createNetns('nchost', 'cnc');
+    container = await createNetns('nccont', 'cnc');
+  });
+
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'network-container-'));
+  });
+
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  after(() => deleteAllNetns());
+
+  const run = (...args: string[]) => runCommand(NC, args, { netns: host.name });
+  const links = async (ns: Netns) => (await ns.run('ip', ['-o', 'link', 'show'])).split('\n').map((l) => l.split(': ')[1]?.split('@')[0]).filter(Boolean);
+
+  it('networks a namespace and writes the endpoint’s section atomically', async () => {
+    const r = await run('--netns', container.name, '--data-dir', dir, '--hostname', 'instance-7', 'abcdef0123456789', '192.168.40.1', 'group1');
+    expect(r.code, r.output).to.equal(0);
+    expect(await links(host)).to.include('tapabcdef01234');
+    expect((await host.run('cat', ['/sys/class/net/tapabcdef01234/operstate'])).trim()).to.equal('up');
+    expect(await container.run('ip', ['-4', '-o', 'addr', 'show', 'dev', 'eth0'])).to.match(/inet 192\.168\.40\.1\/32/);
+    expect((await container.run('ip', ['route'])).trim()).to.equal('default dev eth0 scope link');
+    const mac = (await container.run('cat', ['/sys/class/net/eth0/address'])).trim();
+    expect(fs.readdirSync(dir)).to.deep.equal(['192_168_40_1.txt']);
+    expect(fs.readFileSync(path.join(dir, '192_168_40_1.txt'), 'utf8')).to.equal(
+      `[endpoint 192_168_40_1]\nid=abcdef0123456789\nip=192.168.40.1\nmac=${mac}\nhost=instance-7\ngroup=group1\n`,
+    );
+  });
+
+  it('networks an IPv6 address with a /128 and an IPv6 default route', async () => {
+    const other = await createNetns('nc6', 'cnc');
+    const r = await run('--netns', other.name, '--data-dir', dir, '--hostname', 'h', 'v6endpoint0001', 'fd00:198:18::5', 'g6');
+    expect(r.code, r.output).to.equal(0);
+    expect(await other.run('ip', ['-6', '-o', 'addr', 'show', 'dev', 'eth0', 'scope', 'global'])).to.match(/fd00:198:18::5\/128/);
+    expect(await other.run('ip', ['-6', 'route', 'show', 'default'])).to.match(/default dev eth0/);
+    expect(fs.readdirSync(dir)).to.deep.equal(['fd00_198_18__5.txt']);
+  });
+
+  const failures: Array<[string, () => string[], RegExp]> = [
+    ['the interface exists already', () => ['--netns', container.name, 'abcdef0123456789', '192.168.40.2', 'g'], /interface tapabcdef01234 already exists/],
+    ['the namespace does not exist', () => ['--netns', 'cnc-no-such-ns', 'fresh000001', '192.168.40.3', 'g'], /network namespace 'cnc-no-such-ns' not found/],
+    ['the container has an eth0 already', () => ['--netns', container.name, 'second00001', '192.168.40.4', 'g'], /eth0.*File exists/],
+  ];
+  for (const [name, args, message] of failures) {
+    it(`fails with one line and leaves nothing behind when ${name}`, async () => {
+      const before = { host: await links(host), container: await links(container) };
+      const r = await run('--data-dir', dir, ...args());
+      expect(r.code).to.equal(1);
+      expect(r.output.trim().split('\n')).to.have.length(1);
+      expect(r.output).to.match(/^network-container: /).and.to.match(message);
+      expect(await links(host)).to.deep.equal(before.host);
+      expect(await links(container)).to.deep.equal(before.container);
+      expect(fs.readdirSync(dir)).to.deep.equal([]);
+    });
+  }
+
+  it('refuses bad arguments before touching anything', async () => {
+    for (const [args, message] of [
+      [['--netns', container.name, 'cid', '192.168.400.1', 'g'], /bad IP address '192\.168\.400\.1'/],
+      [['--netns', container.name, 'bad/id', '192.168.40.9', 'g'], /bad container id/],
+      [['--netns', container.name, 'cid', '192.168.40.9', 'no group'], /bad group name/],
+      [['cid', '192.168.40.9'], /Not enough non-option arguments/],
+    ] as Array<[string[], RegExp]>) {
+      const r = await runCommand(NC, args);
+      expect(r.code, args.join(' ')).to.equal(2);
+      expect(r.output).to.match(message);
+    }
+  });
+
+  it('says so when docker cannot find the container', async () => {
+    const r = await run('--data-dir', dir, 'nosuchcontainer', '192.168.40.8', 'g');
+    expect(r.code).to.equal(1);
+    expect(r.output).to.match(/^network-container: container 'nosuchcontainer' not found/);
+    expect(await links(host)).to.not.include('tapnosuchconta');
+  });
+});
