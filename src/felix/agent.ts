@@ -72,6 +72,8 @@ export class FelixAgent {
     });
     this.aclSub = new Subscriber(zmqAddress(g.ACLPublishAddress ?? g.ACLAddress, g.ACLPublishPort), (topic, body) => this.onAclPublication(topic, body), log, toAclManager);
     this.aclSub.subscribe(TOPIC_ACL_HEARTBEAT);
+    // The ACL manager restarted: what it published before our subscription reached it is lost.
+    this.aclSub.onReconnect = () => this.requestAllAcls('ACL manager reconnected');
     this.manager = new EndpointManager({
       log,
       dataplane: opts.dataplane,

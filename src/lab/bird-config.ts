@@ -99,6 +99,9 @@ export function renderBirdConfig(input: BirdConfigInput): string {
     // A log file is kept at most LOG_LIMIT bytes, with one older file beside it: BIRD runs for months.
     `log ${input.logFile ? `${quote(input.logFile)} ${LOG_LIMIT} ${quote(`${input.logFile}.old`)}` : 'stderr'} all;`,
     `router id ${routerId};`,
+    '# Graceful restart (run bird -R): a restarted BIRD keeps its kernel routes and its peers keep',
+    '# its routes until the sessions are back; a peer that stays down delays that at most this long.',
+    'graceful restart wait 10;',
     '',
     ...families.map(([f, list]) => `define ENDPOINT_ROUTES_V${f} = ${hostRoutes(f, list)};`),
     '',
@@ -115,6 +118,7 @@ export function renderBirdConfig(input: BirdConfigInput): string {
       `protocol kernel kernel${f} {`,
       '  learn;',
       '  scan time 1;',
+      '  graceful restart;',
       `  ${FAMILY[f].channel} {`,
       `    import where net ~ ENDPOINT_ROUTES_V${f};`,
       '    export where source = RTS_BGP;',
@@ -133,6 +137,7 @@ export function renderBirdConfig(input: BirdConfigInput): string {
     '  connect retry time 5;',
     '  error wait time 1, 30;',
     '  hold time 9;',
+    '  graceful restart on;',
   );
   for (const [f] of families) {
     out.push(

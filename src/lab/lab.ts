@@ -44,6 +44,27 @@ export interface LabState {
   containers: LabContainer[];
   /** process name → pid */
   pids: Record<string, number>;
+  /** process name → how it was started, so it can be restarted (absent in labs from older builds). */
+  commands?: Record<string, LabCommand>;
+}
+
+export interface LabCommand {
+  ns: string;
+  cmd: string;
+  args: string[];
+}
+
+/**
+ * Connection timings for every daemon of the lab. The defaults suit a demo;
+ * fault tests want failures noticed within seconds.
+ */
+export interface LabTimings {
+  /** A request unanswered this long: the socket is recreated and a resync runs (Felix, plugin ep, ACL manager). */
+  connectionTimeoutMs: number;
+  /** Keepalive and heartbeat interval; the ACL manager takes the plugin as lost after three silent ones. */
+  keepaliveMs: number;
+  /** Felix's periodic resync. */
+  resyncIntervalSecs: number;
 }
 
 export interface LabOptions {
@@ -54,6 +75,8 @@ export interface LabOptions {
   asNumber?: number;
   /** Progress lines go here. */
   say?: (line: string) => void;
+  /** Default: Felix 10 s timeout / 2 s keepalive, the other daemons their own defaults. */
+  timings?: LabTimings;
 }
 
 async function run(cmd: string, args: string[]): Promise<string> {
@@ -117,9 +140,9 @@ export class Lab {
     try {
       say(`building ${n} hosts on fabric ${FABRIC_PREFIX}.0/24 (namespaces ${prefix}-*)`);
       await lab.buildFabric();
-      lab.writeConfigs(opts.asNumber ?? 64511);
+      lab.writeConfigs(opts.asNumber ?? 64511, opts.timings);
       say('starting plugin (ep, network), ACL manager, Felix and BIRD');
-      await lab.startDaemons();
+      await lab.startDaemons(opts.timings);
       await lab.waitForBgp();
       say('all BGP sessions established');
       return lab;
@@ -158,17 +181,26 @@ export class Lab {
     }
   }
 
-  private writeConfigs(asNumber: number): void {
+  private writeConfigs(asNumber: number, timings: LabTimings | undefined): void {
     const dir = this.state.dir;
+    const felixConnection = timings
+      ? `ConnectionTimeoutMillis = ${timings.connectionTimeoutMs}\nConnectionKeepaliveIntervalMillis = ${timings.keepaliveMs}\n`
+      : 'ConnectionTimeoutMillis = 10000\nConnectionKeepaliveIntervalMillis = 2000\n';
+    const felixResync = timings ? `ResyncIntervalSecs = ${timings.resyncIntervalSecs}\n` : '';
+    // Sections may repeat: these keys add to [global] and fill [connection].
+    const aclManagerTimings = timings
+      ? `\n[global]\nAclHeartbeatIntervalMillis = ${timings.keepaliveMs}\n\n[connection]\nConnectionTimeoutMillis = ${timings.connectionTimeoutMs}\n` +
+        `ConnectionKeepaliveIntervalMillis = ${timings.keepaliveMs}\nPluginTimeoutMillis = ${3 * timings.keepaliveMs}\n`
+      : '';
     const first = this.state.hosts[0]!;
     const felixTxt = this.state.hosts.map((h) => `[felix ${h.name}]\nip=${h.ip}\nhost=${h.name}\n`).join('\n');
     fs.writeFileSync(path.join(this.dataDir, 'felix.txt'), felixTxt);
     for (const h of this.state.hosts) {
       fs.writeFileSync(
         path.join(dir, `felix-${h.name}.cfg`),
-        `[global]\nPluginAddress = ${first.ip}\nACLAddress = ${first.ip}\nFelixHostname = ${h.name}\nMetadataAddr = None\n\n` +
+        `[global]\nPluginAddress = ${first.ip}\nACLAddress = ${first.ip}\nFelixHostname = ${h.name}\nMetadataAddr = None\n${felixResync}\n` +
           `[log]\nLogFilePath = ${path.join(this.logDir, `felix-${h.name}.log`)}\nLogSeverityFile = INFO\nLogSeverityScreen = ERROR\n\n` +
-          `[connection]\nConnectionTimeoutMillis = 10000\nConnectionKeepaliveIntervalMillis = 2000\n\n` +
+          `[connection]\n${felixConnection}\n` +
           `[metrics]\nMetricsPort = ${LAB_METRICS_PORTS.felix}\n`,
       );
       const peers = this.state.hosts.filter((p) => p !== h).map((p) => ({ host: p.name, ip: p.ip }));
@@ -177,21 +209,23 @@ export class Lab {
     fs.writeFileSync(
       path.join(dir, 'acl_manager.cfg'),
       `[global]\nPluginAddress = ${first.ip}\n\n[log]\nLogFilePath = ${path.join(this.logDir, 'acl_manager.log')}\nLogSeverityFile = INFO\nLogSeverityScreen = ERROR\n\n` +
-        `[metrics]\nMetricsPort = ${LAB_METRICS_PORTS['acl-manager']}\n`,
+        `[metrics]\nMetricsPort = ${LAB_METRICS_PORTS['acl-manager']}\n${aclManagerTimings}`,
     );
   }
 
-  private async startDaemons(): Promise<void> {
+  private async startDaemons(timings: LabTimings | undefined): Promise<void> {
     const dir = this.state.dir;
     const [first, ...others] = this.state.hosts;
     const common = ['--data', this.dataDir, '--log-dir', this.logDir, '--log-severity-screen', 'ERROR'];
+    const epTimings = timings ? ['--timeout-ms', String(timings.connectionTimeoutMs), '--keepalive-ms', String(timings.keepaliveMs)] : [];
+    const networkTimings = timings ? ['--heartbeat-ms', String(timings.keepaliveMs)] : [];
     const metrics = (name: 'plugin-ep' | 'plugin-network') => ['--metrics-port', String(LAB_METRICS_PORTS[name])];
-    this.spawnNode('plugin-network', first!.ns, 'src/plugin/main.js', ['network', ...common, ...metrics('plugin-network')]);
-    this.spawnNode('plugin-ep', first!.ns, 'src/plugin/main.js', ['ep', ...common, ...metrics('plugin-ep')]);
+    this.spawnNode('plugin-network', first!.ns, 'src/plugin/main.js', ['network', ...common, ...metrics('plugin-network'), ...networkTimings]);
+    this.spawnNode('plugin-ep', first!.ns, 'src/plugin/main.js', ['ep', ...common, ...metrics('plugin-ep'), ...epTimings]);
     this.spawnNode('acl-manager', first!.ns, 'src/aclmgr/main.js', ['--config-file', path.join(dir, 'acl_manager.cfg')]);
     for (const h of [first!, ...others]) {
       this.spawnNode(`felix-${h.name}`, h.ns, 'src/felix/main.js', ['--config-file', path.join(dir, `felix-${h.name}.cfg`)]);
-      this.spawn(`bird-${h.name}`, h.ns, 'bird', ['-f', '-c', path.join(dir, `bird-${h.name}.conf`), '-s', this.birdSocket(h)]);
+      this.spawn(`bird-${h.name}`, h.ns, 'bird', ['-f', '-R', '-c', path.join(dir, `bird-${h.name}.conf`), '-s', this.birdSocket(h)]);
     }
     this.save();
   }
@@ -224,7 +258,40 @@ export class Lab {
     fs.closeSync(out);
     child.unref();
     this.state.pids[name] = child.pid!;
+    (this.state.commands ??= {})[name] = { ns, cmd, args };
     return child;
+  }
+
+  /** Sends `signal` to a recorded process (its whole process group); SIGKILL waits until it is gone. */
+  async kill(name: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const pid = this.pid(name);
+    process.kill(-pid, signal);
+    if (signal === 'SIGKILL') await waitFor(`${name} (pid ${pid}) to die`, () => !isAlive(pid), 5000, 10);
+  }
+
+  /** Freezes a process (SIGSTOP): a hung peer whose sockets stay open but never answer. */
+  pause(name: string): Promise<void> {
+    return this.kill(name, 'SIGSTOP');
+  }
+
+  resume(name: string): Promise<void> {
+    return this.kill(name, 'SIGCONT');
+  }
+
+  /** Starts a recorded process again with the same command, appending to the same log; stops it first if it runs. */
+  async restart(name: string): Promise<void> {
+    const command = this.state.commands?.[name];
+    if (!command) throw new Error(`no recorded command for '${name}' in this lab`);
+    const pid = this.state.pids[name];
+    if (pid !== undefined && isAlive(pid)) await stopProcess(pid);
+    this.spawn(name, command.ns, command.cmd, command.args);
+    this.save();
+  }
+
+  private pid(name: string): number {
+    const pid = this.state.pids[name];
+    if (pid === undefined) throw new Error(`no process '${name}' in this lab (have ${Object.keys(this.state.pids).join(', ')})`);
+    return pid;
   }
 
   /** Every host has an established BGP session to every other. */

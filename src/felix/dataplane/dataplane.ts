@@ -95,7 +95,7 @@ interface EndpointState {
 interface CachedSet {
   type: string;
   family: Family;
-  /** null: exists, contents unknown (found at start): replaced on first use. */
+  /** null: exists, contents unknown (found at start): replaced once the endpoint's ACLs are known, or it is disabled. */
   members: string[] | null;
 }
 
@@ -565,6 +565,8 @@ export class Dataplane {
         for (const set of p.sets) {
           const cached = sets.get(set.name);
           if (!cached || cached.type !== set.type) setChanges.create.push(set);
+          // A set a previous run left (contents unknown) keeps its members until the endpoint's ACLs arrive: a restart cuts no new flow.
+          else if (cached.members === null && e.members === null && e.spec.enabled) continue;
           else if (cached.members === null || !sameList(cached.members, set.members)) setChanges.replace.push(set);
         }
       }
