@@ -67,6 +67,9 @@ export interface LabTimings {
   resyncIntervalSecs: number;
 }
 
+/** Every daemon hears from its peers at least every 2 s and gives up on one after 10 s. */
+export const DEFAULT_LAB_TIMINGS: LabTimings = { connectionTimeoutMs: 10000, keepaliveMs: 2000, resyncIntervalSecs: 1800 };
+
 export interface LabOptions {
   dir: string;
   hosts?: number;
@@ -140,9 +143,9 @@ export class Lab {
     try {
       say(`building ${n} hosts on fabric ${FABRIC_PREFIX}.0/24 (namespaces ${prefix}-*)`);
       await lab.buildFabric();
-      lab.writeConfigs(opts.asNumber ?? 64511, opts.timings);
+      lab.writeConfigs(opts.asNumber ?? 64511, opts.timings ?? DEFAULT_LAB_TIMINGS);
       say('starting plugin (ep, network), ACL manager, Felix and BIRD');
-      await lab.startDaemons(opts.timings);
+      await lab.startDaemons(opts.timings ?? DEFAULT_LAB_TIMINGS);
       await lab.waitForBgp();
       say('all BGP sessions established');
       return lab;
@@ -181,17 +184,15 @@ export class Lab {
     }
   }
 
-  private writeConfigs(asNumber: number, timings: LabTimings | undefined): void {
+  private writeConfigs(asNumber: number, timings: LabTimings): void {
     const dir = this.state.dir;
-    const felixConnection = timings
-      ? `ConnectionTimeoutMillis = ${timings.connectionTimeoutMs}\nConnectionKeepaliveIntervalMillis = ${timings.keepaliveMs}\n`
-      : 'ConnectionTimeoutMillis = 10000\nConnectionKeepaliveIntervalMillis = 2000\n';
-    const felixResync = timings ? `ResyncIntervalSecs = ${timings.resyncIntervalSecs}\n` : '';
-    // Sections may repeat: these keys add to [global] and fill [connection].
-    const aclManagerTimings = timings
-      ? `\n[global]\nAclHeartbeatIntervalMillis = ${timings.keepaliveMs}\n\n[connection]\nConnectionTimeoutMillis = ${timings.connectionTimeoutMs}\n` +
-        `ConnectionKeepaliveIntervalMillis = ${timings.keepaliveMs}\nPluginTimeoutMillis = ${3 * timings.keepaliveMs}\n`
-      : '';
+    const felixConnection = `ConnectionTimeoutMillis = ${timings.connectionTimeoutMs}\nConnectionKeepaliveIntervalMillis = ${timings.keepaliveMs}\n`;
+    const felixResync = `ResyncIntervalSecs = ${timings.resyncIntervalSecs}\n`;
+    // Sections may repeat: these keys add to [global] and fill [connection]. The ACL heartbeat
+    // must come more often than Felix's timeout, or Felix would keep resubscribing.
+    const aclManagerTimings =
+      `\n[global]\nAclHeartbeatIntervalMillis = ${timings.keepaliveMs}\n\n[connection]\nConnectionTimeoutMillis = ${timings.connectionTimeoutMs}\n` +
+      `ConnectionKeepaliveIntervalMillis = ${timings.keepaliveMs}\nPluginTimeoutMillis = ${3 * timings.keepaliveMs}\n`;
     const first = this.state.hosts[0]!;
     const felixTxt = this.state.hosts.map((h) => `[felix ${h.name}]\nip=${h.ip}\nhost=${h.name}\n`).join('\n');
     fs.writeFileSync(path.join(this.dataDir, 'felix.txt'), felixTxt);
@@ -213,12 +214,12 @@ export class Lab {
     );
   }
 
-  private async startDaemons(timings: LabTimings | undefined): Promise<void> {
+  private async startDaemons(timings: LabTimings): Promise<void> {
     const dir = this.state.dir;
     const [first, ...others] = this.state.hosts;
     const common = ['--data', this.dataDir, '--log-dir', this.logDir, '--log-severity-screen', 'ERROR'];
-    const epTimings = timings ? ['--timeout-ms', String(timings.connectionTimeoutMs), '--keepalive-ms', String(timings.keepaliveMs)] : [];
-    const networkTimings = timings ? ['--heartbeat-ms', String(timings.keepaliveMs)] : [];
+    const epTimings = ['--timeout-ms', String(timings.connectionTimeoutMs), '--keepalive-ms', String(timings.keepaliveMs)];
+    const networkTimings = ['--heartbeat-ms', String(timings.keepaliveMs)];
     const metrics = (name: 'plugin-ep' | 'plugin-network') => ['--metrics-port', String(LAB_METRICS_PORTS[name])];
     this.spawnNode('plugin-network', first!.ns, 'src/plugin/main.js', ['network', ...common, ...metrics('plugin-network'), ...networkTimings]);
     this.spawnNode('plugin-ep', first!.ns, 'src/plugin/main.js', ['ep', ...common, ...metrics('plugin-ep'), ...epTimings]);
