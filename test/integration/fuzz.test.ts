@@ -11,15 +11,15 @@
 import { expect } from 'chai';
 import * as zmq from 'zeromq';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { FakeAclManager, FakePlugin, createMsg, ipc, tap, writeFelixConfig } from '../support/felix-peers.js';
 import { Fuzzer, Kind, Template, seededRandom } from '../support/fuzz.js';
-import { Netns, createNetns, deleteAllNetns, plugContainer } from '../support/netns.js';
+import { Netns, createNetns, plugContainer } from '../support/netns.js';
 import { ReplyPeer, RequestPeer, SubscribePeer } from '../support/peers.js';
 import { PluginNetworkPeer, prototypeRules } from '../support/plugin-network-peer.js';
+import { perTestWorkspace } from '../support/workspace.js';
 import { freePorts } from '../support/ports.js';
-import { Running, startCommand, stopAll, waitFor } from '../support/process.js';
+import { Running, startCommand, waitFor } from '../support/process.js';
 
 const SEED = Number(process.env['FUZZ_SEED'] ?? 20261128);
 const N = 300;
@@ -149,30 +149,14 @@ const alive = (p: Running) => p.child.exitCode === null && p.child.signalCode ==
 
 describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, ${N} per socket)`, function () {
   this.timeout(180000);
-  let dir: string;
-  let closers: Array<{ close(): void }>;
-  const track = <T extends { close(): void }>(x: T): T => {
-    closers.push(x);
-    return x;
-  };
-
-  beforeEach(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fuzz-test-'));
-    closers = [];
-  });
-  afterEach(async () => {
-    for (const c of closers) c.close();
-    await stopAll();
-    await deleteAllNetns();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  const ws = perTestWorkspace('fuzz-test');
 
   const pluginData = (felixPort: number) =>
     `[felix h1]\nip=127.0.0.1\nport=${felixPort}\nhost=h1\n\n` +
     '[endpoint a]\nid=ep1\nip=192.168.1.1\nmac=ee:ee:ee:ee:ee:01\nhost=h1\ngroup=g1\n\n[endpoint b]\nid=ep2\nip=192.168.1.2\nmac=ee:ee:ee:ee:ee:02\nhost=h1\ngroup=g1\n';
 
   async function startPlugin(role: 'ep' | 'network', args: string[], felixPort = 1): Promise<Running> {
-    const data = path.join(dir, 'data.txt');
+    const data = path.join(ws.dir, 'data.txt');
     fs.writeFileSync(data, pluginData(felixPort));
     const p = startCommand('src/plugin/main.js', [role, '--data', data, '--log-dir', 'none', '--log-severity-screen', 'INFO', '--bind', '127.0.0.1', '--max-message-bytes', String(LIMIT), ...args]);
     await waitFor('plugin ready', () => p.output().includes('"ready"'), 10000).catch(() => {
@@ -183,7 +167,7 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
 
   it(`plugin ep (REP 9901): alive, still answers RESYNCSTATE with the right count and pushes the endpoints`, async () => {
     const [epPort, felixPort] = await freePorts(2);
-    const felix = track(await new ReplyPeer().bind(`tcp://127.0.0.1:${felixPort}`));
+    const felix = ws.track(await new ReplyPeer().bind(`tcp://127.0.0.1:${felixPort}`));
     const plugin = await startPlugin('ep', ['--ep-port', String(epPort!)], felixPort);
     const resync = { type: 'RESYNCSTATE', resync_id: 'r-1', hostname: 'h1', issued: Date.now() };
     const templates: Template[] = [
@@ -192,7 +176,7 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
     ];
     await fuzzRequests('plugin ep 9901', `tcp://127.0.0.1:${epPort}`, new Fuzzer(SEED, templates, LIMIT));
     expect(alive(plugin), plugin.output()).to.equal(true);
-    const req = track(new RequestPeer(`tcp://127.0.0.1:${epPort}`));
+    const req = ws.track(new RequestPeer(`tcp://127.0.0.1:${epPort}`));
     expect(await req.request({ ...resync, resync_id: 'after' })).to.deep.include({ rc: 'SUCCESS', endpoint_count: 2 });
     for (let i = 0; i < 2; i++) await felix.inbox.take((m) => m['resync_id'] === 'after', 'ENDPOINTCREATED after the fuzzing');
   });
@@ -206,8 +190,8 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
     ];
     await fuzzRequests('plugin network 9903', `tcp://127.0.0.1:${groups}`, new Fuzzer(SEED + 1, templates, LIMIT));
     expect(alive(plugin), plugin.output()).to.equal(true);
-    const sub = track(new SubscribePeer(`tcp://127.0.0.1:${pub}`, ['groups']));
-    const req = track(new RequestPeer(`tcp://127.0.0.1:${groups}`));
+    const sub = ws.track(new SubscribePeer(`tcp://127.0.0.1:${pub}`, ['groups']));
+    const req = ws.track(new RequestPeer(`tcp://127.0.0.1:${groups}`));
     // A subscription takes a moment to reach the publisher: ask until the republication is seen.
     const update = await waitFor('GROUPUPDATE g1 after GETGROUPS', async () => {
       expect(await req.request({ type: 'GETGROUPS', issued: Date.now() })).to.deep.include({ rc: 'SUCCESS' });
@@ -218,18 +202,18 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
 
   it(`ACL manager (ROUTER 9905, and its SUB to the plugin): alive, same ACLs published, still follows valid groups`, async () => {
     const [groups, pub, aclReq, aclPub] = await freePorts(4);
-    const plugin = track(new PluginNetworkPeer(`tcp://127.0.0.1:${groups}`, `tcp://127.0.0.1:${pub}`, 200));
+    const plugin = ws.track(new PluginNetworkPeer(`tcp://127.0.0.1:${groups}`, `tcp://127.0.0.1:${pub}`, 200));
     await plugin.start();
     const members = { ep1: ['192.168.1.1'], ep2: ['192.168.1.2'] };
     plugin.setGroupQuietly('g1', members);
-    const cfg = path.join(dir, 'acl_manager.cfg');
+    const cfg = path.join(ws.dir, 'acl_manager.cfg');
     fs.writeFileSync(cfg, `[global]\nPluginAddress = 127.0.0.1\nLocalAddress = 127.0.0.1\nPluginGroupsPort = ${groups}\nPluginPublishPort = ${pub}\nAclRequestPort = ${aclReq}\nAclPublishPort = ${aclPub}\nAclHeartbeatIntervalMillis = 200\n` +
       `[log]\nLogFilePath = None\nLogSeverityScreen = INFO\n[connection]\nResyncSettleMillis = 200\nMaxMessageBytes = ${LIMIT}\n`);
     const manager = startCommand('src/aclmgr/main.js', ['--config-file', cfg]);
     await waitFor('first resync', () => manager.output().includes('resynchronised with the plugin'), 10000);
 
-    const sub = track(new SubscribePeer(`tcp://127.0.0.1:${aclPub}`, ['ep1']));
-    const req = track(new RequestPeer(`tcp://127.0.0.1:${aclReq}`));
+    const sub = ws.track(new SubscribePeer(`tcp://127.0.0.1:${aclPub}`, ['ep1']));
+    const req = ws.track(new RequestPeer(`tcp://127.0.0.1:${aclReq}`));
     const aclsOfEp1 = () =>
       waitFor('ACLUPDATE for ep1', async () => {
         expect(await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep1', issued: Date.now() })).to.deep.include({ rc: 'SUCCESS' });
@@ -272,13 +256,13 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
     const EP1 = { id: 'd1d1d1d1d1d1cc01', ip: '192.168.50.1' };
     const c1 = await plugContainer(host, 'fz1', EP1.ip, tap(EP1.id));
     // The default timeout: Felix's watchdog would not recreate a dropped SUB within the test.
-    const cfg = writeFelixConfig(dir, `[connection]\nConnectionTimeoutMillis = 40000\nMaxMessageBytes = ${LIMIT}\n`);
-    const plugin = track(new FakePlugin(ipc(dir, 'plugin.sock'), ipc(dir, 'felix.sock')));
+    const cfg = writeFelixConfig(ws.dir, `[connection]\nConnectionTimeoutMillis = 40000\nMaxMessageBytes = ${LIMIT}\n`);
+    const plugin = ws.track(new FakePlugin(ipc(ws.dir, 'plugin.sock'), ipc(ws.dir, 'felix.sock')));
     const create = createMsg(EP1, c1.mac);
     plugin.endpoints.set(EP1.id, create);
     await plugin.listen();
-    const aclmgr = track(new FakeAclManager());
-    await aclmgr.bind(ipc(dir, 'acl.sock'), ipc(dir, 'aclpub.sock'));
+    const aclmgr = ws.track(new FakeAclManager());
+    await aclmgr.bind(ipc(ws.dir, 'acl.sock'), ipc(ws.dir, 'aclpub.sock'));
     const rule = (cidr: string) => ({ group: null, cidr, protocol: null, port: null });
     const acls = (inbound: string[]) => ({ v4: { inbound: inbound.map(rule), outbound: [rule('0.0.0.0/0')], inbound_default: 'deny', outbound_default: 'deny' } });
     aclmgr.acls.set(EP1.id, acls(['192.168.50.2/32']));
@@ -306,13 +290,13 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
       { msg: { ...create, type: 'ENDPOINTUPDATED', resync_id: undefined }, fields: endpointFields },
       { msg: { type: 'ENDPOINTDESTROYED', endpoint_id: EP1.id, issued: Date.now() }, fields: [{ name: 'endpoint_id', type: 'checked' }] },
     ];
-    const run = await fuzzRequests('Felix REP 9902', ipc(dir, 'felix.sock'), new Fuzzer(SEED + 4, requests, LIMIT));
+    const run = await fuzzRequests('Felix REP 9902', ipc(ws.dir, 'felix.sock'), new Fuzzer(SEED + 4, requests, LIMIT));
     expect(run.rcs['SUCCESS'] ?? 0, 'no bad request accepted').to.equal(0);
     expect(alive(felix), felix.output()).to.equal(true);
     expect(await snapshot(), 'dataplane after fuzzing the REP').to.deep.equal(before);
     expect(await plugin.send({ type: 'HEARTBEAT' })).to.deep.equal({ type: 'HEARTBEAT' });
 
-    const log = () => fs.readFileSync(path.join(dir, 'felix.log'), 'utf8');
+    const log = () => fs.readFileSync(path.join(ws.dir, 'felix.log'), 'utf8');
     const received = () => log().split('\n').filter((l) => l.includes('"ACLs received"')).length;
     const publications: Template[] = [
       { msg: { type: 'ACLUPDATE', acls: acls(['192.168.50.2/32']), issued: Date.now() }, fields: [{ name: 'acls', type: 'object' }] },

@@ -6,10 +6,10 @@
  */
 import { expect } from 'chai';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { perTestWorkspace } from '../support/workspace.js';
 import { freePorts } from '../support/ports.js';
-import { Running, runCommand, startCommand, stopAll, waitFor } from '../support/process.js';
+import { Running, runCommand, startCommand, waitFor } from '../support/process.js';
 import { ReplyPeer, RequestPeer } from '../support/peers.js';
 import { PluginNetworkPeer } from '../support/plugin-network-peer.js';
 
@@ -31,20 +31,7 @@ function sample(text: string, name: string): number | undefined {
 
 describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', function () {
   this.timeout(30000);
-  let dir: string;
-  let closers: Array<{ close(): void }>;
-  const track = <T extends { close(): void }>(x: T): T => (closers.push(x), x);
-
-  beforeEach(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'metrics-test-'));
-    closers = [];
-  });
-
-  afterEach(async () => {
-    for (const c of closers) c.close();
-    await stopAll();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  const ws = perTestWorkspace('metrics-test');
 
   describe('plugin ep', () => {
     let epPort: number, felixPort: number, metricsPort: number;
@@ -53,13 +40,13 @@ describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', funct
 
     beforeEach(async () => {
       [epPort, felixPort, metricsPort] = await freePorts(3);
-      const data = path.join(dir, 'data.txt');
+      const data = path.join(ws.dir, 'data.txt');
       fs.writeFileSync(
         data,
         `[felix instance-1]\nip=127.0.0.1\nport=${felixPort}\nhost=instance-1\n\n` +
           [1, 2, 3].map((n) => `[endpoint e${n}]\nid=ep${n}\nip=192.168.1.${n}\nmac=ee:ee:ee:ee:ee:0${n}\nhost=instance-1\ngroup=${n === 3 ? 'group2' : 'group1'}\n`).join('\n'),
       );
-      felix = track(await new ReplyPeer().bind(`tcp://127.0.0.1:${felixPort}`));
+      felix = ws.track(await new ReplyPeer().bind(`tcp://127.0.0.1:${felixPort}`));
       plugin = startCommand(PLUGIN, ['ep', '--data', data, '--log-dir', 'none', '--log-severity-screen', 'INFO', '--bind', '127.0.0.1', '--ep-port', String(epPort), '--metrics-port', String(metricsPort)]);
       await waitFor('plugin ready', () => plugin.output().includes('"ready"'), 10000);
     });
@@ -73,7 +60,7 @@ describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', funct
     });
 
     it('counts what it received on /metrics and /status after some traffic', async () => {
-      const resync = track(new RequestPeer(`tcp://127.0.0.1:${epPort}`));
+      const resync = ws.track(new RequestPeer(`tcp://127.0.0.1:${epPort}`));
       expect((await resync.request({ type: 'RESYNCSTATE', resync_id: 'r1', hostname: 'instance-1', issued: Date.now() }))['rc']).to.equal('SUCCESS');
       expect((await resync.request({ type: 'RESYNCSTATE', resync_id: 'r2', hostname: 'nowhere', issued: Date.now() }))['rc']).to.equal('FAILURE');
       expect((await resync.raw('not json'))['rc']).to.equal('INVALID');
@@ -129,7 +116,7 @@ describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', funct
 
   it('plugin: refuses a bad --metrics-port or --metrics-address with one line', async () => {
     for (const [args, reason] of [[['--metrics-port', '70000'], /--metrics-port must be a port number/], [['--metrics-address', 'ipc:///x'], /--metrics-address must be an IP address/]] as const) {
-      const r = await runCommand(PLUGIN, ['ep', '--data', path.join(dir, 'none.txt'), '--log-dir', 'none', ...args]);
+      const r = await runCommand(PLUGIN, ['ep', '--data', path.join(ws.dir, 'none.txt'), '--log-dir', 'none', ...args]);
       expect(r.code).to.equal(2);
       expect(r.output.trim().split('\n')).to.have.length(1);
       expect(r.output).to.match(reason);
@@ -139,7 +126,7 @@ describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', funct
   it('calico-status: refuses bad arguments with one line and exit 2', async () => {
     const rows: Array<[string[], RegExp]> = [
       [[], /give --url \(one or more\) or --lab-dir/],
-      [['--url', 'http://127.0.0.1:1', '--lab-dir', dir], /not both/],
+      [['--url', 'http://127.0.0.1:1', '--lab-dir', ws.dir], /not both/],
       [['--url', 'nonsense'], /bad URL 'nonsense'/],
       [['--url', 'https://127.0.0.1:1'], /only http:\/\/ is served/],
       [['--url', 'http://127.0.0.1:1', '--timeout-ms', '0'], /--timeout-ms must be positive/],
@@ -150,19 +137,19 @@ describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', funct
       expect(r.output.trim().split('\n'), args.join(' ')).to.have.length(1);
       expect(r.output).to.match(/^calico-status: /).and.to.match(reason);
     }
-    const noLab = await runCommand(STATUS, ['--lab-dir', path.join(dir, 'no-lab')]);
+    const noLab = await runCommand(STATUS, ['--lab-dir', path.join(ws.dir, 'no-lab')]);
     expect(noLab.code).to.equal(1);
     expect(noLab.output.trim()).to.match(/^calico-status: .*no-lab\/lab\.json/);
   });
 
   it('plugin network counts GETGROUPS and the GROUPUPDATEs it published', async () => {
     const [groupsPort, pubPort, metricsPort] = await freePorts(3);
-    const data = path.join(dir, 'data.txt');
+    const data = path.join(ws.dir, 'data.txt');
     fs.writeFileSync(data, '[endpoint e1]\nid=ep1\nip=192.168.1.1\nmac=ee:ee:ee:ee:ee:01\nhost=h\ngroup=g1\n');
     const plugin = startCommand(PLUGIN, ['network', '--data', data, '--log-dir', 'none', '--log-severity-screen', 'INFO', '--bind', '127.0.0.1',
       '--groups-port', String(groupsPort), '--publish-port', String(pubPort), '--metrics-port', String(metricsPort)]);
     await waitFor('plugin ready', () => plugin.output().includes('"ready"'), 10000);
-    const req = track(new RequestPeer(`tcp://127.0.0.1:${groupsPort}`));
+    const req = ws.track(new RequestPeer(`tcp://127.0.0.1:${groupsPort}`));
     await req.request({ type: 'GETGROUPS', issued: Date.now() });
     await req.request({ type: 'HEARTBEAT' });
     const text = (await waitFor('the republication counted', async () => {
@@ -179,7 +166,7 @@ describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', funct
 
     beforeEach(async () => {
       ports = await freePorts(5);
-      cfg = path.join(dir, 'acl_manager.cfg');
+      cfg = path.join(ws.dir, 'acl_manager.cfg');
       const [groups, pub, aclReq, aclPub, metrics] = ports;
       fs.writeFileSync(
         cfg,
@@ -199,10 +186,10 @@ describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', funct
       expect(st.code).to.equal(1);
       expect(st.output).to.include('NOT READY (waiting for first group sync with the plugin)');
 
-      const plugin = track(await new PluginNetworkPeer(`tcp://127.0.0.1:${groups}`, `tcp://127.0.0.1:${pub}`).start());
+      const plugin = ws.track(await new PluginNetworkPeer(`tcp://127.0.0.1:${groups}`, `tcp://127.0.0.1:${pub}`).start());
       plugin.setGroupQuietly('g1', { ep1: ['192.168.1.1'], ep2: ['192.168.1.2'] });
       await waitFor('ready after the first sync', async () => (await get(metrics, '/readyz')).code === 200, 15000);
-      const felix = track(new RequestPeer(`tcp://127.0.0.1:${aclReq}`));
+      const felix = ws.track(new RequestPeer(`tcp://127.0.0.1:${aclReq}`));
       expect((await felix.request({ type: 'GETACLSTATE', endpoint_id: 'ep1', issued: Date.now() }))['rc']).to.equal('SUCCESS');
       const text = (await waitFor('the GETACLSTATE publication counted', async () => {
         const body = (await get(metrics, '/metrics')).body;

@@ -4,10 +4,10 @@
  */
 import { expect } from 'chai';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
+import { perTestWorkspace } from '../support/workspace.js';
 import { freePorts } from '../support/ports.js';
-import { Running, runCommand, startCommand, stopAll, waitFor } from '../support/process.js';
+import { Running, runCommand, startCommand, waitFor } from '../support/process.js';
 import { ReplyPeer, RequestPeer, SubscribePeer } from '../support/peers.js';
 
 const PLUGIN = 'src/plugin/main.js';
@@ -27,24 +27,7 @@ function writeByRename(file: string, text: string): void {
 }
 
 describe('plugin (built command, real sockets)', function () {
-  let dir: string;
-  let closers: Array<{ close(): void }>;
-
-  beforeEach(() => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'plugin-test-'));
-    closers = [];
-  });
-
-  afterEach(async () => {
-    for (const c of closers) c.close();
-    await stopAll();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-
-  function track<T extends { close(): void }>(x: T): T {
-    closers.push(x);
-    return x;
-  }
+  const ws = perTestWorkspace('plugin-test');
 
   async function startPlugin(role: 'ep' | 'network', data: string, args: string[]): Promise<Running> {
     const p = startCommand(PLUGIN, [role, '--data', data, '--log-dir', 'none', '--log-severity-screen', 'INFO', '--bind', '127.0.0.1', ...args]);
@@ -63,7 +46,7 @@ describe('plugin (built command, real sockets)', function () {
 
     beforeEach(async () => {
       [epPort, felixPort, otherFelixPort] = await freePorts(3);
-      data = path.join(dir, 'data.txt');
+      data = path.join(ws.dir, 'data.txt');
       fs.writeFileSync(
         data,
         felixSection('instance-1', felixPort!) +
@@ -72,9 +55,9 @@ describe('plugin (built command, real sockets)', function () {
           endpointSection(2, 'instance-1', 'group2') +
           endpointSection(4, 'instance-2', 'group1'),
       );
-      felix = track(await new ReplyPeer().bind(`tcp://127.0.0.1:${felixPort}`));
+      felix = ws.track(await new ReplyPeer().bind(`tcp://127.0.0.1:${felixPort}`));
       plugin = await startPlugin('ep', data, ['--ep-port', String(epPort), '--keepalive-ms', '300', '--timeout-ms', '2000']);
-      resync = track(new RequestPeer(`tcp://127.0.0.1:${epPort}`));
+      resync = ws.track(new RequestPeer(`tcp://127.0.0.1:${epPort}`));
     });
 
     it('answers RESYNCSTATE with the host’s count and sends its endpoints with the resync id', async () => {
@@ -175,7 +158,7 @@ describe('plugin (built command, real sockets)', function () {
     beforeEach(async () => {
       [groupsPort, pubPort] = await freePorts(2);
       // Directory form: every *.txt is merged, as network-container writes them.
-      data = path.join(dir, 'data');
+      data = path.join(ws.dir, 'data');
       fs.mkdirSync(data);
       fs.writeFileSync(path.join(data, 'felix.txt'), felixSection('instance-1', 1));
       fs.writeFileSync(path.join(data, '192_168_1_1.txt'), endpointSection(1, 'instance-1', 'group1'));
@@ -183,8 +166,8 @@ describe('plugin (built command, real sockets)', function () {
       fs.writeFileSync(path.join(data, '192_168_1_4.txt'), endpointSection(4, 'instance-2', 'group1'));
       fs.writeFileSync(path.join(data, 'ignored.md'), 'not data');
       await startPlugin('network', data, ['--groups-port', String(groupsPort), '--publish-port', String(pubPort), '--heartbeat-ms', '200']);
-      sub = track(new SubscribePeer(`tcp://127.0.0.1:${pubPort}`, ['groups', 'networkheartbeat']));
-      acl = track(new RequestPeer(`tcp://127.0.0.1:${groupsPort}`));
+      sub = ws.track(new SubscribePeer(`tcp://127.0.0.1:${pubPort}`, ['groups', 'networkheartbeat']));
+      acl = ws.track(new RequestPeer(`tcp://127.0.0.1:${groupsPort}`));
       // The subscription is in place once heartbeats arrive.
       await sub.inbox.take((m) => m['topic'] === 'networkheartbeat', 'network heartbeat', 3000);
     });
