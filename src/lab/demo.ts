@@ -12,6 +12,8 @@ import { formatMatrix, measureMatrix, probeOk } from './matrix.js';
 export interface DemoOptions {
   dir: string;
   keep: boolean;
+  /** CurveZMQ on every socket (`demo --curve`). */
+  curve?: boolean;
   say: (line: string) => void;
 }
 
@@ -26,7 +28,7 @@ async function timed<T>(what: string, say: (l: string) => void, f: () => Promise
 export async function runDemo(opts: DemoOptions): Promise<boolean> {
   const say = opts.say;
   const started = Date.now();
-  const lab = await Lab.up({ dir: opts.dir, hosts: 2, say });
+  const lab = await Lab.up({ dir: opts.dir, hosts: 2, curve: opts.curve, say });
   try {
     say('networking the seed’s first containers');
     const c1 = await lab.addContainer('192.168.1.1', 'group1', 'instance-1');

@@ -46,6 +46,8 @@ export interface LabState {
   pids: Record<string, number>;
   /** process name → how it was started, so it can be restarted (absent in labs from older builds). */
   commands?: Record<string, LabCommand>;
+  /** Folder of the CurveZMQ key pairs when every socket of the lab is authenticated (`up --curve`). */
+  keysDir?: string;
 }
 
 export interface LabCommand {
@@ -80,7 +82,15 @@ export interface LabOptions {
   say?: (line: string) => void;
   /** Default: Felix 10 s timeout / 2 s keepalive, the other daemons their own defaults. */
   timings?: LabTimings;
+  /** CurveZMQ on every socket: key pairs in DIR/keys, only the lab's own keys admitted (docs/security.md). */
+  curve?: boolean;
 }
+
+/** One key pair per daemon role, made by `calico-keygen`. */
+export const LAB_KEY_ROLES = ['plugin', 'aclmgr', 'felix'] as const;
+export type LabKeyRole = (typeof LAB_KEY_ROLES)[number];
+/** The client key list every daemon of a curve lab admits: the public keys of all roles. */
+const LAB_CLIENT_KEYS = 'clients.txt';
 
 async function run(cmd: string, args: string[]): Promise<string> {
   return (await execa(cmd, args)).stdout;
@@ -143,6 +153,10 @@ export class Lab {
     try {
       say(`building ${n} hosts on fabric ${FABRIC_PREFIX}.0/24 (namespaces ${prefix}-*)`);
       await lab.buildFabric();
+      if (opts.curve) {
+        say('making CurveZMQ key pairs (plugin, aclmgr, felix)');
+        await lab.makeKeys();
+      }
       lab.writeConfigs(opts.asNumber ?? 64511, opts.timings ?? DEFAULT_LAB_TIMINGS);
       say('starting plugin (ep, network), ACL manager, Felix and BIRD');
       await lab.startDaemons(opts.timings ?? DEFAULT_LAB_TIMINGS);
@@ -162,6 +176,7 @@ export class Lab {
     for (const ns of ours) await execa('ip', ['netns', 'del', ns], { reject: false });
     fs.rmSync(Lab.stateFile(this.state.dir), { force: true });
     fs.rmSync(this.dataDir, { recursive: true, force: true });
+    if (this.state.keysDir) fs.rmSync(this.state.keysDir, { recursive: true, force: true });
   }
 
   private save(): void {
@@ -184,6 +199,39 @@ export class Lab {
     }
   }
 
+  /** Key file of `role`: its secret (`.key`) or public (`.pub`) key; only in a curve lab. */
+  keyFile(role: LabKeyRole, kind: 'key' | 'pub'): string {
+    if (!this.state.keysDir) throw new Error('this lab runs without CurveZMQ (up --curve)');
+    return path.join(this.state.keysDir, `${role}.${kind}`);
+  }
+
+  /** Runs the built `calico-keygen` per role and lists every public key as the admitted clients. */
+  private async makeKeys(): Promise<void> {
+    this.state.keysDir = path.join(this.state.dir, 'keys');
+    for (const role of LAB_KEY_ROLES)
+      await execa(process.execPath, [path.join(DIST, 'src/keygen/main.js'), '--out-dir', this.state.keysDir, '--name', role, '--force']);
+    const clients = LAB_KEY_ROLES.map((role) => `${fs.readFileSync(this.keyFile(role, 'pub'), 'utf8').trim()} ${role}\n`).join('');
+    fs.writeFileSync(path.join(this.state.keysDir, LAB_CLIENT_KEYS), clients);
+    this.save();
+  }
+
+  /** The `[security]` section for a daemon with `own` keys and these peers' public keys; empty without curve. */
+  private securitySection(own: LabKeyRole, peers: Record<string, LabKeyRole>): string {
+    if (!this.state.keysDir) return '';
+    const lines = [`CurveSecretKeyFile = ${this.keyFile(own, 'key')}`, `CurvePublicKeyFile = ${this.keyFile(own, 'pub')}`];
+    for (const [key, role] of Object.entries(peers)) lines.push(`${key} = ${this.keyFile(role, 'pub')}`);
+    lines.push(`CurveClientKeysFile = ${path.join(this.state.keysDir, LAB_CLIENT_KEYS)}`);
+    return `\n[security]\n${lines.join('\n')}\n`;
+  }
+
+  /** The plugin's `--curve-*` flags for `role`; none without curve. */
+  private pluginCurveFlags(role: 'ep' | 'network'): string[] {
+    if (!this.state.keysDir) return [];
+    const flags = ['--curve-secret-key', this.keyFile('plugin', 'key'), '--curve-public-key', this.keyFile('plugin', 'pub')];
+    if (role === 'ep') flags.push('--felix-public-key', this.keyFile('felix', 'pub'));
+    return [...flags, '--curve-client-keys', path.join(this.state.keysDir, LAB_CLIENT_KEYS)];
+  }
+
   private writeConfigs(asNumber: number, timings: LabTimings): void {
     const dir = this.state.dir;
     const felixConnection = `ConnectionTimeoutMillis = ${timings.connectionTimeoutMs}\nConnectionKeepaliveIntervalMillis = ${timings.keepaliveMs}\n`;
@@ -202,7 +250,8 @@ export class Lab {
         `[global]\nPluginAddress = ${first.ip}\nACLAddress = ${first.ip}\nFelixHostname = ${h.name}\nMetadataAddr = None\n${felixResync}\n` +
           `[log]\nLogFilePath = ${path.join(this.logDir, `felix-${h.name}.log`)}\nLogSeverityFile = INFO\nLogSeverityScreen = ERROR\n\n` +
           `[connection]\n${felixConnection}\n` +
-          `[metrics]\nMetricsPort = ${LAB_METRICS_PORTS.felix}\n`,
+          `[metrics]\nMetricsPort = ${LAB_METRICS_PORTS.felix}\n` +
+          this.securitySection('felix', { PluginPublicKeyFile: 'plugin', AclManagerPublicKeyFile: 'aclmgr' }),
       );
       const peers = this.state.hosts.filter((p) => p !== h).map((p) => ({ host: p.name, ip: p.ip }));
       fs.writeFileSync(path.join(dir, `bird-${h.name}.conf`), renderBirdConfig({ self: { host: h.name, ip: h.ip }, peers, asNumber }));
@@ -210,7 +259,8 @@ export class Lab {
     fs.writeFileSync(
       path.join(dir, 'acl_manager.cfg'),
       `[global]\nPluginAddress = ${first.ip}\n\n[log]\nLogFilePath = ${path.join(this.logDir, 'acl_manager.log')}\nLogSeverityFile = INFO\nLogSeverityScreen = ERROR\n\n` +
-        `[metrics]\nMetricsPort = ${LAB_METRICS_PORTS['acl-manager']}\n${aclManagerTimings}`,
+        `[metrics]\nMetricsPort = ${LAB_METRICS_PORTS['acl-manager']}\n${aclManagerTimings}` +
+          this.securitySection('aclmgr', { PluginPublicKeyFile: 'plugin' }),
     );
   }
 
@@ -221,8 +271,8 @@ export class Lab {
     const epTimings = ['--timeout-ms', String(timings.connectionTimeoutMs), '--keepalive-ms', String(timings.keepaliveMs)];
     const networkTimings = ['--heartbeat-ms', String(timings.keepaliveMs)];
     const metrics = (name: 'plugin-ep' | 'plugin-network') => ['--metrics-port', String(LAB_METRICS_PORTS[name])];
-    this.spawnNode('plugin-network', first!.ns, 'src/plugin/main.js', ['network', ...common, ...metrics('plugin-network'), ...networkTimings]);
-    this.spawnNode('plugin-ep', first!.ns, 'src/plugin/main.js', ['ep', ...common, ...metrics('plugin-ep'), ...epTimings]);
+    this.spawnNode('plugin-network', first!.ns, 'src/plugin/main.js', ['network', ...common, ...metrics('plugin-network'), ...networkTimings, ...this.pluginCurveFlags('network')]);
+    this.spawnNode('plugin-ep', first!.ns, 'src/plugin/main.js', ['ep', ...common, ...metrics('plugin-ep'), ...epTimings, ...this.pluginCurveFlags('ep')]);
     this.spawnNode('acl-manager', first!.ns, 'src/aclmgr/main.js', ['--config-file', path.join(dir, 'acl_manager.cfg')]);
     for (const h of [first!, ...others]) {
       this.spawnNode(`felix-${h.name}`, h.ns, 'src/felix/main.js', ['--config-file', path.join(dir, `felix-${h.name}.cfg`)]);

@@ -9,6 +9,7 @@ import { runDemo } from './demo.js';
 import { formatMatrix, measureMatrix } from './matrix.js';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
+const curveOption = { curve: { type: 'boolean' as const, default: false, describe: 'CurveZMQ on every socket, key pairs in DIR/keys' } };
 const dirOption = { dir: { type: 'string' as const, default: '/tmp/calico-lab', describe: 'folder for the lab’s configs, data and logs' } };
 
 function checkIp(ip: unknown): string {
@@ -35,9 +36,9 @@ function downOnInterrupt(dir: string): void {
 async function main(): Promise<number> {
   let result: Promise<number> = Promise.resolve(0);
   commandLine('calico-lab', '$0 <command> [options]')
-    .command('up', 'build the hosts and start every component', (y) => y.options({ ...dirOption, hosts: { type: 'number', default: 2 } }), (a) => {
+    .command('up', 'build the hosts and start every component', (y) => y.options({ ...dirOption, ...curveOption, hosts: { type: 'number', default: 2 } }), (a) => {
       downOnInterrupt(a.dir);
-      result = Lab.up({ dir: a.dir, hosts: a.hosts, say }).then(() => {
+      result = Lab.up({ dir: a.dir, hosts: a.hosts, curve: a.curve, say }).then(() => {
         say(`lab up in ${a.dir}; logs in ${a.dir}/logs`);
         return 0;
       });
@@ -71,9 +72,9 @@ async function main(): Promise<number> {
     .command('remove-container <ip>', 'remove a container and its data', (y) => y.options(dirOption).positional('ip', { type: 'string' }), (a) => {
       result = Lab.load(a.dir).removeContainer(checkIp(a.ip)).then(() => 0);
     })
-    .command('demo', 'the seed’s two-host demo, checked and timed', (y) => y.options({ ...dirOption, keep: { type: 'boolean', default: false, describe: 'leave the lab running' } }), (a) => {
+    .command('demo', 'the seed’s two-host demo, checked and timed', (y) => y.options({ ...dirOption, ...curveOption, keep: { type: 'boolean', default: false, describe: 'leave the lab running' } }), (a) => {
       downOnInterrupt(a.dir);
-      result = runDemo({ dir: a.dir, keep: a.keep, say }).then((ok) => (ok ? 0 : 1));
+      result = runDemo({ dir: a.dir, keep: a.keep, curve: a.curve, say }).then((ok) => (ok ? 0 : 1));
     })
     .demandCommand(1, 'name a command')
     .parseSync();
