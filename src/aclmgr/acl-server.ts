@@ -3,10 +3,10 @@
  * HEARTBEAT, PUB 9906 carrying ACLUPDATE per endpoint topic and `aclheartbeat`.
  */
 import type { Logger } from '../common/logging.js';
-import { HEARTBEAT, Rc, errorResponse, heartbeat } from '../common/wire/codec.js';
-import { ACLUPDATE, Acls, AclUpdate, GETACLSTATE, GetAclStateResponse, TOPIC_ACL_HEARTBEAT, decodeAclRequest } from '../common/wire/acl-api.js';
+import { Rc, heartbeat } from '../common/wire/codec.js';
+import { ACLUPDATE, Acls, AclUpdate, GETACLSTATE, GetAclState, GetAclStateResponse, TOPIC_ACL_HEARTBEAT, decodeAclRequest } from '../common/wire/acl-api.js';
 import { Publisher } from '../common/zmq/publisher.js';
-import { ReplyServer } from '../common/zmq/reply-server.js';
+import { ReplyServer, decodingHandler } from '../common/zmq/reply-server.js';
 import { SocketStats } from '../common/zmq/stats.js';
 import type { SocketOptions } from '../common/zmq/options.js';
 
@@ -43,7 +43,7 @@ export class AclServer {
   static async start(opts: AclServerOptions): Promise<AclServer> {
     const self = new AclServer(opts, await Publisher.bind(opts.publishAddress, opts.log, opts.socketOptions));
     try {
-      self.server = await ReplyServer.bind('router', opts.routerAddress, (body) => self.handle(body), opts.log, { ...opts.socketOptions, stats: self.stats });
+      self.server = await ReplyServer.bind('router', opts.routerAddress, decodingHandler(decodeAclRequest, opts.log, (msg) => self.getAclState(msg)), opts.log, { ...opts.socketOptions, stats: self.stats });
     } catch (err) {
       await self.stop();
       throw err;
@@ -69,14 +69,7 @@ export class AclServer {
     await this.publisher.close();
   }
 
-  private handle(body: Buffer): object {
-    const decoded = decodeAclRequest(body);
-    if (!decoded.ok) {
-      this.opts.log.warn({ ...decoded.error }, 'bad request from a Felix');
-      return errorResponse(decoded.error);
-    }
-    const msg = decoded.msg;
-    if (msg.type === HEARTBEAT) return heartbeat();
+  private getAclState(msg: GetAclState): object {
     const endpoint = msg.endpoint_id;
     // Published once the reply is on its way; Felix subscribed before asking.
     setImmediate(() => {

@@ -7,10 +7,10 @@
  */
 import type { Logger } from '../common/logging.js';
 import { zmqAddress } from '../common/config.js';
-import { HEARTBEAT, Rc, decodeResponse, errorResponse } from '../common/wire/codec.js';
+import { HEARTBEAT, Rc, decodeResponse } from '../common/wire/codec.js';
 import { RESYNCSTATE, decodeFelixRequest, decodeResyncResponse } from '../common/wire/endpoint-api.js';
 import { GETACLSTATE, TOPIC_ACL_HEARTBEAT, decodeAclPublication } from '../common/wire/acl-api.js';
-import { ReplyServer } from '../common/zmq/reply-server.js';
+import { ReplyServer, RequestHandler, decodingHandler } from '../common/zmq/reply-server.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
 import { Subscriber } from '../common/zmq/subscriber.js';
 import { SocketStats } from '../common/zmq/stats.js';
@@ -33,6 +33,7 @@ export class FelixAgent {
   private readonly aclClient: RequestClient;
   private readonly aclSub: Subscriber;
   private epServer: ReplyServer | undefined;
+  private readonly endpointHandler: RequestHandler;
   private readonly timers: NodeJS.Timeout[] = [];
   private lastEndpointRequest = Date.now();
   private lastAclMessage = Date.now();
@@ -89,6 +90,11 @@ export class FelixAgent {
           this.aclPending.delete(id);
         },
       },
+    });
+    this.endpointHandler = decodingHandler(decodeFelixRequest, log, (msg) => {
+      const reply = this.manager.handle(msg);
+      if (reply.rc !== Rc.SUCCESS) log.warn({ endpoint: msg.endpoint_id, ...reply }, 'endpoint request refused');
+      return reply;
     });
   }
 
@@ -151,18 +157,13 @@ export class FelixAgent {
     this.lastEndpointRequest = Date.now();
   }
 
-  private onEndpointRequest(body: Buffer): object {
+  /** Any request, even a bad one or a heartbeat, shows the plugin is alive. */
+  private onEndpointRequest(body: Buffer): object | Promise<object> {
     this.lastEndpointRequest = Date.now();
-    const decoded = decodeFelixRequest(body);
-    if (!decoded.ok) {
-      this.opts.log.warn({ ...decoded.error }, 'bad endpoint request');
-      return errorResponse(decoded.error);
-    }
-    if (decoded.msg.type === HEARTBEAT) return { type: HEARTBEAT };
-    const reply = this.manager.handle(decoded.msg);
-    if (reply.rc !== Rc.SUCCESS) this.opts.log.warn({ endpoint: decoded.msg.endpoint_id, ...reply }, 'endpoint request refused');
-    return reply;
+    return this.endpointHandler(body);
   }
+
+
 
   /** Starts a fresh resync (abandoning any unfinished one). */
   private resync(reason: string): void {

@@ -6,9 +6,9 @@
  */
 import type { Logger } from '../common/logging.js';
 import { zmqAddress } from '../common/config.js';
-import { HEARTBEAT, Rc, decodeResponse, errorResponse } from '../common/wire/codec.js';
-import { RESYNCSTATE, ResyncResponse, decodePluginRequest } from '../common/wire/endpoint-api.js';
-import { ReplyServer } from '../common/zmq/reply-server.js';
+import { Rc, decodeResponse } from '../common/wire/codec.js';
+import { RESYNCSTATE, ResyncResponse, ResyncState, decodePluginRequest } from '../common/wire/endpoint-api.js';
+import { ReplyServer, decodingHandler } from '../common/zmq/reply-server.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
 import { SocketStats } from '../common/zmq/stats.js';
 import type { Connection } from '../common/metrics.js';
@@ -46,7 +46,7 @@ export class EndpointRole {
   static async start(opts: EndpointRoleOptions, data: PluginData): Promise<EndpointRole> {
     const role = new EndpointRole(opts, data);
     role.syncClients();
-    role.server = await ReplyServer.bind('rep', opts.bindAddress, (body) => role.handle(body), opts.log, { ...opts.socketOptions, stats: role.serverStats });
+    role.server = await ReplyServer.bind('rep', opts.bindAddress, decodingHandler(decodePluginRequest, opts.log, (msg) => role.resync(msg)), opts.log, { ...opts.socketOptions, stats: role.serverStats });
     return role;
   }
 
@@ -81,14 +81,7 @@ export class EndpointRole {
     }
   }
 
-  private handle(body: Buffer): object {
-    const decoded = decodePluginRequest(body);
-    if (!decoded.ok) {
-      this.opts.log.warn({ ...decoded.error }, 'bad request');
-      return errorResponse(decoded.error);
-    }
-    const msg = decoded.msg;
-    if (msg.type === HEARTBEAT) return { type: HEARTBEAT };
+  private resync(msg: ResyncState): object {
     const host = shortHost(msg.hostname);
     if (!this.clients.has(host)) {
       this.opts.log.warn({ host, resyncId: msg.resync_id }, 'resync from a host with no [felix] section');

@@ -5,9 +5,9 @@
  * a heartbeat, and a periodic full republication as a safety net.
  */
 import type { Logger } from '../common/logging.js';
-import { HEARTBEAT, errorResponse, heartbeat, success } from '../common/wire/codec.js';
+import { heartbeat, success } from '../common/wire/codec.js';
 import { GETGROUPS, Members, TOPIC_GROUPS, TOPIC_NETWORK_HEARTBEAT, decodeNetworkRequest } from '../common/wire/network-api.js';
-import { ReplyServer } from '../common/zmq/reply-server.js';
+import { ReplyServer, decodingHandler } from '../common/zmq/reply-server.js';
 import { Publisher } from '../common/zmq/publisher.js';
 import { SocketStats } from '../common/zmq/stats.js';
 import type { Connection } from '../common/metrics.js';
@@ -44,7 +44,7 @@ export class NetworkRole {
   static async start(opts: NetworkRoleOptions, data: PluginData): Promise<NetworkRole> {
     const role = new NetworkRole(opts, data);
     role.publisher = await Publisher.bind(opts.pubAddress, opts.log, opts.socketOptions);
-    role.server = await ReplyServer.bind('rep', opts.repAddress, (body) => role.handle(body), opts.log, { ...opts.socketOptions, stats: role.serverStats });
+    role.server = await ReplyServer.bind('rep', opts.repAddress, decodingHandler(decodeNetworkRequest, opts.log, () => role.getGroups()), opts.log, { ...opts.socketOptions, stats: role.serverStats });
     role.timers.push(setInterval(() => void role.publisher!.publish(TOPIC_NETWORK_HEARTBEAT, heartbeat()), opts.heartbeatMs));
     role.timers.push(setInterval(() => role.publishAll('periodic'), opts.republishMs));
     return role;
@@ -67,13 +67,7 @@ export class NetworkRole {
     for (const g of changed) this.publish(g, 'changed');
   }
 
-  private handle(body: Buffer): object {
-    const decoded = decodeNetworkRequest(body);
-    if (!decoded.ok) {
-      this.opts.log.warn({ ...decoded.error }, 'bad request');
-      return errorResponse(decoded.error);
-    }
-    if (decoded.msg.type === HEARTBEAT) return { type: HEARTBEAT };
+  private getGroups(): object {
     // Published after the reply is on its way, so the ACL manager is ready for them.
     setImmediate(() => this.publishAll('requested'));
     return success(GETGROUPS);

@@ -6,11 +6,32 @@
  */
 import * as zmq from 'zeromq';
 import type { Logger } from '../logging.js';
-import { Rc, encode } from '../wire/codec.js';
+import { Decoded, HEARTBEAT, Heartbeat, Rc, encode, errorResponse, heartbeat } from '../wire/codec.js';
 import { SocketOptions, bindSocket } from './options.js';
 import { SocketStats, replyKind } from './stats.js';
 
 export type RequestHandler = (body: Buffer) => object | Promise<object>;
+
+/**
+ * The usual handler of an API's server socket: decodes with the API's
+ * decoder, answers a bad request with its error rc (and logs it), answers
+ * HEARTBEAT, and hands every other message to `handle`.
+ */
+export function decodingHandler<T extends { type: string }>(
+  decode: (body: Buffer) => Decoded<T>,
+  log: Logger,
+  handle: (msg: Exclude<T, Heartbeat>) => object,
+): RequestHandler {
+  return (body) => {
+    const decoded = decode(body);
+    if (!decoded.ok) {
+      log.warn({ ...decoded.error }, 'bad request');
+      return errorResponse(decoded.error);
+    }
+    if (decoded.msg.type === HEARTBEAT) return heartbeat();
+    return handle(decoded.msg as Exclude<T, Heartbeat>);
+  };
+}
 
 export class ReplyServer {
   private closed = false;
