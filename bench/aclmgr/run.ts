@@ -101,8 +101,8 @@ async function main(): Promise<void> {
   console.log('publishing: real AclServer PUB on tcp://127.0.0.1, one SUB counting ACLUPDATEs received\n');
 
   // Initial full set.
-  let t = performance.now();
-  let changes: AclChange[] = [];
+  const t = performance.now();
+  const changes: AclChange[] = [];
   for (const g of groups) changes.push(...calc.applyGroupUpdate(g).changes);
   const initialCalcMs = performance.now() - t;
   const initialPub = await publish(changes);
@@ -111,28 +111,25 @@ async function main(): Promise<void> {
   // One membership change: a new endpoint joins group0 (one GROUPUPDATE).
   const state = new Map(groups.map((g) => [g.group, g]));
   const base = groups[0]!;
-  const inc = { calc: [] as number[], total: [] as number[], count: 0, delivered: 0 };
-  const full = { calc: [] as number[], total: [] as number[], count: 0, delivered: 0 };
+  type Series = { calc: number[]; total: number[]; count: number; delivered: number };
+  const inc: Series = { calc: [], total: [], count: 0, delivered: 0 };
+  const full: Series = { calc: [], total: [], count: 0, delivered: 0 };
+  /** Times one way of computing the change, then publishes what it found. */
+  async function measure(series: Series, compute: () => AclChange[]): Promise<void> {
+    const start = performance.now();
+    const found = compute();
+    const calcMs = performance.now() - start;
+    const pub = await publish(found);
+    series.calc.push(calcMs);
+    series.total.push(calcMs + pub.sendMs);
+    series.count = found.length;
+    series.delivered = pub.delivered;
+  }
   for (let r = 0; r < argv.repeats; r++) {
     const joined = prototypeGroup(base.group, { ...base.members, [`new${r}`]: [addr(N + r)] });
-    t = performance.now();
-    changes = calc.applyGroupUpdate(joined).changes;
-    const incCalc = performance.now() - t;
-    const incPub = await publish(changes);
-    inc.calc.push(incCalc);
-    inc.total.push(incCalc + incPub.sendMs);
-    inc.count = changes.length;
-    inc.delivered = incPub.delivered;
-
+    await measure(inc, () => calc.applyGroupUpdate(joined).changes);
     state.set(base.group, joined);
-    t = performance.now();
-    changes = recomputeAll(state.values());
-    const fullCalc = performance.now() - t;
-    const fullPub = await publish(changes);
-    full.calc.push(fullCalc);
-    full.total.push(fullCalc + fullPub.sendMs);
-    full.count = changes.length;
-    full.delivered = fullPub.delivered;
+    await measure(full, () => recomputeAll(state.values()));
 
     // Back to the initial state for the next round (not measured).
     state.set(base.group, base);
