@@ -13,7 +13,7 @@
 import readline from 'node:readline';
 import { createLogger } from '../../src/common/logging.js';
 import type { Severity } from '../../src/common/logging.js';
-import { Dataplane, CommandRunner, execaRunner } from '../../src/felix/dataplane/index.js';
+import { Dataplane, CommandRunner, execaRunner, readProtocolNames } from '../../src/felix/dataplane/index.js';
 
 interface Command {
   op: string;
@@ -48,6 +48,8 @@ async function perform(c: Command): Promise<unknown> {
         metadata: (c['metadata'] as { addr: string; port: number } | null) ?? null,
         retryMs: (c['retryMs'] as number) ?? 500,
         ...(c['refreshMs'] !== undefined ? { refreshMs: c['refreshMs'] as number } : {}),
+        ...(c['endpointToHost'] !== undefined ? { endpointToHost: c['endpointToHost'] as 'DROP' | 'ACCEPT' } : {}),
+        protocols: readProtocolNames(),
         commands: runner,
       });
       await dp.start();

@@ -21,6 +21,12 @@ export const felixSchema = {
       if (!/^[A-Za-z0-9_-]{1,4}$/.test(raw)) throw new Error('expected 1-4 letters or digits');
       return raw;
     } },
+    /** What a container may send to the host itself beyond DHCP, neighbour/router discovery and metadata (SPEC §6 v2). */
+    EndpointToHostAction: { default: 'DROP' as 'DROP' | 'ACCEPT', parse: (raw: string): 'DROP' | 'ACCEPT' => {
+      const v = raw.trim().toUpperCase();
+      if (v !== 'DROP' && v !== 'ACCEPT') throw new Error('expected DROP or ACCEPT');
+      return v;
+    } },
     PluginPort: port(9901),
     LocalPort: port(9902),
     ACLPort: port(9905),

@@ -17,6 +17,7 @@ import {
   ResyncResponse,
 } from '../common/wire/endpoint-api.js';
 import type { EndpointSpec } from './dataplane/index.js';
+import { defaultInterfaceName, endpointSuffix } from '../common/endpoint-names.js';
 
 export type { EndpointSpec };
 
@@ -40,8 +41,6 @@ export interface FelixEndpoint extends EndpointSpec {
   aclsAt: number | null;
 }
 
-/** Chains, sets and the interface are named after this much of the id. */
-export const SUFFIX_LENGTH = 11;
 
 interface Resync {
   id: string;
@@ -54,6 +53,8 @@ interface Resync {
 
 export class EndpointManager {
   private readonly eps = new Map<string, FelixEndpoint>();
+  /** Chain suffix → the endpoint named by it: two endpoints must never share chains, sets or an interface. */
+  private readonly bySuffix = new Map<string, string>();
   private resync: Resync | null = null;
   /** Resyncs completed so far. */
   resyncsCompleted = 0;
@@ -121,9 +122,9 @@ export class EndpointManager {
     if (this.resync && msg.resync_id === this.resync.id) this.resync.seen.add(msg.endpoint_id);
     else this.resync?.touched.add(msg.endpoint_id);
     const clash = this.clash(msg.endpoint_id);
-    if (clash) return { type: msg.type, rc: Rc.INVALID, message: `endpoint id shares its first ${SUFFIX_LENGTH} characters with ${clash}` };
+    if (clash) return { type: msg.type, rc: Rc.INVALID, message: `endpoint id would share its chain names with ${clash}` };
     const existing = this.eps.get(msg.endpoint_id);
-    const ifname = msg.interface_name ?? existing?.ifname ?? this.opts.interfacePrefix + msg.endpoint_id.slice(0, SUFFIX_LENGTH);
+    const ifname = msg.interface_name ?? existing?.ifname ?? defaultInterfaceName(this.opts.interfacePrefix, msg.endpoint_id);
     const ep: FelixEndpoint = {
       id: msg.endpoint_id,
       ifname,
@@ -155,21 +156,22 @@ export class EndpointManager {
 
   private store(ep: FelixEndpoint, event: string): void {
     this.eps.set(ep.id, ep);
+    this.bySuffix.set(endpointSuffix(ep.id), ep.id);
     this.opts.log.info({ endpoint: ep.id, ifname: ep.ifname, addrs: ep.addrs, mac: ep.mac, enabled: ep.enabled }, event);
     this.opts.dataplane.upsertEndpoint({ id: ep.id, ifname: ep.ifname, mac: ep.mac, addrs: ep.addrs, enabled: ep.enabled });
   }
 
   private remove(id: string, event: string): void {
     this.eps.delete(id);
+    this.bySuffix.delete(endpointSuffix(id));
     this.opts.acls.unwatch(id);
     this.opts.dataplane.removeEndpoint(id);
     this.opts.log.info({ endpoint: id }, event);
   }
 
   private clash(id: string): string | undefined {
-    const suffix = id.slice(0, SUFFIX_LENGTH);
-    for (const other of this.eps.keys()) if (other !== id && other.slice(0, SUFFIX_LENGTH) === suffix) return other;
-    return undefined;
+    const other = this.bySuffix.get(endpointSuffix(id));
+    return other !== id ? other : undefined;
   }
 
   private completeIfDone(): void {

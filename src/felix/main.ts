@@ -7,7 +7,7 @@ import { createLogger } from '../common/logging.js';
 import { CurveAuthorizer } from '../common/zmq/zap.js';
 import { loadFelixConfig } from './config.js';
 import { FelixAgent } from './agent.js';
-import { Dataplane } from './dataplane/index.js';
+import { Dataplane, readProtocolNames } from './dataplane/index.js';
 import { Observability, serveMetrics } from '../common/metrics.js';
 import { felixProbe } from './probe.js';
 
@@ -33,6 +33,8 @@ runDaemon('calico-felix', async () => {
     log: root,
     interfacePrefix: g.InterfacePrefix,
     metadata: g.MetadataAddr ? { addr: g.MetadataAddr, port: g.MetadataPort } : null,
+    endpointToHost: g.EndpointToHostAction,
+    protocols: readProtocolNames(),
     retryMs: g.EndpointRetryTimeMillis,
     onApplied: (part, seconds) => applySeconds.observe({ part }, seconds),
   });

@@ -2,7 +2,7 @@
 /**
  * `network-container [--netns NAME] [--data-dir DIR] [--hostname NAME] CID IP GROUP`
  * (SPEC §8): the prototype's networking script. A veth pair with
- * `tap<CID[:11]>` in the current (host) namespace and `eth0` — IP/32 (/128)
+ * `tap<S>` (S: CID[:11], or a hash for ids with other characters; SPEC §3) in the current (host) namespace and `eth0` — IP/32 (/128)
  * and a default route via eth0 — in the container's namespace; then the
  * endpoint's section for the plugin, written atomically. On failure nothing
  * half-made is left behind.
@@ -13,6 +13,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { commandLine } from '../common/cli.js';
 import { canonicalIp, ipFamily, isEndpointId, isIp } from '../common/wire/codec.js';
+import { defaultInterfaceName } from '../common/endpoint-names.js';
 
 
 const argv = commandLine('network-container', '$0 [--netns NAME] [--data-dir DIR] [--hostname NAME] CID IP GROUP')
@@ -36,7 +37,7 @@ const argv = commandLine('network-container', '$0 [--netns NAME] [--data-dir DIR
 const cid = String(argv.cid);
 const ip = canonicalIp(String(argv.ip));
 const group = String(argv.group);
-const tap = `tap${cid.slice(0, 11)}`;
+const tap = defaultInterfaceName('tap', cid);
 
 async function ip_(...args: string[]): Promise<string> {
   return (await execa('ip', args)).stdout;

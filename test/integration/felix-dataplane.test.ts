@@ -12,6 +12,8 @@ import type { EndpointSpec, EndpointStatus } from '../../src/felix/dataplane/ind
 import { DataplaneDriver } from '../../bench/felix/driver-client.js';
 import { Container, Netns, createNetns, deleteAllNetns, plugContainer } from '../support/netns.js';
 import { waitFor } from '../support/process.js';
+import { contentSetName } from '../../src/felix/dataplane/render/names.js';
+import { chainSets, felixSets, orphanSets, setMembers } from '../support/dataplane.js';
 
 const A = { id: 'aaaaaaaaaaaa0001', ifname: 'tapaaaaaaaaaaa', ip: '192.168.10.1', mac: 'ee:ee:00:00:00:01' };
 const B = { id: 'bbbbbbbbbbbb0002', ifname: 'tapbbbbbbbbbbb', ip: '192.168.10.2', mac: 'ee:ee:00:00:00:02' };
@@ -40,12 +42,17 @@ function startDriver(host: Netns, opts: Record<string, unknown> = {}): Promise<D
   return d.send({ op: 'start', retryMs: 100, ...opts }).then(() => d);
 }
 
-async function lab(opts: Record<string, unknown> = {}): Promise<Lab> {
+/** A host with containers A and B, and no Felix yet. */
+async function plugAB(): Promise<Omit<Lab, 'driver'>> {
   const host = await createNetns('host');
   const a = await plugContainer(host, 'a', A.ip, A.ifname, { mac: A.mac });
   const b = await plugContainer(host, 'b', B.ip, B.ifname, { mac: B.mac });
-  const driver = await startDriver(host, opts);
-  return { host, a, b, driver };
+  return { host, a, b };
+}
+
+async function lab(opts: Record<string, unknown> = {}): Promise<Lab> {
+  const ab = await plugAB();
+  return { ...ab, driver: await startDriver(ab.host, opts) };
 }
 
 /** Upserts endpoints with ACLs and waits until the dataplane is idle. */
@@ -84,15 +91,6 @@ async function felixRules(host: Netns, tool = 'iptables-save'): Promise<string[]
   return (await host.run(tool)).split('\n').filter((l) => /^-A (felix-|FORWARD|INPUT|PREROUTING)/.test(l)).sort();
 }
 
-async function setMembers(host: Netns, name: string): Promise<string[]> {
-  const out = await host.run('ipset', ['list', name]);
-  return (out.split('Members:')[1] ?? '').split('\n').map((l) => l.trim()).filter(Boolean).sort();
-}
-
-async function felixSets(host: Netns): Promise<string[]> {
-  return (await host.run('ipset', ['list', '-n'])).split('\n').filter((l) => l.startsWith('felix-')).sort();
-}
-
 /** Everything Felix programs, for before/after comparisons. */
 async function snapshot(host: Netns): Promise<string> {
   const sets = (await host.run('ipset', ['save'])).split('\n').filter((l) => l.startsWith('add ') || l.startsWith('create ')).map((l) => l.replace(/ initval \S+/, '')).sort();
@@ -111,25 +109,42 @@ describe('Felix dataplane in network namespaces', function () {
     await deleteAllNetns();
   });
 
-  it('programs sysctls, host chains, endpoint chains, sets, routes and neighbours (golden)', async () => {
+  it('programs sysctls, host chains, endpoint chains, shared sets, routes and neighbours (golden)', async () => {
     const { host, driver } = await lab({ metadata: { addr: '127.0.0.1', port: 9697 } });
     await program(driver, [
       [spec(A), v4([rule({ cidr: '192.168.10.2/32', protocol: 'tcp', port: 80 }), rule({ cidr: '10.0.0.0/8', protocol: 'icmp' })])],
       [spec(B), null],
     ]);
     expect(await status(driver, A.id)).to.deep.equal({ programmed: true, routesProgrammed: true, filterProgrammed: true, interfaceUp: true });
-
+    const port = contentSetName(4, 'port', ['192.168.10.2,tcp:80']);
+    const icmp = contentSetName(4, 'icmp', ['10.0.0.0/8']);
+    const out = contentSetName(4, 'addr', ['0.0.0.0/1', '128.0.0.0/1']);
+    const antiSpoof = (s: string, i: number): string[] => [
+      `-A felix-from-${s} -s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m mac --mac-source ee:ee:00:00:00:0${i} -m udp --sport 68 --dport 67 -j RETURN`,
+      `-A felix-from-${s} -s 192.168.10.${i}/32 -m mac --mac-source ee:ee:00:00:00:0${i} -j MARK --set-xmark 0x1/0xffffffff`,
+      `-A felix-from-${s} -m mark ! --mark 0x1 -j DROP`,
+    ];
     expect(await felixRules(host)).to.deep.equal(
       [
         '-A FORWARD -j felix-FORWARD',
         '-A INPUT -j felix-INPUT',
         '-A PREROUTING -j felix-PREROUTING',
+        '-A PREROUTING -j felix-RPF',
+        '-A felix-RPF -i tap+ -m rpfilter --invert -j DROP',
+        '-A felix-FORWARD -i tap+ -m conntrack --ctstate INVALID -j DROP',
+        '-A felix-FORWARD -o tap+ -m conntrack --ctstate INVALID -j DROP',
+        '-A felix-FORWARD -i tap+ -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+        '-A felix-FORWARD -o tap+ -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
         '-A felix-FORWARD -i tap+ -j felix-FROM-ENDPOINT',
         '-A felix-FORWARD -o tap+ -j felix-TO-ENDPOINT',
         '-A felix-FORWARD -i tap+ -j ACCEPT',
         '-A felix-FORWARD -o tap+ -j ACCEPT',
+        '-A felix-INPUT -i tap+ -m conntrack --ctstate INVALID -j DROP',
+        '-A felix-INPUT -i tap+ -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
         '-A felix-INPUT -i tap+ -j felix-FROM-ENDPOINT',
-        '-A felix-INPUT -i tap+ -j ACCEPT',
+        '-A felix-INPUT -i tap+ -p udp -m udp --sport 68 --dport 67 -j ACCEPT',
+        '-A felix-INPUT -i tap+ -p tcp -m tcp --dport 9697 -j ACCEPT',
+        '-A felix-INPUT -i tap+ -j DROP',
         '-A felix-FROM-ENDPOINT -i tapaaaaaaaaaaa -g felix-from-aaaaaaaaaaa',
         '-A felix-FROM-ENDPOINT -i tapbbbbbbbbbbb -g felix-from-bbbbbbbbbbb',
         '-A felix-FROM-ENDPOINT -j DROP',
@@ -137,33 +152,21 @@ describe('Felix dataplane in network namespaces', function () {
         '-A felix-TO-ENDPOINT -o tapbbbbbbbbbbb -g felix-to-bbbbbbbbbbb',
         '-A felix-TO-ENDPOINT -j DROP',
         '-A felix-PREROUTING -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 127.0.0.1:9697',
-        ...['aaaaaaaaaaa', 'bbbbbbbbbbb'].flatMap((s, i) => [
-          `-A felix-to-${s} -m conntrack --ctstate INVALID -j DROP`,
-          `-A felix-to-${s} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN`,
-          `-A felix-to-${s} -m set --match-set felix-to-port-${s} src,dst -j RETURN`,
-          `-A felix-to-${s} -m set --match-set felix-to-addr-${s} src -j RETURN`,
-          `-A felix-to-${s} -p icmp -m set --match-set felix-to-icmp-${s} src -j RETURN`,
-          `-A felix-to-${s} -j DROP`,
-          `-A felix-from-${s} -m conntrack --ctstate INVALID -j DROP`,
-          `-A felix-from-${s} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN`,
-          `-A felix-from-${s} -p udp -m udp --sport 68 --dport 67 -j RETURN`,
-          `-A felix-from-${s} -s 192.168.10.${i + 1}/32 -m mac --mac-source ee:ee:00:00:00:0${i + 1} -j MARK --set-xmark 0x1/0xffffffff`,
-          `-A felix-from-${s} -m mark ! --mark 0x1 -j DROP`,
-          `-A felix-from-${s} -m set --match-set felix-from-port-${s} dst,dst -j RETURN`,
-          `-A felix-from-${s} -m set --match-set felix-from-addr-${s} dst -j RETURN`,
-          `-A felix-from-${s} -p icmp -m set --match-set felix-from-icmp-${s} dst -j RETURN`,
-          `-A felix-from-${s} -j DROP`,
-        ]),
+        `-A felix-to-aaaaaaaaaaa -m set --match-set ${port} src,dst -j RETURN`,
+        `-A felix-to-aaaaaaaaaaa -p icmp -m set --match-set ${icmp} src -j RETURN`,
+        '-A felix-to-aaaaaaaaaaa -j DROP',
+        ...antiSpoof('aaaaaaaaaaa', 1),
+        `-A felix-from-aaaaaaaaaaa -m set --match-set ${out} dst -j RETURN`,
+        '-A felix-from-aaaaaaaaaaa -j DROP',
+        '-A felix-to-bbbbbbbbbbb -j DROP',
+        ...antiSpoof('bbbbbbbbbbb', 2),
+        '-A felix-from-bbbbbbbbbbb -j DROP',
       ].sort(),
     );
-    expect(await felixRules(host, 'ip6tables-save')).to.include('-A felix-FROM-ENDPOINT -j DROP').and.not.include.members(['-A felix-to-aaaaaaaaaaa -j DROP']);
-    expect(await felixSets(host)).to.deep.equal(
-      ['aaaaaaaaaaa', 'bbbbbbbbbbb'].flatMap((s) => ['to', 'from'].flatMap((d) => ['addr', 'port', 'icmp'].map((k) => `felix-${d}-${k}-${s}`))).sort(),
-    );
-    expect(await setMembers(host, 'felix-to-port-aaaaaaaaaaa')).to.deep.equal(['192.168.10.2,tcp:80']);
-    expect(await setMembers(host, 'felix-to-icmp-aaaaaaaaaaa')).to.deep.equal(['10.0.0.0/8']);
-    expect(await setMembers(host, 'felix-from-addr-aaaaaaaaaaa')).to.deep.equal(['0.0.0.0/1', '128.0.0.0/1']);
-    expect(await setMembers(host, 'felix-from-addr-bbbbbbbbbbb')).to.deep.equal([], 'no ACLs yet: deny all');
+    expect(await felixSets(host)).to.deep.equal([port, icmp, out].sort(), 'only non-empty sets, named by content');
+    expect(await setMembers(host, port)).to.deep.equal(['192.168.10.2,tcp:80']);
+    expect(await setMembers(host, icmp)).to.deep.equal(['10.0.0.0/8']);
+    expect(await setMembers(host, out)).to.deep.equal(['0.0.0.0/1', '128.0.0.0/1']);
 
     const routes = await host.run('ip', ['route']);
     expect(routes).to.contain('192.168.10.1 dev tapaaaaaaaaaaa scope link').and.contain('192.168.10.2 dev tapbbbbbbbbbbb scope link');
@@ -211,7 +214,7 @@ describe('Felix dataplane in network namespaces', function () {
     await program(driver, [[spec(B, { enabled: false }), null]]);
     expect(await host.run('ip', ['route'])).not.to.contain('192.168.10.2');
     expect(await host.run('ip', ['neigh', 'show', 'nud', 'permanent'])).not.to.contain('192.168.10.2');
-    expect(await setMembers(host, 'felix-to-addr-bbbbbbbbbbb')).to.deep.equal([]);
+    expect(await chainSets(host, 'felix-to-bbbbbbbbbbb')).to.deep.equal({}, 'disabled: no allow rule');
     expect(await canPing(a, B.ip), 'disabled').to.equal(false);
 
     await program(driver, [[spec(B), null]]);
@@ -360,8 +363,8 @@ describe('Felix dataplane in network namespaces', function () {
     const v6rules = await felixRules(host, 'ip6tables-save');
     expect(v6rules).to.include('-A felix-FROM-ENDPOINT -i tapaaaaaaaaaaa -g felix-from-aaaaaaaaaaa');
     expect(v6rules).to.include('-A felix-from-aaaaaaaaaaa -s fd00:198:18::1/128 -m mac --mac-source ee:ee:00:00:00:01 -j MARK --set-xmark 0x1/0xffffffff');
-    expect(await setMembers(host, 'felix-6-to-port-aaaaaaaaaaa')).to.deep.equal(['fd00:198:18::/48,ipv6-icmp:echo-request']);
-    expect(await setMembers(host, 'felix-6-from-addr-aaaaaaaaaaa')).to.deep.equal(['8000::/1', '::/1']);
+    expect(await chainSets(host, 'felix-to-aaaaaaaaaaa', 'ip6tables-save')).to.deep.equal({ port: ['fd00:198:18::/48,ipv6-icmp:echo-request'] });
+    expect(await chainSets(host, 'felix-from-aaaaaaaaaaa', 'ip6tables-save')).to.deep.equal({ addr: ['8000::/1', '::/1'] });
     expect(await host.run('ip', ['-6', 'route'])).to.contain('fd00:198:18::1 dev tapaaaaaaaaaaa');
 
     await program(driver, [[spec(A), acls]]);
@@ -374,16 +377,16 @@ describe('Felix dataplane in network namespaces', function () {
   it('skips an invalid ACL rule (logged) and applies the others', async () => {
     const { host, driver } = await lab();
     await program(driver, [[spec(A), v4([rule({ cidr: '10.0.0.0/8', port: 80 }), rule({ cidr: '10.1.0.0/16', protocol: 'udp', port: 53 })])]]);
-    expect(await setMembers(host, 'felix-to-port-aaaaaaaaaaa')).to.deep.equal(['10.1.0.0/16,udp:53']);
-    expect(await setMembers(host, 'felix-to-addr-aaaaaaaaaaa')).to.deep.equal([]);
+    expect(await chainSets(host, 'felix-to-aaaaaaaaaaa')).to.deep.equal({ port: ['10.1.0.0/16,udp:53'] });
     expect(driver.log()).to.contain('invalid ACL rule skipped').and.contain('port without protocol');
   });
 
   it('a programming failure leaves the endpoint denied and is retried until it succeeds', async () => {
     const { host, a, driver } = await lab();
-    // A foreign set of the wrong type squats one of B's set names: creating B's sets fails.
-    await host.run('ipset', ['create', 'felix-to-addr-bbbbbbbbbbb', 'hash:ip']);
-    await program(driver, [[spec(A), OPEN], [spec(B), OPEN]]);
+    // A set of the wrong type squats the name of B's inbound set: making it fails.
+    const squatted = contentSetName(4, 'addr', ['192.168.10.1']);
+    await host.run('ipset', ['create', squatted, 'hash:ip']);
+    await program(driver, [[spec(A), OPEN], [spec(B), v4([rule({ cidr: '192.168.10.1/32' })])]]);
     const failed = await status(driver, B.id);
     expect(failed!.programmed).to.equal(false);
     expect(failed!.error).to.match(/chains and sets/);
@@ -392,8 +395,155 @@ describe('Felix dataplane in network namespaces', function () {
     expect(await status(driver, A.id)).to.deep.equal({ programmed: true, routesProgrammed: true, filterProgrammed: true, interfaceUp: true });
     expect(driver.log()).to.contain('endpoint left denied');
 
-    await host.run('ipset', ['destroy', 'felix-to-addr-bbbbbbbbbbb']);
+    await host.run('ipset', ['destroy', squatted]);
     await waitFor('B programmed after retry', async () => (await status(driver, B.id))?.programmed, 15000);
     expect(await canPing(a, B.ip)).to.equal(true);
+  });
+
+  describe('version 2', () => {
+    /** Flows the host's conntrack table holds for an address. */
+    const flows = async (host: Netns, ip: string): Promise<number> =>
+      (await host.exec('conntrack', ['-L', '-d', ip])).stdout.split('\n').filter((l) => l.includes(ip)).length +
+      (await host.exec('conntrack', ['-L', '-s', ip])).stdout.split('\n').filter((l) => l.includes(ip)).length;
+
+    it('conntrack: an endpoint removed or taken out of dispatch keeps no open flow', async () => {
+      const { host, a, driver } = await lab();
+      const c = await plugContainer(host, 'c', C.ip, C.ifname, { mac: C.mac });
+      await program(driver, [[spec(A), OPEN], [spec(B), OPEN], [spec(C), OPEN]]);
+      expect(await canPing(a, B.ip)).to.equal(true);
+      expect(await canPing(a, C.ip)).to.equal(true);
+      expect(await flows(host, B.ip), 'the pings left flows').to.be.greaterThan(0);
+      await driver.send({ op: 'remove', id: B.id, wait: true });
+      expect(await flows(host, B.ip), 'removed: its flows are gone').to.equal(0);
+      // C's programming fails (its new inbound set's name is squatted): out of dispatch, flows deleted.
+      expect(await flows(host, C.ip)).to.be.greaterThan(0);
+      const squatted = contentSetName(4, 'addr', ['192.168.10.9']);
+      await host.run('ipset', ['create', squatted, 'hash:ip']);
+      await driver.send({ op: 'acls', id: C.id, acls: v4([rule({ cidr: '192.168.10.9/32' })]), wait: true });
+      expect((await status(driver, C.id))!.error).to.match(/in the way/);
+      expect(await flows(host, C.ip), 'failed: its flows are gone').to.equal(0);
+      expect(await canPing(c, A.ip), 'and C is denied').to.equal(false);
+    });
+
+    it('the reverse-path check drops a spoofed source before the fast path can accept it', async () => {
+      const { host, a, driver } = await lab();
+      await program(driver, [[spec(A), OPEN], [spec(B), OPEN]]);
+      const drops = async (): Promise<number> => Number(/^\s*(\d+)/.exec((await host.run('iptables', ['-t', 'raw', '-L', 'felix-RPF', '-v', '-x', '-n'])).split('\n')[2] ?? '')?.[1]);
+      const before = await drops();
+      // A claims B's address: the packet arrives on A's interface, while B's address is routed to B's.
+      await a.ns.run('ip', ['addr', 'add', `${B.ip}/32`, 'dev', 'eth0']);
+      expect(await canPing(a, C.ip, B.ip)).to.equal(false);
+      expect(await drops(), 'dropped in raw felix-RPF').to.be.greaterThan(before);
+    });
+
+    it('a container reaches the host itself only for DHCP, discovery and metadata (EndpointToHostAction)', async () => {
+      const { host, a, driver } = await lab();
+      await program(driver, [[spec(A), OPEN]]);
+      await host.sh('ip link add fab0 type dummy; ip addr add 198.18.0.1/24 dev fab0; ip link set fab0 up');
+      const server = spawn('ip', ['netns', 'exec', host.name, 'nc', '-lk', '198.18.0.1', '9902'], { stdio: 'ignore' });
+      try {
+        expect(await canPing(a, '198.18.0.1'), 'ping the host').to.equal(false);
+        expect((await a.ns.exec('nc', ['-z', '-w', '1', '198.18.0.1', '9902'])).code, "Felix's port").to.not.equal(0);
+        await driver.stop();
+        const open = await startDriver(host, { endpointToHost: 'ACCEPT' });
+        await program(open, [[spec(A), OPEN]]);
+        expect(await canPing(a, '198.18.0.1'), 'EndpointToHostAction ACCEPT').to.equal(true);
+      } finally {
+        server.kill();
+      }
+    });
+
+    it('shared sets: equal ACLs share a set; a change makes the new set, then destroys the unused one; none orphaned', async () => {
+      const { host, a, b, driver } = await lab();
+      await program(driver, [[spec(A), OPEN], [spec(B), OPEN]]);
+      const group = contentSetName(4, 'addr', ['192.168.10.0/24']);
+      expect(await chainSets(host, 'felix-to-aaaaaaaaaaa')).to.deep.equal({ addr: ['192.168.10.0/24'] });
+      expect(await felixSets(host)).to.deep.equal([group, contentSetName(4, 'addr', ['0.0.0.0/1', '128.0.0.0/1'])].sort(), 'one set per distinct content');
+      await driver.send({ op: 'acls', id: B.id, acls: v4([rule({ cidr: '192.168.10.1/32' })]), wait: true });
+      expect(await felixSets(host)).to.include(group, 'still used by A');
+      expect(await orphanSets(host)).to.deep.equal([]);
+      await driver.send({ op: 'acls', id: A.id, acls: v4([rule({ cidr: '192.168.10.2/32' })]), wait: true });
+      expect(await felixSets(host)).not.to.include(group, 'nobody uses it any more');
+      expect(await orphanSets(host)).to.deep.equal([]);
+      expect(await canPing(a, B.ip)).to.equal(true);
+      expect(await canPing(b, A.ip)).to.equal(true);
+    });
+
+    it('rules: tcp with port null allows every tcp port through a chain rule; protocol 1 is icmp; one bad rule denies nothing else', async () => {
+      const { host, a, b, driver } = await lab();
+      await program(driver, [
+        [spec(A), OPEN],
+        [spec(B), v4([rule({ cidr: '192.168.10.1/32', protocol: 'tcp' }), rule({ cidr: '192.168.10.0/24', protocol: 1 as unknown as string }), rule({ cidr: '192.168.10.1/32', protocol: '0' })])],
+      ]);
+      expect((await host.run('iptables-save', ['-t', 'filter'])).split('\n')).to.include('-A felix-to-bbbbbbbbbbb -s 192.168.10.1/32 -p tcp -j RETURN');
+      listen(b, 8080);
+      listen(b, 9090);
+      expect(await canConnect(a, B.ip, 8080)).to.equal(true);
+      expect(await canConnect(a, B.ip, 9090)).to.equal(true);
+      expect(await canPing(a, B.ip), 'protocol 1').to.equal(true);
+      expect((await a.ns.exec('sh', ['-c', `echo x | nc -u -w 1 ${B.ip} 5353`])).code).to.be.a('number');
+      expect(driver.log()).to.contain('invalid ACL rule skipped');
+    });
+
+    it('dispatch: with 40 endpoints every dispatch chain stays short and every endpoint is reached', async () => {
+      const { host, a, b, driver } = await lab();
+      const extra = Array.from({ length: 38 }, (_, i) => ({ id: `${(i * 7919 % 4096).toString(16).padStart(3, '0')}e${i}`.padEnd(16, '0'), ip: `192.168.11.${i + 1}` }));
+      await host.run('ip', ['-batch', '-'], { input: extra.map((e, i) => `link add tap${e.id.slice(0, 11)} type veth peer name xp${i}\nlink set tap${e.id.slice(0, 11)} up\nlink set xp${i} up\n`).join('') });
+      await program(driver, [
+        [spec(A), OPEN], [spec(B), OPEN],
+        ...extra.map((e, i): [EndpointSpec, Acls] => [{ id: e.id, ifname: `tap${e.id.slice(0, 11)}`, mac: `ee:ee:00:00:01:${i.toString(16).padStart(2, '0')}`, addrs: [e.ip], enabled: true }, OPEN]),
+      ]);
+      const chains = new Map<string, number>();
+      for (const line of (await host.run('iptables-save', ['-t', 'filter'])).split('\n')) {
+        const m = /^-A (felix-(?:FROM|TO)-(?:ENDPOINT|IF-\S+)) /.exec(line);
+        if (m) chains.set(m[1]!, (chains.get(m[1]!) ?? 0) + 1);
+      }
+      expect([...chains.keys()].some((n) => n.startsWith('felix-FROM-IF-tap')), 'the root is split').to.equal(true);
+      expect(Math.max(...chains.values())).to.be.at.most(18);
+      expect(await canPing(a, B.ip)).to.equal(true);
+      expect(await canPing(b, A.ip)).to.equal(true);
+    });
+
+    it('upgrades a version-1 layout without a gap: its chains keep working until the ACLs arrive, then its sets go', async () => {
+      const { host, a, b } = await plugAB();
+      const v1 = (s: string, ip: string, mac: string): { sets: string; rules: string[] } => ({
+        sets: ['to', 'from'].flatMap((d) => [`create felix-${d}-addr-${s} hash:net family inet`, `create felix-${d}-port-${s} hash:net,port family inet`, `create felix-${d}-icmp-${s} hash:net family inet`])
+          .concat([`add felix-to-addr-${s} 192.168.10.0/24`, `add felix-from-addr-${s} 0.0.0.0/1`, `add felix-from-addr-${s} 128.0.0.0/1`]).join('\n'),
+        rules: [
+          `-A felix-to-${s} -m conntrack --ctstate INVALID -j DROP`, `-A felix-to-${s} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN`,
+          `-A felix-to-${s} -m set --match-set felix-to-port-${s} src,dst -j RETURN`, `-A felix-to-${s} -m set --match-set felix-to-addr-${s} src -j RETURN`,
+          `-A felix-to-${s} -p icmp -m set --match-set felix-to-icmp-${s} src -j RETURN`, `-A felix-to-${s} -j DROP`,
+          `-A felix-from-${s} -m conntrack --ctstate INVALID -j DROP`, `-A felix-from-${s} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN`,
+          `-A felix-from-${s} -p udp -m udp --sport 68 --dport 67 -j RETURN`, `-A felix-from-${s} -s ${ip}/32 -m mac --mac-source ${mac} -j MARK --set-xmark 0x1/0xffffffff`,
+          `-A felix-from-${s} -m mark ! --mark 0x1 -j DROP`, `-A felix-from-${s} -m set --match-set felix-from-port-${s} dst,dst -j RETURN`,
+          `-A felix-from-${s} -m set --match-set felix-from-addr-${s} dst -j RETURN`, `-A felix-from-${s} -p icmp -m set --match-set felix-from-icmp-${s} dst -j RETURN`, `-A felix-from-${s} -j DROP`,
+        ],
+      });
+      const eps = [v1('aaaaaaaaaaa', A.ip, A.mac), v1('bbbbbbbbbbb', B.ip, B.mac)];
+      await host.run('ipset', ['restore'], { input: eps.map((e) => e.sets).join('\n') + '\n' });
+      const chains = ['felix-FORWARD', 'felix-INPUT', 'felix-FROM-ENDPOINT', 'felix-TO-ENDPOINT', ...['aaaaaaaaaaa', 'bbbbbbbbbbb'].flatMap((s) => [`felix-to-${s}`, `felix-from-${s}`])];
+      await host.run('iptables-restore', ['--noflush'], {
+        input: ['*filter', ...chains.map((c) => `:${c} - [0:0]`), '-A FORWARD -j felix-FORWARD', '-A INPUT -j felix-INPUT',
+          '-A felix-FORWARD -i tap+ -j felix-FROM-ENDPOINT', '-A felix-FORWARD -o tap+ -j felix-TO-ENDPOINT', '-A felix-FORWARD -i tap+ -j ACCEPT', '-A felix-FORWARD -o tap+ -j ACCEPT',
+          '-A felix-INPUT -i tap+ -j felix-FROM-ENDPOINT', '-A felix-INPUT -i tap+ -j ACCEPT',
+          '-A felix-FROM-ENDPOINT -i tapaaaaaaaaaaa -g felix-from-aaaaaaaaaaa', '-A felix-FROM-ENDPOINT -i tapbbbbbbbbbbb -g felix-from-bbbbbbbbbbb', '-A felix-FROM-ENDPOINT -j DROP',
+          '-A felix-TO-ENDPOINT -o tapaaaaaaaaaaa -g felix-to-aaaaaaaaaaa', '-A felix-TO-ENDPOINT -o tapbbbbbbbbbbb -g felix-to-bbbbbbbbbbb', '-A felix-TO-ENDPOINT -j DROP',
+          ...eps.flatMap((e) => e.rules), 'COMMIT', ''].join('\n'),
+      });
+      await host.sh(`sysctl -qw net.ipv4.ip_forward=1; for t in ${A.ifname} ${B.ifname}; do sysctl -qw net.ipv4.conf.$t.proxy_arp=1; done; ip route add ${A.ip} dev ${A.ifname}; ip route add ${B.ip} dev ${B.ifname}`);
+      expect(await canPing(a, B.ip), 'the version-1 layout works').to.equal(true);
+
+      const driver = await startDriver(host);
+      expect(await canPing(a, B.ip), 'after start').to.equal(true);
+      await program(driver, [[spec(A), null], [spec(B), null]]);
+      expect(await canPing(a, B.ip), 'known, ACLs on their way').to.equal(true);
+      await program(driver, [[spec(A), OPEN], [spec(B), OPEN]]);
+      expect(await canPing(b, A.ip), 'version 2').to.equal(true);
+      await driver.send({ op: 'cleanup', wait: true });
+      expect((await felixSets(host)).filter((n) => /^felix-(to|from)-/.test(n)), 'version-1 sets gone').to.deep.equal([]);
+      expect((await felixRules(host)).filter((r) => r.includes('ctstate') && /felix-(to|from)-/.test(r)), 'no per-endpoint conntrack rule').to.deep.equal([]);
+      expect(await orphanSets(host)).to.deep.equal([]);
+      expect(await canPing(a, B.ip)).to.equal(true);
+    });
   });
 });

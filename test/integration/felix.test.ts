@@ -12,6 +12,7 @@ import path from 'node:path';
 import { Container, Netns, createNetns, deleteAllNetns, plugContainer } from '../support/netns.js';
 import { FakeAclManager, FakePlugin, createMsg, ipc, suffix, tap, writeFelixConfig } from '../support/felix-peers.js';
 import { Running, runCommand, startCommand, stop, stopAll, waitFor } from '../support/process.js';
+import { chainSets, felixSets, orphanSets } from '../support/dataplane.js';
 
 type Json = Record<string, unknown>;
 const FELIX = 'src/felix/main.js';
@@ -98,8 +99,7 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
     await waitFor('ping c1 -> c2', () => ping(c1, c2), 10000);
     expect((await c1.ns.exec('nc', ['-z', '-w', '1', EP2.ip, '7000'])).code, 'tcp 7000 allowed').to.equal(0);
     expect((await c1.ns.exec('nc', ['-z', '-w', '1', EP2.ip, '7001'])).code, 'tcp 7001 denied').to.not.equal(0);
-    const sets = await host.run('ipset', ['list', `felix-to-port-${suffix(EP2.id)}`]);
-    expect(sets).to.include(`${EP1.ip},tcp:7000`);
+    expect((await chainSets(host, `felix-to-${suffix(EP2.id)}`))['port']).to.include(`${EP1.ip},tcp:7000`);
   });
 
   it('ignores ACLs published on a longer topic that starts with the endpoint id', async () => {
@@ -202,8 +202,7 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
     startFelix();
     await waitFor('EP2 cleaned up', async () => {
       const chains = await host.run('iptables-save', ['-t', 'filter']);
-      const sets = await host.run('ipset', ['list', '-n']);
-      return !(await routes()).includes(EP2.ip) && !chains.includes(suffix(EP2.id)) && !sets.includes(suffix(EP2.id));
+      return !(await routes()).includes(EP2.ip) && !chains.includes(suffix(EP2.id)) && (await orphanSets(host)).length === 0;
     }, 10000).catch(async (err: Error) => {
       throw new Error(`${err.message}\n${await routes()}\n${await host.run('iptables-save', ['-t', 'filter'])}\n${await host.run('ipset', ['list', '-n'])}\n${fs.readFileSync(path.join(dir, 'felix.log'), 'utf8').split('\n').slice(-15).join('\n')}`);
     });
@@ -215,9 +214,8 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
     plugin.endpoints.delete(EP1.id);
     await waitFor('EP1 gone', async () => {
       const chains = await host.run('iptables-save', ['-t', 'filter']);
-      const sets = await host.run('ipset', ['list', '-n']);
       const neigh = await host.run('ip', ['neigh', 'show', 'dev', tap(EP1.id)]);
-      return !(await routes()).includes(EP1.ip) && !chains.includes(suffix(EP1.id)) && !sets.includes(suffix(EP1.id)) && !neigh.includes('PERMANENT');
+      return !(await routes()).includes(EP1.ip) && !chains.includes(suffix(EP1.id)) && (await felixSets(host)).length === 0 && !neigh.includes('PERMANENT');
     }, 10000);
   });
 

@@ -20,6 +20,7 @@ import { PluginNetworkPeer, prototypeRules } from '../support/plugin-network-pee
 import { perTestWorkspace } from '../support/workspace.js';
 import { freePorts } from '../support/ports.js';
 import { Running, startCommand, waitFor } from '../support/process.js';
+import { chainSets } from '../support/dataplane.js';
 
 const SEED = Number(process.env['FUZZ_SEED'] ?? 20261128);
 const N = 300;
@@ -267,8 +268,7 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
     const acls = (inbound: string[]) => ({ v4: { inbound: inbound.map(rule), outbound: [rule('0.0.0.0/0')], inbound_default: 'deny', outbound_default: 'deny' } });
     aclmgr.acls.set(EP1.id, acls(['192.168.50.2/32']));
     const felix = startCommand('src/felix/main.js', ['--config-file', cfg], { netns: host.name });
-    const toAddrSet = `felix-to-addr-${EP1.id.slice(0, 11)}`;
-    await waitFor('EP1 programmed with its ACLs', async () => (await host.exec('ipset', ['list', toAddrSet])).stdout.includes('192.168.50.2'), 15000);
+    await waitFor('EP1 programmed with its ACLs', async () => (await chainSets(host, `felix-to-${EP1.id.slice(0, 11)}`))['addr']?.includes('192.168.50.2') ?? false, 15000);
     const snapshot = async () => ({
       routes: await host.run('ip', ['route', 'show']),
       neigh: await host.run('ip', ['neigh', 'show', 'nud', 'permanent']),
@@ -315,6 +315,6 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
     expect(alive(felix), felix.output()).to.equal(true);
     expect(await snapshot(), 'dataplane after fuzzing the SUB').to.deep.equal(before);
     await aclmgr.set(EP1.id, acls(['192.168.50.2/32', '192.168.50.3/32']));
-    await waitFor('a valid ACL change programmed', async () => (await host.run('ipset', ['list', toAddrSet])).includes('192.168.50.3'), 10000);
+    await waitFor('a valid ACL change programmed', async () => (await chainSets(host, `felix-to-${EP1.id.slice(0, 11)}`))['addr']?.includes('192.168.50.3') ?? false, 10000);
   });
 });

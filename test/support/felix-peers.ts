@@ -6,12 +6,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { defaultInterfaceName, endpointSuffix } from '../../src/common/endpoint-names.js';
 import { PeerOptions, PublishPeer, ReplyPeer, RequestPeer } from './peers.js';
 
 type Json = Record<string, unknown>;
 
-export const tap = (id: string) => `tap${id.slice(0, 11)}`;
-export const suffix = (id: string) => id.slice(0, 11);
+export const tap = (id: string) => defaultInterfaceName('tap', id);
+export const suffix = (id: string) => endpointSuffix(id);
 
 export function createMsg(ep: { id: string; ip: string }, mac: string): Json {
   return { type: 'ENDPOINTCREATED', endpoint_id: ep.id, mac, addrs: [{ addr: ep.ip }], state: 'enabled', resync_id: null, issued: Date.now() };

@@ -34,7 +34,8 @@ export class FieldError extends Error {}
 
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
 /** Endpoint ids become interface, chain and set names: keep them to safe characters. */
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
+/** SPEC §3 v2: 1–255 characters, no whitespace or control characters (the originals accepted `host1:ctr/web`). */
+const ID_RE = /^[^\s\p{Cc}]{1,255}$/u;
 
 /**
  * A plain IPv4 dotted quad or IPv6 address: no short or octal IPv4 forms, no

@@ -1,142 +1,130 @@
 import { expect } from 'chai';
+import type { DirectionRules } from '../../../src/felix/dataplane/render/acl.js';
 import {
-  dispatchInterface, dispatchRules, renderDispatchChains, renderEndpointChains, renderHostChains, renderMetadataChain,
+  renderDenyChains, renderEndpointFilter, renderHostChains, renderMetadataChain, renderRpfChain,
 } from '../../../src/felix/dataplane/render/chains.js';
-import { renderEndpointFilter } from '../../../src/felix/dataplane/render/endpoint.js';
-import { aclMembers } from '../../../src/felix/dataplane/render/endpoint.js';
+import { contentSetName } from '../../../src/felix/dataplane/render/names.js';
 
 const MAC = 'EE:EE:EE:EE:EE:01';
+const none = (): DirectionRules => ({ addr: [], port: [], icmp: [], chain: [] });
 
-describe('chain renderers (SPEC §6), golden rule lists in iptables-save form', () => {
-  const rows: [string, 4 | 6, string[], { to: string[]; from: string[] }][] = [
-    [
-      'IPv4, one address',
-      4,
-      ['192.168.1.1'],
+describe('chain renderers (SPEC §6 v2), golden rule lists in iptables-save form', () => {
+  it('IPv4 endpoint chains: anti-spoofing, chain rules before set rules, content-named sets, DROP', () => {
+    const to: DirectionRules = { addr: ['10.0.0.1'], port: ['10.0.0.0/8,tcp:80'], icmp: ['10.0.0.0/8'], chain: ['-s 10.0.0.0/8 -p gre -j RETURN'] };
+    const from: DirectionRules = { addr: ['0.0.0.0/1', '128.0.0.0/1'], port: [], icmp: [], chain: [] };
+    const f = renderEndpointFilter({ suffix: 'abcdefghijk', mac: MAC, addrs: ['192.168.1.1'] }, 4, { to, from });
+    const port = contentSetName(4, 'port', to.port);
+    const addr = contentSetName(4, 'addr', to.addr);
+    const icmp = contentSetName(4, 'icmp', to.icmp);
+    const out = contentSetName(4, 'addr', from.addr);
+    expect(f.chains).to.deep.equal([
       {
-        to: [
-          '-m conntrack --ctstate INVALID -j DROP',
-          '-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN',
-          '-m set --match-set felix-to-port-abcdefghijk src,dst -j RETURN',
-          '-m set --match-set felix-to-addr-abcdefghijk src -j RETURN',
-          '-p icmp -m set --match-set felix-to-icmp-abcdefghijk src -j RETURN',
-          '-j DROP',
-        ],
-        from: [
-          '-m conntrack --ctstate INVALID -j DROP',
-          '-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN',
-          '-p udp -m udp --sport 68 --dport 67 -j RETURN',
-          '-s 192.168.1.1/32 -m mac --mac-source ee:ee:ee:ee:ee:01 -j MARK --set-xmark 0x1/0xffffffff',
-          '-m mark ! --mark 0x1 -j DROP',
-          '-m set --match-set felix-from-port-abcdefghijk dst,dst -j RETURN',
-          '-m set --match-set felix-from-addr-abcdefghijk dst -j RETURN',
-          '-p icmp -m set --match-set felix-from-icmp-abcdefghijk dst -j RETURN',
+        name: 'felix-to-abcdefghijk',
+        rules: [
+          '-s 10.0.0.0/8 -p gre -j RETURN',
+          `-m set --match-set ${port} src,dst -j RETURN`,
+          `-m set --match-set ${addr} src -j RETURN`,
+          `-p icmp -m set --match-set ${icmp} src -j RETURN`,
           '-j DROP',
         ],
       },
-    ],
-    [
-      'IPv6, two addresses',
-      6,
-      ['fd00::1', 'fd00::2'],
       {
-        to: [
-          '-p ipv6-icmp -m icmp6 --icmpv6-type 130 -j RETURN',
-          '-p ipv6-icmp -m icmp6 --icmpv6-type 131 -j RETURN',
-          '-p ipv6-icmp -m icmp6 --icmpv6-type 132 -j RETURN',
-          '-p ipv6-icmp -m icmp6 --icmpv6-type 134 -j RETURN',
-          '-p ipv6-icmp -m icmp6 --icmpv6-type 135 -j RETURN',
-          '-p ipv6-icmp -m icmp6 --icmpv6-type 136 -j RETURN',
-          '-m conntrack --ctstate INVALID -j DROP',
-          '-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN',
-          '-m set --match-set felix-6-to-port-abcdefghijk src,dst -j RETURN',
-          '-m set --match-set felix-6-to-addr-abcdefghijk src -j RETURN',
-          '-p ipv6-icmp -m set --match-set felix-6-to-icmp-abcdefghijk src -j RETURN',
+        name: 'felix-from-abcdefghijk',
+        rules: [
+          '-s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m mac --mac-source ee:ee:ee:ee:ee:01 -m udp --sport 68 --dport 67 -j RETURN',
+          '-s 192.168.1.1/32 -m mac --mac-source ee:ee:ee:ee:ee:01 -j MARK --set-xmark 0x1/0xffffffff',
+          '-m mark ! --mark 0x1 -j DROP',
+          `-m set --match-set ${out} dst -j RETURN`,
           '-j DROP',
         ],
-        from: [
-          '-p ipv6-icmp -j RETURN',
-          '-m conntrack --ctstate INVALID -j DROP',
-          '-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN',
-          '-p udp -m udp --sport 546 --dport 547 -j RETURN',
+      },
+    ]);
+    expect(f.sets.map((s) => [s.name, s.type, s.family, s.members])).to.deep.equal([
+      [port, 'hash:net,port', 4, to.port],
+      [addr, 'hash:net', 4, to.addr],
+      [icmp, 'hash:net', 4, to.icmp],
+      [out, 'hash:net', 4, from.addr],
+    ]);
+    expect(port).to.match(/^felix-4p-[0-9a-f]{16}$/);
+    expect(icmp).to.match(/^felix-4i-[0-9a-f]{16}$/);
+  });
+
+  it('IPv6 endpoint chains: discovery with hop limit 255 only, DHCPv6 as before an address, two addresses', () => {
+    const f = renderEndpointFilter({ suffix: 'abcdefghijk', mac: MAC, addrs: ['fd00::1', 'fd00::2'] }, 6, null);
+    expect(f.chains).to.deep.equal([
+      {
+        name: 'felix-to-abcdefghijk',
+        rules: [...[130, 131, 132, 134, 135, 136].map((t) => `-p ipv6-icmp -m icmp6 --icmpv6-type ${t} -j RETURN`), '-j DROP'],
+      },
+      {
+        name: 'felix-from-abcdefghijk',
+        rules: [
+          ...[133, 135, 136].map((t) => `-p ipv6-icmp -m icmp6 --icmpv6-type ${t} -m hl --hl-eq 255 -j RETURN`),
+          '-s fe80::/10 -d ff02::1:2/128 -p udp -m mac --mac-source ee:ee:ee:ee:ee:01 -m udp --sport 546 --dport 547 -j RETURN',
           '-s fd00::1/128 -m mac --mac-source ee:ee:ee:ee:ee:01 -j MARK --set-xmark 0x1/0xffffffff',
           '-s fd00::2/128 -m mac --mac-source ee:ee:ee:ee:ee:01 -j MARK --set-xmark 0x1/0xffffffff',
           '-m mark ! --mark 0x1 -j DROP',
-          '-m set --match-set felix-6-from-port-abcdefghijk dst,dst -j RETURN',
-          '-m set --match-set felix-6-from-addr-abcdefghijk dst -j RETURN',
-          '-p ipv6-icmp -m set --match-set felix-6-from-icmp-abcdefghijk dst -j RETURN',
           '-j DROP',
         ],
       },
-    ],
-  ];
-  for (const [name, family, addrs, expected] of rows) {
-    it(`endpoint chains: ${name}`, () => {
-      const chains = renderEndpointChains({ suffix: 'abcdefghijk', mac: MAC, addrs }, family);
-      expect(chains).to.deep.equal([
-        { name: 'felix-to-abcdefghijk', rules: expected.to },
-        { name: 'felix-from-abcdefghijk', rules: expected.from },
-      ]);
+    ]);
+    expect(f.sets).to.deep.equal([], 'no ACLs: no sets at all');
+  });
+
+  it('empty member lists make neither a set nor a rule; equal lists share one set name', () => {
+    const a = renderEndpointFilter({ suffix: 'a', mac: MAC, addrs: ['192.168.1.1'] }, 4, { to: { ...none(), addr: ['192.168.1.2'] }, from: none() });
+    const b = renderEndpointFilter({ suffix: 'b', mac: MAC, addrs: ['192.168.1.2'] }, 4, { to: { ...none(), addr: ['192.168.1.2'] }, from: none() });
+    expect(a.sets.map((s) => s.name)).to.deep.equal(b.sets.map((s) => s.name));
+    expect(a.chains[0]!.rules.filter((r) => r.includes('--match-set'))).to.have.length(1);
+    expect(a.chains[1]!.rules.filter((r) => r.includes('--match-set'))).to.have.length(0);
+    const v6 = contentSetName(6, 'addr', ['192.168.1.2']);
+    expect(v6).not.to.equal(a.sets[0]!.name, 'the family is part of the name');
+  });
+
+  it('host chains: fast path first, then dispatch; INPUT lets only DHCP, discovery and metadata reach the host', () => {
+    const [fwd, input] = renderHostChains(4, { interfacePrefix: 'tap', metadata: { addr: '127.0.0.1', port: 9697 }, endpointToHost: 'DROP' });
+    expect(fwd).to.deep.equal({
+      name: 'felix-FORWARD',
+      rules: [
+        '-i tap+ -m conntrack --ctstate INVALID -j DROP',
+        '-o tap+ -m conntrack --ctstate INVALID -j DROP',
+        '-i tap+ -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+        '-o tap+ -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+        '-i tap+ -j felix-FROM-ENDPOINT',
+        '-o tap+ -j felix-TO-ENDPOINT',
+        '-i tap+ -j ACCEPT',
+        '-o tap+ -j ACCEPT',
+      ],
     });
-  }
-
-  it('host chains follow the interface prefix', () => {
-    expect(renderHostChains('veth')).to.deep.equal([
-      {
-        name: 'felix-FORWARD',
-        rules: ['-i veth+ -j felix-FROM-ENDPOINT', '-o veth+ -j felix-TO-ENDPOINT', '-i veth+ -j ACCEPT', '-o veth+ -j ACCEPT'],
-      },
-      { name: 'felix-INPUT', rules: ['-i veth+ -j felix-FROM-ENDPOINT', '-i veth+ -j ACCEPT'] },
-    ]);
-  });
-
-  it('metadata DNAT', () => {
-    expect(renderMetadataChain({ addr: '127.0.0.1', port: 9697 }).rules).to.deep.equal([
-      '-d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 127.0.0.1:9697',
-    ]);
-  });
-
-  it('dispatch chains: goto per interface, sorted, ending with DROP; rules parse back to their interface', () => {
-    const a = dispatchRules('tapb', 'bbbbbbbbbbb');
-    const b = dispatchRules('tapa', 'aaaaaaaaaaa');
-    const chains = renderDispatchChains(new Map([['tapb', a.from], ['tapa', b.from]]), new Map([['tapb', a.to], ['tapa', b.to]]));
-    expect(chains).to.deep.equal([
-      { name: 'felix-FROM-ENDPOINT', rules: ['-i tapa -g felix-from-aaaaaaaaaaa', '-i tapb -g felix-from-bbbbbbbbbbb', '-j DROP'] },
-      { name: 'felix-TO-ENDPOINT', rules: ['-o tapa -g felix-to-aaaaaaaaaaa', '-o tapb -g felix-to-bbbbbbbbbbb', '-j DROP'] },
-    ]);
-    expect(dispatchInterface(a.from)).to.equal('tapb');
-    expect(dispatchInterface(a.to)).to.equal('tapb');
-    expect(dispatchInterface('-j DROP')).to.equal(null);
-    expect(dispatchInterface('-i tapx -j felix-from-x')).to.equal(null);
-  });
-});
-
-describe('renderEndpointFilter', () => {
-  const spec = { id: 'abcdefghijklmnop', ifname: 'tapabcdefghijk', mac: MAC, addrs: ['192.168.1.1'], enabled: true };
-  const acls = {
-    v4: { inbound: [{ group: null, cidr: '10.0.0.1/32', protocol: null, port: null }], outbound: [], inbound_default: 'deny' as const, outbound_default: 'deny' as const },
-    v6: { inbound: [], outbound: [], inbound_default: 'deny' as const, outbound_default: 'deny' as const },
-  };
-  const members = (p: ReturnType<typeof renderEndpointFilter>, family: 4 | 6): Record<string, string[]> =>
-    Object.fromEntries(p.get(family)!.sets.map((s) => [s.name, s.members]));
-
-  const rows: [string, typeof spec, boolean, (4 | 6)[], Record<string, string[]>][] = [
-    ['v4 only: no v6 chains or sets', spec, true, [4], { 'felix-to-addr-abcdefghijk': ['10.0.0.1/32'] }],
-    ['no ACLs yet: empty sets', spec, false, [4], {}],
-    ['disabled: empty sets', { ...spec, enabled: false }, true, [4], {}],
-    ['dual stack', { ...spec, addrs: ['192.168.1.1', 'fd00::1'] }, true, [4, 6], { 'felix-to-addr-abcdefghijk': ['10.0.0.1/32'] }],
-    ['v6 only', { ...spec, addrs: ['fd00::1'] }, true, [6], {}],
-    ['no address: nothing', { ...spec, addrs: [] }, true, [], {}],
-  ];
-  for (const [name, s, withAcls, families, nonEmpty] of rows) {
-    it(name, () => {
-      const p = renderEndpointFilter(s, withAcls ? aclMembers(acls).members : null);
-      expect([...p.keys()]).to.deep.equal(families);
-      for (const f of families) {
-        expect(p.get(f)!.sets).to.have.length(6);
-        expect(p.get(f)!.chains.map((c) => c.name)).to.deep.equal(['felix-to-abcdefghijk', 'felix-from-abcdefghijk']);
-        for (const [set, m] of Object.entries(members(p, f as 4 | 6))) expect(m, set).to.deep.equal(nonEmpty[set] ?? []);
-      }
+    expect(input).to.deep.equal({
+      name: 'felix-INPUT',
+      rules: [
+        '-i tap+ -m conntrack --ctstate INVALID -j DROP',
+        '-i tap+ -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+        '-i tap+ -j felix-FROM-ENDPOINT',
+        '-i tap+ -p udp -m udp --sport 68 --dport 67 -j ACCEPT',
+        '-i tap+ -p tcp -m tcp --dport 9697 -j ACCEPT',
+        '-i tap+ -j DROP',
+      ],
     });
-  }
+    const [, input6] = renderHostChains(6, { interfacePrefix: 'veth', metadata: null, endpointToHost: 'ACCEPT' });
+    expect(input6!.rules.slice(3)).to.deep.equal([
+      '-i veth+ -p udp -m udp --sport 546 --dport 547 -j ACCEPT',
+      '-i veth+ -p ipv6-icmp -m icmp6 --icmpv6-type 133 -j ACCEPT',
+      '-i veth+ -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT',
+      '-i veth+ -p ipv6-icmp -m icmp6 --icmpv6-type 136 -j ACCEPT',
+      '-i veth+ -j ACCEPT',
+    ]);
+  });
+
+  it('raw reverse-path check, metadata DNAT and deny chains', () => {
+    expect(renderRpfChain('tap')).to.deep.equal({ name: 'felix-RPF', rules: ['-i tap+ -m rpfilter --invert -j DROP'] });
+    expect(renderMetadataChain({ addr: '10.0.0.1', port: 8775 }).rules).to.deep.equal([
+      '-d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.0.0.1:8775',
+    ]);
+    expect(renderDenyChains('s')).to.deep.equal([
+      { name: 'felix-to-s', rules: ['-j DROP'] },
+      { name: 'felix-from-s', rules: ['-j DROP'] },
+    ]);
+  });
 });

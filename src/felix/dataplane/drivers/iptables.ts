@@ -1,7 +1,7 @@
 /** iptables / ip6tables through iptables-save and iptables-restore --noflush: one process per read or write. */
 import type { CommandRunner } from './commands.js';
 import type { Family } from '../render/names.js';
-import { IptablesState, TableChanges, parseIptablesSave, renderIptablesRestore } from '../render/restore.js';
+import { IptablesState, parseIptablesSave } from '../render/restore.js';
 
 export class IptablesDriver {
   constructor(private readonly runner: CommandRunner, readonly family: Family) {}
@@ -14,11 +14,8 @@ export class IptablesDriver {
     return parseIptablesSave(await this.runner.run(this.tool('save'), []));
   }
 
-  /** Applies all tables' changes in one restore (each table one transaction); false if there was nothing to do. */
-  async apply(changes: TableChanges[]): Promise<boolean> {
-    const text = renderIptablesRestore(changes);
-    if (text === '') return false;
-    await this.runner.run(this.tool('restore'), ['--noflush'], text);
-    return true;
+  /** Every table block in one process; each block is its own transaction. */
+  async restore(text: string): Promise<void> {
+    if (text !== '') await this.runner.run(this.tool('restore'), ['--noflush'], text);
   }
 }

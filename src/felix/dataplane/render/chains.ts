@@ -1,23 +1,24 @@
 /**
- * Chains as data (SPEC §6). Rules are written exactly as `iptables-save`
+ * Chains as data (SPEC §6 v2). Rules are written exactly as `iptables-save`
  * prints them, without the leading `-A <chain>`, so that desired and actual
  * chains compare as plain strings.
  */
+import type { DirectionRules } from './acl.js';
 import {
-  CHAIN_FORWARD, CHAIN_FROM_ENDPOINT, CHAIN_INPUT, CHAIN_PREROUTING, CHAIN_TO_ENDPOINT,
-  Family, IpSetType, chainName, setName,
+  CHAIN_FORWARD, CHAIN_FROM_ENDPOINT, CHAIN_INPUT, CHAIN_PREROUTING, CHAIN_RPF, CHAIN_TO_ENDPOINT,
+  Direction, Family, IpSetType, SetKind, chainName, contentSetName, setType,
 } from './names.js';
-import type { SetMembers } from './acl.js';
 
-export type Table = 'filter' | 'nat';
+export type Table = 'filter' | 'nat' | 'raw';
 
 export interface Chain {
   name: string;
   rules: string[];
 }
 
-/** A built-in chain's jump to one of ours, e.g. FORWARD → felix-FORWARD. */
+/** A built-in chain's jump to one of ours, e.g. FORWARD → felix-FORWARD; inserted first. */
 export interface Jump {
+  table: Table;
   from: string;
   rule: string;
 }
@@ -26,32 +27,70 @@ export interface IpSet {
   name: string;
   type: IpSetType;
   family: Family;
+  /** Sorted, as `ipset save` prints them. */
   members: string[];
+}
+
+/** What a container may send to the host itself (SPEC §6 "endpoint to host"). */
+export type EndpointToHostAction = 'DROP' | 'ACCEPT';
+
+export interface HostOptions {
+  interfacePrefix: string;
+  metadata: { addr: string; port: number } | null;
+  endpointToHost: EndpointToHostAction;
 }
 
 const icmpProto = (family: Family): string => (family === 4 ? 'icmp' : 'ipv6-icmp');
 const hostMask = (family: Family): number => (family === 4 ? 32 : 128);
+const DHCP = { 4: { client: 68, server: 67 }, 6: { client: 546, server: 547 } } as const;
 
-/** felix-FORWARD and felix-INPUT: send endpoint traffic through the dispatch chains. */
-export function renderHostChains(interfacePrefix: string): Chain[] {
-  const any = `${interfacePrefix}+`;
+/** The fast path: established flows never walk the dispatch chains; invalid ones are dropped. */
+function fastPath(match: string[]): string[] {
+  return [
+    ...match.map((m) => `${m} -m conntrack --ctstate INVALID -j DROP`),
+    ...match.map((m) => `${m} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`),
+  ];
+}
+
+/** felix-FORWARD and felix-INPUT of one family. */
+export function renderHostChains(family: Family, o: HostOptions): Chain[] {
+  const any = `${o.interfacePrefix}+`;
+  const fromEp = `-i ${any}`;
+  const toEp = `-o ${any}`;
+  const { client, server } = DHCP[family];
+  // What a container may still send to the host once felix-FROM-ENDPOINT has checked it.
+  const toHost =
+    family === 4
+      ? [
+          `${fromEp} -p udp -m udp --sport ${client} --dport ${server} -j ACCEPT`,
+          ...(o.metadata ? [`${fromEp} -p tcp -m tcp --dport ${o.metadata.port} -j ACCEPT`] : []),
+        ]
+      : [
+          `${fromEp} -p udp -m udp --sport ${client} --dport ${server} -j ACCEPT`,
+          ...[133, 135, 136].map((t) => `${fromEp} -p ipv6-icmp -m icmp6 --icmpv6-type ${t} -j ACCEPT`),
+        ];
   return [
     {
       name: CHAIN_FORWARD,
-      rules: [`-i ${any} -j ${CHAIN_FROM_ENDPOINT}`, `-o ${any} -j ${CHAIN_TO_ENDPOINT}`, `-i ${any} -j ACCEPT`, `-o ${any} -j ACCEPT`],
+      rules: [
+        ...fastPath([fromEp, toEp]),
+        `${fromEp} -j ${CHAIN_FROM_ENDPOINT}`,
+        `${toEp} -j ${CHAIN_TO_ENDPOINT}`,
+        `${fromEp} -j ACCEPT`,
+        `${toEp} -j ACCEPT`,
+      ],
     },
-    { name: CHAIN_INPUT, rules: [`-i ${any} -j ${CHAIN_FROM_ENDPOINT}`, `-i ${any} -j ACCEPT`] },
+    {
+      name: CHAIN_INPUT,
+      rules: [...fastPath([fromEp]), `${fromEp} -j ${CHAIN_FROM_ENDPOINT}`, ...toHost, `${fromEp} -j ${o.endpointToHost}`],
+    },
   ];
 }
 
-export function hostJumps(): Jump[] {
-  return [
-    { from: 'FORWARD', rule: `-j ${CHAIN_FORWARD}` },
-    { from: 'INPUT', rule: `-j ${CHAIN_INPUT}` },
-  ];
+/** raw felix-RPF: a packet from an endpoint must come from an address routed to its own interface. */
+export function renderRpfChain(interfacePrefix: string): Chain {
+  return { name: CHAIN_RPF, rules: [`-i ${interfacePrefix}+ -m rpfilter --invert -j DROP`] };
 }
-
-export const metadataJump: Jump = { from: 'PREROUTING', rule: `-j ${CHAIN_PREROUTING}` };
 
 /** nat felix-PREROUTING: the metadata service's well-known address, DNATed to the local one. */
 export function renderMetadataChain(metadata: { addr: string; port: number }): Chain {
@@ -61,26 +100,12 @@ export function renderMetadataChain(metadata: { addr: string; port: number }): C
   };
 }
 
-/** One endpoint's entries in the dispatch chains: goto, so its RETURN goes back to felix-FORWARD / felix-INPUT. */
-export function dispatchRules(ifname: string, suffix: string): { from: string; to: string } {
-  return { from: `-i ${ifname} -g ${chainName('from', suffix)}`, to: `-o ${ifname} -g ${chainName('to', suffix)}` };
-}
-
-const DISPATCH_RE = /^-[io] (\S+) -g felix-(?:from|to)-\S+$/;
-
-/** The interface a dispatch rule is for, or null if it is not one of ours. */
-export function dispatchInterface(rule: string): string | null {
-  return DISPATCH_RE.exec(rule)?.[1] ?? null;
-}
-
-/** felix-FROM-ENDPOINT and felix-TO-ENDPOINT from per-interface rules (sorted by interface), ending with DROP. */
-export function renderDispatchChains(from: Map<string, string>, to: Map<string, string>): Chain[] {
-  const ordered = (m: Map<string, string>): string[] => [...m.keys()].sort().map((k) => m.get(k)!);
-  return [
-    { name: CHAIN_FROM_ENDPOINT, rules: [...ordered(from), '-j DROP'] },
-    { name: CHAIN_TO_ENDPOINT, rules: [...ordered(to), '-j DROP'] },
-  ];
-}
+export const JUMPS: Record<'forward' | 'input' | 'rpf' | 'metadata', Jump> = {
+  forward: { table: 'filter', from: 'FORWARD', rule: `-j ${CHAIN_FORWARD}` },
+  input: { table: 'filter', from: 'INPUT', rule: `-j ${CHAIN_INPUT}` },
+  rpf: { table: 'raw', from: 'PREROUTING', rule: `-j ${CHAIN_RPF}` },
+  metadata: { table: 'nat', from: 'PREROUTING', rule: `-j ${CHAIN_PREROUTING}` },
+};
 
 export interface EndpointFamily {
   suffix: string;
@@ -89,47 +114,67 @@ export interface EndpointFamily {
   addrs: string[];
 }
 
-/** felix-to-S and felix-from-S for one family. */
-export function renderEndpointChains(ep: EndpointFamily, family: Family): Chain[] {
-  const S = ep.suffix;
-  const set = (dir: 'to' | 'from', kind: 'addr' | 'port' | 'icmp'): string => setName(family, dir, kind, S);
-  const icmp = icmpProto(family);
-  const to: string[] = [
-    ...(family === 6 ? [130, 131, 132, 134, 135, 136].map((t) => `-p ipv6-icmp -m icmp6 --icmpv6-type ${t} -j RETURN`) : []),
-    '-m conntrack --ctstate INVALID -j DROP',
-    '-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN',
-    `-m set --match-set ${set('to', 'port')} src,dst -j RETURN`,
-    `-m set --match-set ${set('to', 'addr')} src -j RETURN`,
-    `-p ${icmp} -m set --match-set ${set('to', 'icmp')} src -j RETURN`,
-    '-j DROP',
-  ];
-  const [client, server] = family === 4 ? [68, 67] : [546, 547];
-  const from: string[] = [
-    ...(family === 6 ? ['-p ipv6-icmp -j RETURN'] : []),
-    '-m conntrack --ctstate INVALID -j DROP',
-    '-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN',
-    `-p udp -m udp --sport ${client} --dport ${server} -j RETURN`,
-    ...ep.addrs.map((a) => `-s ${a}/${hostMask(family)} -m mac --mac-source ${ep.mac.toLowerCase()} -j MARK --set-xmark 0x1/0xffffffff`),
-    '-m mark ! --mark 0x1 -j DROP',
-    `-m set --match-set ${set('from', 'port')} dst,dst -j RETURN`,
-    `-m set --match-set ${set('from', 'addr')} dst -j RETURN`,
-    `-p ${icmp} -m set --match-set ${set('from', 'icmp')} dst -j RETURN`,
-    '-j DROP',
-  ];
-  return [
-    { name: chainName('to', S), rules: to },
-    { name: chainName('from', S), rules: from },
-  ];
+export interface FamilyFilter {
+  chains: Chain[];
+  /** The non-empty sets the chains reference. */
+  sets: IpSet[];
 }
 
-/** The six sets of one endpoint in one family. */
-export function renderEndpointSets(suffix: string, family: Family, members: { to: SetMembers; from: SetMembers }): IpSet[] {
-  return (['to', 'from'] as const).flatMap((dir) =>
-    (['addr', 'port', 'icmp'] as const).map((kind) => ({
-      name: setName(family, dir, kind, suffix),
-      type: (kind === 'port' ? 'hash:net,port' : 'hash:net') as IpSetType,
-      family,
-      members: members[dir][kind],
-    })),
-  );
+const SET_KINDS: readonly SetKind[] = ['port', 'addr', 'icmp'];
+
+/** Set rules in SPEC order (port, addr, icmp); a rule whose set would be empty is left out, and so is the set. */
+function setRules(family: Family, dir: Direction, rules: DirectionRules, sets: IpSet[]): string[] {
+  const side = dir === 'to' ? 'src' : 'dst';
+  const out: string[] = [];
+  for (const kind of SET_KINDS) {
+    const members = rules[kind];
+    if (members.length === 0) continue;
+    const name = contentSetName(family, kind, members);
+    sets.push({ name, type: setType(kind), family, members });
+    const match = `-m set --match-set ${name} ${kind === 'port' ? `${side},dst` : side}`;
+    out.push(kind === 'icmp' ? `-p ${icmpProto(family)} ${match} -j RETURN` : `${match} -j RETURN`);
+  }
+  return out;
+}
+
+/** felix-to-S and felix-from-S of one family, and the sets they reference. `rules` null: deny all (no ACLs yet, or disabled). */
+export function renderEndpointFilter(ep: EndpointFamily, family: Family, rules: { to: DirectionRules; from: DirectionRules } | null): FamilyFilter {
+  const sets: IpSet[] = [];
+  const mac = ep.mac.toLowerCase();
+  const { client, server } = DHCP[family];
+  const to: string[] = [
+    // IPv6 multicast listener and neighbour discovery the endpoint needs from its link.
+    ...(family === 6 ? [130, 131, 132, 134, 135, 136].map((t) => `-p ipv6-icmp -m icmp6 --icmpv6-type ${t} -j RETURN`) : []),
+    ...(rules ? rules.to.chain : []),
+    ...(rules ? setRules(family, 'to', rules.to, sets) : []),
+    '-j DROP',
+  ];
+  const from: string[] = [
+    // Router and neighbour discovery (and DAD from ::) only with hop limit 255: they cannot leave the link.
+    ...(family === 6 ? [133, 135, 136].map((t) => `-p ipv6-icmp -m icmp6 --icmpv6-type ${t} -m hl --hl-eq 255 -j RETURN`) : []),
+    // DHCP only as it looks before the endpoint has an address, and only with its own MAC.
+    family === 4
+      ? `-s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m mac --mac-source ${mac} -m udp --sport ${client} --dport ${server} -j RETURN`
+      : `-s fe80::/10 -d ff02::1:2/128 -p udp -m mac --mac-source ${mac} -m udp --sport ${client} --dport ${server} -j RETURN`,
+    ...ep.addrs.map((a) => `-s ${a}/${hostMask(family)} -m mac --mac-source ${mac} -j MARK --set-xmark 0x1/0xffffffff`),
+    '-m mark ! --mark 0x1 -j DROP',
+    ...(rules ? rules.from.chain : []),
+    ...(rules ? setRules(family, 'from', rules.from, sets) : []),
+    '-j DROP',
+  ];
+  return {
+    chains: [
+      { name: chainName('to', ep.suffix), rules: to },
+      { name: chainName('from', ep.suffix), rules: from },
+    ],
+    sets,
+  };
+}
+
+/** Chains that let nothing through, for an endpoint whose programming failed (they reference no set). */
+export function renderDenyChains(suffix: string): Chain[] {
+  return [
+    { name: chainName('to', suffix), rules: ['-j DROP'] },
+    { name: chainName('from', suffix), rules: ['-j DROP'] },
+  ];
 }

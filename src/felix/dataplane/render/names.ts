@@ -1,46 +1,66 @@
 /**
- * Names of everything Felix programs (SPEC §6). All carry the `felix-`
+ * Names of everything Felix programs (SPEC §6 v2). All carry the `felix-`
  * prefix: that prefix is how Felix recognises what it owns.
  */
+import { createHash } from 'node:crypto';
+
+export { endpointSuffix } from '../../../common/endpoint-names.js';
+
 export type Family = 4 | 6;
 export const FAMILIES: readonly Family[] = [4, 6];
 
 export type Direction = 'to' | 'from';
 export type SetKind = 'addr' | 'port' | 'icmp';
-export const SET_KINDS: readonly SetKind[] = ['addr', 'port', 'icmp'];
+export type IpSetType = 'hash:net' | 'hash:net,port';
 
 export const OWNED_PREFIX = 'felix-';
 export const CHAIN_FORWARD = 'felix-FORWARD';
 export const CHAIN_INPUT = 'felix-INPUT';
 export const CHAIN_FROM_ENDPOINT = 'felix-FROM-ENDPOINT';
 export const CHAIN_TO_ENDPOINT = 'felix-TO-ENDPOINT';
+/** nat: the metadata DNAT. */
 export const CHAIN_PREROUTING = 'felix-PREROUTING';
-export const HOST_CHAINS: readonly string[] = [CHAIN_FORWARD, CHAIN_INPUT, CHAIN_FROM_ENDPOINT, CHAIN_TO_ENDPOINT, CHAIN_PREROUTING];
-
-/** The 11-character suffix that names an endpoint's chains and sets. */
-export function endpointSuffix(id: string): string {
-  return id.slice(0, 11);
-}
+/** raw: the reverse-path source check. */
+export const CHAIN_RPF = 'felix-RPF';
 
 export function chainName(dir: Direction, suffix: string): string {
   return `felix-${dir}-${suffix}`;
 }
 
-export function setName(family: Family, dir: Direction, kind: SetKind, suffix: string): string {
-  return family === 4 ? `felix-${dir}-${kind}-${suffix}` : `felix-6-${dir}-${kind}-${suffix}`;
+/** `felix-to-S` / `felix-from-S` → S, or null for any other name. */
+export function endpointChainSuffix(chain: string): string | null {
+  return /^felix-(?:to|from)-(.+)$/.exec(chain)?.[1] ?? null;
 }
 
-/** Every set name an endpoint owns in one family. */
-export function endpointSetNames(family: Family, suffix: string): string[] {
-  return (['to', 'from'] as const).flatMap((dir) => SET_KINDS.map((kind) => setName(family, dir, kind, suffix)));
+const KIND_LETTER: Record<SetKind, string> = { addr: 'a', port: 'p', icmp: 'i' };
+
+export function setType(kind: SetKind): IpSetType {
+  return kind === 'port' ? 'hash:net,port' : 'hash:net';
 }
 
-/** Temporary sets used to replace a set's contents atomically (fill, then swap). */
-export function tempSetName(type: IpSetType, family: Family): string {
-  return `felix-tmp-${type === 'hash:net' ? 'net' : 'netport'}-${family}`;
+/** The hash that names a set: its type and sorted members, as `ipset save` prints them. */
+export function contentHash(type: string, sortedMembers: readonly string[]): string {
+  const h = createHash('sha256').update(type);
+  for (const m of sortedMembers) h.update('\n').update(m);
+  return h.digest('hex').slice(0, 16);
 }
 
-export type IpSetType = 'hash:net' | 'hash:net,port';
+/** A content-named set: `felix-4a-0f3c…` (family, kind, 16 hex digits). Members must be sorted. */
+export function contentSetName(family: Family, kind: SetKind, sortedMembers: readonly string[]): string {
+  return `felix-${family}${KIND_LETTER[kind]}-${contentHash(setType(kind), sortedMembers)}`;
+}
+
+const CONTENT_SET_RE = /^felix-[46][api]-([0-9a-f]{16})$/;
+
+/** The hash a content-named set's name carries, or null if the name is not one. */
+export function contentSetHash(name: string): string | null {
+  return CONTENT_SET_RE.exec(name)?.[1] ?? null;
+}
+
+/** Where a content set is filled before it is renamed to its name (`ipset restore` is not transactional). */
+export function tempSetName(name: string): string {
+  return `felix-tmp-${name.slice('felix-'.length)}`;
+}
 
 export function isTempSet(name: string): boolean {
   return name.startsWith('felix-tmp-');

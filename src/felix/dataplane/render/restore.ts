@@ -1,10 +1,10 @@
 /**
  * Desired changes as text for `iptables-restore --noflush` and
  * `ipset restore`, and the parsers for what `iptables-save` and
- * `ipset list -t` print. Pure.
+ * `ipset save` print. Pure.
  */
 import type { Chain, IpSet, Jump, Table } from './chains.js';
-import { Family, IpSetType, tempSetName } from './names.js';
+import { Family, tempSetName } from './names.js';
 
 /** What to change in one table; everything not named is left alone. */
 export interface TableChanges {
@@ -64,57 +64,72 @@ export function parseIptablesSave(text: string): IptablesState {
   return state;
 }
 
-const MAXELEM = 1048576;
-const familyWord = (f: Family): string => (f === 4 ? 'inet' : 'inet6');
-const createLine = (name: string, type: IpSetType, family: Family): string =>
-  `create ${name} ${type} family ${familyWord(family)} maxelem ${MAXELEM}`;
-
-/** Changes to sets; run with `ipset -exist restore`. */
-export interface IpsetChanges {
-  /** Sets that do not exist yet: created and filled. */
-  create: IpSet[];
-  /** Sets that exist: their contents replaced atomically through a temporary set and `swap`. */
-  replace: IpSet[];
-  destroy: string[];
-}
-
-export function renderIpsetRestore(c: IpsetChanges): string {
+/** The sets a rule matches on (`-m set --match-set NAME …`). */
+export function setsReferenced(rule: string): string[] {
   const out: string[] = [];
-  for (const s of c.create) {
-    out.push(createLine(s.name, s.type, s.family));
-    for (const m of s.members) out.push(`add ${s.name} ${m}`);
-  }
-  const temps = new Set<string>();
-  for (const s of c.replace) {
-    const tmp = tempSetName(s.type, s.family);
-    if (!temps.has(tmp)) out.push(createLine(tmp, s.type, s.family));
-    temps.add(tmp);
-    out.push(`flush ${tmp}`);
-    for (const m of s.members) out.push(`add ${tmp} ${m}`);
-    out.push(`swap ${tmp} ${s.name}`);
-  }
-  for (const tmp of temps) out.push(`destroy ${tmp}`);
-  for (const name of c.destroy) out.push(`destroy ${name}`);
-  return out.length ? out.join('\n') + '\n' : '';
+  const re = /--match-set (\S+)/g;
+  for (let m = re.exec(rule); m !== null; m = re.exec(rule)) out.push(m[1]!);
+  return out;
 }
 
-export interface IpSetHeader {
+export const MAXELEM = 1048576;
+const familyWord = (f: Family): string => (f === 4 ? 'inet' : 'inet6');
+
+/** How one set is brought to its content: filled under a temporary name, then renamed (or swapped with a stale set of that name). */
+export interface SetWrite {
+  set: IpSet;
+  /** A set of that name exists but its content cannot be trusted: swap it with the filled temporary. */
+  replace: boolean;
+}
+
+/**
+ * `ipset -exist restore` text for set writes and destroys, with the index
+ * of the line that completes each set (ipset restore stops at the first
+ * failing line, so a failure's line number tells which sets were made).
+ */
+export function renderIpsetRestore(writes: SetWrite[], destroy: string[] = []): { text: string; lastLine: Map<string, number> } {
+  const out: string[] = [];
+  const lastLine = new Map<string, number>();
+  for (const { set, replace } of writes) {
+    const tmp = tempSetName(set.name);
+    // -exist keeps a temporary a crash left behind: flush it.
+    out.push(`create ${tmp} ${set.type} family ${familyWord(set.family)} maxelem ${MAXELEM}`, `flush ${tmp}`);
+    for (const m of set.members) out.push(`add ${tmp} ${m}`);
+    if (replace) out.push(`swap ${tmp} ${set.name}`, `destroy ${tmp}`);
+    else out.push(`rename ${tmp} ${set.name}`);
+    lastLine.set(set.name, out.length);
+  }
+  for (const name of destroy) {
+    out.push(`destroy ${name}`);
+    lastLine.set(name, out.length);
+  }
+  return { text: out.length ? out.join('\n') + '\n' : '', lastLine };
+}
+
+export interface IpSetContent {
   type: string;
   family: Family;
+  members: string[];
 }
 
-/** Parses `ipset list -t` (names, types and families; no members). */
-export function parseIpsetList(text: string): Map<string, IpSetHeader> {
-  const sets = new Map<string, IpSetHeader>();
-  let name: string | null = null;
-  let type = '';
+/** Parses `ipset save`: every set's type, family and members (as the kernel prints them). */
+export function parseIpsetSave(text: string): Map<string, IpSetContent> {
+  const sets = new Map<string, IpSetContent>();
   for (const line of text.split('\n')) {
-    if (line.startsWith('Name: ')) name = line.slice(6).trim();
-    else if (line.startsWith('Type: ')) type = line.slice(6).trim();
-    else if (line.startsWith('Header: ') && name !== null) {
-      sets.set(name, { type, family: / family inet6\b/.test(` ${line.slice(8)}`) ? 6 : 4 });
-      name = null;
+    if (line.startsWith('create ')) {
+      const [, name, type, ...rest] = line.split(' ');
+      const i = rest.indexOf('family');
+      sets.set(name!, { type: type!, family: rest[i + 1] === 'inet6' ? 6 : 4, members: [] });
+    } else if (line.startsWith('add ')) {
+      const space = line.indexOf(' ', 4);
+      sets.get(line.slice(4, space))?.members.push(line.slice(space + 1).trim());
     }
   }
   return sets;
+}
+
+/** The line number an `ipset restore` error names (`Error in line 3: …`), or null. */
+export function ipsetErrorLine(message: string): number | null {
+  const m = /Error in line (\d+)/.exec(message);
+  return m ? Number(m[1]) : null;
 }
