@@ -420,14 +420,16 @@ describe('Felix dataplane in network namespaces', function () {
       const squatted = contentSetName(4, 'addr', ['192.168.10.9']);
       await host.run('ipset', ['create', squatted, 'hash:ip']);
       await driver.send({ op: 'acls', id: C.id, acls: v4([rule({ cidr: '192.168.10.9/32' })]), wait: true });
-      expect((await status(driver, C.id))!.error).to.match(/in the way/);
+      expect((await status(driver, C.id))!.error).to.match(/chains and sets/);
       expect(await flows(host, C.ip), 'failed: its flows are gone').to.equal(0);
       expect(await canPing(c, A.ip), 'and C is denied').to.equal(false);
     });
 
     it('the reverse-path check drops a spoofed source before the fast path can accept it', async () => {
       const { host, a, driver } = await lab();
-      await program(driver, [[spec(A), OPEN], [spec(B), OPEN]]);
+      await plugContainer(host, 'c', C.ip, C.ifname, { mac: C.mac });
+      await program(driver, [[spec(A), OPEN], [spec(B), OPEN], [spec(C), OPEN]]);
+      expect(await canPing(a, C.ip)).to.equal(true);
       const drops = async (): Promise<number> => Number(/^\s*(\d+)/.exec((await host.run('iptables', ['-t', 'raw', '-L', 'felix-RPF', '-v', '-x', '-n'])).split('\n')[2] ?? '')?.[1]);
       const before = await drops();
       // A claims B's address: the packet arrives on A's interface, while B's address is routed to B's.
@@ -439,7 +441,7 @@ describe('Felix dataplane in network namespaces', function () {
     it('a container reaches the host itself only for DHCP, discovery and metadata (EndpointToHostAction)', async () => {
       const { host, a, driver } = await lab();
       await program(driver, [[spec(A), OPEN]]);
-      await host.sh('ip link add fab0 type dummy; ip addr add 198.18.0.1/24 dev fab0; ip link set fab0 up');
+      await host.sh('ip link add fab0 type veth peer name fab1; ip addr add 198.18.0.1/24 dev fab0; ip link set fab0 up; ip link set fab1 up');
       const server = spawn('ip', ['netns', 'exec', host.name, 'nc', '-lk', '198.18.0.1', '9902'], { stdio: 'ignore' });
       try {
         expect(await canPing(a, '198.18.0.1'), 'ping the host').to.equal(false);
@@ -473,7 +475,7 @@ describe('Felix dataplane in network namespaces', function () {
       const { host, a, b, driver } = await lab();
       await program(driver, [
         [spec(A), OPEN],
-        [spec(B), v4([rule({ cidr: '192.168.10.1/32', protocol: 'tcp' }), rule({ cidr: '192.168.10.0/24', protocol: 1 as unknown as string }), rule({ cidr: '192.168.10.1/32', protocol: '0' })])],
+        [spec(B), v4([rule({ cidr: '192.168.10.1/32', protocol: 'tcp' }), rule({ cidr: '192.168.10.0/24', protocol: '1' }), rule({ cidr: '192.168.10.1/32', protocol: '0' })])],
       ]);
       expect((await host.run('iptables-save', ['-t', 'filter'])).split('\n')).to.include('-A felix-to-bbbbbbbbbbb -s 192.168.10.1/32 -p tcp -j RETURN');
       listen(b, 8080);
@@ -481,7 +483,6 @@ describe('Felix dataplane in network namespaces', function () {
       expect(await canConnect(a, B.ip, 8080)).to.equal(true);
       expect(await canConnect(a, B.ip, 9090)).to.equal(true);
       expect(await canPing(a, B.ip), 'protocol 1').to.equal(true);
-      expect((await a.ns.exec('sh', ['-c', `echo x | nc -u -w 1 ${B.ip} 5353`])).code).to.be.a('number');
       expect(driver.log()).to.contain('invalid ACL rule skipped');
     });
 

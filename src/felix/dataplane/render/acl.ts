@@ -1,151 +1,515 @@
 /**
- * ACL rules → ipset members (SPEC §6, "ACL rule → ipset entry"). Pure: an
- * invalid rule is returned with its reason, the caller logs it; the other
- * rules still apply.
+ * An endpoint's ACLs → set members and endpoint-chain rules (SPEC §6 v2,
+ * "ACL rule → set entry" and "Shared sets"). Pure: an invalid rule is
+ * returned with its reason, the caller logs it; the other rules still apply.
+ *
+ * Why every string here is spelled the way the kernel tools print it: v2 sets
+ * are named by the SHA-256 of their members, and at start-up Felix re-reads
+ * them with `ipset save` and keeps a set only if its members hash to its name;
+ * chain rules are compared with what `iptables-save` prints. So members are
+ * written exactly as `ipset save` prints them (host without prefix, a port
+ * range as one entry per port, ICMP by ipset's first name for the type/code)
+ * and chain rules exactly as `iptables-save` prints them (address first,
+ * host with /32 or /128, protocol by its /etc/protocols name).
  */
+import ipaddr from 'ipaddr.js';
+import type { Acls } from '../../../common/wire/acl-api.js';
 import { canonicalCidr, ipFamily } from '../../../common/wire/codec.js';
 import type { Rule, Rules } from '../../../common/wire/rules.js';
-import type { Family, SetKind } from './names.js';
+import type { Family } from './names.js';
 
-export type SetMembers = Record<SetKind, string[]>;
+/** protocol number → name as /etc/protocols gives it (undefined: print the number). */
+export type ProtocolNames = (proto: number) => string | undefined;
+
+export interface DirectionRules {
+  /** hash:net members (protocol null rules), sorted, unique. */
+  addr: string[];
+  /** hash:net,port members (ports, ICMP types), sorted, unique. */
+  port: string[];
+  /** hash:net members for icmp/icmpv6 rules without a type, sorted, unique. */
+  icmp: string[];
+  /** Rules for the endpoint chain itself, iptables-save form, in ACL order, unique. */
+  chain: string[];
+}
 
 export interface InvalidRule {
+  family: Family;
   direction: 'inbound' | 'outbound';
   index: number;
   rule: Rule;
   reason: string;
 }
 
-/** Members of an endpoint's sets in one family: inbound rules fill `to`, outbound `from`. */
-export interface AclSetMembers {
-  to: SetMembers;
-  from: SetMembers;
+export interface EndpointAclRules {
+  4: { to: DirectionRules; from: DirectionRules };
+  6: { to: DirectionRules; from: DirectionRules };
   invalid: InvalidRule[];
 }
 
-const PORT_PROTOCOLS = new Set(['tcp', 'udp', 'sctp', 'udplite']);
+/**
+ * Port entries one endpoint's rules may expand to, in all families and
+ * directions (SPEC §6 v2). Counted as distinct set entries (an entry two rules
+ * both produce is one kernel entry); ICMP type entries do not count.
+ */
+export const PORT_ENTRY_BUDGET = 65536;
 
-/** Protocol names ipset resolves itself (from /etc/protocols); others must be numbers. */
-const PROTOCOL_NUMBERS: Record<string, number> = {
-  icmp: 1, igmp: 2, ipip: 4, tcp: 6, egp: 8, udp: 17, ipv6: 41, rsvp: 46, gre: 47, esp: 50, ah: 51,
-  'ipv6-icmp': 58, icmpv6: 58, ospf: 89, pim: 103, vrrp: 112, l2tp: 115, sctp: 132, udplite: 136,
+// ---------------------------------------------------------------- protocols
+
+interface ProtocolTable {
+  names: Map<number, string>;
+  numbers: Map<string, number>;
+}
+
+/** `name number [aliases…] [# comment]` per line; the first entry for a number wins, as getprotobynumber. */
+function parseProtocolTable(text: string): ProtocolTable {
+  const names = new Map<number, string>();
+  const numbers = new Map<string, number>();
+  for (const raw of text.split('\n')) {
+    const hash = raw.indexOf('#');
+    const fields = (hash >= 0 ? raw.slice(0, hash) : raw).trim().split(/\s+/);
+    if (fields.length < 2 || !/^\d+$/.test(fields[1]!)) continue;
+    const number = Number(fields[1]);
+    if (!names.has(number)) names.set(number, fields[0]!);
+    for (const name of [fields[0]!, ...fields.slice(2)]) {
+      const key = name.toLowerCase();
+      if (!numbers.has(key)) numbers.set(key, number);
+    }
+  }
+  return { names, numbers };
+}
+
+/** Parses /etc/protocols text (comments, aliases) into a ProtocolNames; pure. */
+export function parseProtocols(text: string): ProtocolNames {
+  const { names } = parseProtocolTable(text);
+  return (proto) => names.get(proto);
+}
+
+/** Debian netbase 6.4's /etc/protocols, without its comments. */
+const NETBASE_PROTOCOLS = `
+ip 0 IP
+hopopt 0 HOPOPT
+icmp 1 ICMP
+igmp 2 IGMP
+ggp 3 GGP
+ipencap 4 IP-ENCAP
+st 5 ST
+tcp 6 TCP
+egp 8 EGP
+igp 9 IGP
+pup 12 PUP
+udp 17 UDP
+hmp 20 HMP
+xns-idp 22 XNS-IDP
+rdp 27 RDP
+iso-tp4 29 ISO-TP4
+dccp 33 DCCP
+xtp 36 XTP
+ddp 37 DDP
+idpr-cmtp 38 IDPR-CMTP
+ipv6 41 IPv6
+ipv6-route 43 IPv6-Route
+ipv6-frag 44 IPv6-Frag
+idrp 45 IDRP
+rsvp 46 RSVP
+gre 47 GRE
+esp 50 IPSEC-ESP
+ah 51 IPSEC-AH
+skip 57 SKIP
+ipv6-icmp 58 IPv6-ICMP
+ipv6-nonxt 59 IPv6-NoNxt
+ipv6-opts 60 IPv6-Opts
+rspf 73 RSPF CPHB
+vmtp 81 VMTP
+eigrp 88 EIGRP
+ospf 89 OSPFIGP
+ax.25 93 AX.25
+ipip 94 IPIP
+etherip 97 ETHERIP
+encap 98 ENCAP
+pim 103 PIM
+ipcomp 108 IPCOMP
+vrrp 112 VRRP
+l2tp 115 L2TP
+isis 124 ISIS
+sctp 132 SCTP
+fc 133 FC
+mobility-header 135 Mobility-Header
+udplite 136 UDPLite
+mpls-in-ip 137 MPLS-in-IP
+manet 138
+hip 139 HIP
+shim6 140 Shim6
+wesp 141 WESP
+rohc 142 ROHC
+ethernet 143 Ethernet
+mptcp 262 MPTCP
+`;
+
+const DEFAULT_TABLE = parseProtocolTable(NETBASE_PROTOCOLS);
+
+/** Built-in table equal to Debian netbase's /etc/protocols: used when /etc/protocols cannot be read. */
+export const DEFAULT_PROTOCOL_NAMES: ProtocolNames = (proto) => DEFAULT_TABLE.names.get(proto);
+
+/**
+ * iptables-save asks getprotobynumber first and falls back to libxtables'
+ * own list (xtables_chain_protos) before printing the number.
+ */
+const XTABLES_PROTOCOLS: ReadonlyMap<number, string> = new Map([
+  [6, 'tcp'], [132, 'sctp'], [17, 'udp'], [136, 'udplite'], [1, 'icmp'], [58, 'ipv6-icmp'], [50, 'esp'], [51, 'ah'], [135, 'ipv6-mh'],
+]);
+
+/** The protocols whose rules may carry a port; as ipset prints them. */
+const PORT_PROTOCOLS: ReadonlyMap<number, string> = new Map([[6, 'tcp'], [17, 'udp'], [132, 'sctp'], [136, 'udplite']]);
+
+// --------------------------------------------------------------------- icmp
+
+/** ipset's lib/icmp.c and lib/icmpv6.c, in their order: the first name of a (type, code) is the one `ipset save` prints. */
+const ICMP_TABLES: Record<Family, readonly (readonly [string, number, number])[]> = {
+  4: [
+    ['echo-reply', 0, 0], ['pong', 0, 0], ['network-unreachable', 3, 0], ['host-unreachable', 3, 1],
+    ['protocol-unreachable', 3, 2], ['port-unreachable', 3, 3], ['fragmentation-needed', 3, 4], ['source-route-failed', 3, 5],
+    ['network-unknown', 3, 6], ['host-unknown', 3, 7], ['network-prohibited', 3, 9], ['host-prohibited', 3, 10],
+    ['TOS-network-unreachable', 3, 11], ['TOS-host-unreachable', 3, 12], ['communication-prohibited', 3, 13],
+    ['host-precedence-violation', 3, 14], ['precedence-cutoff', 3, 15], ['source-quench', 4, 0], ['network-redirect', 5, 0],
+    ['host-redirect', 5, 1], ['TOS-network-redirect', 5, 2], ['TOS-host-redirect', 5, 3], ['echo-request', 8, 0], ['ping', 8, 0],
+    ['router-advertisement', 9, 0], ['router-solicitation', 10, 0], ['ttl-zero-during-transit', 11, 0],
+    ['ttl-zero-during-reassembly', 11, 1], ['ip-header-bad', 12, 0], ['required-option-missing', 12, 1],
+    ['timestamp-request', 13, 0], ['timestamp-reply', 14, 0], ['address-mask-request', 17, 0], ['address-mask-reply', 18, 0],
+  ],
+  6: [
+    ['no-route', 1, 0], ['communication-prohibited', 1, 1], ['address-unreachable', 1, 3], ['port-unreachable', 1, 4],
+    ['packet-too-big', 2, 0], ['ttl-zero-during-transit', 3, 0], ['ttl-zero-during-reassembly', 3, 1], ['bad-header', 4, 0],
+    ['unknown-header-type', 4, 1], ['unknown-option', 4, 2], ['echo-request', 128, 0], ['ping', 128, 0], ['echo-reply', 129, 0],
+    ['pong', 129, 0], ['router-solicitation', 133, 0], ['router-advertisement', 134, 0], ['neighbour-solicitation', 135, 0],
+    ['neigbour-solicitation', 135, 0], ['neighbour-advertisement', 136, 0], ['neigbour-advertisement', 136, 0], ['redirect', 137, 0],
+  ],
 };
 
-/** The ICMP type names ipset understands (ipset's lib/icmp.c and lib/icmpv6.c). */
-const ICMP_NAMES: Record<Family, ReadonlySet<string>> = {
-  4: new Set([
-    'echo-reply', 'pong', 'network-unreachable', 'host-unreachable', 'protocol-unreachable', 'port-unreachable',
-    'fragmentation-needed', 'source-route-failed', 'network-unknown', 'host-unknown', 'network-prohibited',
-    'host-prohibited', 'TOS-network-unreachable', 'TOS-host-unreachable', 'communication-prohibited',
-    'host-precedence-violation', 'precedence-cutoff', 'source-quench', 'network-redirect', 'host-redirect',
-    'TOS-network-redirect', 'TOS-host-redirect', 'echo-request', 'ping', 'router-advertisement',
-    'router-solicitation', 'ttl-zero-during-transit', 'ttl-zero-during-reassembly', 'ip-header-bad',
-    'required-option-missing', 'timestamp-request', 'timestamp-reply', 'address-mask-request', 'address-mask-reply',
-  ]),
-  6: new Set([
-    'no-route', 'communication-prohibited', 'address-unreachable', 'port-unreachable', 'packet-too-big',
-    'ttl-zero-during-transit', 'ttl-zero-during-reassembly', 'bad-header', 'unknown-header-type', 'unknown-option',
-    'echo-request', 'ping', 'echo-reply', 'pong', 'router-solicitation', 'router-advertisement',
-    'neighbour-solicitation', 'neigbour-solicitation', 'neighbour-advertisement', 'neigbour-advertisement', 'redirect',
-  ]),
-};
+interface IcmpIndex {
+  /** lower-case name → [type, code] */
+  byName: Map<string, readonly [number, number]>;
+  /** type * 256 + code → the printed name */
+  printed: Map<number, string>;
+}
 
-type Entry = { kind: SetKind; members: string[] } | { invalid: string };
+function icmpIndex(family: Family): IcmpIndex {
+  const byName = new Map<string, readonly [number, number]>();
+  const printed = new Map<number, string>();
+  for (const [name, type, code] of ICMP_TABLES[family]) {
+    byName.set(name.toLowerCase(), [type, code]);
+    if (!printed.has(type * 256 + code)) printed.set(type * 256 + code, name);
+  }
+  return { byName, printed };
+}
 
-const byteInRange = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= 255;
-const portInRange = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= 65535;
+const ICMP: Record<Family, IcmpIndex> = { 4: icmpIndex(4), 6: icmpIndex(6) };
+/** The protocol word of an ICMP entry in a hash:net,port set. */
+const ICMP_WORD: Record<Family, string> = { 4: 'icmp', 6: 'ipv6-icmp' };
+
+const isByte = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= 255;
+const isPort = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= 65535;
+
+/** `icmp:NAME` / `icmp:T/C` (`ipv6-icmp:…` in v6) as ipset prints it, or why not. */
+function icmpEntry(rule: Rule, family: Family): string | { invalid: string } {
+  const bad = { invalid: `bad icmp type/code ${JSON.stringify([rule.icmp_type ?? null, rule.icmp_code ?? null])}` };
+  let t = rule.icmp_type;
+  const code = rule.icmp_code;
+  if (t === undefined) return { invalid: 'icmp_code without icmp_type' };
+  if (typeof t === 'string' && /^\d+$/.test(t)) t = Number(t);
+  let type: number;
+  let c: number;
+  if (typeof t === 'string') {
+    const named = ICMP[family].byName.get(t.toLowerCase());
+    if (named === undefined) return { invalid: `unknown icmp${family === 6 ? 'v6' : ''} type name ${JSON.stringify(t)}` };
+    [type, c] = named;
+    if (code !== undefined && code !== c) return { invalid: `icmp type ${t} has code ${c}, not ${code}` };
+  } else {
+    type = t;
+    c = code ?? 0;
+    if (!isByte(type) || !isByte(c)) return bad;
+  }
+  return `${ICMP_WORD[family]}:${ICMP[family].printed.get(type * 256 + c) ?? `${type}/${c}`}`;
+}
+
+// -------------------------------------------------------------------- cidrs
+
+/** A cidr in the forms the kernel tools print it. */
+interface CidrForms {
+  family: Family;
+  /** hash:net entries: host without prefix, /0 as its two halves. */
+  set: readonly string[];
+  /** `-s`/`-d` argument as iptables-save prints it; null for /0 (no match printed). */
+  chain: string | null;
+}
+
+/**
+ * IPv6 text as glibc's inet_ntop writes it (ipset and iptables both print
+ * through it): the first longest run of two or more zero groups compressed,
+ * lower-case hex; but an address whose first six groups are exactly the zero
+ * run (`::1.2.3.4`) or an IPv4-mapped one (`::ffff:1.2.3.4`) ends in a dotted
+ * quad, where ipaddr.js would print `::102:304`.
+ */
+function ntop6(words: readonly number[]): string {
+  let bestBase = -1;
+  let bestLen = 0;
+  let curBase = -1;
+  for (let i = 0; i < 8; i++) {
+    if (words[i] === 0) {
+      if (curBase < 0) curBase = i;
+      if (i - curBase + 1 > bestLen) {
+        bestBase = curBase;
+        bestLen = i - curBase + 1;
+      }
+    } else curBase = -1;
+  }
+  if (bestLen < 2) bestBase = -1;
+  let out = '';
+  for (let i = 0; i < 8; i++) {
+    if (bestBase >= 0 && i >= bestBase && i < bestBase + bestLen) {
+      if (i === bestBase) out += ':';
+      continue;
+    }
+    if (i !== 0) out += ':';
+    if (i === 6 && bestBase === 0 && (bestLen === 6 || (bestLen === 5 && words[5] === 0xffff))) {
+      const [a, b] = [words[6]!, words[7]!];
+      return `${out}${a >> 8}.${a & 255}.${b >> 8}.${b & 255}`;
+    }
+    out += words[i]!.toString(16);
+  }
+  if (bestBase >= 0 && bestBase + bestLen === 8) out += ':';
+  return out;
+}
+
+/** `::` followed by a dotted quad and nothing else (ipaddr.js's "deprecatedTransitional"). */
+const DEPRECATED_COMPATIBLE = /^::[0-9a-fx]*\.[0-9a-fx.]*$/i;
+
+const V4_HALVES = ['0.0.0.0/1', '128.0.0.0/1'] as const;
+const V6_HALVES = ['::/1', '8000::/1'] as const;
+
+function cidrForms(cidr: string): CidrForms | string {
+  const canonical = canonicalCidr(cidr);
+  if (canonical === null) return `bad cidr ${JSON.stringify(cidr)}`;
+  const family: Family = ipFamily(canonical);
+  const slash = canonical.lastIndexOf('/');
+  const len = Number(canonical.slice(slash + 1));
+  if (len === 0) return { family, set: family === 4 ? V4_HALVES : V6_HALVES, chain: null };
+  let addr = canonical.slice(0, slash);
+  if (family === 6) {
+    const words = ipaddr.IPv6.parse(addr).parts.slice();
+    // ipaddr.js reads the deprecated IPv4-compatible `::1.2.3.4` as the mapped
+    // `::ffff:1.2.3.4` (and so does canonicalCidr): undo that here.
+    if (DEPRECATED_COMPATIBLE.test(cidr.trim().split('/')[0]!)) words[5] = 0;
+    addr = ntop6(words);
+  }
+  const host = len === (family === 4 ? 32 : 128);
+  return { family, set: [host ? addr : `${addr}/${len}`], chain: `${addr}/${len}` };
+}
 
 /** The same cidrs recur across many endpoints' ACLs; parsing dominates rendering, so remember them (bounded). */
-const canonicalCache = new Map<string, string | null>();
-function canonicalCidrCached(cidr: string): string | null {
-  let c = canonicalCache.get(cidr);
-  if (c === undefined) {
-    if (canonicalCache.size >= 100000) canonicalCache.clear();
-    c = canonicalCidr(cidr);
-    canonicalCache.set(cidr, c);
+const CIDR_CACHE_LIMIT = 100000;
+const cidrCache = new Map<string, CidrForms | string>();
+function cidrFormsCached(cidr: string): CidrForms | string {
+  let forms = cidrCache.get(cidr);
+  if (forms === undefined) {
+    if (cidrCache.size >= CIDR_CACHE_LIMIT) cidrCache.clear();
+    forms = cidrForms(cidr);
+    cidrCache.set(cidr, forms);
   }
-  return c;
+  return forms;
 }
 
-/** A `/0` cannot be stored in a hash:net set: it becomes the two halves. */
-function cidrEntries(cidr: string, family: Family): string[] | string {
-  const canonical = canonicalCidrCached(cidr);
-  if (canonical === null) return `bad cidr ${JSON.stringify(cidr)}`;
-  if (ipFamily(canonical) !== family) return `cidr ${canonical} is not IPv${family}`;
-  if (canonical.endsWith('/0')) return family === 4 ? ['0.0.0.0/1', '128.0.0.0/1'] : ['::/1', '8000::/1'];
-  return [canonical];
-}
+// -------------------------------------------------------------------- rules
 
-function portText(port: Rule['port']): string | null {
-  if (port === null) return '0';
+/** Where one rule goes. */
+type Placement =
+  | { kind: 'addr' | 'icmp'; cidr: CidrForms }
+  | { kind: 'icmpType'; cidr: CidrForms; entry: string }
+  | { kind: 'ports'; cidr: CidrForms; proto: string; lo: number; hi: number }
+  | { kind: 'chain'; cidr: CidrForms; proto: string }
+  | { invalid: string };
+
+function portRange(port: Rule['port']): [number, number] | null {
+  if (port === null) return null;
   if (Array.isArray(port)) {
     const [lo, hi] = port;
-    return portInRange(lo) && portInRange(hi) && lo <= hi ? `${lo}-${hi}` : null;
+    return isPort(lo) && isPort(hi) && lo <= hi ? [lo, hi] : null;
   }
   const n = typeof port === 'number' ? port : /^\d+$/.test(port.trim()) ? Number(port.trim()) : NaN;
-  return portInRange(n) ? String(n) : null;
+  return isPort(n) ? [n, n] : null;
 }
 
-function icmpText(rule: Rule, family: Family): string | null {
-  const type = rule.icmp_type;
-  // A name already implies its code.
-  if (typeof type === 'string') return ICMP_NAMES[family].has(type) ? type : null;
-  const code = rule.icmp_code ?? 0;
-  return type !== undefined && byteInRange(type) && byteInRange(code) ? `${type}/${code}` : null;
+/** Rules name few distinct protocols: remember each one's verdict per family (bounded). */
+const protocolCache: Record<Family, Map<string, number | { invalid: string }>> = { 4: new Map(), 6: new Map() };
+function protocolNumberCached(protocol: string, family: Family): number | { invalid: string } {
+  const cache = protocolCache[family];
+  let n = cache.get(protocol);
+  if (n === undefined) {
+    if (cache.size >= 1000) cache.clear();
+    n = protocolNumber(protocol, family);
+    cache.set(protocol, n);
+  }
+  return n;
 }
 
-/** Where one rule goes, or why it cannot go anywhere. */
-export function ruleEntry(rule: Rule, family: Family): Entry {
+/** The protocol as a number, or why it is not one Felix can program in this family. */
+function protocolNumber(protocol: string, family: Family): number | { invalid: string } {
+  const p = protocol.trim().toLowerCase();
+  let n: number | undefined;
+  if (/^\d+$/.test(p)) n = Number(p);
+  else if (p === 'icmp') n = family === 4 ? 1 : 58; // in a v6 list `icmp` means ICMPv6, as the prototype had it
+  else if (p === 'icmpv6') n = 58;
+  else n = DEFAULT_TABLE.numbers.get(p);
+  if (n === undefined) return { invalid: `unknown protocol ${JSON.stringify(protocol)}` };
+  if (n === 0) return { invalid: 'protocol 0 means every protocol to iptables' };
+  if (n > 255) return { invalid: `protocol ${protocol} is not 1..255` };
+  if (family === 6 && n === 1) return { invalid: `protocol ${protocol} (icmp) in IPv6 rules: use icmpv6` };
+  if (family === 4 && n === 58) return { invalid: `protocol ${protocol} (ipv6-icmp) in IPv4 rules` };
+  return n;
+}
+
+function place(rule: Rule, family: Family, protocols: ProtocolNames): Placement {
   if (rule.cidr === null) return { invalid: rule.group !== null ? 'group rule without cidr' : 'rule without cidr' };
-  const cidrs = cidrEntries(rule.cidr, family);
-  if (typeof cidrs === 'string') return { invalid: cidrs };
-  const protocol = rule.protocol;
+  const cidr = cidrFormsCached(rule.cidr);
+  if (typeof cidr === 'string') return { invalid: cidr };
+  if (cidr.family !== family) return { invalid: `cidr ${rule.cidr} is not IPv${family}` };
   const hasIcmp = rule.icmp_type !== undefined || rule.icmp_code !== undefined;
-  if (protocol === null) {
+  if (rule.protocol === null) {
     if (rule.port !== null) return { invalid: 'port without protocol' };
     if (hasIcmp) return { invalid: 'icmp type without protocol icmp' };
-    return { kind: 'addr', members: cidrs };
+    return { kind: 'addr', cidr };
   }
-  const isIcmp = family === 4 ? protocol === 'icmp' : protocol === 'icmpv6' || protocol === 'ipv6-icmp' || protocol === 'icmp';
-  if (isIcmp) {
+  const n = protocolNumberCached(rule.protocol, family);
+  if (typeof n !== 'number') return n;
+  if (n === 1 || n === 58) {
     if (rule.port !== null) return { invalid: 'port with icmp' };
-    if (!hasIcmp) return { kind: 'icmp', members: cidrs };
-    const icmp = icmpText(rule, family);
-    if (icmp === null) return { invalid: `bad icmp type/code ${JSON.stringify([rule.icmp_type, rule.icmp_code])}` };
-    const proto = family === 4 ? 'icmp' : 'icmpv6';
-    return { kind: 'port', members: cidrs.map((c) => `${c},${proto}:${icmp}`) };
+    if (!hasIcmp) return { kind: 'icmp', cidr };
+    const entry = icmpEntry(rule, family);
+    return typeof entry === 'string' ? { kind: 'icmpType', cidr, entry } : entry;
   }
-  if (hasIcmp) return { invalid: `icmp type with protocol ${protocol}` };
-  if (family === 4 && (protocol === 'icmpv6' || protocol === 'ipv6-icmp')) return { invalid: `${protocol} in IPv4 rules` };
-  if (PORT_PROTOCOLS.has(protocol)) {
-    const port = portText(rule.port);
-    if (port === null) return { invalid: `bad port ${JSON.stringify(rule.port)}` };
-    return { kind: 'port', members: cidrs.map((c) => `${c},${protocol}:${port}`) };
+  if (hasIcmp) return { invalid: `icmp type with protocol ${rule.protocol}` };
+  const portProto = PORT_PROTOCOLS.get(n);
+  if (portProto !== undefined && rule.port !== null) {
+    const range = portRange(rule.port);
+    if (range === null) return { invalid: `bad port ${JSON.stringify(rule.port)}` };
+    return { kind: 'ports', cidr, proto: portProto, lo: range[0], hi: range[1] };
   }
-  if (rule.port !== null) return { invalid: `port with protocol ${protocol}` };
-  const number = /^\d+$/.test(protocol) ? Number(protocol) : PROTOCOL_NUMBERS[protocol];
-  if (number === undefined || !byteInRange(number)) return { invalid: `unknown protocol ${protocol}` };
-  return { kind: 'port', members: cidrs.map((c) => `${c},${number}:0`) };
+  if (rule.port !== null) return { invalid: `port with protocol ${rule.protocol}` };
+  return { kind: 'chain', cidr, proto: protocols(n) ?? XTABLES_PROTOCOLS.get(n) ?? String(n) };
 }
 
-const emptyMembers = (): SetMembers => ({ addr: [], port: [], icmp: [] });
+/**
+ * The entries of one cidr entry × port range. Endpoints in the same group
+ * expand the same ranges, so the strings are built once and shared (bounded
+ * by the number of strings held).
+ */
+const RANGE_CACHE_LIMIT = 1 << 20;
+const rangeCache = new Map<string, readonly string[]>();
+let rangeCacheStrings = 0;
+function rangeEntries(cidr: string, proto: string, lo: number, hi: number): readonly string[] {
+  if (lo === hi) return [`${cidr},${proto}:${lo}`]; // as cheap to build as to look up
+  const key = `${cidr},${proto}:${lo}-${hi}`;
+  let entries = rangeCache.get(key);
+  if (entries === undefined) {
+    const prefix = `${cidr},${proto}:`;
+    const list: string[] = new Array(hi - lo + 1);
+    for (let p = lo; p <= hi; p++) list[p - lo] = prefix + p;
+    if (rangeCacheStrings + list.length > RANGE_CACHE_LIMIT) {
+      rangeCache.clear();
+      rangeCacheStrings = 0;
+    }
+    rangeCache.set(key, list);
+    rangeCacheStrings += list.length;
+    entries = list;
+  }
+  return entries;
+}
 
-function fill(rules: Rule[], family: Family, direction: InvalidRule['direction'], invalid: InvalidRule[]): SetMembers {
-  const sets = { addr: new Set<string>(), port: new Set<string>(), icmp: new Set<string>() };
+/**
+ * Adds a port range's entries to `port` if the distinct new ones fit in what
+ * is left of the budget; returns how many were added, or null (nothing added).
+ */
+function addPorts(port: Set<string>, cidrs: readonly string[], proto: string, lo: number, hi: number, left: number): number | null {
+  const raw = cidrs.length * (hi - lo + 1);
+  // At least raw - |port| entries are new: too many for sure, and nothing built.
+  if (raw - port.size > left) return null;
+  const lists = cidrs.map((c) => rangeEntries(c, proto, lo, hi));
+  if (raw > left) {
+    let fresh = 0;
+    for (const list of lists) for (const e of list) if (!port.has(e) && ++fresh > left) return null;
+  }
+  const before = port.size;
+  for (const list of lists) for (const e of list) port.add(e);
+  return port.size - before;
+}
+
+interface Budget {
+  left: number;
+}
+
+function renderDirection(
+  rules: Rule[],
+  family: Family,
+  direction: InvalidRule['direction'],
+  protocols: ProtocolNames,
+  budget: Budget,
+  invalid: InvalidRule[],
+): DirectionRules {
+  const addr = new Set<string>();
+  const port = new Set<string>();
+  const icmp = new Set<string>();
+  const chain = new Set<string>();
+  const match = direction === 'inbound' ? '-s' : '-d';
   rules.forEach((rule, index) => {
-    const entry = ruleEntry(rule, family);
-    if ('invalid' in entry) invalid.push({ direction, index, rule, reason: entry.invalid });
-    else for (const m of entry.members) sets[entry.kind].add(m);
+    const p = place(rule, family, protocols);
+    if ('invalid' in p) {
+      invalid.push({ family, direction, index, rule, reason: p.invalid });
+      return;
+    }
+    switch (p.kind) {
+      case 'addr':
+      case 'icmp': {
+        const into = p.kind === 'addr' ? addr : icmp;
+        for (const c of p.cidr.set) into.add(c);
+        break;
+      }
+      case 'icmpType':
+        for (const c of p.cidr.set) port.add(`${c},${p.entry}`);
+        break;
+      case 'ports': {
+        const added = addPorts(port, p.cidr.set, p.proto, p.lo, p.hi, budget.left);
+        if (added === null) {
+          const want = p.cidr.set.length * (p.hi - p.lo + 1);
+          invalid.push({ family, direction, index, rule, reason: `port entries over budget: rule expands to ${want}, ${budget.left} of ${PORT_ENTRY_BUDGET} left` });
+        } else budget.left -= added;
+        break;
+      }
+      case 'chain':
+        chain.add(p.cidr.chain === null ? `-p ${p.proto} -j RETURN` : `${match} ${p.cidr.chain} -p ${p.proto} -j RETURN`);
+        break;
+    }
   });
-  const sorted = (s: Set<string>): string[] => [...s].sort();
-  return { addr: sorted(sets.addr), port: sorted(sets.port), icmp: sorted(sets.icmp) };
+  return { addr: [...addr].sort(), port: [...port].sort(), icmp: [...icmp].sort(), chain: [...chain] };
 }
 
-/** The set members for one family's rules; `null` rules (no ACLs yet) give empty sets: deny all. */
-export function aclSetMembers(rules: Rules | null, family: Family): AclSetMembers {
-  if (rules === null) return { to: emptyMembers(), from: emptyMembers(), invalid: [] };
+const emptyDirection = (): DirectionRules => ({ addr: [], port: [], icmp: [], chain: [] });
+
+/**
+ * The whole endpoint's ACLs (both families) → set members and chain rules.
+ * `acls` null (no ACLs yet) → everything empty (deny all). The port budget is
+ * spent in the order v4 inbound, v4 outbound, v6 inbound, v6 outbound.
+ */
+export function renderAclRules(acls: Acls | null, protocols: ProtocolNames = DEFAULT_PROTOCOL_NAMES): EndpointAclRules {
+  if (acls === null) {
+    return { 4: { to: emptyDirection(), from: emptyDirection() }, 6: { to: emptyDirection(), from: emptyDirection() }, invalid: [] };
+  }
   const invalid: InvalidRule[] = [];
-  const to = fill(rules.inbound, family, 'inbound', invalid);
-  const from = fill(rules.outbound, family, 'outbound', invalid);
-  return { to, from, invalid };
+  const budget: Budget = { left: PORT_ENTRY_BUDGET };
+  const family = (f: Family, rules: Rules): { to: DirectionRules; from: DirectionRules } => {
+    const to = renderDirection(rules.inbound, f, 'inbound', protocols, budget, invalid);
+    const from = renderDirection(rules.outbound, f, 'outbound', protocols, budget, invalid);
+    return { to, from };
+  };
+  const v4 = family(4, acls.v4);
+  const v6 = family(6, acls.v6);
+  return { 4: v4, 6: v6, invalid };
 }
