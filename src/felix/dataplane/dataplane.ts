@@ -571,7 +571,7 @@ export class Dataplane {
   // ---- routes ----
 
   private async applyRoutes(work: EndpointState[]): Promise<void> {
-    const owned = new Set([...this.endpoints.values()].map((e) => e.spec.ifname));
+    const owned = this.clearedInterfaces.size > 0 ? new Set([...this.endpoints.values()].map((e) => e.spec.ifname)) : new Set<string>();
     const cleared = [...this.clearedInterfaces]
       .filter((name) => !owned.has(name) && name.startsWith(this.opts.interfacePrefix))
       .flatMap((name) => this.links.get(name) ?? []);

@@ -1,0 +1,322 @@
+/**
+ * The Felix dataplane's apply loop against a fake kernel and a fake clock
+ * (no root): ordering (sets → chains → unused sets → conntrack), shared sets
+ * and their lifetimes, latest-wins coalescing, failure isolation and retries,
+ * restart retention and cleanup. What only the kernel can show (packets) is
+ * in test/integration/felix-dataplane.test.ts.
+ */
+import { expect } from 'chai';
+import { pino } from 'pino';
+import type { Acls } from '../../../src/common/wire/acl-api.js';
+import type { Rule } from '../../../src/common/wire/rules.js';
+import { Dataplane, DataplaneOptions, EndpointSpec } from '../../../src/felix/dataplane/index.js';
+import { contentSetName } from '../../../src/felix/dataplane/render/names.js';
+import { FakeKernel } from '../../support/fake-kernel.js';
+import { FakeClock } from '../../support/fake-clock.js';
+
+const rule = (cidr: string, more: Partial<Rule> = {}): Rule => ({ group: null, cidr, protocol: null, port: null, ...more });
+const rules = (inbound: Rule[], outbound: Rule[] = [rule('0.0.0.0/0')]) => ({ inbound, outbound, inbound_default: 'deny' as const, outbound_default: 'deny' as const });
+const acls = (inbound: Rule[]): Acls => ({ v4: rules(inbound), v6: rules([], []) });
+const GROUP = acls([rule('192.168.0.0/16')]);
+const OUT = contentSetName(4, 'addr', ['0.0.0.0/1', '128.0.0.0/1']);
+
+const hex = (i: number): string => i.toString(16).padStart(4, '0');
+const ep = (i: number, over: Partial<EndpointSpec> = {}): EndpointSpec => ({
+  id: `e${hex(i)}aaaaaa${hex(i)}`, ifname: `tape${hex(i)}aaaaaa`, mac: `ee:ee:00:00:${hex(i).slice(0, 2)}:${hex(i).slice(2)}`,
+  addrs: [`192.168.${Math.floor(i / 250)}.${(i % 250) + 1}`], enabled: true, ...over,
+});
+
+interface World {
+  k: FakeKernel;
+  clock: FakeClock;
+  dp: Dataplane;
+}
+
+async function start(k = new FakeKernel(), over: Partial<DataplaneOptions> = {}): Promise<World> {
+  const clock = new FakeClock();
+  const dp = new Dataplane({
+    log: pino({ level: 'silent' }), interfacePrefix: 'tap', metadata: null, retryMs: 100, refreshMs: 0,
+    commands: k.runner, netlink: k.newNetlink(), sysctl: k.sysctl, clock, ...over,
+  });
+  await dp.start();
+  return { k, clock, dp };
+}
+
+/** Applies and waits until nothing is left to do. */
+async function settle(w: World): Promise<void> {
+  await w.k.settle();
+  await w.dp.idle();
+  w.k.checkInvariants();
+}
+
+const filter = (w: World, family: 4 | 6 = 4) => w.k.chains(family, 'filter');
+const felixSets = (w: World) => [...w.k.sets().keys()].filter((n) => n.startsWith('felix-')).sort();
+const restoreInputs = (w: World, cmd: string) => w.k.calls.filter((c) => c.cmd === cmd && (cmd !== 'ipset' || c.args.includes('restore'))).map((c) => c.input ?? '');
+const snapshot = (w: World) => [w.k.iptablesSave(4), w.k.iptablesSave(6), w.k.ipsetSave().replace(/ initval \S+/g, ''), JSON.stringify(w.k.routes()), JSON.stringify(w.k.neighbours())].join('\n');
+
+function plug(k: FakeKernel, ...specs: EndpointSpec[]): void {
+  for (const s of specs) k.addLink(s.ifname);
+}
+
+describe('Felix dataplane apply loop (fake kernel)', () => {
+  it('starts on an empty kernel: host chains, the raw source check, one jump each; nothing else', async () => {
+    const w = await start();
+    await settle(w);
+    expect([...filter(w).keys()].filter((n) => n.startsWith('felix-')).sort()).to.deep.equal(['felix-FORWARD', 'felix-FROM-ENDPOINT', 'felix-INPUT', 'felix-TO-ENDPOINT']);
+    expect(filter(w).get('FORWARD')).to.deep.equal(['-j felix-FORWARD']);
+    expect(w.k.chains(6, 'raw').get('PREROUTING')).to.deep.equal(['-j felix-RPF']);
+    expect(filter(w).get('felix-FROM-ENDPOINT')).to.deep.equal(['-j DROP']);
+    expect(felixSets(w)).to.deep.equal([]);
+    const before = snapshot(w);
+    w.k.resetCalls();
+    await w.dp.stop();
+    const again = await start(w.k);
+    await settle(again);
+    expect(snapshot(again), 'a restart changes nothing').to.equal(before);
+    expect(again.k.count('iptables-restore') + again.k.count('ip6tables-restore'), 'and writes nothing').to.equal(0);
+  });
+
+  it('a new endpoint is deny-all without sets; its ACLs make the sets before the chains that use them, and old sets go after', async () => {
+    const w = await start();
+    const a = ep(1);
+    plug(w.k, a);
+    w.dp.upsertEndpoint(a);
+    await settle(w);
+    expect(filter(w).get('felix-to-e0001aaaaaa')).to.deep.equal(['-j DROP']);
+    expect(felixSets(w)).to.deep.equal([]);
+    expect(w.dp.status(a.id)).to.deep.equal({ programmed: true, routesProgrammed: true, filterProgrammed: true, interfaceUp: true });
+
+    w.k.resetCalls();
+    w.dp.setAcls(a.id, acls([rule('10.0.0.1/32')]));
+    await settle(w);
+    const first = contentSetName(4, 'addr', ['10.0.0.1']);
+    expect(felixSets(w)).to.deep.equal([first, OUT].sort());
+    expect(w.k.calls.map((c) => c.cmd)).to.deep.equal(['ipset', 'iptables-restore'], 'sets, then one restore (IPv4 only)');
+
+    w.k.resetCalls();
+    w.dp.setAcls(a.id, acls([rule('10.0.0.2/32')]));
+    await settle(w);
+    expect(felixSets(w)).to.deep.equal([contentSetName(4, 'addr', ['10.0.0.2']), OUT].sort());
+    expect(w.k.calls.map((c) => c.cmd)).to.deep.equal(['ipset', 'iptables-restore', 'ipset']);
+    expect(w.k.calls[2]!.input).to.equal(`destroy ${first}\n`);
+  });
+
+  it('latest ACLs win: several updates before an apply render once and make no intermediate set', async () => {
+    const w = await start();
+    const a = ep(1);
+    plug(w.k, a);
+    w.dp.upsertEndpoint(a);
+    for (let i = 1; i <= 5; i++) w.dp.setAcls(a.id, acls([rule(`10.0.0.${i}/32`)]));
+    await settle(w);
+    const made = restoreInputs(w, 'ipset').join('').split('\n').filter((l) => l.startsWith('rename ')).map((l) => l.split(' ')[2]);
+    expect(made.sort()).to.deep.equal([contentSetName(4, 'addr', ['10.0.0.5']), OUT].sort());
+  });
+
+  it('endpoints with equal ACLs share sets: 300 endpoints in 10 groups hold 11 sets; a set goes with its last user', async () => {
+    const w = await start();
+    const eps = Array.from({ length: 300 }, (_, i) => ep(i));
+    plug(w.k, ...eps);
+    const groupAcls = (g: number) => acls(eps.filter((_, i) => i % 10 === g).map((e) => rule(`${e.addrs[0]}/32`)));
+    for (const [i, e] of eps.entries()) {
+      w.dp.upsertEndpoint(e);
+      w.dp.setAcls(e.id, groupAcls(i % 10));
+    }
+    await settle(w);
+    expect(felixSets(w)).to.have.length(11);
+    const group0 = contentSetName(4, 'addr', eps.filter((_, i) => i % 10 === 0).map((e) => e.addrs[0]!).sort());
+    for (const e of eps.filter((_, i) => i % 10 === 0).slice(1)) w.dp.removeEndpoint(e.id);
+    await settle(w);
+    expect(felixSets(w)).to.include(group0, 'one user left');
+    w.dp.removeEndpoint(eps[0]!.id);
+    await settle(w);
+    expect(felixSets(w)).not.to.include(group0);
+    expect(felixSets(w)).to.have.length(10);
+  });
+
+  it('dispatch is a tree: no dispatch chain holds more than 18 rules, and one change rewrites only the chains on its path', async () => {
+    const w = await start();
+    const eps = Array.from({ length: 1000 }, (_, i) => ep(i, { ifname: `tap${((i * 2654435761) >>> 0).toString(16).padStart(8, '0')}` }));
+    plug(w.k, ...eps);
+    for (const e of eps) (w.dp.upsertEndpoint(e), w.dp.setAcls(e.id, GROUP));
+    await settle(w);
+    const dispatch = [...filter(w)].filter(([n]) => /^felix-(FROM|TO)-(ENDPOINT|IF-)/.test(n));
+    expect(dispatch.length).to.be.greaterThan(2);
+    expect(Math.max(...dispatch.map(([, r]) => r.length))).to.be.at.most(18);
+
+    w.k.resetCalls();
+    const extra = ep(5000, { ifname: 'tap0123abcd' });
+    plug(w.k, extra);
+    w.dp.upsertEndpoint(extra);
+    w.dp.setAcls(extra.id, GROUP);
+    await settle(w);
+    const declared = restoreInputs(w, 'iptables-restore').join('').split('\n').filter((l) => l.startsWith(':'));
+    expect(declared.length, declared.join(' ')).to.be.at.most(2 + 2 * 4, 'its two chains and at most four levels of dispatch per direction');
+  });
+
+  it('a set that cannot be made fails only its endpoints: out of dispatch, flows forgotten, retried after the backoff', async () => {
+    const w = await start();
+    const [a, b] = [ep(1), ep(2)];
+    plug(w.k, a, b);
+    w.dp.upsertEndpoint(a);
+    w.dp.upsertEndpoint(b);
+    w.dp.setAcls(a.id, GROUP);
+    await settle(w);
+    w.k.addFlow(b.addrs[0]!, a.addrs[0]!);
+    const bad = contentSetName(4, 'addr', ['10.9.9.9']);
+    w.k.failNext((cmd, _args, input) => cmd === 'ipset' && (input ?? '').includes(bad), 'ipset v7.17: Error in line 1: Hash is full: cannot add more elements');
+    w.dp.setAcls(b.id, acls([rule('10.9.9.9/32')]));
+    await settle(w);
+    expect(w.dp.status(b.id)!.error).to.match(/Hash is full/);
+    expect(w.dp.status(a.id)!.programmed).to.equal(true);
+    expect(filter(w).get('felix-FROM-ENDPOINT')!.some((r) => r.includes(b.ifname)), 'b out of dispatch').to.equal(false);
+    expect(filter(w).has('felix-to-e0002aaaaaa'), 'its chains removed').to.equal(false);
+    expect(w.k.flows(), 'its flows forgotten').to.deep.equal([]);
+
+    w.clock.advance(100);
+    await settle(w);
+    expect(w.dp.status(b.id)).to.deep.include({ programmed: true });
+    expect(felixSets(w)).to.include(bad);
+  });
+
+  it('an iptables-restore failure changes nothing, re-reads the kernel and is retried after the host backoff', async () => {
+    const w = await start();
+    const a = ep(1);
+    plug(w.k, a);
+    w.k.failNext((cmd) => cmd === 'iptables-restore', 'iptables-restore: line 3 failed');
+    w.dp.upsertEndpoint(a);
+    w.dp.setAcls(a.id, GROUP);
+    await settle(w);
+    expect(w.dp.status(a.id)!.filterProgrammed).to.equal(false);
+    expect(filter(w).has('felix-to-e0001aaaaaa')).to.equal(false);
+    const saves = w.k.count('iptables-save');
+    w.clock.advance(1000);
+    await settle(w);
+    expect(w.dp.status(a.id)!.programmed).to.equal(true);
+    expect(w.k.count('iptables-save'), 'read again before the retry').to.equal(saves + 1);
+  });
+
+  it('removal: chains, dispatch, sets, routes and neighbours go; conntrack runs after the restore that removed the chains', async () => {
+    const w = await start();
+    const [a, b] = [ep(1), ep(2)];
+    plug(w.k, a, b);
+    for (const e of [a, b]) (w.dp.upsertEndpoint(e), w.dp.setAcls(e.id, acls([rule(`${e.addrs[0]}/32`)])));
+    await settle(w);
+    expect(w.k.routes().map((r) => r.dst).sort()).to.deep.equal([a.addrs[0], b.addrs[0]].sort());
+    w.k.addFlow(a.addrs[0]!, b.addrs[0]!);
+    w.k.addFlow('192.168.200.1', '192.168.200.2');
+    w.k.resetCalls();
+    w.dp.removeEndpoint(b.id);
+    await settle(w);
+    expect(filter(w).has('felix-to-e0002aaaaaa')).to.equal(false);
+    expect(felixSets(w)).not.to.include(contentSetName(4, 'addr', [b.addrs[0]!]));
+    expect(w.k.routes().map((r) => r.dst)).to.deep.equal([a.addrs[0]]);
+    expect(w.k.neighbours().map((n) => n.dst)).to.deep.equal([a.addrs[0]]);
+    expect(w.k.flows(), 'only flows of other addresses stay').to.deep.equal([{ src: '192.168.200.1', dst: '192.168.200.2' }]);
+    const order = w.k.calls.map((c) => c.cmd);
+    expect(order.indexOf('conntrack')).to.be.greaterThan(order.indexOf('iptables-restore'));
+  });
+
+  it('a disabled endpoint: no routes, no allow rules, its flows forgotten; an address it loses is forgotten too', async () => {
+    const w = await start();
+    const a = ep(1, { addrs: ['192.168.0.2', '192.168.0.3'] });
+    plug(w.k, a);
+    w.dp.upsertEndpoint(a);
+    w.dp.setAcls(a.id, GROUP);
+    await settle(w);
+    w.k.addFlow('192.168.0.3', '10.0.0.1');
+    w.dp.upsertEndpoint({ ...a, addrs: ['192.168.0.2'] });
+    await settle(w);
+    expect(w.k.flows()).to.deep.equal([], 'the lost address');
+    w.k.addFlow('10.0.0.1', '192.168.0.2');
+    w.dp.upsertEndpoint({ ...a, addrs: ['192.168.0.2'], enabled: false });
+    await settle(w);
+    expect(w.k.routes()).to.deep.equal([]);
+    expect(filter(w).get('felix-to-e0001aaaaaa')).to.deep.equal(['-j DROP']);
+    expect(w.k.flows()).to.deep.equal([]);
+  });
+
+  it('a restart keeps what the previous run programmed until the ACLs arrive; cleanup removes only the stale', async () => {
+    const w = await start();
+    const [a, b] = [ep(1), ep(2)];
+    plug(w.k, a, b);
+    for (const e of [a, b]) (w.dp.upsertEndpoint(e), w.dp.setAcls(e.id, acls([rule(`${e.addrs[0]}/32`), rule('10.0.0.0/8')])));
+    await settle(w);
+    const before = snapshot(w);
+    await w.dp.stop();
+
+    const again = await start(w.k);
+    await settle(again);
+    expect(snapshot(again), 'start changes nothing').to.equal(before);
+    again.dp.upsertEndpoint(a);
+    await settle(again);
+    expect(snapshot(again), 'a known endpoint without ACLs keeps its chains and sets').to.equal(before);
+    again.dp.setAcls(a.id, GROUP);
+    again.dp.cleanupStale();
+    await settle(again);
+    expect(filter(again).has('felix-to-e0002aaaaaa'), 'b is stale').to.equal(false);
+    expect(filter(again).get('felix-FROM-ENDPOINT')!.join(' ')).not.to.contain(b.ifname);
+    expect(again.k.routes().map((r) => r.dst)).to.deep.equal([a.addrs[0]]);
+    expect(felixSets(again)).to.deep.equal([contentSetName(4, 'addr', ['192.168.0.0/16']), OUT].sort());
+  });
+
+  it('a content-named set whose members do not hash to its name is replaced (swapped), never reused; crash leftovers go', async () => {
+    const w = await start();
+    const a = ep(1);
+    plug(w.k, a);
+    w.dp.upsertEndpoint(a);
+    w.dp.setAcls(a.id, GROUP);
+    await settle(w);
+    await w.dp.stop();
+    const name = contentSetName(4, 'addr', ['192.168.0.0/16']);
+    await w.k.runner.run('ipset', ['restore'], `add ${name} 10.66.0.0/16\ncreate felix-tmp-4a-0123456789abcdef hash:net family inet\nadd felix-tmp-4a-0123456789abcdef 10.0.0.0/8\n`);
+
+    const again = await start(w.k);
+    await settle(again);
+    expect(felixSets(again)).not.to.include('felix-tmp-4a-0123456789abcdef');
+    again.k.resetCalls();
+    again.dp.upsertEndpoint(a);
+    again.dp.setAcls(a.id, GROUP);
+    await settle(again);
+    expect(restoreInputs(again, 'ipset').join('')).to.contain(`swap felix-tmp-${name.slice(6)} ${name}`);
+    expect([...again.k.sets().get(name)!.members]).to.deep.equal(['192.168.0.0/16']);
+  });
+
+  it('programs routes when the interface appears, and puts them back after it goes down and up', async () => {
+    const w = await start();
+    const a = ep(1);
+    w.dp.upsertEndpoint(a);
+    w.dp.setAcls(a.id, GROUP);
+    await settle(w);
+    expect(w.dp.status(a.id)).to.deep.equal({ programmed: false, routesProgrammed: false, filterProgrammed: true, interfaceUp: false });
+    plug(w.k, a);
+    await settle(w);
+    expect(w.dp.status(a.id)!.programmed).to.equal(true);
+    expect(w.k.routes().map((r) => r.dst)).to.deep.equal(a.addrs);
+    w.k.setLinkUp(a.ifname, false);
+    await settle(w);
+    expect(w.k.routes()).to.deep.equal([]);
+    w.k.setLinkUp(a.ifname, true);
+    await settle(w);
+    expect(w.k.routes().map((r) => r.dst)).to.deep.equal(a.addrs);
+    expect(w.k.neighbours().map((n) => n.dst)).to.deep.equal(a.addrs);
+  });
+
+  it('an unchanged upsert runs no command; a spec with an interface outside the prefix is refused and left denied', async () => {
+    const w = await start();
+    const a = ep(1);
+    plug(w.k, a);
+    w.dp.upsertEndpoint(a);
+    w.dp.setAcls(a.id, GROUP);
+    await settle(w);
+    w.k.resetCalls();
+    w.dp.upsertEndpoint(a);
+    await settle(w);
+    expect(w.k.calls.filter((c) => c.cmd !== 'conntrack')).to.deep.equal([]);
+    w.k.addLink('eth9');
+    w.dp.upsertEndpoint({ ...a, ifname: 'eth9' });
+    await settle(w);
+    expect(w.dp.status(a.id)!.error).to.match(/bad interface name/);
+    expect(filter(w).get('felix-FROM-ENDPOINT')).to.deep.equal(['-j DROP']);
+    expect(w.k.ops.filter((o) => o.args.some((x) => String(x).includes('eth9')))).to.deep.equal([]);
+  });
+});
