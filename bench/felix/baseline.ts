@@ -1,41 +1,32 @@
 /**
- * The two reference ways of programming the benchmark's workload, run inside
- * a namespace: `floor` hands everything to the kernel in one batch per tool
- * (one ipset restore, one iptables-restore, one ip -batch); `per-command`
- * runs one iptables / ipset / ip command per rule, set member and route, the
- * way the 2014 Felix did. Prints {ms, commands} as JSON.
+ * The two reference ways of programming the benchmark's workload in the
+ * version-1 layout (./v1-layout.ts, self-contained), run inside a namespace:
+ * `floor` hands everything to the kernel in one batch per tool (one ipset
+ * restore, one iptables-restore, one ip -batch, then the sysctls);
+ * `per-command` runs one iptables / ipset / ip command per rule, set member
+ * and route, the way the 2014 Felix did. Rendering is not timed. Prints
+ * {ms, commands, rules} as JSON.
  *
- * Usage: node dist/bench/felix/baseline.js floor|per-command N
+ * Usage: node dist/bench/felix/baseline.js floor|per-command N [distinct|group]
  */
 import fs from 'node:fs/promises';
 import { execa } from 'execa';
-import { workload } from './workload.js';
-import { aclMembers, renderEndpointFilter } from '../../src/felix/dataplane/render/endpoint.js';
-import { dispatchRules, renderDispatchChains, renderHostChains, hostJumps } from '../../src/felix/dataplane/render/chains.js';
-import { renderIpsetRestore, renderIptablesRestore } from '../../src/felix/dataplane/render/restore.js';
-import type { Chain, IpSet } from '../../src/felix/dataplane/render/chains.js';
+import { WorkloadKind, workloadOf } from './workload.js';
+import { ipBatchText, ipsetRestoreText, iptablesRestoreText, renderV1, ruleCount } from './v1-layout.js';
 
-const [mode, nText] = process.argv.slice(2);
+const [mode, nText, kindText] = process.argv.slice(2);
 const n = Number(nText);
-const w = workload(n);
-
-const sets: IpSet[] = [];
-const chains: Chain[] = [...renderHostChains('tap')];
-const from = new Map<string, string>();
-const to = new Map<string, string>();
-for (const { spec, acls } of w) {
-  const program = renderEndpointFilter(spec, aclMembers(acls).members).get(4)!;
-  sets.push(...program.sets);
-  chains.push(...program.chains);
-  const d = dispatchRules(spec.ifname, spec.id.slice(0, 11));
-  from.set(spec.ifname, d.from);
-  to.set(spec.ifname, d.to);
+const kind = (kindText ?? 'distinct') as WorkloadKind;
+if ((mode !== 'floor' && mode !== 'per-command') || !(n > 0) || (kind !== 'distinct' && kind !== 'group')) {
+  console.error('usage: baseline floor|per-command N [distinct|group]');
+  process.exit(2);
 }
-chains.push(...renderDispatchChains(from, to));
+const layout = renderV1(workloadOf(kind, n));
 
 async function sysctls(ifname: string): Promise<void> {
   await fs.writeFile(`/proc/sys/net/ipv4/conf/${ifname}/proxy_arp`, '1');
   await fs.writeFile(`/proc/sys/net/ipv4/conf/${ifname}/route_localnet`, '1');
+  await fs.writeFile(`/proc/sys/net/ipv4/neigh/${ifname}/proxy_delay`, '0');
 }
 
 let commands = 0;
@@ -44,28 +35,31 @@ async function run(cmd: string, args: string[], input?: string): Promise<void> {
   await execa(cmd, args, { input: input ?? '' });
 }
 
-const started = performance.now();
+let started: number;
 if (mode === 'floor') {
-  await run('ipset', ['restore'], renderIpsetRestore({ create: sets, replace: [], destroy: [] }));
-  await run('iptables-restore', ['--noflush'], renderIptablesRestore([{ table: 'filter', write: chains, remove: [], insertJumps: hostJumps(), deleteJumps: [] }]));
-  await run('ip', ['-batch', '-'], w.map(({ spec }) => `route add ${spec.addrs[0]}/32 dev ${spec.ifname} scope link\nneigh add ${spec.addrs[0]} lladdr ${spec.mac} dev ${spec.ifname} nud permanent`).join('\n') + '\n');
-  for (const { spec } of w) await sysctls(spec.ifname);
-} else if (mode === 'per-command') {
-  for (const s of sets) {
-    await run('ipset', ['create', s.name, s.type, 'family', 'inet']);
+  const sets = ipsetRestoreText(layout);
+  const rules = iptablesRestoreText(layout);
+  const routes = ipBatchText(layout);
+  started = performance.now();
+  await fs.writeFile('/proc/sys/net/ipv4/ip_forward', '1');
+  await run('ipset', ['restore'], sets);
+  await run('iptables-restore', ['--noflush'], rules);
+  await run('ip', ['-batch', '-'], routes);
+  for (const ifname of layout.ifnames) await sysctls(ifname);
+} else {
+  started = performance.now();
+  await fs.writeFile('/proc/sys/net/ipv4/ip_forward', '1');
+  for (const s of layout.sets) {
+    await run('ipset', ['create', s.name, s.type, 'family', 'inet', 'maxelem', '1048576']);
     for (const m of s.members) await run('ipset', ['add', s.name, m]);
   }
-  for (const c of chains) await run('iptables', ['-N', c.name]);
-  for (const c of chains) for (const rule of c.rules) await run('iptables', ['-A', c.name, ...rule.split(' ')]);
-  for (const j of hostJumps()) await run('iptables', ['-I', j.from, ...j.rule.split(' ')]);
-  for (const { spec } of w) {
-    await run('ip', ['route', 'add', `${spec.addrs[0]}/32`, 'dev', spec.ifname, 'scope', 'link']);
-    await run('ip', ['neigh', 'add', spec.addrs[0]!, 'lladdr', spec.mac, 'dev', spec.ifname, 'nud', 'permanent']);
-    await sysctls(spec.ifname);
+  for (const c of layout.chains) await run('iptables', ['-N', c.name]);
+  for (const c of layout.chains) for (const rule of c.rules) await run('iptables', ['-A', c.name, ...rule.split(' ')]);
+  for (const j of layout.jumps) await run('iptables', ['-I', j.from, '1', ...j.rule.split(' ')]);
+  for (const r of layout.routes) {
+    await run('ip', ['route', 'add', `${r.addr}/32`, 'dev', r.ifname, 'scope', 'link']);
+    await run('ip', ['neigh', 'add', r.addr, 'lladdr', r.mac, 'dev', r.ifname, 'nud', 'permanent']);
   }
-} else {
-  console.error('usage: baseline floor|per-command N');
-  process.exit(2);
+  for (const ifname of layout.ifnames) await sysctls(ifname);
 }
-const rules = chains.reduce((a, c) => a + c.rules.length, 0) + sets.reduce((a, s) => a + s.members.length, 0);
-console.log(JSON.stringify({ ms: performance.now() - started, commands, rules }));
+console.log(JSON.stringify({ ms: performance.now() - started, commands, rules: ruleCount(layout) }));
