@@ -77,7 +77,7 @@ function writeConfig(dir: string): string {
     cfg,
     `[global]\nPluginAddress = ${ipc(dir, 'plugin.sock')}\nACLAddress = ${ipc(dir, 'acl.sock')}\nACLPublishAddress = ${ipc(dir, 'aclpub.sock')}\n` +
       `LocalAddress = ${ipc(dir, 'felix.sock')}\nFelixHostname = bench.example.com\nMetadataAddr = None\n\n` +
-      `[log]\nLogFilePath = ${path.join(dir, 'felix.log')}\nLogSeverityScreen = ERROR\n\n` +
+      `[log]\nLogFilePath = ${path.join(dir, 'felix.log')}\nLogSeverityFile = ${process.env['FELIX_LOG_LEVEL'] ?? 'INFO'}\nLogSeverityScreen = ERROR\n\n` +
       `[connection]\nConnectionTimeoutMillis = ${CONNECTION_TIMEOUT_MS}\nConnectionKeepaliveIntervalMillis = ${KEEPALIVE_MS}\n\n` +
       `[metrics]\nMetricsPort = ${METRICS_PORT}\nMetricsAddress = 127.0.0.1\n`,
   );

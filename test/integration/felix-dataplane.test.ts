@@ -120,7 +120,7 @@ describe('Felix dataplane in network namespaces', function () {
     const icmp = contentSetName(4, 'icmp', ['10.0.0.0/8']);
     const out = contentSetName(4, 'addr', ['0.0.0.0/1', '128.0.0.0/1']);
     const antiSpoof = (s: string, i: number): string[] => [
-      `-A felix-from-${s} -s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m mac --mac-source ee:ee:00:00:00:0${i} -m udp --sport 68 --dport 67 -j RETURN`,
+      `-A felix-from-${s} -s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m mac --mac-source ee:ee:00:00:00:0${i} -g felix-DHCP`,
       `-A felix-from-${s} -s 192.168.10.${i}/32 -m mac --mac-source ee:ee:00:00:00:0${i} -j MARK --set-xmark 0x1/0xffffffff`,
       `-A felix-from-${s} -m mark ! --mark 0x1 -j DROP`,
     ];
@@ -145,6 +145,8 @@ describe('Felix dataplane in network namespaces', function () {
         '-A felix-INPUT -i tap+ -p udp -m udp --sport 68 --dport 67 -j ACCEPT',
         '-A felix-INPUT -i tap+ -p tcp -m tcp --dport 9697 -j ACCEPT',
         '-A felix-INPUT -i tap+ -j DROP',
+        '-A felix-DHCP -p udp -m udp --sport 68 --dport 67 -j RETURN',
+        '-A felix-DHCP -j DROP',
         '-A felix-FROM-ENDPOINT -i tapaaaaaaaaaaa -g felix-from-aaaaaaaaaaa',
         '-A felix-FROM-ENDPOINT -i tapbbbbbbbbbbb -g felix-from-bbbbbbbbbbb',
         '-A felix-FROM-ENDPOINT -j DROP',

@@ -277,7 +277,7 @@ export class FakeNetlink implements Netlink {
     await this.gate(args);
   }
 
-  private link(ifindex: number): LinkState {
+  private linkAt(ifindex: number): LinkState {
     const l = this.net.links.get(ifindex);
     if (!l) throw errnoError('ENODEV');
     return l;
@@ -299,20 +299,25 @@ export class FakeNetlink implements Netlink {
     return [...this.net.routes.values()].map((r) => ({ ...r }));
   }
 
-  async addRoute(r: HostRoute): Promise<void> {
-    await this.op(['addRoute', r.dst, String(r.ifindex)]);
+  async link(name: string): Promise<LinkState | null> {
+    await this.op(['link', name]);
+    const l = this.net.byName(name);
+    return l ? { ...l } : null;
+  }
+
+  /** Create or replace (NLM_F_CREATE|NLM_F_REPLACE): a route to the same destination on another link is replaced. */
+  async setRoute(r: HostRoute): Promise<void> {
+    await this.op(['setRoute', r.dst, String(r.ifindex)]);
     const dst = FakeNetlink.address(r.dst, r.family);
-    const link = this.link(r.ifindex);
+    const link = this.linkAt(r.ifindex);
     if (!link.up) throw errnoError('ENETDOWN');
-    const key = `${r.family} ${dst}`;
-    if (this.net.routes.has(key)) throw errnoError('EEXIST');
-    this.net.routes.set(key, { family: r.family, dst, ifindex: r.ifindex });
+    this.net.routes.set(`${r.family} ${dst}`, { family: r.family, dst, ifindex: r.ifindex });
   }
 
   async deleteRoute(r: HostRoute): Promise<void> {
     await this.op(['deleteRoute', r.dst, String(r.ifindex)]);
     const dst = FakeNetlink.address(r.dst, r.family);
-    this.link(r.ifindex);
+    this.linkAt(r.ifindex);
     const key = `${r.family} ${dst}`;
     if (this.net.routes.get(key)?.ifindex !== r.ifindex) throw errnoError('ESRCH');
     this.net.routes.delete(key);
@@ -326,7 +331,7 @@ export class FakeNetlink implements Netlink {
   async setNeighbour(n: NeighbourEntry): Promise<void> {
     await this.op(['setNeighbour', n.dst, String(n.ifindex), n.mac]);
     const dst = FakeNetlink.address(n.dst);
-    this.link(n.ifindex);
+    this.linkAt(n.ifindex);
     if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(n.mac)) throw errnoError('EINVAL');
     this.net.neighbours.set(`${n.ifindex} ${dst}`, { dst, ifindex: n.ifindex, mac: n.mac.toLowerCase() });
   }
@@ -334,7 +339,7 @@ export class FakeNetlink implements Netlink {
   async deleteNeighbour(n: NeighbourEntry): Promise<void> {
     await this.op(['deleteNeighbour', n.dst, String(n.ifindex)]);
     const dst = FakeNetlink.address(n.dst);
-    this.link(n.ifindex);
+    this.linkAt(n.ifindex);
     if (!this.net.neighbours.delete(`${n.ifindex} ${dst}`)) throw errnoError('ENOENT');
   }
 
@@ -428,7 +433,7 @@ export class FakeKernel {
   readonly calls: FakeCall[] = [];
   /** Every netlink (`cmd: 'netlink'`, args `[op, …]`) and sysctl (`cmd: 'sysctl'`, args `['ensure', key, value]`) operation. */
   readonly ops: FakeCall[] = [];
-  /** Runs per tool (`iptables-restore`, `ipset`, …) and operations per kind (`netlink.addRoute`, `sysctl.ensure`). */
+  /** Runs per tool (`iptables-restore`, `ipset`, …) and operations per kind (`netlink.setRoute`, `sysctl.ensure`). */
   readonly counts: Record<string, number> = {};
 
   private failures: Array<{ predicate: FailurePredicate; stderr: string | undefined }> = [];

@@ -1,15 +1,16 @@
 /**
  * The host's links, as the dataplane needs them: which endpoint interfaces
- * exist and are up, kept current from rtnetlink link events, with a full
- * re-read as the fallback for events that were missed.
+ * exist and are up, kept current from rtnetlink link events, with re-reads
+ * (of the names waited for, or of everything) as the fallback for events
+ * that were missed.
  */
 import type { LinkEvent, LinkState, Netlink } from './drivers/netlink.js';
 
 export class LinkTracker {
   private links = new Map<string, LinkState>();
 
-  /** `onChange` hears every interface whose existence, index or up state changed. */
-  constructor(private readonly netlink: Netlink, private readonly onChange: (name: string) => void) {}
+  /** `onChange` hears every interface whose existence, index or up state changed, with how it was before. */
+  constructor(private readonly netlink: Netlink, private readonly onChange: (name: string, before: LinkState | undefined) => void) {}
 
   async start(): Promise<void> {
     this.netlink.onLinkEvent((e) => this.onEvent(e));
@@ -34,18 +35,28 @@ export class LinkTracker {
   async refresh(): Promise<void> {
     const before = this.links;
     this.links = new Map((await this.netlink.links()).map((l) => [l.name, l]));
-    for (const [name, link] of this.links) if (!sameLink(before.get(name), link)) this.onChange(name);
-    for (const name of before.keys()) if (!this.links.has(name)) this.onChange(name);
+    for (const [name, link] of this.links) if (!sameLink(before.get(name), link)) this.onChange(name, before.get(name));
+    for (const [name, link] of before) if (!this.links.has(name)) this.onChange(name, link);
+  }
+
+  /** Asks for a few links by name (cheaper than listing thousands); reports the ones that changed. */
+  async refreshNames(names: string[]): Promise<void> {
+    for (const name of names) this.update(name, await this.netlink.link(name));
   }
 
   private onEvent(ev: LinkEvent): void {
-    if (ev.kind === 'removed') {
-      if (this.links.delete(ev.name)) this.onChange(ev.name);
+    if (ev.kind === 'removed') this.update(ev.name, null);
+    else this.update(ev.link.name, ev.link);
+  }
+
+  private update(name: string, link: LinkState | null): void {
+    const before = this.links.get(name);
+    if (link === null) {
+      if (this.links.delete(name)) this.onChange(name, before);
       return;
     }
-    const before = this.links.get(ev.link.name);
-    this.links.set(ev.link.name, ev.link);
-    if (!sameLink(before, ev.link)) this.onChange(ev.link.name);
+    this.links.set(name, link);
+    if (!sameLink(before, link)) this.onChange(name, before);
   }
 }
 

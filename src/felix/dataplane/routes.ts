@@ -1,8 +1,10 @@
 /**
  * Routes, permanent neighbour entries and sysctls of endpoint interfaces
- * (SPEC §6 "Per endpoint"): one route and one neighbour dump per apply, then
- * per interface only the difference. Never touches an interface without the
- * endpoint prefix.
+ * (SPEC §6 "Per endpoint"). Routes and neighbours are dumped once (at start,
+ * on refresh, after a failure) and then known from Felix's own writes and
+ * from link events (the kernel flushes an interface's routes when it goes
+ * down): a dump of thousands of routes costs more than the work it guides.
+ * Never touches an interface without the endpoint prefix.
  */
 import type { Logger } from 'pino';
 import type { HostRoute, LinkState, NeighbourEntry, Netlink } from './drivers/netlink.js';
@@ -40,11 +42,30 @@ function groupBy<T, K>(items: T[], key: (t: T) => K): Map<K, T[]> {
   return m;
 }
 
+/** What the kernel has on endpoint interfaces, by ifindex: read once, then kept from our own writes and link events. */
+interface KernelRoutes {
+  routes: Map<number, HostRoute[]>;
+  neighbours: Map<number, NeighbourEntry[]>;
+}
+
 export class RouteManager {
   /** Interface name → the ifindex whose sysctls were set, so a re-created interface gets them again. */
   private readonly sysctlIfindex = new Map<string, number>();
+  /** null: unknown, dumped before the next apply (at start, after a failure, on refresh). */
+  private kernel: KernelRoutes | null = null;
 
   constructor(private readonly netlink: Netlink, private readonly sysctl: Sysctl, private readonly log: Logger) {}
+
+  /** Dump routes and neighbours again before the next apply. */
+  invalidate(): void {
+    this.kernel = null;
+  }
+
+  /** The kernel flushed this interface's routes and neighbours (it went down or away). */
+  interfaceFlushed(ifindex: number): void {
+    this.kernel?.routes.delete(ifindex);
+    this.kernel?.neighbours.delete(ifindex);
+  }
 
   /**
    * Brings each endpoint's interface to its wanted routes and neighbours
@@ -54,47 +75,54 @@ export class RouteManager {
   async apply(work: { ep: EndpointRoutes; link: LinkState | undefined }[], cleared: LinkState[]): Promise<Map<string, Error>> {
     const failed = new Map<string, Error>();
     if (work.length === 0 && cleared.length === 0) return failed;
-    let routes: HostRoute[];
-    let neighbours: NeighbourEntry[];
+    let kernel: KernelRoutes;
     try {
-      [routes, neighbours] = await Promise.all([this.netlink.hostRoutes(), this.netlink.neighbours()]);
+      kernel = await this.read();
     } catch (err) {
       for (const { ep } of work) failed.set(ep.id, err as Error);
       return failed;
     }
-    const routesByIf = groupBy(routes, (r) => r.ifindex);
-    const neighByIf = groupBy(neighbours, (n) => n.ifindex);
     await forEachLimited(work, CONCURRENCY, async ({ ep, link }) => {
       try {
-        if (link) await this.reconcile(ep, link, routesByIf.get(link.index) ?? [], neighByIf.get(link.index) ?? []);
+        if (link) await this.reconcile(ep, link, kernel);
       } catch (err) {
         failed.set(ep.id, err as Error);
       }
     });
     for (const link of cleared) {
       try {
-        await this.clear(link, routesByIf.get(link.index) ?? [], neighByIf.get(link.index) ?? []);
+        await this.clear(link, kernel);
       } catch (err) {
+        failed.set(link.name, err as Error);
         this.log.error({ err, interface: link.name }, 'deleting routes of a removed endpoint failed');
       }
     }
+    if (failed.size > 0) this.invalidate();
     return failed;
   }
 
-  /** The addresses routed to an interface now (for conntrack cleanup of interfaces nobody owns). */
+  /** The addresses routed to these interfaces now (for conntrack cleanup of interfaces nobody owns). */
   async routedTo(links: LinkState[]): Promise<string[]> {
-    const indexes = new Set(links.map((l) => l.index));
-    return (await this.netlink.hostRoutes()).filter((r) => indexes.has(r.ifindex)).map((r) => r.dst);
+    const kernel = await this.read();
+    return links.flatMap((l) => (kernel.routes.get(l.index) ?? []).map((r) => r.dst));
   }
 
   forget(ifname: string): void {
     this.sysctlIfindex.delete(ifname);
   }
 
-  private async reconcile(ep: EndpointRoutes, link: LinkState, routes: HostRoute[], neighbours: NeighbourEntry[]): Promise<void> {
+  private async read(): Promise<KernelRoutes> {
+    if (this.kernel) return this.kernel;
+    const [routes, neighbours] = await Promise.all([this.netlink.hostRoutes(), this.netlink.neighbours()]);
+    this.kernel = { routes: groupBy(routes, (r) => r.ifindex), neighbours: groupBy(neighbours, (n) => n.ifindex) };
+    return this.kernel;
+  }
+
+  private async reconcile(ep: EndpointRoutes, link: LinkState, kernel: KernelRoutes): Promise<void> {
     const active = ep.enabled && link.up;
     const wanted = active ? FAMILIES.flatMap((family) => ep.addrs[family].map((dst) => ({ family, dst }))) : [];
     const wantedRoutes = new Set(wanted.map((w) => w.dst));
+    const mac = ep.mac.toLowerCase();
     const wantedNeigh = new Set(active ? ep.addrs[4] : []);
     if (this.sysctlIfindex.get(ep.ifname) !== link.index && link.up) {
       await this.sysctl.ensure(`net/ipv4/conf/${ep.ifname}/proxy_arp`, '1');
@@ -103,21 +131,44 @@ export class RouteManager {
       await this.sysctl.ensure(`net/ipv4/neigh/${ep.ifname}/proxy_delay`, '0');
       this.sysctlIfindex.set(ep.ifname, link.index);
     }
+    const routes = kernel.routes.get(link.index) ?? [];
+    const neighbours = kernel.neighbours.get(link.index) ?? [];
     let changes = 0;
-    for (const r of routes) if (!wantedRoutes.has(r.dst)) (await this.netlink.deleteRoute(r), changes++);
+    for (const r of [...routes]) if (!wantedRoutes.has(r.dst)) (await this.netlink.deleteRoute(r), remove(routes, r), changes++);
     const present = new Set(routes.map((r) => r.dst));
-    for (const { family, dst } of wanted) if (!present.has(dst)) (await this.netlink.addRoute({ family, dst, ifindex: link.index }), changes++);
-    const mac = ep.mac.toLowerCase();
-    for (const n of neighbours) if (!wantedNeigh.has(n.dst)) (await this.netlink.deleteNeighbour(n), changes++);
-    const neighNow = new Map(neighbours.map((n) => [n.dst, n.mac]));
-    for (const dst of wantedNeigh) if (neighNow.get(dst) !== mac) (await this.netlink.setNeighbour({ dst, ifindex: link.index, mac }), changes++);
+    for (const { family, dst } of wanted) {
+      if (present.has(dst)) continue;
+      const r = { family, dst, ifindex: link.index };
+      await this.netlink.setRoute(r);
+      routes.push(r);
+      changes++;
+    }
+    for (const n of [...neighbours]) if (!wantedNeigh.has(n.dst)) (await this.netlink.deleteNeighbour(n), remove(neighbours, n), changes++);
+    for (const dst of wantedNeigh) {
+      const n = neighbours.find((x) => x.dst === dst);
+      if (n?.mac === mac) continue;
+      await this.netlink.setNeighbour({ dst, ifindex: link.index, mac });
+      if (n) n.mac = mac;
+      else neighbours.push({ dst, ifindex: link.index, mac });
+      changes++;
+    }
+    kernel.routes.set(link.index, routes);
+    kernel.neighbours.set(link.index, neighbours);
     if (changes) this.log.info({ endpoint: ep.id, interface: ep.ifname, changes }, 'routes and neighbours programmed');
   }
 
-  private async clear(link: LinkState, routes: HostRoute[], neighbours: NeighbourEntry[]): Promise<void> {
+  private async clear(link: LinkState, kernel: KernelRoutes): Promise<void> {
+    const routes = kernel.routes.get(link.index) ?? [];
+    const neighbours = kernel.neighbours.get(link.index) ?? [];
     for (const r of routes) await this.netlink.deleteRoute(r);
     for (const n of neighbours) await this.netlink.deleteNeighbour(n);
+    this.interfaceFlushed(link.index);
     this.sysctlIfindex.delete(link.name);
     if (routes.length + neighbours.length) this.log.info({ interface: link.name, routes: routes.length }, 'routes of a removed endpoint deleted');
   }
+}
+
+function remove<T>(list: T[], item: T): void {
+  const i = list.indexOf(item);
+  if (i >= 0) list.splice(i, 1);
 }

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { DirectionRules } from '../../../src/felix/dataplane/render/acl.js';
 import {
-  renderDenyChains, renderEndpointFilter, renderHostChains, renderMetadataChain, renderRpfChain,
+  renderDenyChains, renderDhcpChain, renderEndpointFilter, renderHostChains, renderMetadataChain, renderRpfChain,
 } from '../../../src/felix/dataplane/render/chains.js';
 import { contentSetName } from '../../../src/felix/dataplane/render/names.js';
 
@@ -31,7 +31,7 @@ describe('chain renderers (SPEC §6 v2), golden rule lists in iptables-save form
       {
         name: 'felix-from-abcdefghijk',
         rules: [
-          '-s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m mac --mac-source ee:ee:ee:ee:ee:01 -m udp --sport 68 --dport 67 -j RETURN',
+          '-s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m mac --mac-source ee:ee:ee:ee:ee:01 -g felix-DHCP',
           '-s 192.168.1.1/32 -m mac --mac-source ee:ee:ee:ee:ee:01 -j MARK --set-xmark 0x1/0xffffffff',
           '-m mark ! --mark 0x1 -j DROP',
           `-m set --match-set ${out} dst -j RETURN`,
@@ -60,7 +60,7 @@ describe('chain renderers (SPEC §6 v2), golden rule lists in iptables-save form
         name: 'felix-from-abcdefghijk',
         rules: [
           ...[133, 135, 136].map((t) => `-p ipv6-icmp -m icmp6 --icmpv6-type ${t} -m hl --hl-eq 255 -j RETURN`),
-          '-s fe80::/10 -d ff02::1:2/128 -p udp -m mac --mac-source ee:ee:ee:ee:ee:01 -m udp --sport 546 --dport 547 -j RETURN',
+          '-s fe80::/10 -d ff02::1:2/128 -p udp -m mac --mac-source ee:ee:ee:ee:ee:01 -g felix-DHCP',
           '-s fd00::1/128 -m mac --mac-source ee:ee:ee:ee:ee:01 -j MARK --set-xmark 0x1/0xffffffff',
           '-s fd00::2/128 -m mac --mac-source ee:ee:ee:ee:ee:01 -j MARK --set-xmark 0x1/0xffffffff',
           '-m mark ! --mark 0x1 -j DROP',
@@ -117,7 +117,9 @@ describe('chain renderers (SPEC §6 v2), golden rule lists in iptables-save form
     ]);
   });
 
-  it('raw reverse-path check, metadata DNAT and deny chains', () => {
+  it('raw reverse-path check, the shared DHCP port check, metadata DNAT and deny chains', () => {
+    expect(renderDhcpChain(4).rules).to.deep.equal(['-p udp -m udp --sport 68 --dport 67 -j RETURN', '-j DROP']);
+    expect(renderDhcpChain(6).rules).to.deep.equal(['-p udp -m udp --sport 546 --dport 547 -j RETURN', '-j DROP']);
     expect(renderRpfChain('tap')).to.deep.equal({ name: 'felix-RPF', rules: ['-i tap+ -m rpfilter --invert -j DROP'] });
     expect(renderMetadataChain({ addr: '10.0.0.1', port: 8775 }).rules).to.deep.equal([
       '-d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.0.0.1:8775',

@@ -62,7 +62,7 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
   it('starts on an empty kernel: host chains, the raw source check, one jump each; nothing else', async () => {
     const w = await start();
     await settle(w);
-    expect([...filter(w).keys()].filter((n) => n.startsWith('felix-')).sort()).to.deep.equal(['felix-FORWARD', 'felix-FROM-ENDPOINT', 'felix-INPUT', 'felix-TO-ENDPOINT']);
+    expect([...filter(w).keys()].filter((n) => n.startsWith('felix-')).sort()).to.deep.equal(['felix-DHCP', 'felix-FORWARD', 'felix-FROM-ENDPOINT', 'felix-INPUT', 'felix-TO-ENDPOINT']);
     expect(filter(w).get('FORWARD')).to.deep.equal(['-j felix-FORWARD']);
     expect(w.k.chains(6, 'raw').get('PREROUTING')).to.deep.equal(['-j felix-RPF']);
     expect(filter(w).get('felix-FROM-ENDPOINT')).to.deep.equal(['-j DROP']);

@@ -469,23 +469,25 @@ describe('FakeKernel', () => {
       expect(tap.index).to.equal(2);
     });
 
-    it('addRoute: EEXIST for an existing route, ENODEV for a missing link, ENETDOWN for a down link', async () => {
+    it('setRoute: creates or replaces (a route to the same destination moves links); ENODEV for a missing link, ENETDOWN for a down link', async () => {
       const tap = k.addLink('tapa');
-      await k.netlink.addRoute({ family: 4, dst: '10.0.0.1', ifindex: tap.index });
-      await k.netlink.addRoute({ family: 6, dst: '2001:DB8::1', ifindex: tap.index });
+      const other = k.addLink('tapc');
+      await k.netlink.setRoute({ family: 4, dst: '10.0.0.1', ifindex: tap.index });
+      await k.netlink.setRoute({ family: 6, dst: '2001:DB8::1', ifindex: tap.index });
       expect(await k.netlink.hostRoutes()).to.deep.equal([{ family: 4, dst: '10.0.0.1', ifindex: tap.index }, { family: 6, dst: '2001:db8::1', ifindex: tap.index }]);
-      const exists = await rejection(k.netlink.addRoute({ family: 4, dst: '10.0.0.1', ifindex: tap.index }));
-      expect(exists.code).to.equal('EEXIST');
-      expect(exists.message).to.equal('Request rejected: EEXIST');
-      expect((await rejection(k.netlink.addRoute({ family: 4, dst: '10.0.0.2', ifindex: 99 }))).code).to.equal('ENODEV');
+      await k.netlink.setRoute({ family: 4, dst: '10.0.0.1', ifindex: other.index });
+      expect(await k.netlink.hostRoutes()).to.deep.equal([{ family: 4, dst: '10.0.0.1', ifindex: other.index }, { family: 6, dst: '2001:db8::1', ifindex: tap.index }]);
+      expect(await k.netlink.link('tapc')).to.deep.equal(other);
+      expect(await k.netlink.link('nosuch')).to.equal(null);
+      expect((await rejection(k.netlink.setRoute({ family: 4, dst: '10.0.0.2', ifindex: 99 }))).code).to.equal('ENODEV');
       k.addLink('tapb', { up: false });
-      expect((await rejection(k.netlink.addRoute({ family: 4, dst: '10.0.0.3', ifindex: k.link('tapb')!.index }))).code).to.equal('ENETDOWN');
+      expect((await rejection(k.netlink.setRoute({ family: 4, dst: '10.0.0.3', ifindex: k.link('tapb')!.index }))).code).to.equal('ENETDOWN');
     });
 
     it('deleteRoute: ESRCH for a missing route or one through another link', async () => {
       const a = k.addLink('tapa');
       const b = k.addLink('tapb');
-      await k.netlink.addRoute({ family: 4, dst: '10.0.0.1', ifindex: a.index });
+      await k.netlink.setRoute({ family: 4, dst: '10.0.0.1', ifindex: a.index });
       expect((await rejection(k.netlink.deleteRoute({ family: 4, dst: '10.0.0.9', ifindex: a.index }))).code).to.equal('ESRCH');
       expect((await rejection(k.netlink.deleteRoute({ family: 4, dst: '10.0.0.1', ifindex: b.index }))).code).to.equal('ESRCH');
       await k.netlink.deleteRoute({ family: 4, dst: '10.0.0.1', ifindex: a.index });
@@ -505,7 +507,7 @@ describe('FakeKernel', () => {
       const a = k.addLink('tapa');
       const b = k.addLink('tapb');
       for (const l of [a, b]) {
-        await k.netlink.addRoute({ family: 4, dst: `10.0.0.${l.index}`, ifindex: l.index });
+        await k.netlink.setRoute({ family: 4, dst: `10.0.0.${l.index}`, ifindex: l.index });
         await k.netlink.setNeighbour({ dst: `10.0.0.${l.index}`, ifindex: l.index, mac: 'ee:ee:ee:ee:ee:01' });
       }
       k.removeLink('tapa');
@@ -559,13 +561,13 @@ describe('FakeKernel', () => {
 
     it('failNext reaches netlink and sysctl operations too, with an errno code', async () => {
       const a = k.addLink('tapa');
-      k.failNext((cmd, args) => cmd === 'netlink' && args[0] === 'addRoute', 'EBUSY');
+      k.failNext((cmd, args) => cmd === 'netlink' && args[0] === 'setRoute', 'EBUSY');
       k.failNext((cmd, args) => cmd === 'sysctl' && args[1] === 'net/ipv4/ip_forward');
-      expect((await rejection(k.netlink.addRoute({ family: 4, dst: '10.0.0.1', ifindex: a.index }))).code).to.equal('EBUSY');
+      expect((await rejection(k.netlink.setRoute({ family: 4, dst: '10.0.0.1', ifindex: a.index }))).code).to.equal('EBUSY');
       expect(k.routes()).to.deep.equal([]);
       expect((await rejection(k.sysctl.ensure('net/ipv4/ip_forward', '1'))).code).to.equal('EIO');
       expect(k.sysctl.values.size).to.equal(0);
-      await k.netlink.addRoute({ family: 4, dst: '10.0.0.1', ifindex: a.index });
+      await k.netlink.setRoute({ family: 4, dst: '10.0.0.1', ifindex: a.index });
     });
 
     it('records calls and counts them by tool; resetCalls forgets them', async () => {

@@ -30,8 +30,11 @@ export type LinkEvent = { kind: 'up-or-changed'; link: LinkState } | { kind: 're
 /** What the dataplane needs from rtnetlink; a fake can stand in for it. */
 export interface Netlink {
   links(): Promise<LinkState[]>;
+  /** One link by name, or null if there is none. */
+  link(name: string): Promise<LinkState | null>;
   hostRoutes(): Promise<HostRoute[]>;
-  addRoute(r: HostRoute): Promise<void>;
+  /** Creates the route, or replaces one to the same destination. */
+  setRoute(r: HostRoute): Promise<void>;
   deleteRoute(r: HostRoute): Promise<void>;
   /** Permanent IPv4 neighbour entries. */
   neighbours(): Promise<NeighbourEntry[]>;
@@ -45,7 +48,6 @@ const AF = { 4: 2, 6: 10 } as const;
 const MAIN_TABLE = 254;
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
-const NLM_F_CREATE_EXCL = 0x600;
 const NLM_F_CREATE_REPLACE = 0x500;
 const TIMEOUT_MS = 5000;
 /** Room for big dumps and bursts of link events. */
@@ -77,6 +79,16 @@ export class RtNetlink implements Netlink {
     return (await this.dump(() => this.requests.getLinks(undefined, undefined, { timeout: TIMEOUT_MS }))).map(toLink);
   }
 
+  async link(name: string): Promise<LinkState | null> {
+    try {
+      const [found] = await this.requests.getLink({}, { ifname: name }, { timeout: TIMEOUT_MS });
+      return found ? toLink(found) : null;
+    } catch (err) {
+      if (/ENODEV/.test((err as Error).message)) return null;
+      throw err;
+    }
+  }
+
   async hostRoutes(): Promise<HostRoute[]> {
     const out: HostRoute[] = [];
     for (const family of [4, 6] as const) {
@@ -97,9 +109,9 @@ export class RtNetlink implements Netlink {
     ];
   }
 
-  async addRoute(r: HostRoute): Promise<void> {
+  async setRoute(r: HostRoute): Promise<void> {
     const [data, attrs] = this.routeMessage(r);
-    await this.requests.newRoute(data, attrs, { flags: NLM_F_CREATE_EXCL, timeout: TIMEOUT_MS });
+    await this.requests.newRoute(data, attrs, { flags: NLM_F_CREATE_REPLACE, timeout: TIMEOUT_MS });
   }
 
   async deleteRoute(r: HostRoute): Promise<void> {

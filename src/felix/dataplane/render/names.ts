@@ -22,6 +22,8 @@ export const CHAIN_TO_ENDPOINT = 'felix-TO-ENDPOINT';
 export const CHAIN_PREROUTING = 'felix-PREROUTING';
 /** raw: the reverse-path source check. */
 export const CHAIN_RPF = 'felix-RPF';
+/** filter: the DHCP port check every endpoint's DHCP rule goes to (see renderDhcpChain). */
+export const CHAIN_DHCP = 'felix-DHCP';
 
 export function chainName(dir: Direction, suffix: string): string {
   return `felix-${dir}-${suffix}`;
