@@ -533,7 +533,7 @@ describe('Felix dataplane in network namespaces', function () {
           '-A felix-TO-ENDPOINT -o tapaaaaaaaaaaa -g felix-to-aaaaaaaaaaa', '-A felix-TO-ENDPOINT -o tapbbbbbbbbbbb -g felix-to-bbbbbbbbbbb', '-A felix-TO-ENDPOINT -j DROP',
           ...eps.flatMap((e) => e.rules), 'COMMIT', ''].join('\n'),
       });
-      await host.sh(`sysctl -qw net.ipv4.ip_forward=1; for t in ${A.ifname} ${B.ifname}; do sysctl -qw net.ipv4.conf.$t.proxy_arp=1; done; ip route add ${A.ip} dev ${A.ifname}; ip route add ${B.ip} dev ${B.ifname}`);
+      await host.sh(`sysctl -qw net.ipv4.ip_forward=1; for t in ${A.ifname} ${B.ifname}; do sysctl -qw net.ipv4.conf.$t.proxy_arp=1 net.ipv4.neigh.$t.proxy_delay=0; done; ip route add ${A.ip} dev ${A.ifname}; ip route add ${B.ip} dev ${B.ifname}`);
       expect(await canPing(a, B.ip), 'the version-1 layout works').to.equal(true);
 
       const driver = await startDriver(host);

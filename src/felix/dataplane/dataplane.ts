@@ -17,24 +17,15 @@
 import type { Logger } from 'pino';
 import type { Acls } from '../../common/wire/acl-api.js';
 import { isEndpointId, isIp, isMac } from '../../common/wire/codec.js';
-import { EndpointAclRules, ProtocolNames, renderAclRules } from './render/acl.js';
-import {
-  EndpointToHostAction, HostOptions, IpSet, JUMPS, renderDhcpChain, renderEndpointFilter, renderHostChains, renderMetadataChain, renderRpfChain,
-} from './render/chains.js';
-import { DispatchTarget, DispatchTree } from './render/dispatch.js';
+import type { ProtocolNames } from './render/acl.js';
+import type { EndpointToHostAction } from './render/chains.js';
 import { EndpointSpec, addrsOf } from './render/endpoint.js';
-import {
-  CHAIN_DHCP, CHAIN_FORWARD, CHAIN_FROM_ENDPOINT, CHAIN_INPUT, CHAIN_PREROUTING, CHAIN_RPF, CHAIN_TO_ENDPOINT, FAMILIES, Family,
-  OWNED_PREFIX, chainName, endpointSuffix,
-} from './render/names.js';
+import { Family, endpointSuffix } from './render/names.js';
 import { CommandRunner, execaRunner } from './drivers/commands.js';
 import { Conntrack, ConntrackTool } from './drivers/conntrack.js';
-import { IptablesDriver } from './drivers/iptables.js';
-import { IpsetDriver } from './drivers/ipsets.js';
 import { LinkState, Netlink, RtNetlink } from './drivers/netlink.js';
 import { Sysctl, procSysctl } from './drivers/sysctl.js';
-import { IptablesTables } from './tables.js';
-import { IpsetManager } from './ipsets.js';
+import { EndpointFilters, FilterEndpoint } from './filters.js';
 import { LinkTracker } from './links.js';
 import { RouteManager } from './routes.js';
 
@@ -95,14 +86,10 @@ interface EndpointState {
   spec: EndpointSpec;
   suffix: string;
   addrs: Record<Family, string[]>;
-  /** Rendered ACLs; null until the first setAcls (deny all). */
-  rules: EndpointAclRules | null;
+  /** The latest ACLs; null until the first setAcls (deny all). Rendered when applied, so only the latest costs anything. */
+  acls: Acls | null;
   /** Bumped by every change, so a change made while an apply runs is not lost when that apply completes. */
   version: number;
-  /** The sets its chains reference, per family (released when they change). */
-  held: Record<Family, string[]>;
-  /** Chains a previous Felix left, kept (with their sets) until this endpoint's ACLs arrive. */
-  left: Record<Family, boolean>;
   filterProgrammed: boolean;
   routesProgrammed: boolean;
   filterError: string | null;
@@ -117,9 +104,7 @@ const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 /** See the file comment. */
 export class Dataplane {
   private readonly log: Logger;
-  private readonly tables: Record<Family, IptablesTables>;
-  private readonly sets: IpsetManager;
-  private readonly trees: Record<Family, DispatchTree>;
+  private readonly filters: EndpointFilters;
   private readonly links: LinkTracker;
   private readonly routes: RouteManager;
   private readonly conntrack: Conntrack;
@@ -135,10 +120,6 @@ export class Dataplane {
   private readonly clearedInterfaces = new Set<string>();
   /** Addresses whose flows must be forgotten once the current apply has committed. */
   private readonly conntrackPending = new Set<string>();
-  /** Suffixes whose chains a previous run left: kept for their endpoint until its ACLs arrive. */
-  private readonly foundAtStart: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
-  /** The managers hold changes no endpoint carries (removals, dispatch, refresh). */
-  private hostDirty = false;
   private cleanupRequested = false;
   /** A host-level apply failed: wait for a timer instead of spinning the loop. */
   private hostRetryPending = false;
@@ -155,9 +136,10 @@ export class Dataplane {
   constructor(private readonly opts: DataplaneOptions) {
     this.log = opts.log.child({ component: 'dataplane' });
     const runner = opts.commands ?? execaRunner;
-    this.tables = { 4: new IptablesTables(new IptablesDriver(runner, 4)), 6: new IptablesTables(new IptablesDriver(runner, 6)) };
-    this.sets = new IpsetManager(new IpsetDriver(runner));
-    this.trees = { 4: new DispatchTree(opts.interfacePrefix), 6: new DispatchTree(opts.interfacePrefix) };
+    this.filters = new EndpointFilters({
+      log: this.log, runner, interfacePrefix: opts.interfacePrefix, metadata: opts.metadata,
+      endpointToHost: opts.endpointToHost ?? 'DROP', ...(opts.protocols ? { protocols: opts.protocols } : {}),
+    });
     this.netlink = opts.netlink ?? new RtNetlink();
     this.sysctl = opts.sysctl ?? procSysctl;
     this.conntrack = opts.conntrack ?? new ConntrackTool(runner);
@@ -176,9 +158,7 @@ export class Dataplane {
     await this.sysctl.ensure('net/ipv4/ip_forward', '1');
     await this.sysctl.ensure('net/ipv6/conf/all/forwarding', '1');
     await this.links.start();
-    await Promise.all([this.tables[4].read(), this.tables[6].read(), this.sets.read()]);
-    for (const family of FAMILIES) this.retainDispatch(family);
-    this.stageHost();
+    await this.filters.start();
     await this.applyFilter([]);
     this.started = true;
     this.timers.push(this.clock.setInterval(() => void this.pollLinks(), this.opts.retryMs));
@@ -195,7 +175,8 @@ export class Dataplane {
     if (problem !== null) {
       this.log.error({ endpoint: spec.id, problem }, 'endpoint cannot be programmed; left denied');
       if (known) {
-        this.unstage(known);
+        this.filters.unstage(known.spec.id);
+        this.forgetFlows([...known.addrs[4], ...known.addrs[6]]);
         known.filterError = problem;
         known.version++;
         this.filterDirty.delete(known);
@@ -206,10 +187,7 @@ export class Dataplane {
     }
     const addrs = { 4: addrsOf(spec, 4), 6: addrsOf(spec, 6) };
     if (known) {
-      if (known.spec.ifname !== spec.ifname) {
-        this.unstage(known);
-        this.clearedInterfaces.add(known.spec.ifname);
-      }
+      if (known.spec.ifname !== spec.ifname) this.clearedInterfaces.add(known.spec.ifname);
       const keeps = new Set(spec.enabled ? [...addrs[4], ...addrs[6]] : []);
       this.forgetFlows([...known.addrs[4], ...known.addrs[6]].filter((a) => !keeps.has(a)));
       known.spec = { ...spec, addrs: [...spec.addrs] };
@@ -219,8 +197,7 @@ export class Dataplane {
       this.markDirty(known);
     } else {
       const e: EndpointState = {
-        spec: { ...spec, addrs: [...spec.addrs] }, suffix: endpointSuffix(spec.id), addrs, rules: null, version: 0,
-        held: { 4: [], 6: [] }, left: { 4: false, 6: false }, filterProgrammed: false, routesProgrammed: false,
+        spec: { ...spec, addrs: [...spec.addrs] }, suffix: endpointSuffix(spec.id), addrs, acls: null, version: 0, filterProgrammed: false, routesProgrammed: false,
         filterError: null, routesError: null, backoffMs: 0, retryTimer: null,
       };
       this.endpoints.set(spec.id, e);
@@ -233,10 +210,7 @@ export class Dataplane {
   setAcls(id: string, acls: Acls): void {
     const e = this.endpoints.get(id);
     if (!e) return;
-    const rules = renderAclRules(acls, this.opts.protocols);
-    for (const r of rules.invalid)
-      this.log.warn({ endpoint: id, family: r.family, direction: r.direction, index: r.index, rule: r.rule, reason: r.reason }, 'invalid ACL rule skipped');
-    e.rules = rules;
+    e.acls = acls;
     e.version++;
     this.filterDirty.add(e);
     this.schedule();
@@ -249,7 +223,7 @@ export class Dataplane {
     this.endpoints.delete(id);
     this.filterDirty.delete(e);
     this.routesDirty.delete(e);
-    this.unstage(e);
+    this.filters.unstage(id);
     this.forgetFlows([...e.addrs[4], ...e.addrs[6]]);
     this.clearedInterfaces.add(e.spec.ifname);
     this.routes.forget(e.spec.ifname);
@@ -312,108 +286,8 @@ export class Dataplane {
     for (const a of addrs) this.conntrackPending.add(a);
   }
 
-  private targets(e: EndpointState): DispatchTarget {
-    return { from: chainName('from', e.suffix), to: chainName('to', e.suffix) };
-  }
-
-  /** Hands one endpoint's chains, sets and dispatch entries (per family) to the managers. */
-  private stage(e: EndpointState): void {
-    for (const family of FAMILIES) {
-      const addrs = e.addrs[family];
-      if (addrs.length === 0) {
-        this.unstageFamily(e, family);
-        continue;
-      }
-      const tables = this.tables[family];
-      const to = chainName('to', e.suffix);
-      const from = chainName('from', e.suffix);
-      if (e.rules === null && e.spec.enabled && (e.left[family] || this.foundAtStart[family].has(e.suffix))) {
-        // What a previous run programmed keeps flowing until this endpoint's ACLs arrive.
-        tables.leaveChain('filter', to);
-        tables.leaveChain('filter', from);
-        e.left[family] = true;
-      } else {
-        const filter = renderEndpointFilter({ suffix: e.suffix, mac: e.spec.mac, addrs }, family, e.spec.enabled && e.rules ? e.rules[family] : null);
-        this.hold(e, family, filter.sets);
-        for (const chain of filter.chains) tables.setChain('filter', chain);
-        e.left[family] = false;
-      }
-      this.foundAtStart[family].delete(e.suffix);
-      this.trees[family].set(e.spec.ifname, this.targets(e));
-    }
-    this.hostDirty = true;
-  }
-
-  /** Takes the endpoint out of dispatch and removes its chains, in every family. */
-  private unstage(e: EndpointState): void {
-    for (const family of FAMILIES) this.unstageFamily(e, family);
-    this.hostDirty = true;
-  }
-
-  private unstageFamily(e: EndpointState, family: Family): void {
-    this.foundAtStart[family].delete(e.suffix);
-    this.trees[family].set(e.spec.ifname, null);
-    this.tables[family].removeChain('filter', chainName('to', e.suffix));
-    this.tables[family].removeChain('filter', chainName('from', e.suffix));
-    this.hold(e, family, []);
-    e.left[family] = false;
-  }
-
-  /** Acquires the sets the endpoint's chains now reference, then releases the ones they no longer do. */
-  private hold(e: EndpointState, family: Family, sets: IpSet[]): void {
-    const byName = new Map(sets.map((s) => [s.name, s]));
-    for (const [name, s] of byName) if (!e.held[family].includes(name)) this.sets.acquire(s);
-    for (const name of e.held[family]) if (!byName.has(name)) this.sets.release(name);
-    e.held[family] = [...byName.keys()];
-  }
-
-  /** Host-wide chains and jumps of both families. */
-  private stageHost(): void {
-    const o: HostOptions = { interfacePrefix: this.opts.interfacePrefix, metadata: this.opts.metadata, endpointToHost: this.opts.endpointToHost ?? 'DROP' };
-    for (const family of FAMILIES) {
-      const tables = this.tables[family];
-      for (const chain of renderHostChains(family, o)) tables.setChain('filter', chain);
-      tables.setChain('filter', renderDhcpChain(family));
-      tables.setChain('raw', renderRpfChain(this.opts.interfacePrefix));
-      for (const [name, rules] of this.trees[family].chains()) tables.setChain('filter', { name, rules });
-      tables.setJump(JUMPS.forward, true);
-      tables.setJump(JUMPS.input, true);
-      tables.setJump(JUMPS.rpf, true);
-    }
-    const nat = this.tables[4];
-    if (this.opts.metadata) nat.setChain('nat', renderMetadataChain(this.opts.metadata));
-    else nat.removeChain('nat', CHAIN_PREROUTING);
-    nat.setJump(JUMPS.metadata, this.opts.metadata !== null);
-    this.hostDirty = true;
-  }
-
-  /** Dispatch entries found at start: kept (for interfaces nobody claims yet) until the first cleanup. */
-  private retainDispatch(family: Family): void {
-    const found = new Map<string, Partial<DispatchTarget>>();
-    const chains = this.tables[family].kernelChains('filter');
-    for (const name of chains.keys()) {
-      const suffix = /^felix-to-(.+)$/.exec(name)?.[1];
-      if (suffix !== undefined && chains.has(chainName('from', suffix))) this.foundAtStart[family].add(suffix);
-    }
-    for (const [name, rules] of chains) {
-      if (!isDispatchChain(name)) continue;
-      for (const rule of rules) {
-        const leaf = DispatchTree.parseLeafRule(rule);
-        if (leaf) found.set(leaf.ifname, { ...found.get(leaf.ifname), [leaf.direction]: leaf.target });
-      }
-    }
-    for (const [ifname, t] of found) {
-      if (!ifname.startsWith(this.opts.interfacePrefix) || !t.from || !t.to) continue;
-      this.trees[family].set(ifname, { from: t.from, to: t.to });
-    }
-  }
-
-  private flushDispatch(): void {
-    for (const family of FAMILIES)
-      for (const [name, rules] of this.trees[family].flush()) {
-        if (rules) this.tables[family].setChain('filter', { name, rules });
-        else this.tables[family].removeChain('filter', name);
-      }
+  private filterEndpoint(e: EndpointState): FilterEndpoint {
+    return { id: e.spec.id, suffix: e.suffix, ifname: e.spec.ifname, mac: e.spec.mac, addrs: e.addrs, enabled: e.spec.enabled, acls: e.acls };
   }
 
   // ---- the apply loop ----
@@ -435,7 +309,7 @@ export class Dataplane {
     if (!this.started || this.stopped) return false;
     if (this.clearedInterfaces.size > 0) return true;
     if (!this.hostRetryPending) {
-      if (this.hostDirty || this.cleanupRequested || this.conntrackPending.size > 0) return true;
+      if (this.filters.dirty || this.cleanupRequested || this.conntrackPending.size > 0) return true;
       for (const e of this.filterDirty) if (this.filterActionable(e)) return true;
     }
     for (const e of this.routesDirty) if (this.routesActionable(e)) return true;
@@ -486,7 +360,7 @@ export class Dataplane {
   }
 
   private async applyFilterBatch(batch: EndpointState[]): Promise<void> {
-    if (batch.length === 0 && (!this.hostDirty || this.hostRetryPending)) return;
+    if (batch.length === 0 && (!this.filters.dirty || this.hostRetryPending)) return;
     const versions = new Map(batch.map((e) => [e, e.version]));
     const started = performance.now();
     try {
@@ -502,31 +376,14 @@ export class Dataplane {
     this.opts.onApplied?.('filter', (performance.now() - started) / 1000);
   }
 
-  /**
-   * Stages `batch`, then: sets → chains (one restore per family) → unused
-   * sets. An endpoint whose sets cannot be made is failed on its own (taken
-   * out of dispatch) and the rest goes on.
-   */
+  /** Stages `batch` and writes everything staged; an endpoint whose sets could not be made fails on its own. */
   private async applyFilter(batch: EndpointState[]): Promise<void> {
-    const t0 = performance.now();
-    for (const e of batch) this.stage(e);
-    this.flushDispatch();
-    const t1 = performance.now();
-    const failedSets = await this.sets.applyCreates();
-    const t2 = performance.now();
-    if (failedSets.size > 0) {
-      for (const e of this.endpoints.values()) {
-        const failed = FAMILIES.flatMap((f) => e.held[f]).find((name) => failedSets.has(name));
-        if (failed !== undefined) this.fail(e, new Error(`set ${failed}: ${failedSets.get(failed)}`), 'filter');
-      }
-      this.flushDispatch();
+    for (const e of batch) this.filters.stage(this.filterEndpoint(e));
+    const failed = await this.filters.apply();
+    for (const [id, err] of failed) {
+      const e = this.endpoints.get(id);
+      if (e) this.fail(e, err, 'filter');
     }
-    this.hostDirty = false;
-    await Promise.all(FAMILIES.map((f) => this.tables[f].apply()));
-    const t3 = performance.now();
-    await this.sets.applyDeletes((name) => this.tables[4].isSetReferenced(name) || this.tables[6].isSetReferenced(name));
-    const ms = (a: number, b: number): number => Math.round(b - a);
-    this.log.debug({ endpoints: batch.length, renderMs: ms(t0, t1), setsMs: ms(t1, t2), chainsMs: ms(t2, t3), destroyMs: ms(t3, performance.now()) }, 'filter apply timings');
   }
 
   private filterSucceeded(e: EndpointState, version: number): void {
@@ -543,7 +400,7 @@ export class Dataplane {
   /** Removals, host chains and cleanup have no endpoint to carry a retry: hold them until a timer fires. */
   private retryHostLater(): void {
     this.hostRetryPending = true;
-    this.hostDirty = true;
+    this.filters.dirty = true;
     if (this.hostRetryTimer !== null) return;
     this.hostBackoffMs = Math.min(this.hostBackoffMs ? this.hostBackoffMs * 2 : Math.max(200, this.opts.retryMs), this.maxBackoffMs);
     this.hostRetryTimer = this.clock.setTimeout(() => {
@@ -559,7 +416,7 @@ export class Dataplane {
     const message = `${what} failed: ${(err as Error).message}`;
     if (kind === 'filter') {
       e.filterError = message;
-      this.unstage(e);
+      this.filters.unstage(e.spec.id);
       this.forgetFlows([...e.addrs[4], ...e.addrs[6]]);
     } else {
       e.routesError = message;
@@ -633,12 +490,10 @@ export class Dataplane {
 
   /** Re-reads the kernel on the next apply and repairs what drifted. */
   private refresh(): void {
-    for (const family of FAMILIES) this.tables[family].invalidate();
-    this.sets.invalidate();
+    this.filters.invalidate();
     this.routes.invalidate();
     void this.links.refresh().catch((err: Error) => this.log.error({ err }, 'listing links failed'));
     for (const e of this.endpoints.values()) this.routesDirty.add(e);
-    this.hostDirty = true;
     this.schedule();
   }
 
@@ -647,41 +502,18 @@ export class Dataplane {
   private async cleanup(): Promise<void> {
     this.cleanupRequested = false;
     try {
-      for (const family of FAMILIES) this.tables[family].invalidate();
-      this.sets.invalidate();
       this.routes.invalidate();
-      await Promise.all([this.tables[4].read(), this.tables[6].read(), this.sets.read(), this.links.refresh()]);
-      const known = [...this.endpoints.values()];
-      const ownedIfs = new Set(known.map((e) => e.spec.ifname));
-      let chains = 0;
-      for (const family of FAMILIES) {
-        const tree = this.trees[family];
-        for (const ifname of tree.interfaces()) if (!ownedIfs.has(ifname)) tree.set(ifname, null);
-        const keep = new Set(known.filter((e) => e.addrs[family].length > 0).flatMap((e) => [chainName('to', e.suffix), chainName('from', e.suffix)]));
-        const wanted = new Set(tree.chains().keys());
-        for (const name of this.tables[family].kernelChains('filter').keys()) {
-          if (!name.startsWith(OWNED_PREFIX) || keep.has(name) || wanted.has(name) || HOST_CHAINS.has(name)) continue;
-          this.tables[family].removeChain('filter', name);
-          chains++;
-        }
-      }
-      const staleLinks = this.links.all().filter((l) => l.name.startsWith(this.opts.interfacePrefix) && !ownedIfs.has(l.name));
+      const [chains] = await Promise.all([this.filters.stageCleanup(), this.links.refresh()]);
+      const owned = new Set([...this.endpoints.values()].map((e) => e.spec.ifname));
+      const staleLinks = this.links.all().filter((l) => l.name.startsWith(this.opts.interfacePrefix) && !owned.has(l.name));
       this.forgetFlows(await this.routes.routedTo(staleLinks));
       for (const l of staleLinks) this.clearedInterfaces.add(l.name);
-      this.flushDispatch();
       await this.applyFilter([]);
-      this.log.info({ chains, sets: this.sets.destroyPending, interfaces: staleLinks.map((l) => l.name) }, 'stale programming removed');
+      this.log.info({ chains, setsAwaitingDestruction: this.filters.setsAwaitingDestruction, interfaces: staleLinks.map((l) => l.name) }, 'stale programming removed');
     } catch (err) {
       this.log.error({ err }, 'cleanup of stale programming failed; will retry');
       this.cleanupRequested = true;
       this.retryHostLater();
     }
   }
-}
-
-const HOST_CHAINS = new Set([CHAIN_DHCP, CHAIN_FORWARD, CHAIN_INPUT, CHAIN_FROM_ENDPOINT, CHAIN_TO_ENDPOINT, CHAIN_PREROUTING, CHAIN_RPF]);
-
-/** The chains that hold dispatch rules: the two roots and the tree's children. */
-function isDispatchChain(name: string): boolean {
-  return name === CHAIN_FROM_ENDPOINT || name === CHAIN_TO_ENDPOINT || name.startsWith('felix-FROM-IF-') || name.startsWith('felix-TO-IF-');
 }
