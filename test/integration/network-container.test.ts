@@ -78,7 +78,7 @@ describe('network-container (built command, in namespaces)', function () {
   it('refuses bad arguments before touching anything', async () => {
     for (const [args, message] of [
       [['--netns', container.name, 'cid', '192.168.400.1', 'g'], /bad IP address '192\.168\.400\.1'/],
-      [['--netns', container.name, 'bad/id', '192.168.40.9', 'g'], /bad container id/],
+      [['--netns', container.name, 'bad id', '192.168.40.9', 'g'], /bad container id/],
       [['--netns', container.name, 'cid', '192.168.40.9', 'no group'], /bad group name/],
       [['cid', '192.168.40.9'], /Not enough non-option arguments/],
     ] as Array<[string[], RegExp]>) {

@@ -92,6 +92,18 @@ describe('EndpointManager', () => {
     expect(r.message).to.match(/abcdefghijk-1/);
   });
 
+  it('names an id with other characters by a hash (SPEC §3 v2); two such ids never clash, and the slot is free again after a destroy', () => {
+    const { rec, m } = setup();
+    expect(m.handle(create('host1:ctr/web')).rc).to.equal('SUCCESS');
+    expect(m.handle(create('host1:ctr/api')).rc).to.equal('SUCCESS');
+    const [web, api] = ['host1:ctr/web', 'host1:ctr/api'].map((id) => rec.programmed.get(id)!.ifname);
+    expect(web).to.match(/^tapx[0-9a-f]{10}$/);
+    expect(api).to.match(/^tapx[0-9a-f]{10}$/).and.not.equal(web);
+    m.handle(create('abcdefghijk-1'));
+    m.handle(destroy('abcdefghijk-1'));
+    expect(m.handle(create('abcdefghijk-2')).rc).to.equal('SUCCESS');
+  });
+
   it('keeps ACLs only for known endpoints', () => {
     const { rec, m } = setup();
     m.aclUpdate('ghost', { v4: emptyRules(), v6: emptyRules() });

@@ -58,6 +58,16 @@ function plug(k: FakeKernel, ...specs: EndpointSpec[]): void {
   for (const s of specs) k.addLink(s.ifname);
 }
 
+/** A started dataplane with endpoint 1 programmed in GROUP. */
+async function oneEndpoint(spec = ep(1)): Promise<World & { a: EndpointSpec }> {
+  const w = await start();
+  plug(w.k, spec);
+  w.dp.upsertEndpoint(spec);
+  w.dp.setAcls(spec.id, GROUP);
+  await settle(w);
+  return { ...w, a: spec };
+}
+
 describe('Felix dataplane apply loop (fake kernel)', () => {
   it('starts on an empty kernel: host chains, the raw source check, one jump each; nothing else', async () => {
     const w = await start();
@@ -217,12 +227,7 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
   });
 
   it('a disabled endpoint: no routes, no allow rules, its flows forgotten; an address it loses is forgotten too', async () => {
-    const w = await start();
-    const a = ep(1, { addrs: ['192.168.0.2', '192.168.0.3'] });
-    plug(w.k, a);
-    w.dp.upsertEndpoint(a);
-    w.dp.setAcls(a.id, GROUP);
-    await settle(w);
+    const { a, ...w } = await oneEndpoint(ep(1, { addrs: ['192.168.0.2', '192.168.0.3'] }));
     w.k.addFlow('192.168.0.3', '10.0.0.1');
     w.dp.upsertEndpoint({ ...a, addrs: ['192.168.0.2'] });
     await settle(w);
@@ -260,12 +265,7 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
   });
 
   it('a content-named set whose members do not hash to its name is replaced (swapped), never reused; crash leftovers go', async () => {
-    const w = await start();
-    const a = ep(1);
-    plug(w.k, a);
-    w.dp.upsertEndpoint(a);
-    w.dp.setAcls(a.id, GROUP);
-    await settle(w);
+    const { a, ...w } = await oneEndpoint();
     await w.dp.stop();
     const name = contentSetName(4, 'addr', ['192.168.0.0/16']);
     await w.k.runner.run('ipset', ['restore'], `add ${name} 10.66.0.0/16\ncreate felix-tmp-4a-0123456789abcdef hash:net family inet\nadd felix-tmp-4a-0123456789abcdef 10.0.0.0/8\n`);
@@ -302,12 +302,7 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
   });
 
   it('an unchanged upsert runs no command; a spec with an interface outside the prefix is refused and left denied', async () => {
-    const w = await start();
-    const a = ep(1);
-    plug(w.k, a);
-    w.dp.upsertEndpoint(a);
-    w.dp.setAcls(a.id, GROUP);
-    await settle(w);
+    const { a, ...w } = await oneEndpoint();
     w.k.resetCalls();
     w.dp.upsertEndpoint(a);
     await settle(w);

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { seededRandom } from '../../support/fuzz.js';
 import {
   DISPATCH_LEAF_MAX, DispatchTarget, DispatchTree, dispatchChainNames,
 } from '../../../src/felix/dataplane/render/dispatch.js';
@@ -18,18 +19,6 @@ function treeOf(names: Iterable<string>): DispatchTree {
   const t = new DispatchTree(PREFIX);
   for (const n of names) t.set(n, target(n));
   return t;
-}
-
-/** Deterministic PRNG (mulberry32), so a failing seed can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function pick<T>(rand: () => number, xs: ArrayLike<T>): T {
@@ -203,7 +192,7 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
     });
 
     it('never exceed 28 characters, nor wildcards 15, for random names of at most 15 characters', () => {
-      const rand = prng(28);
+      const rand = seededRandom(28);
       for (let round = 0; round < 20; round++) {
         // Few stems, so that long shared prefixes force deep trees.
         const stems = Array.from({ length: 3 }, () => randomName(rand, 'ab', 12));
@@ -236,7 +225,7 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
     ];
     for (const [name, seed, alphabet, maxSize] of cases) {
       it(name, () => {
-        const rand = prng(seed);
+        const rand = seededRandom(seed);
         const t = new DispatchTree(PREFIX);
         const entries = new Map<string, DispatchTarget>();
         let state = new Map<string, string[]>();
@@ -325,7 +314,7 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
   describe('walk: a packet reaches its own endpoint chain in O(log N) rules', () => {
     for (const n of [17, 1000, 5000]) {
       it(`${n} random hex interfaces`, () => {
-        const rand = prng(n);
+        const rand = seededRandom(n);
         const names = new Set<string>();
         while (names.size < n) names.add(randomName(rand, HEX, 14)); // tap + 11 hex, as endpoint ids give
         const chains = treeOf(names).chains();
@@ -368,7 +357,7 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
     }
 
     it('reads back every leaf rule the tree writes, and no tree rule', () => {
-      const rand = prng(7);
+      const rand = seededRandom(7);
       const names = new Set<string>();
       while (names.size < 500) names.add(randomName(rand, HEX, 14));
       const seen = new Set<string>();
@@ -388,7 +377,7 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
 
   describe('performance sanity (logged, not asserted)', () => {
     it('flush() after one change with 5000 entries present', () => {
-      const rand = prng(5000);
+      const rand = seededRandom(5000);
       const names = new Set<string>();
       while (names.size < 5000) names.add(randomName(rand, HEX, 14));
       let t0 = performance.now();
