@@ -12,7 +12,8 @@
 import type { Acls } from '../../src/common/wire/acl-api.js';
 import { Container, createNetns, Netns, plugContainer } from '../../test/support/netns.js';
 import { DataplaneDriver } from '../felix/driver-client.js';
-import { vethBatch, workload, Workload } from '../felix/workload.js';
+import { workload, Workload } from '../felix/workload.js';
+import { plugInterfaces } from '../felix/interfaces.js';
 
 export interface Host {
   /** As printed in the table: "no filtering", "N=1000". */
@@ -90,7 +91,7 @@ export async function programmedHost(n: number, say: (line: string) => void): Pr
   const w = workload(n);
   const [a, b] = await containers(ns, w, `n${n}`);
   const others = w.filter((_, i) => !measuredPair(n).includes(i));
-  if (others.length) await step(say, `N=${n}: creating ${others.length} veth pairs`, () => ns.run('ip', ['-batch', '-'], { input: vethBatch(others), timeoutMs: 900_000 }));
+  if (others.length) await step(say, `N=${n}: creating ${others.length} veth pairs`, () => plugInterfaces(ns, others, 900_000));
 
   const driver = new DataplaneDriver(ns.name);
   // No periodic drift repair: a re-read of thousands of chains would land in some measurement.

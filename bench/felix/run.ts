@@ -37,7 +37,8 @@ import { createNetns, deleteAllNetns, deleteNetns, Netns } from '../../test/supp
 import { ipc } from '../../test/support/felix-peers.js';
 import { Running, startCommand, stop, stopAll } from '../../test/support/process.js';
 import { BenchAclManager, BenchPlugin, NsWatch, wall } from './wire-peers.js';
-import { Workload, WorkloadKind, aclChange, vethBatch, workloadOf } from './workload.js';
+import { Workload, WorkloadKind, aclChange, workloadOf } from './workload.js';
+import { plugInterfaces } from './interfaces.js';
 
 const given = (name: string): boolean => process.argv.includes(`--${name}`);
 function arg(name: string, fallback: string): string {
@@ -88,8 +89,8 @@ async function freshHost(w: Workload[], label: string): Promise<Netns> {
   const ns = await createNetns(label, 'cfbw');
   const started = Date.now();
   if (w.length >= 1000) progress(`${ns.name}: creating ${w.length} veth pairs`);
-  await ns.run('ip', ['-batch', '-'], { input: vethBatch(w), timeoutMs: TIMEOUT_MS });
-  if (w.length >= 1000) progress(`veths ready in ${secs(Date.now() - started)} s`);
+  await plugInterfaces(ns, w, TIMEOUT_MS);
+  if (w.length >= 1000) progress(`veths ready (and the kernel settled) in ${secs(Date.now() - started)} s`);
   return ns;
 }
 

@@ -36,6 +36,7 @@ export class BenchPlugin {
   readonly pushed = new Map<string, BenchEndpoint>();
   resyncs = 0;
   heartbeatsSent = 0;
+  private resyncSending = false;
   private rep: ReplyPeer | undefined;
   private readonly felix: RequestPeer;
   private chain: Promise<unknown> = Promise.resolve();
@@ -55,9 +56,15 @@ export class BenchPlugin {
     this.rep = await new ReplyPeer((req) => {
       if (req['type'] === 'HEARTBEAT') return { type: 'HEARTBEAT' };
       if (req['type'] !== 'RESYNCSTATE') return { type: req['type'] ?? 'ERROR', rc: 'FAILURE', message: 'unexpected' };
+      // As the plugin does (SPEC §3 v2): one resync at a time per host, or a slow Felix's retries pile up without bound.
+      if (this.resyncSending) return { type: 'RESYNCSTATE', rc: 'FAILURE', message: 'resync in progress' };
       this.resyncs++;
       const eps = [...this.pushed.values()];
-      setImmediate(() => eps.forEach((ep) => void this.send(createMessage(ep, req['resync_id'] as string)).catch(() => {})));
+      this.resyncSending = true;
+      setImmediate(() => {
+        const sent = eps.map((ep) => this.send(createMessage(ep, req['resync_id'] as string)).catch(() => {}));
+        void Promise.all(sent).then(() => (this.resyncSending = false));
+      });
       return { type: 'RESYNCSTATE', rc: 'SUCCESS', message: '', endpoint_count: eps.length, interface_prefix: 'tap' };
     }).bind(this.address);
   }

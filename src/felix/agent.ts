@@ -8,7 +8,7 @@
 import type { Logger } from '../common/logging.js';
 import { zmqAddress } from '../common/config.js';
 import { HEARTBEAT, Rc, decodeResponse } from '../common/wire/codec.js';
-import { RESYNCSTATE, decodeFelixRequest, decodeResyncResponse } from '../common/wire/endpoint-api.js';
+import { ENDPOINTDESTROYED, RESYNCSTATE, decodeFelixRequest, decodeResyncResponse } from '../common/wire/endpoint-api.js';
 import { GETACLSTATE, TOPIC_ACL_HEARTBEAT, decodeAclPublication } from '../common/wire/acl-api.js';
 import { ReplyServer, RequestHandler, decodingHandler } from '../common/zmq/reply-server.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
@@ -91,8 +91,8 @@ export class FelixAgent {
         },
       },
     });
-    this.endpointHandler = decodingHandler(decodeFelixRequest, log, (msg) => {
-      const reply = this.manager.handle(msg);
+    this.endpointHandler = decodingHandler(decodeFelixRequest, log, async (msg) => {
+      const reply = this.manager.handle(msg, msg.type === ENDPOINTDESTROYED ? null : await this.hostRefusal(this.manager.newAddresses(msg)));
       if (reply.rc !== Rc.SUCCESS) log.warn({ endpoint: msg.endpoint_id, ...reply }, 'endpoint request refused');
       return reply;
     });
@@ -164,6 +164,15 @@ export class FelixAgent {
   }
 
 
+
+  /** The first reason the host forbids one of these addresses, or null. */
+  private async hostRefusal(addrs: string[]): Promise<string | null> {
+    for (const a of addrs) {
+      const problem = await this.opts.dataplane.addressProblem(a);
+      if (problem !== null) return problem;
+    }
+    return null;
+  }
 
   /** Starts a fresh resync (abandoning any unfinished one). */
   private resync(reason: string): void {

@@ -5,7 +5,7 @@
  * the whole protocol is unit-testable without sockets or a kernel.
  */
 import type { Logger } from '../common/logging.js';
-import { Rc, Response, success } from '../common/wire/codec.js';
+import { Rc, Response, canonicalIp, success } from '../common/wire/codec.js';
 import type { Acls } from '../common/wire/acl-api.js';
 import {
   ENDPOINTCREATED,
@@ -22,6 +22,8 @@ import { defaultInterfaceName, endpointSuffix } from '../common/endpoint-names.j
 export type { EndpointSpec };
 
 export interface DataplaneSink {
+  /** Why the host forbids an endpoint this address (its own, or on a non-endpoint link), or null. */
+  addressProblem(addr: string): Promise<string | null>;
   upsertEndpoint(ep: EndpointSpec): void;
   setAcls(id: string, acls: Acls): void;
   removeEndpoint(id: string): void;
@@ -35,6 +37,9 @@ export interface AclSink {
   unwatch(id: string): void;
 }
 
+/** Interface names go into iptables rules and /proc paths: Linux's 15 characters, nothing special. */
+const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
+
 export interface FelixEndpoint extends EndpointSpec {
   acls: Acls | null;
   /** When the last ACLUPDATE arrived (ms), for status and re-requests. */
@@ -45,7 +50,9 @@ export interface FelixEndpoint extends EndpointSpec {
 interface Resync {
   id: string;
   expected: number | null;
-  /** Endpoints announced by this resync. */
+  /** Every endpoint this resync named, accepted or refused: counts toward endpoint_count. */
+  counted: Set<string>;
+  /** Endpoints announced (and accepted) by this resync. */
   seen: Set<string>;
   /** Endpoints created or updated by pushes while it ran: current, whatever the resync says. */
   touched: Set<string>;
@@ -53,8 +60,10 @@ interface Resync {
 
 export class EndpointManager {
   private readonly eps = new Map<string, FelixEndpoint>();
-  /** Chain suffix → the endpoint named by it: two endpoints must never share chains, sets or an interface. */
+  /** What each endpoint holds (SPEC §3 "What Felix trusts"): one owner per chain suffix, interface and address. */
   private readonly bySuffix = new Map<string, string>();
+  private readonly byIfname = new Map<string, string>();
+  private readonly byAddr = new Map<string, string>();
   private resync: Resync | null = null;
   /** Resyncs completed so far. */
   resyncsCompleted = 0;
@@ -71,20 +80,30 @@ export class EndpointManager {
     return this.resync?.id ?? null;
   }
 
-  handle(msg: EndpointCreated | EndpointUpdated | EndpointDestroyed): Response {
+  /**
+   * Answers an endpoint request. `hostRefusal`: why the host itself forbids
+   * an address the request brings (one of its own, or on a link that is not
+   * an endpoint's), found by the caller before (see newAddresses).
+   */
+  handle(msg: EndpointCreated | EndpointUpdated | EndpointDestroyed, hostRefusal: string | null = null): Response {
     switch (msg.type) {
       case ENDPOINTCREATED:
-        return this.created(msg);
+        return this.created(msg, hostRefusal);
       case ENDPOINTUPDATED:
-        return this.updated(msg);
+        return this.updated(msg, hostRefusal);
       case ENDPOINTDESTROYED:
         return this.destroyed(msg);
     }
   }
 
+  /** The addresses a create or update would give its endpoint that it does not hold yet (the ones to check against the host). */
+  newAddresses(msg: EndpointCreated | EndpointUpdated): string[] {
+    return [...new Set(msg.addrs.map((a) => canonicalIp(a.addr)))].filter((a) => this.byAddr.get(a) !== msg.endpoint_id);
+  }
+
   /** A RESYNCSTATE with this id has been sent. */
   beginResync(id: string): void {
-    this.resync = { id, expected: null, seen: new Set(), touched: new Set() };
+    this.resync = { id, expected: null, counted: new Set(), seen: new Set(), touched: new Set() };
     this.opts.log.info({ resyncId: id, known: this.eps.size }, 'resync started');
   }
 
@@ -118,18 +137,26 @@ export class EndpointManager {
     this.opts.dataplane.setAcls(id, acls);
   }
 
-  private created(msg: EndpointCreated): Response {
-    if (this.resync && msg.resync_id === this.resync.id) this.resync.seen.add(msg.endpoint_id);
-    else this.resync?.touched.add(msg.endpoint_id);
-    const clash = this.clash(msg.endpoint_id);
-    if (clash) return { type: msg.type, rc: Rc.INVALID, message: `endpoint id would share its chain names with ${clash}` };
+  private created(msg: EndpointCreated, hostRefusal: string | null): Response {
+    const r = this.resync;
+    const inResync = r !== null && msg.resync_id === r.id;
+    // Accepted or refused, it counts: a refusal must never stall the resync.
+    if (inResync) r.counted.add(msg.endpoint_id);
     const existing = this.eps.get(msg.endpoint_id);
     const ifname = msg.interface_name ?? existing?.ifname ?? defaultInterfaceName(this.opts.interfacePrefix, msg.endpoint_id);
+    const addrs = msg.addrs.map((a) => a.addr);
+    const refusal = this.claim(msg.endpoint_id, ifname, addrs, inResync, hostRefusal);
+    if (refusal !== null) {
+      this.completeIfDone();
+      return { type: msg.type, rc: Rc.INVALID, message: refusal };
+    }
+    if (inResync) r.seen.add(msg.endpoint_id);
+    else r?.touched.add(msg.endpoint_id);
     const ep: FelixEndpoint = {
       id: msg.endpoint_id,
       ifname,
       mac: msg.mac,
-      addrs: msg.addrs.map((a) => a.addr),
+      addrs,
       enabled: msg.state === 'enabled',
       acls: existing?.acls ?? null,
       aclsAt: existing?.aclsAt ?? null,
@@ -140,14 +167,46 @@ export class EndpointManager {
     return success(msg.type);
   }
 
-  private updated(msg: EndpointUpdated): Response {
+  private updated(msg: EndpointUpdated, hostRefusal: string | null): Response {
     const existing = this.eps.get(msg.endpoint_id);
     if (!existing) return { type: msg.type, rc: Rc.NOTEXIST, message: `unknown endpoint ${msg.endpoint_id}` };
+    const addrs = msg.addrs.map((a) => a.addr);
+    const refusal = this.claim(msg.endpoint_id, existing.ifname, addrs, false, hostRefusal);
+    if (refusal !== null) return { type: msg.type, rc: Rc.INVALID, message: refusal };
     this.resync?.touched.add(msg.endpoint_id);
-    this.store({ ...existing, mac: msg.mac, addrs: msg.addrs.map((a) => a.addr), enabled: msg.state === 'enabled' }, 'endpoint updated');
+    this.store({ ...existing, mac: msg.mac, addrs, enabled: msg.state === 'enabled' }, 'endpoint updated');
     return success(msg.type);
   }
 
+  /**
+   * Why `id` may not hold this interface, chain suffix and these addresses,
+   * or null (SPEC §3 "What Felix trusts (v2)"): the interface name, then what
+   * the host forbids, then ownership. Another endpoint holding one
+   * of them refuses the request, unless the request belongs to the current
+   * resync (`authoritative`) and that endpoint is one the resync has not
+   * confirmed: it is stale, and goes now, exactly as the resync's end would
+   * remove it.
+   */
+  private claim(id: string, ifname: string, addrs: string[], authoritative: boolean, hostRefusal: string | null): string | null {
+    const prefix = this.opts.interfacePrefix;
+    if (!ifname.startsWith(prefix) || !IFNAME_RE.test(ifname))
+      return `interface name ${JSON.stringify(ifname)} must start with ${prefix} and have at most 15 of [A-Za-z0-9_.-]`;
+    if (hostRefusal !== null) return hostRefusal;
+    const held = new Map<string, string>();
+    const check = (owner: string | undefined, what: string): void => {
+      if (owner !== undefined && owner !== id && !held.has(owner)) held.set(owner, what);
+    };
+    check(this.bySuffix.get(endpointSuffix(id)), 'its chain names');
+    check(this.byIfname.get(ifname), `interface ${ifname}`);
+    for (const a of addrs) check(this.byAddr.get(canonicalIp(a)), `address ${a}`);
+    if (held.size === 0) return null;
+    const r = this.resync;
+    const stale = (owner: string): boolean => authoritative && r !== null && !r.seen.has(owner) && !r.touched.has(owner);
+    const [owner, what] = [...held].find(([o]) => !stale(o)) ?? [];
+    if (owner !== undefined) return `${what} belongs to endpoint ${owner}`;
+    for (const [other, thing] of held) this.remove(other, `endpoint removed: the resync gave ${thing} to ${id}`);
+    return null;
+  }
   private destroyed(msg: EndpointDestroyed): Response {
     if (!this.eps.has(msg.endpoint_id)) return { type: msg.type, rc: Rc.NOTEXIST, message: `unknown endpoint ${msg.endpoint_id}` };
     this.remove(msg.endpoint_id, 'endpoint destroyed');
@@ -155,28 +214,38 @@ export class EndpointManager {
   }
 
   private store(ep: FelixEndpoint, event: string): void {
+    const before = this.eps.get(ep.id);
+    if (before) this.release(before);
     this.eps.set(ep.id, ep);
     this.bySuffix.set(endpointSuffix(ep.id), ep.id);
+    this.byIfname.set(ep.ifname, ep.id);
+    for (const a of ep.addrs) this.byAddr.set(canonicalIp(a), ep.id);
     this.opts.log.info({ endpoint: ep.id, ifname: ep.ifname, addrs: ep.addrs, mac: ep.mac, enabled: ep.enabled }, event);
     this.opts.dataplane.upsertEndpoint({ id: ep.id, ifname: ep.ifname, mac: ep.mac, addrs: ep.addrs, enabled: ep.enabled });
   }
 
   private remove(id: string, event: string): void {
+    const ep = this.eps.get(id);
+    if (ep) this.release(ep);
     this.eps.delete(id);
-    this.bySuffix.delete(endpointSuffix(id));
     this.opts.acls.unwatch(id);
     this.opts.dataplane.removeEndpoint(id);
     this.opts.log.info({ endpoint: id }, event);
   }
 
-  private clash(id: string): string | undefined {
-    const other = this.bySuffix.get(endpointSuffix(id));
-    return other !== id ? other : undefined;
+  /** Frees what an endpoint held. */
+  private release(ep: FelixEndpoint): void {
+    const drop = (map: Map<string, string>, key: string): void => {
+      if (map.get(key) === ep.id) map.delete(key);
+    };
+    drop(this.bySuffix, endpointSuffix(ep.id));
+    drop(this.byIfname, ep.ifname);
+    for (const a of ep.addrs) drop(this.byAddr, canonicalIp(a));
   }
 
   private completeIfDone(): void {
     const r = this.resync;
-    if (!r || r.expected === null || r.seen.size < r.expected) return;
+    if (!r || r.expected === null || r.counted.size < r.expected) return;
     this.resync = null;
     const stale = [...this.eps.keys()].filter((id) => !r.seen.has(id) && !r.touched.has(id));
     for (const id of stale) this.remove(id, 'endpoint removed: not in resync');

@@ -102,6 +102,35 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
     expect((await chainSets(host, `felix-to-${suffix(EP2.id)}`))['port']).to.include(`${EP1.ip},tcp:7000`);
   });
 
+  it('refuses creates that name another endpoint\'s interface, an uplink, a fabric or host address; nothing is touched', async () => {
+    await host.sh('ip link add uplink0 type veth peer name uplink1; ip addr add 198.18.0.1/24 dev uplink0; ip link set uplink0 up; ip link set uplink1 up; ip route add 10.99.0.0/24 dev uplink0');
+    await aclmgr.set(EP1.id, acls([]));
+    await waitFor('c1 closed to c2', async () => !(await ping(c2, c1)), 5000);
+    const attack = (id: string, over: Json) => plugin.send({ ...createMsg({ id, ip: '192.168.30.99' }, 'ee:ee:ee:ee:ee:99'), ...over });
+    const rows: [string, Json, RegExp][] = [
+      ['attacker00000001', { interface_name: tap(EP1.id) }, /belongs to endpoint/],
+      ['attacker00000002', { interface_name: 'uplink0', addrs: [{ addr: '10.99.0.5' }] }, /must start with tap/],
+      ['attacker00000003', { addrs: [{ addr: '198.18.0.2' }] }, /on the link of uplink0/],
+      ['attacker00000004', { addrs: [{ addr: '198.18.0.1' }] }, /address of this host/],
+      ['attacker00000005', { addrs: [{ addr: EP2.ip }] }, /belongs to endpoint/],
+    ];
+    for (const [id, over, why] of rows) {
+      const reply = await attack(id, over);
+      expect(reply['rc'], id).to.equal('INVALID');
+      expect(reply['message'], id).to.match(why);
+      // What the attacker would publish for itself: everything allowed.
+      await aclmgr.set(id, acls([rule('0.0.0.0/0')]));
+    }
+    const filter = await host.run('iptables-save', ['-t', 'filter']);
+    expect(filter).to.include(`-o ${tap(EP1.id)} -g felix-to-${suffix(EP1.id)}`);
+    expect(filter).not.to.include('attacker');
+    expect(await routes()).to.include('10.99.0.0/24 dev uplink0').and.not.include('198.18.0.2').and.not.include('192.168.30.99');
+    expect((await host.run('cat', ['/proc/sys/net/ipv4/conf/uplink0/proxy_arp'])).trim()).to.equal('0');
+    expect(await ping(c2, c1), 'c2 still denied').to.equal(false);
+    await aclmgr.set(EP1.id, acls([rule(`${EP2.ip}/32`)]));
+    await waitFor('c1 open to c2 again', () => ping(c2, c1), 5000);
+  });
+
   it('ignores ACLs published on a longer topic that starts with the endpoint id', async () => {
     await aclmgr.set(EP2.id, acls([]));
     await waitFor('c2 closed', async () => !(await ping(c1, c2)), 5000);

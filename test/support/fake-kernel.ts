@@ -11,7 +11,7 @@
 import os from 'node:os';
 import ipaddr from 'ipaddr.js';
 import { CommandError, type CommandRunner } from '../../src/felix/dataplane/drivers/commands.js';
-import type { HostRoute, LinkEvent, LinkState, NeighbourEntry, Netlink } from '../../src/felix/dataplane/drivers/netlink.js';
+import type { HostRoute, LinkEvent, LinkState, NeighbourEntry, Netlink, RouteDecision } from '../../src/felix/dataplane/drivers/netlink.js';
 import type { Sysctl } from '../../src/felix/dataplane/drivers/sysctl.js';
 import type { Family } from '../../src/felix/dataplane/render/names.js';
 import { IpsetSyntaxError, SET_TYPE_REVISIONS, ipsetEntries, parseRule, tokenize, type ParsedRule } from './fake-kernel-formats.js';
@@ -303,6 +303,14 @@ export class FakeNetlink implements Netlink {
     await this.op(['link', name]);
     const l = this.net.byName(name);
     return l ? { ...l } : null;
+  }
+
+  /** Like `ip route get`: only the fake's host routes are known (the fake has no addresses of its own). */
+  async routeTo(addr: string): Promise<RouteDecision | null> {
+    await this.op(['routeTo', addr]);
+    const family = addr.includes(':') ? 6 : 4;
+    const r = this.net.routes.get(`${family} ${FakeNetlink.address(addr, family)}`);
+    return r ? { local: false, ifindex: r.ifindex, viaGateway: false } : null;
   }
 
   /** Create or replace (NLM_F_CREATE|NLM_F_REPLACE): a route to the same destination on another link is replaced. */

@@ -20,7 +20,7 @@ export type RequestHandler = (body: Buffer) => object | Promise<object>;
 export function decodingHandler<T extends { type: string }>(
   decode: (body: Buffer) => Decoded<T>,
   log: Logger,
-  handle: (msg: Exclude<T, Heartbeat>) => object,
+  handle: (msg: Exclude<T, Heartbeat>) => object | Promise<object>,
 ): RequestHandler {
   return (body) => {
     const decoded = decode(body);

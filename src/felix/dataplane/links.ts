@@ -27,6 +27,11 @@ export class LinkTracker {
     return link && link.up ? link : null;
   }
 
+  byIndex(index: number): LinkState | undefined {
+    for (const l of this.links.values()) if (l.index === index) return l;
+    return undefined;
+  }
+
   all(): LinkState[] {
     return [...this.links.values()];
   }

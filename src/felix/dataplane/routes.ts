@@ -76,6 +76,7 @@ export class RouteManager {
     const failed = new Map<string, Error>();
     if (work.length === 0 && cleared.length === 0) return failed;
     let kernel: KernelRoutes;
+    const started = performance.now();
     try {
       kernel = await this.read();
     } catch (err) {
@@ -98,6 +99,7 @@ export class RouteManager {
       }
     }
     if (failed.size > 0) this.invalidate();
+    this.log.debug({ endpoints: work.length, cleared: cleared.length, ms: Math.round(performance.now() - started) }, 'route apply timings');
     return failed;
   }
 

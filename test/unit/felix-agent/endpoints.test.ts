@@ -8,6 +8,9 @@ import { emptyRules } from '../../../src/common/wire/rules.js';
 class Recorder {
   readonly calls: string[] = [];
   readonly programmed = new Map<string, EndpointSpec>();
+  async addressProblem() {
+    return null;
+  }
   upsertEndpoint(ep: EndpointSpec) {
     this.programmed.set(ep.id, ep);
     this.calls.push(`upsert ${ep.id} ${ep.enabled ? 'on' : 'off'} ${ep.addrs.join(',')}`);
@@ -30,11 +33,18 @@ class Recorder {
   }
 }
 
+/** A distinct address per endpoint id (addresses have one owner). */
+const addrOf = (id: string): string => {
+  let h = 0;
+  for (const ch of id) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
+  return `192.168.${h % 250}.${(h >>> 8) % 250 + 1}`;
+};
+
 const create = (id: string, resync: string | null = null, over: Partial<EndpointCreated> = {}): EndpointCreated => ({
   type: 'ENDPOINTCREATED',
   endpoint_id: id,
   mac: 'ee:ee:ee:ee:ee:01',
-  addrs: [{ addr: '192.168.1.1' }],
+  addrs: [{ addr: addrOf(id) }],
   state: 'enabled',
   resync_id: resync,
   issued: 1,
@@ -66,7 +76,7 @@ describe('EndpointManager', () => {
     expect(m.handle(update('0123456789abcdef', { state: 'disabled' })).rc).to.equal('SUCCESS');
     expect(m.handle(destroy('0123456789abcdef')).rc).to.equal('SUCCESS');
     expect(rec.calls).to.deep.equal([
-      'upsert 0123456789abcdef on 192.168.1.1',
+      `upsert 0123456789abcdef on ${addrOf('0123456789abcdef')}`,
       'watch 0123456789abcdef',
       'upsert 0123456789abcdef off 192.168.1.9',
       'unwatch 0123456789abcdef',
@@ -79,9 +89,9 @@ describe('EndpointManager', () => {
     expect(m.handle(update('nope')).rc).to.equal('NOTEXIST');
     expect(m.handle(destroy('nope')).rc).to.equal('NOTEXIST');
     m.handle(create('a'));
-    m.handle(create('a', null, { mac: 'ee:ee:ee:ee:ee:02', interface_name: 'veth-a' }));
+    m.handle(create('a', null, { mac: 'ee:ee:ee:ee:ee:02', interface_name: 'tapother-a' }));
     expect(rec.calls.filter((c) => c.startsWith('watch'))).to.deep.equal(['watch a']);
-    expect(rec.programmed.get('a')).to.include({ mac: 'ee:ee:ee:ee:ee:02', ifname: 'veth-a' });
+    expect(rec.programmed.get('a')).to.include({ mac: 'ee:ee:ee:ee:ee:02', ifname: 'tapother-a' });
   });
 
   it('refuses an id whose first 11 characters clash with another endpoint', () => {
@@ -111,6 +121,59 @@ describe('EndpointManager', () => {
     m.aclUpdate('a', { v4: emptyRules(), v6: emptyRules() });
     expect(rec.calls.filter((c) => c.startsWith('acls'))).to.deep.equal(['acls a']);
     expect(m.endpoints.get('a')!.acls).to.not.equal(null);
+  });
+
+  describe('what Felix trusts (SPEC §3 v2)', () => {
+    it('refuses an interface without the prefix, or another endpoint\'s interface or address; nothing changes', () => {
+      const { rec, m } = setup();
+      m.handle(create('a'));
+      const before = [...rec.calls];
+      const rows: [EndpointCreated | EndpointUpdated, RegExp][] = [
+        [create('b', null, { interface_name: 'uplink0' }), /must start with tap/],
+        [create('b', null, { interface_name: 'tapa' }), /interface tapa belongs to endpoint a/],
+        [create('b', null, { addrs: [{ addr: addrOf('a') }] }), /address .* belongs to endpoint a/],
+        [create('b', null, { addrs: [{ addr: '192.168.200.1' }, { addr: addrOf('a') }] }), /belongs to endpoint a/],
+      ];
+      for (const [msg, why] of rows) {
+        const r = m.handle(msg);
+        expect(r.rc, JSON.stringify(msg)).to.equal('INVALID');
+        expect(r.message).to.match(why);
+      }
+      m.handle(create('b'));
+      expect(m.handle(update('b', { addrs: [{ addr: addrOf('a') }] })).rc, 'an update cannot take it either').to.equal('INVALID');
+      expect(rec.calls.slice(before.length)).to.deep.equal(['upsert b on ' + addrOf('b'), 'watch b']);
+      m.handle(destroy('a'));
+      expect(m.handle(update('b', { addrs: [{ addr: addrOf('a') }] })).rc, 'free once a is gone').to.equal('SUCCESS');
+    });
+
+    it('refuses what the host forbids (its own address, the fabric), with the reason', () => {
+      const { rec, m } = setup();
+      const r = m.handle(create('a'), '198.18.0.2 is on the link of fab0, which is not an endpoint interface');
+      expect(r).to.deep.include({ rc: 'INVALID', message: '198.18.0.2 is on the link of fab0, which is not an endpoint interface' });
+      expect(rec.calls).to.deep.equal([]);
+      expect(m.newAddresses(create('a', null, { addrs: [{ addr: 'FD00::1' }, { addr: 'fd00::1' }] }))).to.deep.equal(['fd00::1']);
+    });
+
+    it('a create of the current resync takes what a stale endpoint holds; a confirmed one keeps it', () => {
+      const { rec, m } = setup();
+      m.handle(create('old', null, { interface_name: 'tapshared' }));
+      m.beginResync('r1');
+      expect(m.handle(create('new', 'r1', { interface_name: 'tapshared' })).rc, 'old is stale: not confirmed by r1').to.equal('SUCCESS');
+      expect([...m.endpoints.keys()]).to.deep.equal(['new']);
+      expect(rec.calls).to.include('remove old');
+      const r = m.handle(create('third', 'r1', { interface_name: 'tapshared' }));
+      expect(r.rc, 'new is confirmed by r1').to.equal('INVALID');
+      m.resyncReplied('r1', resyncReply(2));
+      expect(m.resyncInProgress, 'the refused create counted: the resync is complete').to.equal(null);
+      expect([...m.endpoints.keys()]).to.deep.equal(['new']);
+    });
+
+    it('outside a resync the first owner keeps what it holds', () => {
+      const { m } = setup();
+      m.handle(create('first', null, { interface_name: 'tapx' }));
+      expect(m.handle(create('second', 'not-the-current-resync', { interface_name: 'tapx' })).rc).to.equal('INVALID');
+      expect([...m.endpoints.keys()]).to.deep.equal(['first']);
+    });
   });
 
   describe('resync', () => {

@@ -25,6 +25,14 @@ export interface NeighbourEntry {
   mac: string;
 }
 
+/** The kernel's routing decision for one address (what `ip route get` prints). */
+export interface RouteDecision {
+  /** The address is the host's own. */
+  local: boolean;
+  ifindex: number;
+  viaGateway: boolean;
+}
+
 export type LinkEvent = { kind: 'up-or-changed'; link: LinkState } | { kind: 'removed'; index: number; name: string };
 
 /** What the dataplane needs from rtnetlink; a fake can stand in for it. */
@@ -33,6 +41,8 @@ export interface Netlink {
   /** One link by name, or null if there is none. */
   link(name: string): Promise<LinkState | null>;
   hostRoutes(): Promise<HostRoute[]>;
+  /** How the kernel would route to `addr`, or null if it cannot. */
+  routeTo(addr: string): Promise<RouteDecision | null>;
   /** Creates the route, or replaces one to the same destination. */
   setRoute(r: HostRoute): Promise<void>;
   deleteRoute(r: HostRoute): Promise<void>;
@@ -50,6 +60,8 @@ const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
 const NLM_F_CREATE_REPLACE = 0x500;
 const TIMEOUT_MS = 5000;
+/** Dumps of thousands of entries are parsed in JavaScript: give them time. */
+const DUMP_TIMEOUT_MS = 60000;
 /** Room for big dumps and bursts of link events. */
 const SOCKET_OPTIONS = { ref: false, recvBufferSize: 4 << 20, sendBufferSize: 1 << 20 };
 
@@ -62,21 +74,28 @@ function toLink(m: netlink.rt.LinkMessage): LinkState {
   return { index: m.data.index ?? 0, name: m.attrs.ifname ?? '', up: m.data.flags?.up === true };
 }
 
-/** The real thing: one socket for requests, one subscribed to link notifications. */
+/**
+ * The real thing: one socket for requests, one subscribed to link
+ * notifications, and a fresh socket for each dump. A socket runs one dump
+ * at a time (the kernel answers another with EBUSY), and a dump of
+ * thousands of routes can outlast a timeout: on its own socket it can
+ * neither block nor be blocked by anything else.
+ */
 export class RtNetlink implements Netlink {
   private readonly requests = netlink.createRtNetlink(SOCKET_OPTIONS);
   private events: netlink.RtNetlinkSocket | null = null;
-  /** A socket can run one dump at a time: dumps queue behind each other. */
-  private dumps: Promise<unknown> = Promise.resolve();
 
-  private dump<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.dumps.then(fn, fn);
-    this.dumps = next.catch(() => undefined);
-    return next;
+  private async dump<T>(fn: (socket: netlink.RtNetlinkSocket) => Promise<T>): Promise<T> {
+    const socket = netlink.createRtNetlink(SOCKET_OPTIONS);
+    try {
+      return await fn(socket);
+    } finally {
+      socket.socket.close();
+    }
   }
 
   async links(): Promise<LinkState[]> {
-    return (await this.dump(() => this.requests.getLinks(undefined, undefined, { timeout: TIMEOUT_MS }))).map(toLink);
+    return (await this.dump((s) => s.getLinks(undefined, undefined, { timeout: DUMP_TIMEOUT_MS }))).map(toLink);
   }
 
   async link(name: string): Promise<LinkState | null> {
@@ -92,7 +111,7 @@ export class RtNetlink implements Netlink {
   async hostRoutes(): Promise<HostRoute[]> {
     const out: HostRoute[] = [];
     for (const family of [4, 6] as const) {
-      const routes = await this.dump(() => this.requests.getRoutes({ family: AF[family] }, undefined, { timeout: TIMEOUT_MS }));
+      const routes = await this.dump((s) => s.getRoutes({ family: AF[family] }, undefined, { timeout: DUMP_TIMEOUT_MS }));
       for (const r of routes) {
         const table = r.attrs.table ?? r.data.table;
         if (table !== MAIN_TABLE || r.data.dstLen !== (family === 4 ? 32 : 128) || !r.attrs.dst || r.attrs.oif === undefined) continue;
@@ -100,6 +119,18 @@ export class RtNetlink implements Netlink {
       }
     }
     return out;
+  }
+
+  async routeTo(addr: string): Promise<RouteDecision | null> {
+    const family = ipaddr.parse(addr).kind() === 'ipv6' ? 6 : 4;
+    try {
+      const [r] = await this.requests.getRoute({ family: AF[family], dstLen: family === 4 ? 32 : 128 }, { dst: addrBytes(addr) }, { timeout: TIMEOUT_MS });
+      if (!r) return null;
+      return { local: String(r.data.type) === 'LOCAL', ifindex: r.attrs.oif ?? 0, viaGateway: r.attrs.gateway !== undefined };
+    } catch (err) {
+      if (/UNREACH|ENETDOWN|EINVAL/.test((err as Error).message)) return null;
+      throw err;
+    }
   }
 
   private routeMessage(r: HostRoute): [netlink.rt.Route, netlink.rt.RouteAttrs] {
@@ -120,7 +151,7 @@ export class RtNetlink implements Netlink {
   }
 
   async neighbours(): Promise<NeighbourEntry[]> {
-    const all = await this.dump(() => this.requests.getNeighbors({ family: AF[4] }, undefined, { timeout: TIMEOUT_MS }));
+    const all = await this.dump((s) => s.getNeighbors({ family: AF[4] }, undefined, { timeout: DUMP_TIMEOUT_MS }));
     return all
       .filter((n) => n.data.state?.permanent && n.attrs.dst && n.attrs.lladdr)
       .map((n) => ({ dst: addrText(n.attrs.dst!), ifindex: n.data.ifindex ?? 0, mac: macText(n.attrs.lladdr!) }));
