@@ -23,7 +23,7 @@ export type Severity = keyof typeof SEVERITIES;
 export function parseSeverity(raw: string): Severity {
   const s = raw.trim().toUpperCase();
   if (s === 'WARN') return 'WARNING';
-  if (!(s in SEVERITIES)) throw new Error(`must be one of ${Object.keys(SEVERITIES).join(', ')}`);
+  if (!Object.hasOwn(SEVERITIES, s)) throw new Error(`must be one of ${Object.keys(SEVERITIES).join(', ')}`);
   return s as Severity;
 }
 
