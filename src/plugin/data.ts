@@ -124,6 +124,56 @@ export function parseDataFile(text: string, file: string): ParsedFile {
   return out;
 }
 
+/** What network-container writes for one endpoint (SPEC §8). */
+export interface EndpointSectionValues {
+  id: string;
+  ip: string;
+  mac: string;
+  host: string;
+  group: string;
+}
+
+/** Host names: dot-separated labels of letters, digits, `-` and `_`, up to 253 characters. */
+const HOST_RE = /^(?=.{1,253}$)[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_][A-Za-z0-9_-]*)*$/;
+/** Group names: a letter or digit, then letters, digits, `_`, `.`, `-` (a `,` would name two groups). */
+const GROUP_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
+
+/**
+ * Why `value` cannot be written as `key` of an `[endpoint]` section so that it
+ * reads back exactly as given, or null if it can. White space or a control
+ * character would end the value or the line and let the rest add keys or
+ * sections, so no value may hold one.
+ */
+export function unwritable(key: keyof EndpointSectionValues, value: string): string | null {
+  switch (key) {
+    case 'id':
+      if (!isEndpointId(value)) return 'not an endpoint id (1-255 characters, no white space or control characters)';
+      // After `id=`, '=', ':', '[' and ']' are plain characters, and ';' or '#' start a comment only
+      // after white space (which ids never hold) or as the value's first character.
+      return /^[;#]/.test(value) ? "starts with ';' or '#', which the data file would read as a comment" : null;
+    case 'host':
+      return HOST_RE.test(value) ? null : 'not a host name (dot-separated letters, digits, - and _)';
+    case 'group':
+      return GROUP_RE.test(value) ? null : 'not a group name (a letter or digit, then letters, digits, _ . or -)';
+    case 'ip':
+      return isIp(value) ? null : 'not an IP address';
+    case 'mac':
+      return isMac(value) ? null : 'not a MAC address';
+  }
+}
+
+/** The name of an endpoint's section and data file: its address with `.` and `:` turned into `_`. */
+export const endpointKey = (ip: string): string => ip.replace(/[.:]/g, '_');
+
+/** One endpoint's `[endpoint]` section, as network-container writes it; throws naming the key if a value is {@link unwritable}. */
+export function formatEndpointSection(e: EndpointSectionValues): string {
+  for (const key of ['id', 'ip', 'mac', 'host', 'group'] as const) {
+    const why = unwritable(key, e[key]);
+    if (why) throw new Error(`cannot write ${key} ${JSON.stringify(e[key])}: ${why}`);
+  }
+  return `[endpoint ${endpointKey(e.ip)}]\nid=${e.id}\nip=${e.ip}\nmac=${e.mac}\nhost=${e.host}\ngroup=${e.group}\n`;
+}
+
 /**
  * Merges the files of a data source into one {@link PluginData}, keeping the
  * last good version of anything that went bad. Feed it every file's current
