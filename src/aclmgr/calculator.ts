@@ -39,7 +39,8 @@ interface SourceRule {
 }
 
 interface Group {
-  members: Members;
+  /** endpoint id → addresses. A Map, not the wire's object: ids are wire data, and `ep in obj` finds `constructor`. */
+  members: ReadonlyMap<string, readonly string[]>;
   rules: Record<Direction, SourceRule[]>;
   /** Groups named by this group's `group` rules. */
   references: Set<string>;
@@ -90,14 +91,15 @@ function sourceRules(group: string, rules: Rules, invalid: string[]): Record<Dir
   return out;
 }
 
-function sameMembers(a: Members, b: Members): boolean {
-  const ka = Object.keys(a);
-  if (ka.length !== Object.keys(b).length) return false;
-  return ka.every((k) => {
-    const x = a[k]!;
-    const y = b[k];
-    return y !== undefined && x.length === y.length && x.every((addr, i) => addr === y[i]);
-  });
+const NO_MEMBERS: ReadonlyMap<string, readonly string[]> = new Map();
+
+function sameMembers(a: ReadonlyMap<string, readonly string[]>, b: ReadonlyMap<string, readonly string[]>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, x] of a) {
+    const y = b.get(k);
+    if (y === undefined || x.length !== y.length || !x.every((addr, i) => addr === y[i])) return false;
+  }
+  return true;
 }
 
 /** Deterministic ACLs from rule sets: sorted by key, so equal sets give equal output. */
@@ -153,9 +155,11 @@ export class AclCalculator {
     const { group: id } = update;
     const invalidRules: string[] = [];
     const old = this.groups.get(id);
-    const oldMembers = old?.members ?? {};
-    const deleted = Object.keys(update.members).length === 0;
-    const membersChanged = !sameMembers(oldMembers, update.members);
+    const oldMembers = old?.members ?? NO_MEMBERS;
+    // Object.entries lists own properties only, so an id such as `__proto__` is a member like any other.
+    const members: ReadonlyMap<string, readonly string[]> = new Map(Object.entries(update.members));
+    const deleted = members.size === 0;
+    const membersChanged = !sameMembers(oldMembers, members);
 
     for (const ref of old?.references ?? []) this.referencedBy.get(ref)?.delete(id);
     if (deleted) {
@@ -163,7 +167,7 @@ export class AclCalculator {
     } else {
       const rules = sourceRules(id, update.rules, invalidRules);
       const references = new Set(DIRECTIONS.flatMap((d) => rules[d].flatMap((r) => (r.group === null ? [] : [r.group]))));
-      this.groups.set(id, { members: update.members, rules, references });
+      this.groups.set(id, { members, rules, references });
       for (const ref of references) {
         let by = this.referencedBy.get(ref);
         if (!by) this.referencedBy.set(ref, (by = new Set()));
@@ -172,19 +176,19 @@ export class AclCalculator {
     }
     for (const ref of old?.references ?? []) if (this.referencedBy.get(ref)?.size === 0) this.referencedBy.delete(ref);
 
-    for (const ep of Object.keys(oldMembers)) if (!(ep in update.members)) this.endpointGroups.get(ep)?.delete(id);
-    for (const ep of Object.keys(update.members)) {
+    for (const ep of oldMembers.keys()) if (!members.has(ep)) this.endpointGroups.get(ep)?.delete(id);
+    for (const ep of members.keys()) {
       let gs = this.endpointGroups.get(ep);
       if (!gs) this.endpointGroups.set(ep, (gs = new Set()));
       gs.add(id);
     }
 
-    const affected = new Set([...Object.keys(oldMembers), ...Object.keys(update.members)]);
+    const affected = new Set([...oldMembers.keys(), ...members.keys()]);
     this.expanded.delete(id);
     if (membersChanged) {
       for (const referrer of this.referencedBy.get(id) ?? []) {
         this.expanded.delete(referrer);
-        for (const ep of Object.keys(this.groups.get(referrer)?.members ?? {})) affected.add(ep);
+        for (const ep of this.groups.get(referrer)?.members.keys() ?? []) affected.add(ep);
       }
     }
     return { changes: this.recompute(affected), invalidRules };
@@ -245,7 +249,7 @@ export class AclCalculator {
         const cidrs =
           rule.cidr !== null
             ? [rule.cidr]
-            : Object.values(this.groups.get(rule.group!)?.members ?? {}).flatMap((addrs) => addrs.map((a) => `${a}/${ipFamily(a) === 4 ? 32 : 128}`));
+            : [...(this.groups.get(rule.group!)?.members.values() ?? [])].flatMap((addrs) => addrs.map((a) => `${a}/${ipFamily(a) === 4 ? 32 : 128}`));
         for (const cidr of cidrs) {
           const concrete = concreteRule(cidr, rule.rest);
           sets[familyOfCidr(cidr)][dir].set(ruleKey(concrete), concrete);

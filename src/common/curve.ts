@@ -67,8 +67,27 @@ export function readKeyFile(file: string): string {
   return key;
 }
 
+/**
+ * Reads this daemon's secret key file, refusing one that group or others may
+ * access at all (as ssh does a private key): a secret others can read is no
+ * secret, and refusing to start is the only way to make that heard.
+ */
+export function readSecretKeyFile(file: string): string {
+  let mode: number;
+  try {
+    mode = fs.statSync(file).mode & 0o777;
+  } catch (err) {
+    throw new Error(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  if (mode & 0o077) throw new Error(`${file}: mode ${mode.toString(8).padStart(4, '0')} gives group or others access to this secret key (chmod 600 it)`);
+  return readKeyFile(file);
+}
+
 /** A config key naming a key file; the loaded value is the key itself. */
 export const keyFile = (): KeySpec<string | null> => ({ default: null, parse: readKeyFile });
+
+/** A config key naming this daemon's secret key file (see {@link readSecretKeyFile}). */
+export const secretKeyFile = (): KeySpec<string | null> => ({ default: null, parse: readSecretKeyFile });
 
 /**
  * Reads a file of public keys: on each line a key, then optionally white

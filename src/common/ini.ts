@@ -1,7 +1,9 @@
 /**
  * Reads the INI dialect of the 2014 files (Python ConfigParser's subset:
  * `[section]`, `key = value` or `key: value`, `;`/`#` comment lines), keeping
- * the line of every section and key so errors can name them.
+ * the line of every section and key so errors can name them. Errors never
+ * quote the text: the file may not be what it claims (a secret, a token),
+ * and messages end up in logs.
  *
  * Written here rather than taken from npm's `ini`: that package nests
  * sections on dots (host names have dots), keeps no line numbers, and turns a
@@ -51,11 +53,11 @@ export function parseIni(text: string): IniDocument {
     }
     const entry = ENTRY_RE.exec(trimmed);
     if (!entry) {
-      doc.errors.push({ line, message: `expected '[section]' or 'key = value', got ${JSON.stringify(trimmed.slice(0, 60))}` });
+      doc.errors.push({ line, message: "expected '[section]' or 'key = value'" });
       return;
     }
     if (!current) {
-      doc.errors.push({ line, message: `key '${entry[1]}' is outside any section` });
+      doc.errors.push({ line, message: 'a key outside any section' });
       return;
     }
     const key = entry[1]!.trim();

@@ -23,7 +23,7 @@ export type Severity = keyof typeof SEVERITIES;
 export function parseSeverity(raw: string): Severity {
   const s = raw.trim().toUpperCase();
   if (s === 'WARN') return 'WARNING';
-  if (!(s in SEVERITIES)) throw new Error(`must be one of ${Object.keys(SEVERITIES).join(', ')}`);
+  if (!Object.hasOwn(SEVERITIES, s)) throw new Error(`must be one of ${Object.keys(SEVERITIES).join(', ')}`);
   return s as Severity;
 }
 
@@ -37,11 +37,32 @@ export interface LogOptions {
 
 const ORDER: Level[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'];
 
+/** Log files are not for everyone: owner read-write, group read. */
+const LOG_FILE_MODE = 0o640;
+
+/**
+ * Opens a log file for appending, created {@link LOG_FILE_MODE}; an existing
+ * one with wider permissions (as earlier versions made them) is narrowed to
+ * it, since it may hold what should not be world-readable. Throws (stopping
+ * start-up with one line) if that is not possible.
+ */
+function openLogFile(file: string): number {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const fd = fs.openSync(file, 'a', LOG_FILE_MODE);
+  try {
+    const mode = fs.fstatSync(fd).mode & 0o777;
+    if (mode & ~LOG_FILE_MODE) fs.fchmodSync(fd, mode & LOG_FILE_MODE);
+    return fd;
+  } catch (err) {
+    fs.closeSync(fd);
+    throw new Error(`${file}: cannot restrict the log file to mode 0640: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
 export function createLogger(opts: LogOptions): Logger {
   const streams: StreamEntry[] = [];
   if (opts.file && opts.fileLevel !== 'NONE') {
-    fs.mkdirSync(path.dirname(opts.file), { recursive: true });
-    streams.push({ level: SEVERITIES[opts.fileLevel] as Level, stream: destination({ dest: opts.file, sync: true, mkdir: true }) });
+    streams.push({ level: SEVERITIES[opts.fileLevel] as Level, stream: destination({ dest: openLogFile(opts.file), sync: true }) });
   }
   if (opts.screenLevel !== 'NONE') {
     const stream = process.stderr.isTTY

@@ -15,6 +15,7 @@ import { KeySpec, int } from './config.js';
 import type { Logger } from './logging.js';
 import { isIp } from './wire/codec.js';
 import type { SocketStats } from './zmq/stats.js';
+import { curveRefusals } from './zmq/refusals.js';
 
 /** One logical connection of a daemon, as the operator thinks of it ("the plugin", "ACL updates"). */
 export interface Connection {
@@ -153,6 +154,16 @@ export class Observability {
       collect() {
         this.reset();
         for (const c of connections()) if (c.stats.lastReceivedAt !== null) this.set({ connection: c.name, api: c.api }, c.stats.lastReceivedAt / 1000);
+      },
+    });
+    new Counter({
+      name: 'calico_curve_handshakes_refused_total',
+      help: 'CurveZMQ handshakes refused by this process, by reason (the log shows only a few of them)',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [reason, n] of curveRefusals.byReason()) this.inc({ reason }, n);
       },
     });
     new Gauge({

@@ -4,7 +4,7 @@
  * set the wire is exactly the 2014 one.
  */
 import { ConfigError, KeySpec, int } from './config.js';
-import { keyFile, keyListFile, resolveCurve } from './curve.js';
+import { keyFile, keyListFile, resolveCurve, secretKeyFile } from './curve.js';
 import type { SocketOptions } from './zmq/options.js';
 
 /** 10 MiB: a GROUPUPDATE or ACLUPDATE of 10 000 members is under 1 MiB. */
@@ -25,7 +25,7 @@ const CLIENT_KEYS = 'CurveClientKeysFile';
 export function securitySection<P extends string>(
   peers: readonly P[],
 ): Record<typeof OWN_SECRET | typeof OWN_PUBLIC | P, KeySpec<string | null>> & Record<typeof CLIENT_KEYS, KeySpec<string[] | null>> {
-  const section: Record<string, KeySpec<unknown>> = { [OWN_SECRET]: keyFile(), [OWN_PUBLIC]: keyFile(), [CLIENT_KEYS]: keyListFile() };
+  const section: Record<string, KeySpec<unknown>> = { [OWN_SECRET]: secretKeyFile(), [OWN_PUBLIC]: keyFile(), [CLIENT_KEYS]: keyListFile() };
   for (const p of peers) section[p] = keyFile();
   return section as Record<typeof OWN_SECRET | typeof OWN_PUBLIC | P, KeySpec<string | null>> & Record<typeof CLIENT_KEYS, KeySpec<string[] | null>>;
 }

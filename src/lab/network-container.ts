@@ -12,8 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { commandLine } from '../common/cli.js';
-import { canonicalIp, ipFamily, isEndpointId, isIp } from '../common/wire/codec.js';
+import { canonicalIp, ipFamily } from '../common/wire/codec.js';
 import { defaultInterfaceName } from '../common/endpoint-names.js';
+import { endpointKey, formatEndpointSection, unwritable } from '../plugin/data.js';
 
 
 const argv = commandLine('network-container', '$0 [--netns NAME] [--data-dir DIR] [--hostname NAME] CID IP GROUP')
@@ -27,9 +28,15 @@ const argv = commandLine('network-container', '$0 [--netns NAME] [--data-dir DIR
     hostname: { type: 'string', default: os.hostname(), describe: 'the host the endpoint lives on' },
   })
   .check((a) => {
-    if (!isEndpointId(String(a.cid))) throw new Error(`bad container id '${a.cid}'`);
-    if (!isIp(String(a.ip))) throw new Error(`bad IP address '${a.ip}'`);
-    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(String(a.group))) throw new Error(`bad group name '${a.group}'`);
+    // Every value written into the data file is checked, so none can inject a line; quoted with
+    // JSON.stringify so that the refusal stays one line whatever the value holds.
+    const refuse = (what: string, v: unknown, why: string | null) => {
+      if (why) throw new Error(`bad ${what} ${JSON.stringify(String(v))}: ${why}`);
+    };
+    refuse('container id', a.cid, unwritable('id', String(a.cid)));
+    refuse('IP address', a.ip, unwritable('ip', String(a.ip)));
+    refuse('group name', a.group, unwritable('group', String(a.group)));
+    refuse('--hostname', a.hostname, unwritable('host', String(a.hostname)));
     return true;
   })
   .parseSync();
@@ -65,7 +72,7 @@ async function main(): Promise<void> {
   // The peer gets a temporary name unique to this run: eth0 may exist in the host namespace.
   const peer = `nc${process.pid.toString(36)}`.slice(0, 15);
   const inContainer = (...args: string[]) => execa(ns.exec[0]!, [...ns.exec.slice(1), ...args]);
-  const dataFile = path.join(argv['data-dir'], `${ip.replace(/[.:]/g, '_')}.txt`);
+  const dataFile = path.join(argv['data-dir'], `${endpointKey(ip)}.txt`);
   try {
     await ip_('link', 'add', tap, 'type', 'veth', 'peer', 'name', peer);
     await ip_('link', 'set', peer, 'netns', ns.moveTo);
@@ -77,7 +84,7 @@ async function main(): Promise<void> {
     await inContainer('ip', ...(v6 ? ['-6'] : []), 'route', 'add', 'default', 'dev', 'eth0');
     await ip_('link', 'set', tap, 'up');
     const mac = (await inContainer('cat', '/sys/class/net/eth0/address')).stdout.trim();
-    const section = `[endpoint ${ip.replace(/[.:]/g, '_')}]\nid=${cid}\nip=${ip}\nmac=${mac}\nhost=${argv.hostname}\ngroup=${group}\n`;
+    const section = formatEndpointSection({ id: cid, ip, mac, host: argv.hostname, group });
     fs.mkdirSync(argv['data-dir'], { recursive: true });
     const tmp = `${dataFile}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, section);

@@ -48,15 +48,16 @@ export function endpointDestroyed(e: PluginEndpoint): EndpointDestroyed {
 
 /** group id → its members, with members listed in id order. */
 export function groupsOf(data: PluginData): Map<string, Members> {
-  const groups = new Map<string, Members>();
+  const groups = new Map<string, Array<[string, string[]]>>();
   const sorted = [...data.endpoints.values()].sort((a, b) => a.id.localeCompare(b.id));
   for (const e of sorted) {
     for (const g of e.groups) {
-      if (!groups.has(g)) groups.set(g, {});
-      groups.get(g)![e.id] = e.addrs;
+      if (!groups.has(g)) groups.set(g, []);
+      groups.get(g)!.push([e.id, e.addrs]);
     }
   }
-  return groups;
+  // fromEntries defines own properties: an id such as `__proto__` stays a member (see Members).
+  return new Map([...groups].map(([g, members]) => [g, Object.fromEntries(members)]));
 }
 
 /** Groups whose members differ between the two, including groups that vanished. */

@@ -3,6 +3,10 @@
  * INI sections, parsed into a model. Parsing is pure; {@link DataMerger}
  * keeps, per file and per section, the last version that was good, so a typo
  * never destroys endpoints.
+ *
+ * Problems are worded with file, line, section type and key only, never a
+ * value or a line's text: a data file may be something else (a secret that a
+ * link pointed at, a token pasted by mistake), and the log is read by others.
  */
 import { parseIni, IniSection } from '../common/ini.js';
 import { canonicalIp, isEndpointId, isIp, isMac } from '../common/wire/codec.js';
@@ -46,44 +50,58 @@ export function shortHost(name: string): string {
   return name.split('.')[0]!.toLowerCase();
 }
 
+/** A bad section, at the line of the key at fault (or of the section). The message names no value. */
+class SectionError extends Error {
+  constructor(
+    readonly line: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 function value(section: IniSection, key: string): string | undefined {
   const v = section.entries.get(key)?.value;
   return v === undefined || v === '' ? undefined : v;
 }
 
+function need(section: IniSection, key: string): string {
+  const v = value(section, key);
+  if (v === undefined) throw new SectionError(section.line, `missing '${key}'`);
+  return v;
+}
+
+function bad(section: IniSection, key: string, expected: string): SectionError {
+  return new SectionError(section.entries.get(key)!.line, `${key}: ${expected}`);
+}
+
 function parseFelix(section: IniSection, host: string, where: string): FelixHost {
-  const ip = value(section, 'ip');
-  if (!ip) throw new Error("missing 'ip'");
-  if (!isIp(ip)) throw new Error(`bad ip '${ip}'`);
+  const ip = need(section, 'ip');
+  if (!isIp(ip)) throw bad(section, 'ip', 'not an IP address');
   const portRaw = value(section, 'port');
   let port: number | null = null;
   if (portRaw !== undefined) {
     port = Number(portRaw);
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`bad port '${portRaw}'`);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw bad(section, 'port', 'not a port number (1-65535)');
   }
   return { host: shortHost(value(section, 'host') ?? host), ip: canonicalIp(ip), port, source: where };
 }
 
 function parseEndpoint(section: IniSection, where: string): PluginEndpoint {
-  const need = (k: string) => {
-    const v = value(section, k);
-    if (v === undefined) throw new Error(`missing '${k}'`);
-    return v;
-  };
-  const id = need('id');
-  if (!isEndpointId(id)) throw new Error(`bad id '${id}'`);
-  const addrs = need('ip')
+  const id = need(section, 'id');
+  if (!isEndpointId(id)) throw bad(section, 'id', 'not an endpoint id (1-255 characters, no white space or control characters)');
+  const addrs = need(section, 'ip')
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '');
-  for (const a of addrs) if (!isIp(a)) throw new Error(`bad ip '${a}'`);
-  const mac = need('mac');
-  if (!isMac(mac)) throw new Error(`bad mac '${mac}'`);
+  if (!addrs.every(isIp)) throw bad(section, 'ip', 'not an IP address (or a comma-separated list of them)');
+  const mac = need(section, 'mac');
+  if (!isMac(mac)) throw bad(section, 'mac', 'not a MAC address');
   const groups = (value(section, 'group') ?? 'default')
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '');
-  return { id, addrs: addrs.map(canonicalIp), mac: mac.toLowerCase(), host: shortHost(need('host')), groups, source: where };
+  return { id, addrs: addrs.map(canonicalIp), mac: mac.toLowerCase(), host: shortHost(need(section, 'host')), groups, source: where };
 }
 
 /** Parses one data file's text; `file` only names it in messages. */
@@ -94,15 +112,66 @@ export function parseDataFile(text: string, file: string): ParsedFile {
     const where = `${file}:${section.line}`;
     const [kind, ...rest] = section.name.split(/\s+/);
     const name = rest.join(' ');
-    try {
-      if (kind === 'felix') out.entries.set(section.name, { kind, value: parseFelix(section, name, where) });
-      else if (kind === 'endpoint') out.entries.set(section.name, { kind, value: parseEndpoint(section, where) });
-      else throw new Error(`unknown section type '${kind}' (expected 'felix' or 'endpoint')`);
-    } catch (err) {
-      out.badSections.set(section.name, `${where}: [${section.name}] ${(err as Error).message}`);
-    }
+    if (kind === 'felix' || kind === 'endpoint') {
+      try {
+        out.entries.set(section.name, kind === 'felix' ? { kind, value: parseFelix(section, name, where) } : { kind, value: parseEndpoint(section, where) });
+      } catch (err) {
+        if (!(err instanceof SectionError)) throw err;
+        out.badSections.set(section.name, `${file}:${err.line}: [${kind}] ${err.message}`);
+      }
+    } else out.badSections.set(section.name, `${where}: unknown section type (expected 'felix' or 'endpoint')`);
   }
   return out;
+}
+
+/** What network-container writes for one endpoint (SPEC §8). */
+export interface EndpointSectionValues {
+  id: string;
+  ip: string;
+  mac: string;
+  host: string;
+  group: string;
+}
+
+/** Host names: dot-separated labels of letters, digits, `-` and `_`, up to 253 characters. */
+const HOST_RE = /^(?=.{1,253}$)[A-Za-z0-9_][A-Za-z0-9_-]*(\.[A-Za-z0-9_][A-Za-z0-9_-]*)*$/;
+/** Group names: a letter or digit, then letters, digits, `_`, `.`, `-` (a `,` would name two groups). */
+const GROUP_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
+
+/**
+ * Why `value` cannot be written as `key` of an `[endpoint]` section so that it
+ * reads back exactly as given, or null if it can. White space or a control
+ * character would end the value or the line and let the rest add keys or
+ * sections, so no value may hold one.
+ */
+export function unwritable(key: keyof EndpointSectionValues, value: string): string | null {
+  switch (key) {
+    case 'id':
+      if (!isEndpointId(value)) return 'not an endpoint id (1-255 characters, no white space or control characters)';
+      // After `id=`, '=', ':', '[' and ']' are plain characters, and ';' or '#' start a comment only
+      // after white space (which ids never hold) or as the value's first character.
+      return /^[;#]/.test(value) ? "starts with ';' or '#', which the data file would read as a comment" : null;
+    case 'host':
+      return HOST_RE.test(value) ? null : 'not a host name (dot-separated letters, digits, - and _)';
+    case 'group':
+      return GROUP_RE.test(value) ? null : 'not a group name (a letter or digit, then letters, digits, _ . or -)';
+    case 'ip':
+      return isIp(value) ? null : 'not an IP address';
+    case 'mac':
+      return isMac(value) ? null : 'not a MAC address';
+  }
+}
+
+/** The name of an endpoint's section and data file: its address with `.` and `:` turned into `_`. */
+export const endpointKey = (ip: string): string => ip.replace(/[.:]/g, '_');
+
+/** One endpoint's `[endpoint]` section, as network-container writes it; throws naming the key if a value is {@link unwritable}. */
+export function formatEndpointSection(e: EndpointSectionValues): string {
+  for (const key of ['id', 'ip', 'mac', 'host', 'group'] as const) {
+    const why = unwritable(key, e[key]);
+    if (why) throw new Error(`cannot write ${key} ${JSON.stringify(e[key])}: ${why}`);
+  }
+  return `[endpoint ${endpointKey(e.ip)}]\nid=${e.id}\nip=${e.ip}\nmac=${e.mac}\nhost=${e.host}\ngroup=${e.group}\n`;
 }
 
 /**

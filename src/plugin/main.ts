@@ -6,7 +6,7 @@ import path from 'node:path';
 import { commandLine, runDaemon } from '../common/cli.js';
 import { zmqAddress } from '../common/config.js';
 import { createLogger, parseSeverity } from '../common/logging.js';
-import { readKeyFile, readKeyListFile, resolveCurve } from '../common/curve.js';
+import { readKeyFile, readKeyListFile, readSecretKeyFile, resolveCurve } from '../common/curve.js';
 import { CurveAuthorizer } from '../common/zmq/zap.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../common/security.js';
 import { DataSource } from './source.js';
@@ -39,7 +39,7 @@ const argv = commandLine('plugin', '$0 <network|ep> [options]')
     'metrics-port': { type: 'number', default: 0, describe: 'serve /livez, /readyz, /metrics, /status on this HTTP port (0 = off)' },
     'metrics-address': { type: 'string', default: '127.0.0.1', describe: 'address of the metrics HTTP server' },
     'max-message-bytes': { type: 'number', default: DEFAULT_MAX_MESSAGE_BYTES, describe: 'a peer sending a larger message is disconnected' },
-    'curve-secret-key': { type: 'string', coerce: readKeyFile, describe: "CurveZMQ: the plugin's secret key file (turns security on)" },
+    'curve-secret-key': { type: 'string', coerce: readSecretKeyFile, describe: "CurveZMQ: the plugin's secret key file (turns security on)" },
     'curve-public-key': { type: 'string', coerce: readKeyFile, describe: "CurveZMQ: the plugin's public key file (checked against the secret key)" },
     'felix-public-key': { type: 'string', coerce: readKeyFile, describe: "ep, CurveZMQ: the Felixes' public key file" },
     'curve-client-keys': { type: 'string', coerce: readKeyListFile, describe: 'CurveZMQ: file of the client public keys to admit, one per line (default: any client)' },

@@ -2,8 +2,15 @@
  * Watches the plugin's data (one file, or a directory of `*.txt` files),
  * reloads within a debounce interval of any change — written in place or
  * replaced by rename — and hands the merged model on when it changed.
+ *
+ * Only regular files are data. The plugin runs as root and its data
+ * directory is written by other tools, so a symlink (which could name any
+ * file root can read), a FIFO (a read blocks until someone writes), a device
+ * or a directory is skipped with a warning; reads are asynchronous and never
+ * wait on such a file, so the sockets keep answering.
  */
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { watch, FSWatcher } from 'chokidar';
 import type { Logger } from '../common/logging.js';
@@ -18,6 +25,56 @@ export interface DataSourceOptions {
   pollMs?: number;
 }
 
+/** Larger files are not plugin data (10 000 endpoints take about 1.2 MB) and are skipped rather than read into memory. */
+const MAX_FILE_BYTES = 16 * 1024 * 1024;
+
+/** Opened so that a path swapped after the lstat for a symlink fails (ELOOP) and one swapped for a FIFO does not block. */
+const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+
+/** What a path is, in words, when it is not a regular file. */
+function notRegular(st: fs.Stats): string | null {
+  if (st.isFile()) return null;
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isSocket()) return 'a socket';
+  return 'a device';
+}
+
+/** One data file read: its text, `gone`, or why it was not read (`skipped`: not data; `failed`: keep what it held). */
+type ReadResult = { kind: 'text'; text: string } | { kind: 'gone' } | { kind: 'skipped' | 'failed'; why: string };
+
+async function readDataFile(file: string): Promise<ReadResult> {
+  const code = (err: unknown) => (err as NodeJS.ErrnoException).code ?? String(err);
+  let handle: fsp.FileHandle;
+  try {
+    const what = notRegular(await fsp.lstat(file));
+    if (what) return { kind: 'skipped', why: `${what}, not a regular file` };
+    handle = await fsp.open(file, OPEN_FLAGS);
+  } catch (err) {
+    if (code(err) === 'ENOENT') return { kind: 'gone' };
+    if (code(err) === 'ELOOP') return { kind: 'skipped', why: 'a symbolic link, not a regular file' };
+    return { kind: 'failed', why: `cannot read: ${code(err)}` };
+  }
+  try {
+    const st = await handle.stat();
+    const what = notRegular(st);
+    if (what) return { kind: 'skipped', why: `${what}, not a regular file` };
+    if (st.size > MAX_FILE_BYTES) return { kind: 'skipped', why: `larger than ${MAX_FILE_BYTES} bytes` };
+    return { kind: 'text', text: await handle.readFile('utf8') };
+  } catch (err) {
+    return { kind: 'failed', why: `cannot read: ${code(err)}` };
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * The plugin's data, kept current: {@link start} loads it and watches for
+ * changes, calling `onChange` with each new merged model; a file that goes
+ * bad keeps its last good content. Not for reading arbitrary files: only
+ * regular `*.txt` files are read (see the module comment).
+ */
 export class DataSource {
   private readonly merger = new DataMerger();
   private watcher: FSWatcher | undefined;
@@ -25,15 +82,22 @@ export class DataSource {
   private poller: NodeJS.Timeout | undefined;
   private lastJson = '';
   private lastProblems = '';
+  /** The reload in progress, if any; a request meanwhile runs one more after it. */
+  private loading: Promise<void> | undefined;
+  private again = false;
+  /** Whether `path` was a directory when watching began (else the file's folder is watched). */
+  private watchingDirectory = false;
   current: PluginData = { felixes: new Map(), endpoints: new Map() };
 
   constructor(private readonly opts: DataSourceOptions) {}
 
   /** Loads the data once (without calling onChange) and starts watching. */
   async start(): Promise<PluginData> {
-    this.load();
-    const dir = this.isDirectory() ? this.opts.path : path.dirname(this.opts.path);
-    this.watcher = watch(dir, { depth: 0, ignoreInitial: true });
+    await this.load();
+    this.watchingDirectory = await this.isDirectory();
+    const dir = this.watchingDirectory ? this.opts.path : path.dirname(this.opts.path);
+    // followSymlinks: false, so the watcher does not watch what a link in the data directory points at.
+    this.watcher = watch(dir, { depth: 0, ignoreInitial: true, followSymlinks: false });
     this.watcher.on('all', (_event, file) => {
       if (this.relevant(file)) this.schedule();
     });
@@ -48,11 +112,26 @@ export class DataSource {
     clearTimeout(this.timer);
     clearInterval(this.poller);
     await this.watcher?.close();
+    this.again = false;
+    await this.loading;
   }
 
-  /** Re-reads everything; calls onChange if the merged model differs. */
+  /** Re-reads everything, one reload at a time; calls onChange if the merged model differs. */
   reload(): void {
-    if (this.load()) this.opts.onChange(this.current);
+    if (this.loading) {
+      this.again = true;
+      return;
+    }
+    this.loading = (async () => {
+      do {
+        this.again = false;
+        try {
+          if (await this.load()) this.opts.onChange(this.current);
+        } catch (err) {
+          this.opts.log.error({ err, path: this.opts.path }, 'reloading data failed; keeping the current data');
+        }
+      } while (this.again);
+    })().finally(() => (this.loading = undefined));
   }
 
   private schedule(): void {
@@ -60,39 +139,38 @@ export class DataSource {
     this.timer = setTimeout(() => this.reload(), this.opts.debounceMs ?? 50);
   }
 
-  private isDirectory(): boolean {
+  /** The `--data` path itself may be a link to a directory: the operator named it. */
+  private async isDirectory(): Promise<boolean> {
     try {
-      return fs.statSync(this.opts.path).isDirectory();
+      return (await fsp.stat(this.opts.path)).isDirectory();
     } catch {
       return false;
     }
   }
 
   private relevant(file: string): boolean {
-    return this.isDirectory() ? file.endsWith('.txt') : path.resolve(file) === path.resolve(this.opts.path);
+    return this.watchingDirectory ? file.endsWith('.txt') : path.resolve(file) === path.resolve(this.opts.path);
   }
 
-  private files(): string[] {
-    if (!this.isDirectory()) return [this.opts.path];
-    return fs
-      .readdirSync(this.opts.path)
-      .filter((f) => f.endsWith('.txt'))
-      .map((f) => path.join(this.opts.path, f));
+  private async files(): Promise<string[]> {
+    if (!(await this.isDirectory())) return [this.opts.path];
+    return (await fsp.readdir(this.opts.path)).filter((f) => f.endsWith('.txt')).map((f) => path.join(this.opts.path, f));
   }
 
   /** Returns true when the merged model changed. */
-  private load(): boolean {
+  private async load(): Promise<boolean> {
     const problems: string[] = [];
     const seen = new Set<string>();
-    for (const file of this.files()) {
-      seen.add(file);
-      let text: string | null;
-      try {
-        text = fs.readFileSync(file, 'utf8');
-      } catch {
-        text = null;
-      }
-      problems.push(...this.merger.update(file, text));
+    for (const file of await this.files()) {
+      const read = await readDataFile(file);
+      if (read.kind === 'text') {
+        seen.add(file);
+        problems.push(...this.merger.update(file, read.text));
+      } else if (read.kind === 'failed') {
+        // Seen, so a file that cannot be read this time keeps what it held.
+        seen.add(file);
+        problems.push(`${file}: ${read.why} (keeping its last good content)`);
+      } else if (read.kind === 'skipped') problems.push(`${file}: skipped: ${read.why}`);
     }
     for (const gone of this.merger.knownFiles().filter((f) => !seen.has(f))) this.merger.update(gone, null);
     const { data, conflicts } = this.merger.merged();

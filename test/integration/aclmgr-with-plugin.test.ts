@@ -14,8 +14,10 @@ import { RequestPeer, SubscribePeer } from '../support/peers.js';
 const rule = (cidr: string) => ({ group: null, cidr, protocol: null, port: null });
 const deny = { inbound: [], outbound: [], inbound_default: 'deny', outbound_default: 'deny' };
 
-function endpoint(n: number, group: string): string {
-  return `[endpoint 192_168_1_${n}]\nid=ep${n}\nip=192.168.1.${n}\nmac=ee:ee:ee:ee:ee:0${n}\nhost=instance-1\ngroup=${group}\n\n`;
+const FELIX = '[felix instance-1]\nip=127.0.0.1\nhost=instance-1\n\n';
+
+function endpoint(n: number, group: string, id = `ep${n}`): string {
+  return `[endpoint 192_168_1_${n}]\nid=${id}\nip=192.168.1.${n}\nmac=ee:ee:ee:ee:ee:0${n}\nhost=instance-1\ngroup=${group}\n\n`;
 }
 
 /** Prototype ACLs of an endpoint whose group has these addresses, rules in the manager's order. */
@@ -35,13 +37,14 @@ describe('calico-acl-manager with plugin network (built commands)', function () 
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('publishes the data file’s groups as ACLs, follows changes, and survives a plugin restart', async () => {
+  /** Starts the built plugin network on `dataText` and the built ACL manager, and waits for their first sync. */
+  async function startBoth(dataText: string) {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aclmgr-plugin-'));
     const [groupsPort, pubPort, aclReq, aclPub] = await freePorts(4);
     const data = path.join(dir, 'data.txt');
-    fs.writeFileSync(data, `[felix instance-1]\nip=127.0.0.1\nhost=instance-1\n\n${endpoint(1, 'group1')}${endpoint(2, 'group1')}${endpoint(3, 'group2')}`);
+    fs.writeFileSync(data, `${FELIX}${dataText}`);
     const pluginArgs = ['network', '--data', data, '--log-dir', 'none', '--bind', '127.0.0.1', '--groups-port', String(groupsPort), '--publish-port', String(pubPort), '--heartbeat-ms', '200'];
-    let plugin: Running = startCommand('src/plugin/main.js', pluginArgs);
+    const plugin: Running = startCommand('src/plugin/main.js', pluginArgs);
     const cfg = path.join(dir, 'acl_manager.cfg');
     fs.writeFileSync(
       cfg,
@@ -49,7 +52,12 @@ describe('calico-acl-manager with plugin network (built commands)', function () 
     );
     const manager = startCommand('src/aclmgr/main.js', ['--config-file', cfg]);
     await waitFor('manager synced', () => manager.output().includes('resynchronised with the plugin'), 10000);
+    return { data, pluginArgs, plugin, manager, aclReq, aclPub };
+  }
 
+  it('publishes the data file’s groups as ACLs, follows changes, and survives a plugin restart', async () => {
+    const { data, pluginArgs, manager, aclReq, aclPub, ...started } = await startBoth(`${endpoint(1, 'group1')}${endpoint(2, 'group1')}${endpoint(3, 'group2')}`);
+    let plugin = started.plugin;
     const sub = new SubscribePeer(`tcp://127.0.0.1:${aclPub}`, ['ep1', 'ep2', 'ep3', 'aclheartbeat']);
     closers.push(sub);
     await sub.inbox.take((m) => m['topic'] === 'aclheartbeat', 'aclheartbeat');
@@ -74,10 +82,39 @@ describe('calico-acl-manager with plugin network (built commands)', function () 
 
     // The plugin stops; while it is away ep1 leaves the data; it comes back; the manager catches up by itself.
     await stop(plugin);
-    fs.writeFileSync(data, `[felix instance-1]\nip=127.0.0.1\nhost=instance-1\n\n${endpoint(2, 'group2')}${endpoint(3, 'group2')}`);
+    fs.writeFileSync(data, `${FELIX}${endpoint(2, 'group2')}${endpoint(3, 'group2')}`);
     await new Promise((r) => setTimeout(r, 1500));
     plugin = startCommand('src/plugin/main.js', pluginArgs);
     expect((await update('ep1'))['acls']).to.deep.equal({ v4: deny, v6: deny });
     expect(manager.child.exitCode).to.equal(null);
+  });
+
+  it('endpoints named constructor, toString and __proto__ follow a move from group1 to group2 (issue #11)', async () => {
+    // Names that `id in members` finds on every object; `__proto__` is lost by `members[id] = …`.
+    const ids = ['constructor', 'toString', '__proto__'];
+    const endpoints = (group: string) => `${endpoint(1, 'group1')}${ids.map((id, i) => endpoint(i + 2, group, id)).join('')}${endpoint(5, 'group2')}`;
+    const { data, aclReq, aclPub } = await startBoth(endpoints('group1'));
+    const sub = new SubscribePeer(`tcp://127.0.0.1:${aclPub}`, [...ids, 'aclheartbeat']);
+    closers.push(sub);
+    await sub.inbox.take((m) => m['topic'] === 'aclheartbeat', 'aclheartbeat');
+    const req = new RequestPeer(`tcp://127.0.0.1:${aclReq}`);
+    closers.push(req);
+    /** Waits for `ep`'s ACLs (exact topic) to become `expected`, then asks again so a stale state cannot hide behind a passing update. */
+    async function settles(ep: string, expected: unknown): Promise<void> {
+      const deadline = Date.now() + 8000;
+      let last: unknown;
+      do {
+        last = (await sub.inbox.take((m) => m['topic'] === ep && m['type'] === 'ACLUPDATE', `ACLUPDATE for ${ep}`, Math.max(deadline - Date.now(), 1)))['acls'];
+      } while (JSON.stringify(last) !== JSON.stringify(expected));
+      expect(await req.request({ type: 'GETACLSTATE', endpoint_id: ep, issued: Date.now() })).to.include({ rc: 'SUCCESS', endpoint_id: ep });
+      expect((await sub.inbox.take((m) => m['topic'] === ep && m['type'] === 'ACLUPDATE', `ACLUPDATE for ${ep}`))['acls'], ep).to.deep.equal(expected);
+    }
+
+    for (const ep of ids) expect(await req.request({ type: 'GETACLSTATE', endpoint_id: ep, issued: Date.now() })).to.include({ rc: 'SUCCESS', endpoint_id: ep });
+    for (const ep of ids) await settles(ep, acls(['192.168.1.1', '192.168.1.2', '192.168.1.3', '192.168.1.4']));
+
+    fs.writeFileSync(`${data}.tmp`, `${FELIX}${endpoints('group2')}`);
+    fs.renameSync(`${data}.tmp`, data);
+    for (const ep of ids) await settles(ep, acls(['192.168.1.2', '192.168.1.3', '192.168.1.4', '192.168.1.5']));
   });
 });

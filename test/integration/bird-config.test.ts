@@ -93,7 +93,7 @@ describe('calico-bird-config with BIRD 2', function () {
       fs.writeFileSync(bad, '[felix instance-1]\nip=198.18.0.1\n\n[felix instance-2]\nip=198.18.0.300\n');
       const r = await runCommand(CLI, ['--felix-txt', bad, '--host', 'instance-1']);
       expect(r.code).to.equal(1);
-      expect(r.output.trim()).to.equal(`calico-bird-config: ${bad}:4: [felix instance-2] bad ip '198.18.0.300'`);
+      expect(r.output.trim()).to.equal(`calico-bird-config: ${bad}:5: [felix] ip: not an IP address`);
     });
   });
 

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Netns, createNetns, deleteAllNetns } from '../support/netns.js';
 import { runCommand } from '../support/process.js';
+import { parseDataFile } from '../../src/plugin/data.js';
 
 const NC = 'src/lab/network-container.js';
 
@@ -77,7 +78,7 @@ describe('network-container (built command, in namespaces)', function () {
 
   it('refuses bad arguments before touching anything', async () => {
     for (const [args, message] of [
-      [['--netns', container.name, 'cid', '192.168.400.1', 'g'], /bad IP address '192\.168\.400\.1'/],
+      [['--netns', container.name, 'cid', '192.168.400.1', 'g'], /bad IP address "192\.168\.400\.1"/],
       [['--netns', container.name, 'bad id', '192.168.40.9', 'g'], /bad container id/],
       [['--netns', container.name, 'cid', '192.168.40.9', 'no group'], /bad group name/],
       [['cid', '192.168.40.9'], /Not enough non-option arguments/],
@@ -86,6 +87,46 @@ describe('network-container (built command, in namespaces)', function () {
       expect(r.code, args.join(' ')).to.equal(2);
       expect(r.output).to.match(message);
     }
+  });
+
+  it('refuses a value that would inject a line or read back differently (issue #11), touching nothing and writing nothing', async function () {
+    this.timeout(120000); // eleven runs of the command
+    // A fresh namespace: if a refusal failed, what was made stays out of the other tests' way.
+    const target = await createNetns('ncinj', 'cnc');
+    const hostLinks = await links(host);
+    for (const [args, message] of [
+      [['--hostname', 'instance-7\n[endpoint evil]\nid=evil\nip=192.168.40.66\nmac=ee:ee:ee:ee:ee:66\nhost=instance-7\ngroup=admin', 'injected01', '192.168.40.21', 'g'], /bad --hostname "instance-7\\n\[endpoint/],
+      [['--hostname', 'instance-7\rgroup=admin', 'injected02', '192.168.40.22', 'g'], /bad --hostname/],
+      [['--hostname', 'instance-7 group=admin', 'injected03', '192.168.40.23', 'g'], /bad --hostname/],
+      [['--hostname', '[instance-7]', 'injected04', '192.168.40.24', 'g'], /bad --hostname/],
+      [['--hostname', 'a=b', 'injected05', '192.168.40.25', 'g'], /bad --hostname/],
+      [['--hostname', '', 'injected06', '192.168.40.26', 'g'], /bad --hostname/],
+      [['--hostname', 'h', 'injected07\ngroup=admin', '192.168.40.27', 'g'], /bad container id "injected07\\ngroup=admin"/],
+      [['--hostname', 'h', ';injected08', '192.168.40.28', 'g'], /bad container id ";injected08": .*comment/],
+      [['--hostname', 'h', '#injected09', '192.168.40.29', 'g'], /bad container id "#injected09": .*comment/],
+      [['--hostname', 'h', 'injected10', '192.168.40.30', 'g\n[endpoint evil]'], /bad group name "g\\n\[endpoint evil\]"/],
+      [['--hostname', 'h', 'injected11', '192.168.40.31', 'g,admin'], /bad group name/],
+    ] as Array<[string[], RegExp]>) {
+      const r = await run('--netns', target.name, '--data-dir', dir, ...args);
+      expect(r.code, r.output).to.equal(2);
+      expect(r.output.trim().split('\n'), r.output).to.have.length(1);
+      expect(r.output).to.match(/^network-container: /).and.to.match(message);
+      expect(fs.readdirSync(dir)).to.deep.equal([]);
+      expect(await links(host)).to.deep.equal(hostLinks);
+      expect(await links(target)).to.deep.equal(['lo']);
+    }
+  });
+
+  it('writes ids such as host1:ctr/web, and characters INI gives meaning to inside an id, so that they read back as given', async () => {
+    const target = await createNetns('ncid', 'cnc');
+    const id = 'host1:ctr/web=[a];b#c';
+    const r = await run('--netns', target.name, '--data-dir', dir, '--hostname', 'Instance-7.example.com', id, '192.168.40.41', 'group_1.a-b');
+    expect(r.code, r.output).to.equal(0);
+    const parsed = parseDataFile(fs.readFileSync(path.join(dir, '192_168_40_41.txt'), 'utf8'), 'x.txt');
+    expect([...parsed.badSections.values(), ...parsed.syntaxErrors]).to.deep.equal([]);
+    expect([...parsed.entries.values()].map((e) => e.value)).to.deep.include.members([
+      { id, addrs: ['192.168.40.41'], mac: (await target.run('cat', ['/sys/class/net/eth0/address'])).trim(), host: 'instance-7', groups: ['group_1.a-b'], source: 'x.txt:1' },
+    ]);
   });
 
   it('says so when docker cannot find the container', async () => {

@@ -3,6 +3,7 @@
  * Felix and as an ACL manager would (SPEC §3, §4, §7).
  */
 import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { perTestWorkspace } from '../support/workspace.js';
@@ -30,7 +31,8 @@ describe('plugin (built command, real sockets)', function () {
   const ws = perTestWorkspace('plugin-test');
 
   async function startPlugin(role: 'ep' | 'network', data: string, args: string[]): Promise<Running> {
-    const p = startCommand(PLUGIN, [role, '--data', data, '--log-dir', 'none', '--log-severity-screen', 'INFO', '--bind', '127.0.0.1', ...args]);
+    const logDir = args.includes('--log-dir') ? [] : ['--log-dir', 'none'];
+    const p = startCommand(PLUGIN, [role, '--data', data, ...logDir, '--log-severity-screen', 'INFO', '--bind', '127.0.0.1', ...args]);
     await waitFor('plugin ready', () => p.output().includes('"ready"'), 10000);
     return p;
   }
@@ -105,7 +107,8 @@ describe('plugin (built command, real sockets)', function () {
       await waitFor('syntax error logged', () => /data\.txt:\d+: expected '\[section\]'/.test(plugin.output()), 3000);
       // A bad MAC in one entry: that entry keeps its last good version.
       writeByRename(data, base.replace('mac=ee:ee:ee:ee:ee:01', 'mac=ee:ee:zz'));
-      await waitFor('bad entry logged', () => /data\.txt:\d+: \[endpoint 192_168_1_1\] bad mac 'ee:ee:zz' \(keeping its last good version\)/.test(plugin.output()), 3000);
+      await waitFor('bad entry logged', () => /data\.txt:\d+: \[endpoint\] mac: not a MAC address \(keeping its last good version\)/.test(plugin.output()), 3000);
+      expect(plugin.output()).not.to.include('ee:ee:zz');
       expect(felix.inbox.messages.filter((m) => m['type'] !== 'HEARTBEAT')).to.deep.equal([]);
       const reply = await resync.request({ type: 'RESYNCSTATE', resync_id: 'r-3', hostname: 'instance-1', issued: Date.now() });
       expect(reply['endpoint_count']).to.equal(2);
@@ -211,6 +214,89 @@ describe('plugin (built command, real sockets)', function () {
       expect(await acl.request({ type: 'HEARTBEAT' })).to.deep.equal({ type: 'HEARTBEAT' });
       expect(await acl.request({ type: 'GETGROUPS' })).to.include({ rc: 'SUCCESS' });
       await sub.inbox.take((m) => m['group'] === 'group2', 'group2 after bad input');
+    });
+  });
+
+  describe('what it reads from its data directory, and what it logs (issue #11)', () => {
+    let groupsPort: number;
+    let pubPort: number;
+    let metricsPort: number;
+    let data: string;
+    let logDir: string;
+    const logFile = () => path.join(logDir, 'plugin-network.log');
+
+    beforeEach(async () => {
+      [groupsPort, pubPort, metricsPort] = await freePorts(3);
+      data = path.join(ws.dir, 'data');
+      logDir = path.join(ws.dir, 'log');
+      fs.mkdirSync(data);
+      fs.writeFileSync(path.join(data, 'felix.txt'), felixSection('instance-1', 1));
+      fs.writeFileSync(path.join(data, '192_168_1_1.txt'), endpointSection(1, 'instance-1', 'group1'));
+    });
+
+    /** plugin network with a log file in `logDir` and /livez on `metricsPort`, once it says it is ready. */
+    const start = () =>
+      startPlugin('network', data, ['--log-dir', logDir, '--groups-port', String(groupsPort), '--publish-port', String(pubPort), '--metrics-port', String(metricsPort)]);
+
+    async function answersPromptly(): Promise<void> {
+      const acl = ws.track(new RequestPeer(`tcp://127.0.0.1:${groupsPort}`, 2000));
+      expect(await acl.request({ type: 'GETGROUPS', issued: Date.now() })).to.include({ rc: 'SUCCESS' });
+      const live = await fetch(`http://127.0.0.1:${metricsPort}/livez`, { signal: AbortSignal.timeout(2000) });
+      expect(live.status).to.equal(200);
+    }
+
+    it('a FIFO named *.txt is skipped, at start and when it appears later: GETGROUPS and /livez answer promptly', async () => {
+      execFileSync('mkfifo', [path.join(data, 'fifo.txt')]);
+      const plugin = await start();
+      await answersPromptly();
+      // One that appears while running, with a real change beside it: the reload passes it by.
+      const sub = ws.track(new SubscribePeer(`tcp://127.0.0.1:${pubPort}`, ['groups']));
+      execFileSync('mkfifo', [path.join(data, 'later.txt')]);
+      fs.writeFileSync(path.join(data, '192_168_1_3.txt'), endpointSection(3, 'instance-1', 'group1'));
+      const grown = await sub.inbox.take((m) => m['group'] === 'group1', 'group1 with ep3', 3000);
+      expect(Object.keys(grown['members'] as object).sort()).to.deep.equal(['ep1', 'ep3']);
+      await answersPromptly();
+      expect(plugin.output()).to.match(/fifo\.txt: skipped: a FIFO, not a regular file/);
+      expect(plugin.output()).to.match(/later\.txt: skipped: a FIFO, not a regular file/);
+    });
+
+    it('a symlink to a secret file is skipped and the secret never reaches the log, which is created 0640', async () => {
+      const secret = path.join(ws.dir, 'secret');
+      fs.writeFileSync(secret, 'api_token s3cr3t-line\napi_token = s3cr3t-value\n[s3cr3t-section]\n', { mode: 0o600 });
+      fs.symlinkSync(secret, path.join(data, 'zz-link.txt'));
+      fs.mkdirSync(path.join(data, 'dir.txt'));
+      const plugin = await start();
+      await answersPromptly();
+      const log = fs.readFileSync(logFile(), 'utf8');
+      expect(log + plugin.output()).not.to.include('s3cr3t');
+      expect(log).to.match(/zz-link\.txt: skipped: a symbolic link, not a regular file/);
+      expect(log).to.match(/dir\.txt: skipped: a directory, not a regular file/);
+      // 0640, or tighter if the umask says so.
+      const mode = fs.statSync(logFile()).mode & 0o777;
+      expect(mode & ~0o640, mode.toString(8)).to.equal(0);
+      expect(mode & 0o600, mode.toString(8)).to.equal(0o600);
+    });
+
+    it('a malformed line or value is reported by file, line and key, never by its value', async () => {
+      fs.writeFileSync(path.join(data, 'a.txt'), '[felix h]\nip=1.2.3.4\napi_token s3cr3t-line\n');
+      fs.writeFileSync(path.join(data, 'b.txt'), '[endpoint x]\nid=s3cr3t id\nip=s3cr3t-ip\nmac=s3cr3t-mac\nhost=h\n');
+      fs.writeFileSync(path.join(data, 'c.txt'), '[endpoint y]\nid=y\nip=192.168.1.9,s3cr3t-ip2\nmac=ee:ee:ee:ee:ee:09\nhost=h\n');
+      fs.writeFileSync(path.join(data, 'd.txt'), '[felix h]\nip=s3cr3t-felix\n\n[felix h2]\nip=1.2.3.4\nport=s3cr3t-port\n\n[s3cr3t-kind z]\nip=1.2.3.4\n');
+      fs.writeFileSync(path.join(data, 'e.txt'), 's3cr3t-key = outside\n');
+      const plugin = await start();
+      await answersPromptly();
+      const log = fs.readFileSync(logFile(), 'utf8');
+      expect(log + plugin.output()).not.to.include('s3cr3t');
+      for (const where of [/a\.txt:3: /, /b\.txt:2: \[endpoint\] id: /, /c\.txt:3: \[endpoint\] ip: /, /d\.txt:2: \[felix\] ip: /, /d\.txt:6: \[felix\] port: /, /d\.txt:8: /, /e\.txt:1: /])
+        expect(log).to.match(where);
+    });
+
+    it('tightens an existing world-readable log file to 0640', async () => {
+      fs.mkdirSync(logDir);
+      fs.writeFileSync(logFile(), '', { mode: 0o644 });
+      fs.chmodSync(logFile(), 0o644);
+      await start();
+      expect((fs.statSync(logFile()).mode & 0o777).toString(8)).to.equal('640');
     });
   });
 

@@ -189,4 +189,46 @@ describe('CurveZMQ on every socket (built commands)', function () {
     expect(p.code).to.equal(2);
     expect(p.output.trim()).to.equal('plugin: --felix-public-key: missing (required when --curve-secret-key is set) (see --help)');
   });
+
+  it('a daemon whose secret key others may read stops with one line naming the file and its mode (issue #11)', async () => {
+    const loose = path.join(dir, 'loose.key');
+    fs.copyFileSync(keyFile('aclmgr', 'key'), loose);
+    fs.chmodSync(loose, 0o644);
+    const cfg = path.join(dir, 'loose.cfg');
+    fs.writeFileSync(cfg, `[global]\nPluginAddress = 127.0.0.1\n[log]\nLogFilePath = None\n[security]\nCurveSecretKeyFile = ${loose}\nPluginPublicKeyFile = ${keyFile('plugin', 'pub')}\n`);
+    const fdir = fs.mkdtempSync(path.join(dir, 'felix-loose-'));
+    const felixCfg = writeFelixConfig(fdir, `[security]\nCurveSecretKeyFile = ${loose}\nPluginPublicKeyFile = ${keyFile('plugin', 'pub')}\nAclManagerPublicKeyFile = ${keyFile('aclmgr', 'pub')}\n`);
+    const loosely = `${loose}: mode 0644 gives group or others access to this secret key (chmod 600 it)`;
+    for (const [cmd, args, code, line] of [
+      [ACLMGR, ['--config-file', cfg], 1, `calico-acl-manager: ${cfg}:6: [security] CurveSecretKeyFile: bad value "${loose}": ${loosely}`],
+      [FELIX, ['--config-file', felixCfg], 1, `calico-felix: ${felixCfg}:19: [security] CurveSecretKeyFile: bad value "${loose}": ${loosely}`],
+      [PLUGIN, ['network', '--data', cfg, '--log-dir', 'none', '--curve-secret-key', loose], 2, `plugin: ${loosely} (see --help)`],
+    ] as Array<[string, string[], number, string]>) {
+      const r = await runCommand(cmd, args);
+      expect(r.code, r.output).to.equal(code);
+      expect(r.output.trim()).to.equal(line);
+    }
+  });
+
+  it('refused handshakes are logged a few times, not once each, and counted in calico_curve_handshakes_refused_total (issue #11)', async () => {
+    const [groups, pub, metricsPort] = await freePorts(3);
+    const data = path.join(dir, 'flood-data.txt');
+    fs.writeFileSync(data, '[endpoint a]\nid=ep1\nip=192.168.1.1\nmac=ee:ee:ee:ee:ee:01\nhost=h1\ngroup=g1\n');
+    const plugin = startCommand(PLUGIN, ['network', '--data', data, '--log-dir', 'none', '--log-severity-screen', 'INFO', '--bind', '127.0.0.1', '--groups-port', String(groups), '--publish-port', String(pub),
+      '--metrics-port', String(metricsPort), '--curve-secret-key', keyFile('plugin', 'key'), '--curve-client-keys', clientKeys('aclmgr')]);
+    await waitFor('plugin ready', () => plugin.output().includes('"ready"'), 10000);
+    // 100 clients with a key pair the plugin does not admit, 100 without keys; one attempt each (no reconnection).
+    const attempts = Array.from({ length: 200 }, (_, i) => (i % 2 ? {} : curveClient(curveKeyPair(), keys['plugin']!.publicKey)));
+    for (const opts of attempts) track(new RequestPeer(`tcp://127.0.0.1:${groups}`, 5000, { ...opts, reconnectInterval: 600000 }));
+    const refusedLines = () => plugin.output().split('\n').filter((l) => /handshake|refused/i.test(l));
+    const refused = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      return text.split('\n').filter((l) => l.startsWith('calico_curve_handshakes_refused_total')).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+    };
+    await waitFor('200 refusals counted', async () => (await refused()) >= 200, 15000).catch((err: Error) => {
+      throw new Error(`${err.message}; ${refusedLines().length} refusal lines logged meanwhile`);
+    });
+    expect(await refused()).to.equal(200);
+    expect(refusedLines().length, refusedLines().join('\n')).to.be.within(1, 4);
+  });
 });

@@ -14,6 +14,8 @@ export interface PeerOptions {
   curveSecretKey?: string;
   curveServerKey?: string;
   maxMessageSize?: number;
+  /** Milliseconds before reconnecting after a lost connection or a failed handshake. */
+  reconnectInterval?: number;
 }
 
 /** Options making a peer a CURVE server with `pair`. */

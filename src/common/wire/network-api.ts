@@ -14,7 +14,12 @@ export interface GetGroups {
   issued: number;
 }
 
-/** endpoint id → its addresses */
+/**
+ * endpoint id → its addresses, as on the wire. Ids are wire data and may be
+ * `constructor` or `__proto__`: build one with `Object.fromEntries` (an
+ * assignment `m[id] = …` sets the prototype for `__proto__`), read it with
+ * `Object.entries`/`Object.keys` or into a Map, never with `id in m` or `m[id]`.
+ */
 export type Members = Record<string, string[]>;
 
 export interface GroupUpdate {
@@ -35,13 +40,13 @@ export const decodeNetworkRequest: (body: Buffer | string) => Decoded<NetworkReq
 
 function decodeMembers(r: FieldReader): Members {
   const obj = r.object('members');
-  const out: Members = {};
-  for (const [id, addrs] of Object.entries(obj)) {
-    if (!isEndpointId(id)) throw new FieldError(`members has a bad endpoint id ${JSON.stringify(id.slice(0, 64))}`);
-    if (!Array.isArray(addrs)) throw new FieldError(`members.${id} must be a list of addresses`);
-    out[id] = addrs.map((a, i) => ipField(a, `members.${id}[${i}]`));
-  }
-  return out;
+  return Object.fromEntries(
+    Object.entries(obj).map(([id, addrs]) => {
+      if (!isEndpointId(id)) throw new FieldError(`members has a bad endpoint id ${JSON.stringify(id.slice(0, 64))}`);
+      if (!Array.isArray(addrs)) throw new FieldError(`members.${id} must be a list of addresses`);
+      return [id, addrs.map((a, i) => ipField(a, `members.${id}[${i}]`))];
+    }),
+  );
 }
 
 /** Decodes what the ACL manager receives on 9904 (topic `groups` or `networkheartbeat`). */

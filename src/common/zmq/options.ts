@@ -1,5 +1,7 @@
 /** Socket options every daemon may set (SPEC §2; hardening knobs of issue 7). */
 import type * as zmq from 'zeromq';
+import type { Logger } from '../logging.js';
+import { watchRefusedHandshakes } from './refusals.js';
 
 /** A CurveZMQ key pair, Z85 text (40 characters each), as zeromq's `curveKeyPair()` makes them. */
 export interface CurveKeyPair {
@@ -46,10 +48,15 @@ export function applySocketOptions(socket: zmq.Socket, options: SocketOptions, a
   socket.curveServerKey = options.curveServerKey;
 }
 
-/** Binds a new server-side socket: options applied, linger 0, and a bind failure closes it and names the address. */
-export async function bindSocket<S extends zmq.Socket & { bind(address: string): Promise<void> }>(socket: S, address: string, options: SocketOptions): Promise<S> {
+/**
+ * Binds a new server-side socket: options applied, linger 0, refused CURVE
+ * handshakes counted (and logged, rate-limited, to `log`), and a bind failure
+ * closes it and names the address.
+ */
+export async function bindSocket<S extends zmq.Socket & { bind(address: string): Promise<void> }>(socket: S, address: string, options: SocketOptions, log: Logger): Promise<S> {
   applySocketOptions(socket, options, address, 'server');
   socket.linger = 0;
+  if (options.curve) watchRefusedHandshakes(socket, address, log);
   try {
     await socket.bind(address);
   } catch (err) {

@@ -20,7 +20,7 @@ export class Publisher {
   static async bind(address: string, log: Logger, options: SocketOptions = {}): Promise<Publisher> {
     // A resync publishes one message per endpoint at once; ZeroMQ's default of 1000 queued
     // messages per subscriber would drop some of a large burst.
-    const socket = await bindSocket(new zmq.Publisher({ sendHighWaterMark: 100000 }), address, options);
+    const socket = await bindSocket(new zmq.Publisher({ sendHighWaterMark: 100000 }), address, options, log);
     log.info({ address, kind: 'pub' }, 'publishing');
     return new Publisher(socket, log);
   }

@@ -51,7 +51,7 @@ export class ReplyServer {
    * `options.stats` counts requests by the type and rc of their reply (a reply echoes its request's type).
    */
   static async bind(kind: 'rep' | 'router', address: string, handler: RequestHandler, log: Logger, options: SocketOptions & { stats?: SocketStats } = {}): Promise<ReplyServer> {
-    const socket = await bindSocket<zmq.Reply | zmq.Router>(kind === 'rep' ? new zmq.Reply() : new zmq.Router(), address, options);
+    const socket = await bindSocket<zmq.Reply | zmq.Router>(kind === 'rep' ? new zmq.Reply() : new zmq.Router(), address, options, log);
     log.info({ address, kind }, 'listening');
     return new ReplyServer(socket, handler, log, options.stats);
   }

@@ -8,6 +8,7 @@
 import * as zmq from 'zeromq';
 import type { Logger } from '../logging.js';
 import { z85Encode } from '../curve.js';
+import { curveRefusals } from './refusals.js';
 
 const ZAP_ENDPOINT = 'inproc://zeromq.zap.01';
 
@@ -41,7 +42,7 @@ export class CurveAuthorizer {
       for await (const [id, , version, requestId, , address, , mechanism, credentials] of this.socket) {
         const key = mechanism?.toString() === 'CURVE' && credentials?.length === 32 ? z85Encode(credentials) : null;
         const ok = version?.toString() === '1.0' && key !== null && this.allowed.has(key);
-        if (!ok) this.log.warn({ address: address?.toString(), key }, 'CURVE client refused: key not authorised');
+        if (!ok) curveRefusals.refused('unauthorised_key', this.log, { address: address?.toString(), key });
         await this.socket.send([id!, '', '1.0', requestId ?? '', ok ? '200' : '400', ok ? 'OK' : 'key not authorised', ok ? key : '', '']);
       }
     } catch (err) {

@@ -244,6 +244,30 @@ describe('AclCalculator: state sequences', () => {
     expect(calc.aclsFor('b1')).to.deep.equal(acls());
   });
 
+  it('ids that name Object.prototype properties, or use SPEC §3 v2 characters, move between groups like any other', () => {
+    // Built with fromEntries: a literal `{ __proto__: … }` would set the prototype instead of adding a member.
+    const ids = ['constructor', 'toString', 'valueOf', 'hasOwnProperty', '__proto__', 'web:1', 'host1:ctr/web'];
+    const members = (extra: string, base: number): Members => Object.fromEntries([extra, ...ids].map((id, i) => [id, [`10.0.${base}.${i + 1}`]]));
+    const calc = new AclCalculator();
+    const model = new Map<string, GroupState>();
+    step(calc, model, prototype('group1', members('g1', 1)));
+    step(calc, model, prototype('group2', { g2: ['10.0.2.99'] }));
+    // Everyone but g1 moves to group2: their ACLs must hold group2's addresses only.
+    const moved = members('g2', 2);
+    moved['g2'] = ['10.0.2.99'];
+    expect(step(calc, model, prototype('group1', { g1: ['10.0.1.1'] }))).to.deep.equal([...ids, 'g1'].sort());
+    expect(step(calc, model, prototype('group2', moved))).to.include.members(ids);
+    for (const id of ids) {
+      const inbound = calc.aclsFor(id)!.v4.inbound.map((r) => r.cidr);
+      expect(inbound, id).to.include('10.0.2.99/32').and.not.include('10.0.1.1/32');
+    }
+    // And back, then gone: nothing of either group stays behind.
+    expect(step(calc, model, prototype('group1', members('g1', 1)))).to.include.members(ids);
+    step(calc, model, deleted('group2'));
+    step(calc, model, deleted('group1'));
+    expect(calc.endpointIds()).to.deep.equal([]);
+  });
+
   /** Deterministic pseudo-random numbers (mulberry32), so a failure can be replayed. */
   function rng(seed: number): () => number {
     return () => {

@@ -34,9 +34,9 @@ describe('ini: parseIni', () => {
   ];
   for (const [name, text, want] of rows) it(name, () => expect(plain(text)).to.deep.equal(want));
 
-  it('says what it expected and what it got', () => {
+  it('says what it expected, never what it got (the text may be a secret)', () => {
     const doc = parseIni('[g]\nnonsense here\nx = 1\n');
-    expect(doc.errors).to.deep.equal([{ line: 2, message: `expected '[section]' or 'key = value', got "nonsense here"` }]);
-    expect(parseIni('a = 1').errors[0]!.message).to.equal("key 'a' is outside any section");
+    expect(doc.errors).to.deep.equal([{ line: 2, message: "expected '[section]' or 'key = value'" }]);
+    expect(parseIni('a = 1').errors[0]!.message).to.equal('a key outside any section');
   });
 });

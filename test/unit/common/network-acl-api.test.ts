@@ -2,7 +2,7 @@ import { Rc } from '../../../src/common/wire/codec.js';
 import { decodeAclPublication, decodeAclRequest } from '../../../src/common/wire/acl-api.js';
 import { decodeNetworkPublication, decodeNetworkRequest } from '../../../src/common/wire/network-api.js';
 import { emptyRules } from '../../../src/common/wire/rules.js';
-import { NOW, Row, decodeTable, malformedRows } from './decode-table.js';
+import { NOW, Row, decodeTable, malformedRows, raw } from './decode-table.js';
 
 const MS = 1_700_000_000_000;
 const invalid = (type: string, reason: RegExp) => ({ type, rc: Rc.INVALID, reason });
@@ -100,6 +100,12 @@ describe('network API: decodeNetworkPublication', () => {
     ...malformedRows(),
     { name: 'GROUPUPDATE: addresses canonical', input: update, expected: { msg: decoded } },
     { name: 'GROUPUPDATE with no members (a deleted group)', input: { ...update, members: {} }, expected: { msg: { ...decoded, members: {} } } },
+    {
+      // JSON.parse makes `__proto__` an own key; decoding must keep it one (not set the prototype).
+      name: 'GROUPUPDATE: members named __proto__ and constructor are members',
+      input: raw(`{"type":"GROUPUPDATE","group":"g1","members":{"__proto__":["10.0.0.1"],"constructor":["10.0.0.2"]},"rules":{},"issued":${MS}}`),
+      expected: { msg: { ...decoded, rules: emptyRules(), members: Object.fromEntries([['__proto__', ['10.0.0.1']], ['constructor', ['10.0.0.2']]]) } },
+    },
     { name: 'GROUPUPDATE with issued garbage', input: { ...update, issued: 'now' }, expected: { msg: { ...decoded, issued: NOW } } },
     { name: 'HEARTBEAT', input: { type: 'HEARTBEAT', issued: MS }, expected: { msg: { type: 'HEARTBEAT' } } },
     { name: 'group missing', input: { ...update, group: undefined }, expected: invalid('GROUPUPDATE', /missing field 'group'/) },

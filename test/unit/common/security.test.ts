@@ -15,9 +15,10 @@ describe('CurveZMQ keys', () => {
   beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'curve-'))));
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  const write = (name: string, text: string) => {
+  const write = (name: string, text: string, mode = 0o644) => {
     const file = path.join(dir, name);
     fs.writeFileSync(file, text);
+    fs.chmodSync(file, mode);
     return file;
   };
 
@@ -91,11 +92,11 @@ describe('CurveZMQ keys', () => {
     let keys: Record<string, string>;
     beforeEach(() => {
       keys = {
-        felixKey: write('felix.key', felix.secretKey),
+        felixKey: write('felix.key', felix.secretKey, 0o600),
         felixPub: write('felix.pub', felix.publicKey),
         pluginPub: write('plugin.pub', plugin.publicKey),
         aclPub: write('aclmgr.pub', aclmgr.publicKey),
-        aclKey: write('aclmgr.key', aclmgr.secretKey),
+        aclKey: write('aclmgr.key', aclmgr.secretKey, 0o400),
       };
     });
     const felixCfg = (security: string, connection = '') =>
@@ -127,6 +128,8 @@ describe('CurveZMQ keys', () => {
 
     const bad: Array<[string, () => [string, string], RegExp]> = [
       ['a missing key file', () => [`CurveSecretKeyFile = ${path.join(dir, 'gone.key')}\n`, ''], /felix\.cfg:\d+: \[security\] CurveSecretKeyFile: bad value ".*gone\.key": .*gone\.key: cannot read: ENOENT$/],
+      ['a secret key others may read', () => [`CurveSecretKeyFile = ${write('loose.key', felix.secretKey, 0o604)}\n`, ''], /felix\.cfg:\d+: \[security\] CurveSecretKeyFile: bad value ".*loose\.key": .*loose\.key: mode 0604 gives group or others access to this secret key \(chmod 600 it\)$/],
+      ['a secret key its group may read', () => [`CurveSecretKeyFile = ${write('group.key', felix.secretKey, 0o640)}\n`, ''], /group\.key: mode 0640 gives group or others access/],
       ['a file that holds no key', () => [`PluginPublicKeyFile = ${write('junk.pub', 'hello')}\n`, ''], /felix\.cfg:\d+: \[security\] PluginPublicKeyFile: bad value .*not a CurveZMQ key/],
       ['peer keys without its own', () => [`PluginPublicKeyFile = ${keys['pluginPub']}\n`, ''], /felix\.cfg: \[security\] CurveSecretKeyFile: missing \(required when \[security\] PluginPublicKeyFile is set\)$/],
       ['its own key without the ACL manager’s', () => [`CurveSecretKeyFile = ${keys['felixKey']}\nPluginPublicKeyFile = ${keys['pluginPub']}\n`, ''], /felix\.cfg: \[security\] AclManagerPublicKeyFile: missing \(required when \[security\] CurveSecretKeyFile is set\)$/],

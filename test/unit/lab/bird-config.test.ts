@@ -121,9 +121,9 @@ describe('parseFelixTxt', () => {
     ['two hosts', '[felix instance-1]\nip=10.240.0.2\nhost=instance-1\n\n[felix instance-2]\nip=10.240.0.3\nhost=instance-2\n', [{ host: 'instance-1', ip: '10.240.0.2' }, { host: 'instance-2', ip: '10.240.0.3' }], []],
     ['host= missing: the section name is the host, short and lower case', '[felix Instance-1.Example.com]\nip=10.240.0.2\n', [{ host: 'instance-1', ip: '10.240.0.2' }], []],
     ['endpoint sections are not hosts', '[felix a]\nip=10.0.0.1\n\n[endpoint 192_168_1_1]\nid=abc\nip=192.168.1.1\nmac=ee:ee:ee:ee:ee:01\nhost=a\n', [{ host: 'a', ip: '10.0.0.1' }], []],
-    ['a bad address is a problem with file and line', '[felix a]\nip=10.0.0.1\n\n[felix b]\nip=10.0.0.256\n', [{ host: 'a', ip: '10.0.0.1' }], ["felix.txt:4: [felix b] bad ip '10.0.0.256'"]],
-    ['a missing address', '[felix a]\nhost=a\n', [], ["felix.txt:1: [felix a] missing 'ip'"]],
-    ['not INI', 'ip=10.0.0.1\n', [], ["felix.txt:1: key 'ip' is outside any section"]],
+    ['a bad address is a problem with file and line', '[felix a]\nip=10.0.0.1\n\n[felix b]\nip=10.0.0.256\n', [{ host: 'a', ip: '10.0.0.1' }], ['felix.txt:5: [felix] ip: not an IP address']],
+    ['a missing address', '[felix a]\nhost=a\n', [], ["felix.txt:1: [felix] missing 'ip'"]],
+    ['not INI', 'ip=10.0.0.1\n', [], ['felix.txt:1: a key outside any section']],
   ];
   for (const [name, text, hosts, problems] of rows) {
     it(name, () => {

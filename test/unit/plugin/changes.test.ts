@@ -36,6 +36,11 @@ describe('groupsOf / changedGroups', () => {
     expect(Object.fromEntries(g)).to.deep.equal({ g1: { a: ['192.168.1.1'], b: ['192.168.1.2'] }, g2: { b: ['192.168.1.2'] } });
   });
 
+  it('keeps ids such as __proto__ and constructor as members, on the wire too', () => {
+    const g = groupsOf(data(ep('__proto__'), ep('constructor', { addrs: ['192.168.1.2'] })));
+    expect(JSON.parse(JSON.stringify(g.get('g1')))).to.deep.equal(JSON.parse('{"__proto__":["192.168.1.1"],"constructor":["192.168.1.2"]}'));
+  });
+
   it('names groups whose members changed, including emptied ones', () => {
     const before = groupsOf(data(ep('a'), ep('b', { groups: ['g2'] })));
     const after = groupsOf(data(ep('a'), ep('c', { groups: ['g3'] })));

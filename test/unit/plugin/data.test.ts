@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { DataMerger, parseDataFile, shortHost } from '../../../src/plugin/data.js';
+import { DataMerger, EndpointSectionValues, formatEndpointSection, parseDataFile, shortHost } from '../../../src/plugin/data.js';
 
 describe('plugin data parsing', () => {
   const good = `[felix instance-1]\nip=10.240.0.2\nhost=instance-1.example.com\n\n[endpoint 192_168_1_1]\nid=abc123\nip=192.168.1.1, fd00::1\nMAC=EE:EE:EE:EE:EE:01\nhost=Instance-1\n`;
@@ -15,28 +15,31 @@ describe('plugin data parsing', () => {
     });
   });
 
-  const bad: Array<[string, string, RegExp]> = [
-    ['bad ip', '[endpoint x]\nid=a\nip=192.168.1.300\nmac=ee:ee:ee:ee:ee:01\nhost=h\n', /data\.txt:1: \[endpoint x\] bad ip '192\.168\.1\.300'/],
-    ['bad mac', '[endpoint x]\nid=a\nip=192.168.1.3\nmac=ee:ee\nhost=h\n', /bad mac 'ee:ee'/],
-    ['missing host', '[endpoint x]\nid=a\nip=192.168.1.3\nmac=ee:ee:ee:ee:ee:01\n', /missing 'host'/],
-    ['missing id', '[endpoint x]\nip=192.168.1.3\nmac=ee:ee:ee:ee:ee:01\nhost=h\n', /missing 'id'/],
-    ['bad id', '[endpoint x]\nid=a b/c\nip=192.168.1.3\nmac=ee:ee:ee:ee:ee:01\nhost=h\n', /bad id/],
-    ['felix without ip', '[felix h]\nhost=h\n', /\[felix h\] missing 'ip'/],
-    ['felix bad port', '[felix h]\nip=1.2.3.4\nport=99999\n', /bad port/],
-    ['unknown section', '[router r]\nip=1.2.3.4\n', /unknown section type 'router'/],
+  // Messages name file, line (of the key at fault), section type and key; never the value (`VALUE` must not appear).
+  const bad: Array<[string, string, string]> = [
+    ['bad ip', '[endpoint x]\nid=a\nip=192.168.1.VALUE\nmac=ee:ee:ee:ee:ee:01\nhost=h\n', 'data.txt:3: [endpoint] ip: not an IP address (or a comma-separated list of them)'],
+    ['bad second ip', '[endpoint x]\nid=a\nip=192.168.1.3, VALUE\nmac=ee:ee:ee:ee:ee:01\nhost=h\n', 'data.txt:3: [endpoint] ip: not an IP address (or a comma-separated list of them)'],
+    ['bad mac', '[endpoint x]\nid=a\nip=192.168.1.3\nmac=ee:VALUE\nhost=h\n', 'data.txt:4: [endpoint] mac: not a MAC address'],
+    ['missing host', '[endpoint x]\nid=a\nip=192.168.1.3\nmac=ee:ee:ee:ee:ee:01\n', "data.txt:1: [endpoint] missing 'host'"],
+    ['missing id', '[endpoint x]\nip=192.168.1.3\nmac=ee:ee:ee:ee:ee:01\nhost=h\n', "data.txt:1: [endpoint] missing 'id'"],
+    ['bad id', '[endpoint x]\nid=a VALUE/c\nip=192.168.1.3\nmac=ee:ee:ee:ee:ee:01\nhost=h\n', 'data.txt:2: [endpoint] id: not an endpoint id (1-255 characters, no white space or control characters)'],
+    ['felix without ip', '[felix h]\nhost=h\n', "data.txt:1: [felix] missing 'ip'"],
+    ['felix bad ip', '[felix h]\nip=VALUE\n', 'data.txt:2: [felix] ip: not an IP address'],
+    ['felix bad port', '[felix h]\nip=1.2.3.4\nport=99999VALUE\n', 'data.txt:3: [felix] port: not a port number (1-65535)'],
+    ['unknown section', '[VALUE r]\nip=1.2.3.4\n', "data.txt:1: unknown section type (expected 'felix' or 'endpoint')"],
   ];
   for (const [name, text, message] of bad) {
-    it(`reports a bad entry: ${name}`, () => {
+    it(`reports a bad entry by file, line and key, not by value: ${name}`, () => {
       const p = parseDataFile(text, 'data.txt');
       expect(p.entries.size).to.equal(0);
-      expect([...p.badSections.values()].join('\n')).to.match(message);
+      expect([...p.badSections.values()]).to.deep.equal([message]);
     });
   }
 
-  it('reports lines that are not INI with file and line', () => {
-    const p = parseDataFile('[felix a]\nip=1.2.3.4\njust words\n', 'd.txt');
-    expect(p.syntaxErrors).to.have.length(1);
-    expect(p.syntaxErrors[0]).to.match(/^d\.txt:3: /);
+  it('reports lines that are not INI with file and line, not their text', () => {
+    const p = parseDataFile('[felix a]\nip=1.2.3.4\njust VALUE words\nVALUE = outside\n', 'd.txt');
+    expect(p.syntaxErrors).to.deep.equal(["d.txt:3: expected '[section]' or 'key = value'"]);
+    expect(parseDataFile('VALUE = outside\n', 'd.txt').syntaxErrors).to.deep.equal(['d.txt:1: a key outside any section']);
   });
 
   it('compares host names up to the first dot', () => {
@@ -74,4 +77,56 @@ describe('DataMerger', () => {
     expect(conflicts).to.have.length(1);
     expect(conflicts[0]).to.match(/c\.txt:1: endpoint 'e1' is also defined at a\.txt:1/);
   });
+});
+
+describe('formatEndpointSection (what network-container writes)', () => {
+  const base: EndpointSectionValues = { id: 'abc', ip: '192.168.1.1', mac: 'ee:ee:ee:ee:ee:01', host: 'instance-1', group: 'group1' };
+  const readBack = (text: string) => {
+    const p = parseDataFile(text, 'x.txt');
+    expect([...p.badSections.values(), ...p.syntaxErrors]).to.deep.equal([]);
+    return [...p.entries.values()].map((e) => e.value);
+  };
+
+  const writable: Array<[string, Partial<EndpointSectionValues>]> = [
+    ['an id the originals used', { id: 'host1:ctr/web' }],
+    ['an id with : as the plugin put in groups', { id: 'web:1' }],
+    ['= [ ] ; # inside an id are plain characters', { id: 'a=b[c]d;e#f' }],
+    ['an id of 255 characters', { id: 'x'.repeat(255) }],
+    ['a non-ASCII id', { id: 'ÿ€web' }],
+    ['an IPv6 address', { ip: 'fd00::1' }],
+    ['a dotted host name with _ and -', { host: 'Instance_1-a.example.com' }],
+    ['a group with _ . -', { group: 'g_1.a-b' }],
+  ];
+  for (const [name, over] of writable) {
+    it(`writes and reads back: ${name}`, () => {
+      const e = { ...base, ...over };
+      expect(readBack(formatEndpointSection(e))).to.deep.equal([{ id: e.id, addrs: [e.ip], mac: e.mac, host: shortHost(e.host), groups: [e.group], source: 'x.txt:1' }]);
+    });
+  }
+
+  // Each would add a line, end the value early, or read back as something else.
+  const refused: Array<[string, Partial<EndpointSectionValues>, RegExp]> = [
+    ['a newline in the host (a whole injected section)', { host: 'h\n[endpoint evil]\nid=evil\ngroup=admin' }, /^cannot write host "h\\n\[endpoint evil\]/],
+    ['a carriage return in the host', { host: 'h\rgroup=admin' }, /host/],
+    ['a space in the host', { host: 'h group=admin' }, /host/],
+    ['= in the host', { host: 'h=x' }, /host/],
+    ['[ ] in the host', { host: '[h]' }, /host/],
+    ['; in the host', { host: 'h;x' }, /host/],
+    ['an empty host', { host: '' }, /host/],
+    ['a newline in the id', { id: 'a\ngroup=admin' }, /id/],
+    ['a line separator (U+2028) in the id', { id: 'a\u2028b' }, /id/],
+    ['NEL (U+0085) in the id', { id: 'a\u0085b' }, /id/],
+    ['an id starting with ;', { id: ';x' }, /id ";x": starts with ';' or '#'/],
+    ['an id starting with #', { id: '#x' }, /id "#x": starts with ';' or '#'/],
+    ['an id of 256 characters', { id: 'x'.repeat(256) }, /id/],
+    ['a comma in the group (two groups)', { group: 'g1,admin' }, /group/],
+    ['a newline in the group', { group: 'g\n[endpoint evil]' }, /group/],
+    ['a bad mac', { mac: 'ee:ee:ee:ee:ee:01\nhost=x' }, /mac/],
+    ['a bad ip', { ip: '192.168.1.1\nid=x' }, /ip/],
+  ];
+  for (const [name, over, message] of refused) {
+    it(`refuses ${name}`, () => {
+      expect(() => formatEndpointSection({ ...base, ...over })).to.throw(message);
+    });
+  }
 });
