@@ -2,7 +2,9 @@
  * `plugin ep`: the Endpoint API's orchestrator side (SPEC §3). Answers
  * RESYNCSTATE on its REP socket and pushes endpoint changes to each Felix
  * through one REQ client per host, so a slow or dead Felix stalls only its
- * own queue.
+ * own queue. What waits for a Felix is a {@link FelixQueue}: one resync at a
+ * time and one change per endpoint, taken one message at a time as Felix
+ * answers (SPEC §3 "Plugin ep under load (v2)").
  */
 import type { Logger } from '../common/logging.js';
 import { zmqAddress } from '../common/config.js';
@@ -15,6 +17,32 @@ import type { Connection } from '../common/metrics.js';
 import { SocketOptions, clientOptions } from '../common/zmq/options.js';
 import { PluginData, shortHost } from './data.js';
 import { endpointChanges, endpointCreated, endpointDestroyed, endpointUpdated, endpointsOfHost } from './changes.js';
+import { FelixQueue, Outgoing } from './felix-queue.js';
+
+/** At most one log line per host this often about refused RESYNCSTATEs. */
+const REFUSAL_LOG_INTERVAL_MS = 10000;
+
+/** One Felix: its REQ client, what waits for it, and whether a message is in flight. */
+interface Felix {
+  host: string;
+  client: RequestClient;
+  queue: FelixQueue;
+  sending: boolean;
+  /** RESYNCSTATEs refused since the last line about them, and when that line was written. */
+  refused: number;
+  refusalLoggedAt: number;
+}
+
+function encodeOutgoing(out: Outgoing): { type: string; endpoint_id: string } {
+  switch (out.kind) {
+    case 'created':
+      return endpointCreated(out.endpoint, out.resyncId);
+    case 'updated':
+      return endpointUpdated(out.endpoint);
+    case 'destroyed':
+      return endpointDestroyed(out.endpoint);
+  }
+}
 
 export interface EndpointRoleOptions {
   log: Logger;
@@ -32,7 +60,7 @@ export interface EndpointRoleOptions {
 }
 
 export class EndpointRole {
-  private readonly clients = new Map<string, RequestClient>();
+  private readonly felixes = new Map<string, Felix>();
   private server: ReplyServer | undefined;
   private readonly serverStats = new SocketStats();
   /** Per Felix host, kept when its client is recreated. */
@@ -45,13 +73,14 @@ export class EndpointRole {
 
   static async start(opts: EndpointRoleOptions, data: PluginData): Promise<EndpointRole> {
     const role = new EndpointRole(opts, data);
-    role.syncClients();
+    role.syncFelixes();
     role.server = await ReplyServer.bind('rep', opts.bindAddress, decodingHandler(decodePluginRequest, opts.log, (msg) => role.resync(msg)), opts.log, { ...opts.socketOptions, stats: role.serverStats });
     return role;
   }
 
   async stop(): Promise<void> {
-    for (const c of this.clients.values()) c.close();
+    for (const f of this.felixes.values()) f.client.close();
+    this.felixes.clear();
     await this.server?.close();
   }
 
@@ -59,7 +88,7 @@ export class EndpointRole {
   connections(): Connection[] {
     return [
       { name: 'felix-resyncs', api: 'endpoint', kind: 'rep', address: this.opts.bindAddress, stats: this.serverStats },
-      ...[...this.clients].sort(([a], [b]) => a.localeCompare(b)).map(([host, client]): Connection => ({ name: `felix ${host}`, api: 'endpoint', kind: 'req', address: client.address, stats: this.statsOf(host) })),
+      ...[...this.felixes].sort(([a], [b]) => a.localeCompare(b)).map(([host, f]): Connection => ({ name: `felix ${host}`, api: 'endpoint', kind: 'req', address: f.client.address, stats: this.statsOf(host) })),
     ];
   }
 
@@ -69,78 +98,107 @@ export class EndpointRole {
     return stats;
   }
 
-  /** New data: connect to new Felixes, then push each change to the Felix concerned. */
+  /** New data: connect to new Felixes, then queue each change for the Felix concerned. */
   update(data: PluginData): void {
     const changes = endpointChanges(this.data, data);
     this.data = data;
-    this.syncClients();
+    this.syncFelixes();
     for (const c of changes) {
-      const msg = c.kind === 'created' ? endpointCreated(c.endpoint, null) : c.kind === 'updated' ? endpointUpdated(c.endpoint) : endpointDestroyed(c.endpoint);
+      const felix = this.felixes.get(c.host);
+      if (!felix) {
+        this.opts.log.warn({ host: c.host, endpoint: c.endpoint.id }, `no [felix ${c.host}] section: cannot push ${c.kind} endpoint`);
+        continue;
+      }
       this.opts.log.info({ endpoint: c.endpoint.id, host: c.host, change: c.kind }, 'pushing endpoint change');
-      this.send(c.host, msg);
+      felix.queue.push(c.kind, c.endpoint);
+      this.pump(felix);
     }
   }
 
   private resync(msg: ResyncState): object {
     const host = shortHost(msg.hostname);
-    if (!this.clients.has(host)) {
+    const felix = this.felixes.get(host);
+    const refuse = (message: string): ResyncResponse => ({ type: RESYNCSTATE, rc: Rc.FAILURE, message, endpoint_count: 0 });
+    if (!felix) {
       this.opts.log.warn({ host, resyncId: msg.resync_id }, 'resync from a host with no [felix] section');
-      return { type: RESYNCSTATE, rc: Rc.FAILURE, message: `no [felix ${host}] section in the plugin's data`, endpoint_count: 0 };
+      return refuse(`no [felix ${host}] section in the plugin's data`);
     }
     const endpoints = endpointsOfHost(this.data, host);
+    if (!felix.queue.startResync(msg.resync_id, endpoints)) {
+      this.logRefusal(felix, msg.resync_id);
+      return refuse('resync in progress');
+    }
     this.opts.log.info({ host, resyncId: msg.resync_id, endpoints: endpoints.length }, 'resync requested');
     // The creates go out after the reply; Felix accepts them in either order.
-    setImmediate(() => {
-      for (const e of endpoints) this.send(host, endpointCreated(e, msg.resync_id));
-    });
+    setImmediate(() => this.pump(felix));
     const reply: ResyncResponse = { type: RESYNCSTATE, rc: Rc.SUCCESS, message: '', endpoint_count: endpoints.length, interface_prefix: this.opts.interfacePrefix };
     return reply;
   }
 
-  private send(host: string, msg: { type: string; endpoint_id: string }): void {
-    const client = this.clients.get(host);
-    if (!client) {
-      this.opts.log.warn({ host, endpoint: msg.endpoint_id }, `no [felix ${host}] section: cannot send ${msg.type}`);
-      return;
-    }
-    client.request(msg).then(
-      (body) => {
-        const reply = decodeResponse(body);
-        if (!reply.ok || reply.msg.rc !== Rc.SUCCESS)
-          this.opts.log.warn({ host, endpoint: msg.endpoint_id, type: msg.type, reply: body.toString().slice(0, 200) }, 'Felix refused a request');
-      },
-      (err: Error) => {
-        if (!(err instanceof ConnectionResetError)) this.opts.log.error({ err, host }, 'request to Felix failed');
-      },
-    );
+  /** One line per host per interval, however many RESYNCSTATEs were refused. */
+  private logRefusal(felix: Felix, resyncId: string): void {
+    felix.refused++;
+    const now = Date.now();
+    if (now - felix.refusalLoggedAt < REFUSAL_LOG_INTERVAL_MS) return;
+    this.opts.log.warn({ host: felix.host, resyncId, inProgress: felix.queue.resyncInProgress, refused: felix.refused }, 'RESYNCSTATE refused: a resync for this host is still being sent');
+    felix.refused = 0;
+    felix.refusalLoggedAt = now;
   }
 
-  /** One client per `[felix]` section; recreated when its address changes. */
-  private syncClients(): void {
-    for (const [host, client] of this.clients) {
-      const felix = this.data.felixes.get(host);
-      if (!felix || client.address !== this.felixAddress(host)) {
-        client.close();
-        this.clients.delete(host);
+  /** Sends the queue's next message unless one is in flight; each answer sends the next. */
+  private pump(felix: Felix): void {
+    if (felix.sending || this.felixes.get(felix.host) !== felix) return;
+    const out = felix.queue.next();
+    if (!out) return;
+    felix.sending = true;
+    const msg = encodeOutgoing(out);
+    felix.client
+      .request(msg)
+      .then(
+        (body) => {
+          const reply = decodeResponse(body);
+          if (!reply.ok || reply.msg.rc !== Rc.SUCCESS)
+            this.opts.log.warn({ host: felix.host, endpoint: msg.endpoint_id, type: msg.type, reply: body.toString().slice(0, 200) }, 'Felix refused a request');
+        },
+        (err: Error) => {
+          if (!(err instanceof ConnectionResetError)) this.opts.log.error({ err, host: felix.host }, 'request to Felix failed');
+        },
+      )
+      .finally(() => {
+        felix.sending = false;
+        this.pump(felix);
+      });
+  }
+
+  /** One client and queue per `[felix]` section; both replaced when its address changes. */
+  private syncFelixes(): void {
+    for (const [host, felix] of this.felixes) {
+      if (!this.data.felixes.has(host) || felix.client.address !== this.felixAddress(host)) {
+        felix.client.close();
+        this.felixes.delete(host);
       }
     }
     for (const host of this.data.felixes.keys()) {
-      if (this.clients.has(host)) continue;
+      if (this.felixes.has(host)) continue;
       const address = this.felixAddress(host);
       this.opts.log.info({ host, address }, 'connecting to Felix');
-      this.clients.set(
-        host,
-        new RequestClient({
-          address,
-          timeoutMs: this.opts.timeoutMs,
-          keepaliveMs: this.opts.keepaliveMs,
-          log: this.opts.log.child({ felix: host }),
-          // Felix resyncs by itself when it hears nothing; dropping the queue is enough here.
-          onReset: (reason) => this.opts.log.warn({ host, reason }, 'Felix did not answer; its queue was dropped'),
-          stats: this.statsOf(host),
-          socketOptions: clientOptions(this.opts.socketOptions ?? {}, this.opts.felixServerKey ?? null),
-        }),
-      );
+      const queue = new FelixQueue();
+      const client = new RequestClient({
+        address,
+        timeoutMs: this.opts.timeoutMs,
+        keepaliveMs: this.opts.keepaliveMs,
+        log: this.opts.log.child({ felix: host }),
+        // The message in flight is dropped and Felix resyncs by itself when it hears nothing;
+        // pushed changes stay queued.
+        onReset: (reason) => {
+          const abandoned = queue.resyncInProgress;
+          queue.reset();
+          this.opts.log.warn({ host, reason, abandonedResync: abandoned, queued: queue.size }, 'Felix did not answer; the message in flight and any unfinished resync were dropped');
+        },
+        stats: this.statsOf(host),
+        socketOptions: clientOptions(this.opts.socketOptions ?? {}, this.opts.felixServerKey ?? null),
+      });
+      this.felixes.set(host, { host, client, queue, sending: false, refused: 0, refusalLoggedAt: -Infinity });
     }
   }
 

@@ -116,6 +116,29 @@ describe('plugin (built command, real sockets)', function () {
       expect(m['mac']).to.equal('ee:ee:ee:ee:ee:01');
     });
 
+    it('accepts a new RESYNCSTATE once the previous resync’s creates have gone out (the 2014 Felix resyncs every 5 s)', async () => {
+      for (const id of ['r-a', 'r-b', 'r-c']) {
+        const reply = await resync.request({ type: 'RESYNCSTATE', resync_id: id, hostname: 'instance-1', issued: Date.now() });
+        expect(reply, id).to.include({ rc: 'SUCCESS', endpoint_count: 2 });
+        for (let i = 0; i < 2; i++) await felix.inbox.take((m) => m['resync_id'] === id, `${id} create`);
+      }
+    });
+
+    it('refuses a resync while one is being sent, and abandons it when its Felix stops answering', async function () {
+      this.timeout(15000);
+      // instance-2 has two endpoints and its Felix does not answer: the first create waits for a reply.
+      writeByRename(data, fs.readFileSync(data, 'utf8') + endpointSection(5, 'instance-2', 'group1'));
+      await waitFor('ep5 loaded', () => plugin.output().includes('"endpoint":"ep5"'), 3000);
+      const ask = (id: string) => resync.request({ type: 'RESYNCSTATE', resync_id: id, hostname: 'instance-2', issued: Date.now() });
+      expect(await ask('r-5')).to.include({ rc: 'SUCCESS', endpoint_count: 2 });
+      expect(await ask('r-6')).to.deep.equal({ type: 'RESYNCSTATE', rc: 'FAILURE', message: 'resync in progress', endpoint_count: 0 });
+      await waitFor('the plugin giving up on that Felix', () => plugin.output().includes('Felix did not answer'), 5000);
+      const other = ws.track(await new ReplyPeer().bind(`tcp://127.0.0.1:${otherFelixPort}`));
+      expect(await ask('r-7')).to.include({ rc: 'SUCCESS', endpoint_count: 2 });
+      for (let i = 0; i < 2; i++) await other.inbox.take((m) => m['resync_id'] === 'r-7', 'r-7 create', 5000);
+      expect(plugin.output().match(/RESYNCSTATE refused/g)).to.have.length(1);
+    });
+
     it('sends HEARTBEAT to an idle Felix', async () => {
       await felix.inbox.take((m) => m['type'] === 'HEARTBEAT', 'heartbeat', 3000);
     });
