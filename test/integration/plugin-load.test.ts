@@ -8,11 +8,10 @@
 import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
-import * as zmq from 'zeromq';
 import { perTestWorkspace } from '../support/workspace.js';
 import { freePorts } from '../support/ports.js';
 import { startCommand, waitFor } from '../support/process.js';
-import { RequestPeer } from '../support/peers.js';
+import { ReplyPeer, RequestPeer } from '../support/peers.js';
 
 type Json = Record<string, unknown>;
 
@@ -29,38 +28,15 @@ function endpointSection(id: string, n: number): string {
   return `[endpoint ${id}]\nid=${id}\nip=${ip}\nmac=${mac}\nhost=h1\ngroup=g1\n\n`;
 }
 
-/** A Felix (REP 9902) that records every request and answers each after `delayMs`. */
-class SlowFelix {
-  readonly received: Json[] = [];
-  private readonly socket = new zmq.Reply({ linger: 0 });
-
-  constructor(private readonly delayMs: number) {}
-
-  async bind(address: string): Promise<this> {
-    await this.socket.bind(address);
-    void (async () => {
-      try {
-        for await (const [body] of this.socket) {
-          const req = JSON.parse(body!.toString()) as Json;
-          this.received.push(req);
-          await new Promise((r) => setTimeout(r, this.delayMs));
-          await this.socket.send(JSON.stringify({ type: req['type'], rc: 'SUCCESS', message: '' }));
-        }
-      } catch {
-        /* closed */
-      }
-    })();
-    return this;
-  }
-
-  count(type: string): number {
-    return this.received.filter((m) => m['type'] === type).length;
-  }
-
-  close(): void {
-    this.socket.close();
-  }
+/** A Felix (REP 9902) that records every request (its inbox) and answers each after `delayMs`. */
+function slowFelix(delayMs: number): ReplyPeer {
+  return new ReplyPeer(async (req) => {
+    await new Promise((r) => setTimeout(r, delayMs));
+    return { type: req['type'], rc: 'SUCCESS', message: '' };
+  });
 }
+
+const count = (felix: ReplyPeer, type: string): number => felix.inbox.messages.filter((m) => m['type'] === type).length;
 
 /** Resident set size of a process, in MiB. */
 function rssMiB(pid: number): number {
@@ -78,7 +54,7 @@ describe('plugin ep under a RESYNCSTATE flood (built command, real sockets)', fu
     let text = `[felix h1]\nip=127.0.0.1\nport=${felixPort}\nhost=h1\n\n`;
     for (let n = 0; n < ENDPOINTS; n++) text += endpointSection(`ep${n}`, n);
     fs.writeFileSync(data, text);
-    const felix = ws.track(await new SlowFelix(FELIX_DELAY_MS).bind(`tcp://127.0.0.1:${felixPort}`));
+    const felix = ws.track(await slowFelix(FELIX_DELAY_MS).bind(`tcp://127.0.0.1:${felixPort}`));
     const plugin = startCommand(PLUGIN, ['ep', '--data', data, '--log-dir', 'none', '--log-severity-screen', 'INFO', '--bind', '127.0.0.1', '--ep-port', String(epPort), '--timeout-ms', '20000']);
     await waitFor('plugin ready', () => plugin.output().includes('"ready"'), 15000);
 
@@ -94,10 +70,10 @@ describe('plugin ep under a RESYNCSTATE flood (built command, real sockets)', fu
         written = Date.now();
       }
     }
-    await waitFor('the new endpoint at its Felix', () => felix.received.some((m) => m['endpoint_id'] === 'fresh'), 5000, 10);
+    await waitFor('the new endpoint at its Felix', () => felix.inbox.messages.some((m) => m['endpoint_id'] === 'fresh'), 5000, 10);
     const deliveredMs = Date.now() - written;
     const rss = rssMiB(plugin.child.pid!);
-    const creates = felix.count('ENDPOINTCREATED');
+    const creates = count(felix, 'ENDPOINTCREATED');
     console.log(`      new endpoint at Felix after ${deliveredMs} ms; plugin RSS ${rss.toFixed(0)} MiB; ${creates} ENDPOINTCREATEDs received`);
 
     expect(rss, 'plugin RSS (MiB)').to.be.below(200);

@@ -70,7 +70,7 @@ export class ReplyPeer {
   private readonly socket: zmq.Reply;
 
   constructor(
-    private readonly reply: (req: Json) => Json = (req) => ({ type: req['type'], rc: 'SUCCESS', message: '' }),
+    private readonly reply: (req: Json) => Json | Promise<Json> = (req) => ({ type: req['type'], rc: 'SUCCESS', message: '' }),
     options: PeerOptions = {},
   ) {
     this.socket = new zmq.Reply({ linger: 0, ...options });
@@ -83,7 +83,7 @@ export class ReplyPeer {
         for await (const [body] of this.socket) {
           const req = JSON.parse(body!.toString()) as Json;
           this.inbox.push(req);
-          await this.socket.send(JSON.stringify(this.reply(req)));
+          await this.socket.send(JSON.stringify(await this.reply(req)));
         }
       } catch {
         /* closed */
