@@ -199,6 +199,7 @@ export class NetworkClient {
       return;
     }
     if (msg.type !== GROUPUPDATE) return;
+    for (const why of msg.skipped) this.opts.log.warn({ group: msg.group, reason: why }, 'group member skipped');
     this.opts.onGroupUpdate(msg);
     const resync = this.resync;
     if (!resync) return;

@@ -75,8 +75,14 @@ function bad(section: IniSection, key: string, expected: string): SectionError {
   return new SectionError(section.entries.get(key)!.line, `${key}: ${expected}`);
 }
 
+/** Files written for the originals may give an address as `A/32` (`A/128`): the same address (SPEC §11). */
+function hostAddress(s: string): string {
+  const m = /^(.+)\/(32|128)$/.exec(s);
+  return m && isIp(m[1]!) && (m[2] === '32') === !m[1]!.includes(':') ? m[1]! : s;
+}
+
 function parseFelix(section: IniSection, host: string, where: string): FelixHost {
-  const ip = need(section, 'ip');
+  const ip = hostAddress(need(section, 'ip'));
   if (!isIp(ip)) throw bad(section, 'ip', 'not an IP address');
   const portRaw = value(section, 'port');
   let port: number | null = null;
@@ -92,10 +98,11 @@ function parseEndpoint(section: IniSection, where: string): PluginEndpoint {
   if (!isEndpointId(id)) throw bad(section, 'id', 'not an endpoint id (1-255 characters, no white space or control characters)');
   const addrs = need(section, 'ip')
     .split(',')
-    .map((s) => s.trim())
+    .map((s) => hostAddress(s.trim()))
     .filter((s) => s !== '');
   if (!addrs.every(isIp)) throw bad(section, 'ip', 'not an IP address (or a comma-separated list of them)');
-  const mac = need(section, 'mac');
+  // The originals also wrote MACs with '-' between the octets.
+  const mac = need(section, 'mac').replace(/-/g, ':');
   if (!isMac(mac)) throw bad(section, 'mac', 'not a MAC address');
   const groups = (value(section, 'group') ?? 'default')
     .split(',')
@@ -110,14 +117,16 @@ export function parseDataFile(text: string, file: string): ParsedFile {
   const out: ParsedFile = { entries: new Map(), badSections: new Map(), syntaxErrors: doc.errors.map((e) => `${file}:${e.line}: ${e.message}`) };
   for (const section of doc.sections) {
     const where = `${file}:${section.line}`;
-    const [kind, ...rest] = section.name.split(/\s+/);
+    const [word = '', ...rest] = section.name.split(/\s+/);
+    // The original plugin matched section names without regard to case (SPEC §11).
+    const kind = word.toLowerCase();
     const name = rest.join(' ');
     if (kind === 'felix' || kind === 'endpoint') {
       try {
-        out.entries.set(section.name, kind === 'felix' ? { kind, value: parseFelix(section, name, where) } : { kind, value: parseEndpoint(section, where) });
+        out.entries.set(`${kind} ${name}`, kind === 'felix' ? { kind, value: parseFelix(section, name, where) } : { kind, value: parseEndpoint(section, where) });
       } catch (err) {
         if (!(err instanceof SectionError)) throw err;
-        out.badSections.set(section.name, `${file}:${err.line}: [${kind}] ${err.message}`);
+        out.badSections.set(`${kind} ${name}`, `${file}:${err.line}: [${kind}] ${err.message}`);
       }
     } else out.badSections.set(section.name, `${where}: unknown section type (expected 'felix' or 'endpoint')`);
   }

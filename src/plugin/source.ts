@@ -82,6 +82,8 @@ export class DataSource {
   private poller: NodeJS.Timeout | undefined;
   private lastJson = '';
   private lastProblems = '';
+  /** Files of the data directory already reported as ignored. */
+  private readonly ignoredLogged = new Set<string>();
   /** The reload in progress, if any; a request meanwhile runs one more after it. */
   private loading: Promise<void> | undefined;
   private again = false;
@@ -154,7 +156,14 @@ export class DataSource {
 
   private async files(): Promise<string[]> {
     if (!(await this.isDirectory())) return [this.opts.path];
-    return (await fsp.readdir(this.opts.path)).filter((f) => f.endsWith('.txt')).map((f) => path.join(this.opts.path, f));
+    const names = await fsp.readdir(this.opts.path);
+    // The 2014 plugin read every file of its directory; say once which ones this one does not.
+    for (const f of names) {
+      if (f.endsWith('.txt') || this.ignoredLogged.has(f)) continue;
+      this.ignoredLogged.add(f);
+      this.opts.log.info({ path: this.opts.path, file: f }, 'not a *.txt file: ignored');
+    }
+    return names.filter((f) => f.endsWith('.txt')).map((f) => path.join(this.opts.path, f));
   }
 
   /** Returns true when the merged model changed. */

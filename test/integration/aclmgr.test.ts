@@ -168,6 +168,17 @@ ${extra.connection ?? 'ConnectionTimeoutMillis = 1000\nConnectionKeepaliveInterv
       expect(sub.inbox.messages.filter((m) => m['type'] === 'ACLUPDATE').map((m) => m['topic'])).to.deep.equal(['ep3']);
     });
 
+    it("applies a group's valid members and skips only its bad ones (the 2014 plugin put any string in members)", async () => {
+      const { sub } = await felix(['web:1', 'ep2', 'bad id', 'ep3']);
+      const members = { 'web:1': ['192.168.1.11'], ep2: ['192.168.1.2'], 'bad id': ['192.168.1.7'], ep3: ['not-an-address'] };
+      await plugin.setGroup('g1', members);
+      const g1 = ['192.168.1.11', '192.168.1.2'];
+      for (const ep of ['web:1', 'ep2']) expect(sorted((await update(sub, ep))['acls'])).to.deep.equal(sorted(prototypeAcls(g1)));
+      expect(sub.inbox.messages.filter((m) => m['topic'] === 'bad id' || m['topic'] === 'ep3')).to.deep.equal([]);
+      await waitFor('both skips logged with the group', () => manager.output().split('group member skipped').length - 1 >= 2, 5000);
+      expect(manager.output()).to.match(/group member skipped.*g1|g1.*group member skipped/);
+    });
+
     it('on group deletion publishes deny-all once and then forgets the endpoint', async () => {
       const { sub, req } = await felix(['ep1', 'ep3']);
       await plugin.setGroup('g2', {});

@@ -95,7 +95,9 @@ describe('network API: decodeNetworkRequest', () => {
 
 describe('network API: decodeNetworkPublication', () => {
   const update = { type: 'GROUPUPDATE', group: 'g1', members: { ep1: ['10.0.0.1', 'FD00:0::1'], ep2: [] }, rules: prototypeRules, issued: MS };
-  const decoded = { ...update, members: { ep1: ['10.0.0.1', 'fd00::1'], ep2: [] } };
+  const decoded = { ...update, members: { ep1: ['10.0.0.1', 'fd00::1'], ep2: [] }, skipped: [] };
+  /** SPEC §4 v2: a bad member is left out (and said why); the rest of the group still applies. */
+  const without = (skipped: string[]) => ({ msg: { ...decoded, members: { ep2: [] }, skipped } });
   const rows: Row[] = [
     ...malformedRows(),
     { name: 'GROUPUPDATE: addresses canonical', input: update, expected: { msg: decoded } },
@@ -112,10 +114,16 @@ describe('network API: decodeNetworkPublication', () => {
     { name: 'group a number', input: { ...update, group: 1 }, expected: invalid('GROUPUPDATE', /'group' must be a string/) },
     { name: 'members missing', input: { ...update, members: undefined }, expected: invalid('GROUPUPDATE', /missing field 'members'/) },
     { name: 'members a list', input: { ...update, members: ['ep1'] }, expected: invalid('GROUPUPDATE', /'members' must be an object/) },
-    { name: 'member with a bad endpoint id', input: { ...update, members: { 'ep 1': [] } }, expected: invalid('GROUPUPDATE', /members has a bad endpoint id "ep 1"/) },
-    { name: 'member addresses not a list', input: { ...update, members: { ep1: '10.0.0.1' } }, expected: invalid('GROUPUPDATE', /members\.ep1 must be a list/) },
-    { name: 'member with a bad address', input: { ...update, members: { ep1: ['10.0.0.1', '10.0.0.256'] } }, expected: invalid('GROUPUPDATE', /members\.ep1\[1\] is not an IP address/) },
-    { name: 'member address a CIDR', input: { ...update, members: { ep1: ['10.0.0.0/24'] } }, expected: invalid('GROUPUPDATE', /members\.ep1\[0\]/) },
+    { name: 'member with a bad endpoint id: left out', input: { ...update, members: { 'ep 1': [], ep2: [] } }, expected: without(['member "ep 1": bad endpoint id']) },
+    { name: 'member addresses not a list: left out', input: { ...update, members: { ep1: '10.0.0.1', ep2: [] } }, expected: without(['member "ep1": addresses must be a list']) },
+    { name: 'member with a bad address: left out', input: { ...update, members: { ep1: ['10.0.0.1', '10.0.0.256'], ep2: [] } }, expected: without(['member "ep1": bad address']) },
+    { name: 'member address a CIDR: left out', input: { ...update, members: { ep1: ['10.0.0.0/24'], ep2: [] } }, expected: without(['member "ep1": bad address']) },
+    { name: 'every member bad: refused whole (it would read as a deletion)', input: { ...update, members: { 'ep 1': [] } }, expected: invalid('GROUPUPDATE', /every member is invalid \(member "ep 1": bad endpoint id\)/) },
+    {
+      name: "the 2014 plugin's member ids (web:1) are members",
+      input: { ...update, members: { 'web:1': ['10.0.0.9'] } },
+      expected: { msg: { ...decoded, members: { 'web:1': ['10.0.0.9'] } } },
+    },
     { name: 'rules missing', input: { ...update, rules: undefined }, expected: invalid('GROUPUPDATE', /missing field 'rules'/) },
     { name: 'rules a string', input: { ...update, rules: 'allow' }, expected: invalid('GROUPUPDATE', /'rules' must be an object/) },
     ...rulesRows('GROUPUPDATE', 'rules', (rules) => ({ ...update, rules }), (rules) => ({ ...decoded, rules })),

@@ -42,6 +42,16 @@ describe('plugin data parsing', () => {
     expect(parseDataFile('VALUE = outside\n', 'd.txt').syntaxErrors).to.deep.equal(['d.txt:1: a key outside any section']);
   });
 
+  it('reads files written for the 2014 originals: section names in any case, MACs with -, addresses with /32 or /128 (SPEC §11)', () => {
+    const original = '[Felix host1]\nip=10.0.0.2/32\nhost=host1\n\n[ENDPOINT web]\nid=web:1\nip=192.168.1.9/32,fd00::9/128\nmac=EE-EE-EE-EE-EE-09\nhost=host1\ngroup=g1\n';
+    const canonical = '[felix host1]\nip=10.0.0.2\nhost=host1\n\n[endpoint web]\nid=web:1\nip=192.168.1.9,fd00::9\nmac=ee:ee:ee:ee:ee:09\nhost=host1\ngroup=g1\n';
+    const strip = (p: ReturnType<typeof parseDataFile>) => [...p.entries].map(([k, e]) => [k, { ...e.value, source: '' }]);
+    const a = parseDataFile(original, 'a.txt');
+    expect(a.badSections.size + a.syntaxErrors.length).to.equal(0);
+    expect(strip(a)).to.deep.equal(strip(parseDataFile(canonical, 'a.txt')));
+    expect(parseDataFile('[felix h]\nip=10.0.0.2/24\n', 'b.txt').badSections.size, 'a real prefix is not an address').to.equal(1);
+  });
+
   it('compares host names up to the first dot', () => {
     expect(shortHost('Instance-1.example.com')).to.equal('instance-1');
   });
