@@ -68,6 +68,8 @@ export class AclManager {
         { name: 'aclUpdatesPublished', metric: 'calico_aclmgr_acl_updates_published_total', help: 'ACLUPDATEs published', kind: 'counter', value: () => this.server.updatesPublished },
         { name: 'resyncsStarted', metric: 'calico_aclmgr_resyncs_started_total', help: 'Group resyncs with the plugin started', kind: 'counter', value: () => network().resyncsStarted },
         { name: 'resyncsCompleted', metric: 'calico_aclmgr_resyncs_completed_total', help: 'Group resyncs with the plugin completed', kind: 'counter', value: () => network().resyncs },
+        { name: 'subscriptions', metric: 'calico_aclmgr_subscriptions_total', help: 'Subscriptions received on the ACL publish socket (XPUB, duplicates included)', kind: 'counter', value: () => this.server.subscriptions },
+        { name: 'aclUpdatesOnSubscription', metric: 'calico_aclmgr_acl_updates_on_subscription_total', help: 'ACLUPDATEs published because their topic was subscribed to', kind: 'counter', value: () => this.server.publishedOnSubscription },
       ],
     };
   }

@@ -27,6 +27,9 @@ export interface FelixAgentOptions {
   socketOptions?: SocketOptions;
 }
 
+/** How long Felix waits after subscribing to an endpoint's topic before asking GETACLSTATE (SPEC §5). */
+export const FIRST_ACL_WAIT_MS = 100;
+
 export class FelixAgent {
   readonly manager: EndpointManager;
   private readonly pluginClient: RequestClient;
@@ -42,8 +45,14 @@ export class FelixAgent {
   /** Per connection, for status and metrics: plugin (REQ), endpoints (REP), ACL requests (REQ), ACL updates (SUB). */
   private readonly stats = { plugin: new SocketStats(), endpoints: new SocketStats(), aclRequests: new SocketStats(), aclUpdates: new SocketStats() };
   private retryTimer: NodeJS.Timeout | undefined;
-  /** Endpoints still waiting for their first ACLUPDATE: when to ask again, and the current back-off. */
-  private readonly aclPending = new Map<string, { at: number; backoffMs: number }>();
+  /**
+   * Endpoints waiting for an ACLUPDATE (SPEC §5 "No lost first ACLs"): the
+   * timer of the next GETACLSTATE and the wait before it (100 ms after
+   * subscribing, then doubling from each reply, up to the connection timeout).
+   */
+  private readonly aclPending = new Map<string, { timer: NodeJS.Timeout | undefined; backoffMs: number }>();
+  /** Endpoints with a GETACLSTATE outstanding (at most one each). */
+  private readonly aclAsking = new Set<string>();
   private stopped = false;
 
   private constructor(private readonly opts: FelixAgentOptions) {
@@ -80,14 +89,14 @@ export class FelixAgent {
       dataplane: opts.dataplane,
       interfacePrefix: g.InterfacePrefix,
       acls: {
-        // Subscribe first so no ACLUPDATE falls between the request and the subscription.
+        // The ACL manager publishes on our subscription; ask only if nothing arrives within 100 ms.
         watch: (id) => {
           this.aclSub.subscribe(id);
-          this.requestAcls(id);
+          this.awaitAcls(id);
         },
         unwatch: (id) => {
           this.aclSub.unsubscribe(id);
-          this.aclPending.delete(id);
+          this.clearAclPending(id);
         },
       },
     });
@@ -135,6 +144,7 @@ export class FelixAgent {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     clearTimeout(this.retryTimer);
+    for (const id of [...this.aclPending.keys()]) this.clearAclPending(id);
     this.pluginClient.close();
     this.aclClient.close();
     this.aclSub.close();
@@ -205,16 +215,53 @@ export class FelixAgent {
     this.retryTimer = setTimeout(() => this.resync('retry after refused resync'), delay);
   }
 
+  /** Just subscribed to `id`'s topic: ask for its ACLs unless an ACLUPDATE arrives within 100 ms. */
+  private awaitAcls(id: string): void {
+    const entry = this.aclPending.get(id);
+    if (entry) {
+      // Already waiting: its timer or outstanding request will do.
+      return;
+    }
+    const fresh = { timer: undefined as NodeJS.Timeout | undefined, backoffMs: FIRST_ACL_WAIT_MS };
+    fresh.timer = setTimeout(() => this.requestAcls(id), FIRST_ACL_WAIT_MS);
+    this.aclPending.set(id, fresh);
+  }
+
+  private clearAclPending(id: string): void {
+    clearTimeout(this.aclPending.get(id)?.timer);
+    this.aclPending.delete(id);
+  }
+
+  /** Sends GETACLSTATE for `id` now, unless one is outstanding; the reply schedules the next ask, twice as late. */
   private requestAcls(id: string): void {
-    const backoffMs = Math.min((this.aclPending.get(id)?.backoffMs ?? 500) * 2, this.opts.config.connection.ConnectionTimeoutMillis);
-    this.aclPending.set(id, { at: Date.now() + backoffMs, backoffMs });
+    if (this.stopped) return;
+    let entry = this.aclPending.get(id);
+    if (!entry) {
+      entry = { timer: undefined, backoffMs: FIRST_ACL_WAIT_MS };
+      this.aclPending.set(id, entry);
+    }
+    clearTimeout(entry.timer);
+    entry.timer = undefined;
+    if (this.aclAsking.has(id)) return;
+    this.aclAsking.add(id);
+    const done = () => {
+      this.aclAsking.delete(id);
+      const current = this.aclPending.get(id);
+      if (!current || this.stopped) return;
+      // Still no ACLUPDATE: ask again, waiting twice as long as last time from this reply.
+      current.backoffMs = Math.min(current.backoffMs * 2, this.opts.config.connection.ConnectionTimeoutMillis);
+      clearTimeout(current.timer);
+      current.timer = setTimeout(() => this.requestAcls(id), current.backoffMs);
+    };
     this.aclClient.request({ type: GETACLSTATE, endpoint_id: id, issued: Date.now() }).then(
       (body) => {
         const reply = decodeResponse(body);
         if (!reply.ok || reply.msg.rc !== Rc.SUCCESS) this.opts.log.warn({ endpoint: id, reply: body.toString().slice(0, 200) }, 'GETACLSTATE refused');
+        done();
       },
       (err: Error) => {
         if (!(err instanceof ConnectionResetError)) this.opts.log.error({ err, endpoint: id }, 'GETACLSTATE failed');
+        done();
       },
     );
   }
@@ -236,7 +283,7 @@ export class FelixAgent {
     if (decoded.msg.type === HEARTBEAT) return;
     if (topic === TOPIC_ACL_HEARTBEAT) return;
     this.opts.log.info({ endpoint: topic, v4: decoded.msg.acls.v4.inbound.length + decoded.msg.acls.v4.outbound.length, v6: decoded.msg.acls.v6.inbound.length + decoded.msg.acls.v6.outbound.length }, 'ACLs received');
-    this.aclPending.delete(topic);
+    this.clearAclPending(topic);
     this.manager.aclUpdate(topic, decoded.msg.acls);
   }
 
@@ -262,9 +309,6 @@ export class FelixAgent {
       this.aclSub.recreate();
       this.requestAllAcls('ACL subscription timed out');
     }
-    // A publication sent before our subscription reached the ACL manager is lost (ZeroMQ's slow
-    // joiner), as is a GETACLSTATE to a manager that restarted: ask again, backing off.
-    for (const [id, pending] of this.aclPending) if (now >= pending.at) this.requestAcls(id);
     if (this.manager.resyncInProgress && now - this.resyncStarted > timeout) this.resync('resync did not complete within the timeout');
   }
 }

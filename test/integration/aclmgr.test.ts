@@ -12,6 +12,7 @@ import { freePorts } from '../support/ports.js';
 import { Running, runCommand, startCommand, stop, stopAll, waitFor } from '../support/process.js';
 import { RequestPeer, SubscribePeer } from '../support/peers.js';
 import { PluginNetworkPeer } from '../support/plugin-network-peer.js';
+import * as zmq from 'zeromq';
 
 const ACLMGR = 'src/aclmgr/main.js';
 type Json = Record<string, unknown>;
@@ -81,10 +82,15 @@ ${extra.connection ?? 'ConnectionTimeoutMillis = 1000\nConnectionKeepaliveInterv
     await waitFor('first resync', () => resyncCount() >= 1, 10000);
   }
 
-  /** A Felix: SUB to `topics` (plus aclheartbeat, awaited so the subscription is live) and a REQ. */
-  async function felix(topics: string[]): Promise<{ sub: SubscribePeer; req: RequestPeer }> {
+  /**
+   * A Felix: SUB to `topics` (plus aclheartbeat, awaited so the subscription is live) and a REQ.
+   * The ACLUPDATEs the manager publishes on the subscriptions themselves (SPEC §5 "No lost first
+   * ACLs") arrive before that heartbeat (one pipe, in order) and are dropped unless `keepInitial`.
+   */
+  async function felix(topics: string[], keepInitial = false): Promise<{ sub: SubscribePeer; req: RequestPeer }> {
     const sub = track(new SubscribePeer(`tcp://127.0.0.1:${ports.aclPub}`, [...topics, 'aclheartbeat']));
     await sub.inbox.take((m) => m['topic'] === 'aclheartbeat', 'aclheartbeat', 5000);
+    if (!keepInitial) for (let i; (i = sub.inbox.messages.findIndex((m) => m['type'] === 'ACLUPDATE')) >= 0; ) sub.inbox.messages.splice(i, 1);
     const req = track(new RequestPeer(`tcp://127.0.0.1:${ports.aclReq}`));
     return { sub, req };
   }
@@ -272,6 +278,72 @@ ${extra.connection ?? 'ConnectionTimeoutMillis = 1000\nConnectionKeepaliveInterv
       await plugin.requests.take((m) => m['type'] === 'GETGROUPS', 'GETGROUPS from the manager', 10000);
       expect(sorted((await update(sub, 'ep5'))['acls'])).to.deep.equal(sorted(prototypeAcls(['192.168.1.3', '192.168.1.5'])));
       expect((await update(sub, 'ep1'))['acls']).to.deep.equal({ v4: noRules, v6: noRules });
+    });
+  });
+
+  describe('no lost first ACLs: publishes on subscription (XPUB, SPEC §5 v2)', () => {
+    const N = 500;
+    const ep = (i: number) => `xp${i}`;
+    beforeEach(async () => {
+      plugin = newPlugin();
+      for (let i = 0; i < N; i++) plugin.setGroupQuietly(`g${i}`, { [ep(i)]: [`10.1.${Math.floor(i / 250)}.${(i % 250) + 1}`] });
+      await plugin.start();
+      await startManager();
+      // Every group known: the last one's ACLs answer GETACLSTATE with a publication.
+      const probe = await felix([ep(N - 1)]);
+      await probe.req.request({ type: 'GETACLSTATE', endpoint_id: ep(N - 1) });
+      await update(probe.sub, ep(N - 1));
+    });
+
+    it('a new subscriber that never asks GETACLSTATE gets the endpoint’s ACLs within 1 s', async () => {
+      const started = Date.now();
+      const sub = track(new SubscribePeer(`tcp://127.0.0.1:${ports.aclPub}`, [ep(7)]));
+      const m = await sub.inbox.take((x) => x['topic'] === ep(7) && x['type'] === 'ACLUPDATE', 'ACLUPDATE on subscription', 1000);
+      expect(Date.now() - started).to.be.below(1000);
+      expect(sorted(m['acls'])).to.deep.equal(sorted(prototypeAcls(['10.1.0.8'])));
+    });
+
+    it('a burst of 500 subscriptions each gets its ACLs (none lost); 3 duplicate subscriptions cost at most a couple of publications', async () => {
+      const started = Date.now();
+      const sub = track(new SubscribePeer(`tcp://127.0.0.1:${ports.aclPub}`, Array.from({ length: N }, (_, i) => ep(i))));
+      const seen = new Set<string>();
+      await waitFor('all 500 ACLUPDATEs', () => {
+        for (const m of sub.inbox.messages) if (m['type'] === 'ACLUPDATE') seen.add(m['topic'] as string);
+        return seen.size === N;
+      }, 10000);
+      const burstMs = Date.now() - started;
+      expect(burstMs).to.be.below(5000);
+      console.log(`      (500 subscriptions → 500 ACLUPDATEs in ${burstMs} ms)`);
+      // One socket subscribing three times to one topic: XPUB verbose reports all three; latest wins.
+      const dup = track(new SubscribePeer(`tcp://127.0.0.1:${ports.aclPub}`, [ep(3), ep(3), ep(3)]));
+      await dup.inbox.take((x) => x['topic'] === ep(3), 'ACLUPDATE for the duplicated topic', 1000);
+      await new Promise((r) => setTimeout(r, 500));
+      // The one taken above plus any more: at most a couple.
+      expect(1 + dup.inbox.messages.filter((x) => x['topic'] === ep(3)).length).to.be.at.most(2);
+    });
+
+    it('ignores subscription frames that are neither subscribe nor unsubscribe, and keeps publishing', async () => {
+      const xsub = new zmq.XSubscriber({ linger: 0 });
+      closers.push(xsub);
+      xsub.connect(`tcp://127.0.0.1:${ports.aclPub}`);
+      for (const frame of [Buffer.from([]), Buffer.from([2, 0x78, 0x70, 0x35]), Buffer.from([0xff]), Buffer.from([0, 0x78]), Buffer.from([1]), Buffer.from([1, 0x78, 0x70, 0x35])]) await xsub.send(frame);
+      // The last frame subscribes to xp5: its ACLs come without any GETACLSTATE.
+      xsub.receiveTimeout = 2000;
+      let got: string | undefined;
+      while (!got) {
+        const [topic, body] = await xsub.receive();
+        if (JSON.parse(body!.toString())['type'] === 'ACLUPDATE') got = topic!.toString();
+      }
+      expect(got).to.equal('xp5');
+      expect(manager.child.exitCode).to.equal(null);
+    });
+
+    it('publishes nothing for a prefix or an unknown topic', async () => {
+      const sub = track(new SubscribePeer(`tcp://127.0.0.1:${ports.aclPub}`, ['xp1', 'nosuch', 'aclheartbeat']));
+      await sub.inbox.take((m) => m['topic'] === 'aclheartbeat', 'aclheartbeat', 5000);
+      // 'xp1' is itself an endpoint: exactly it, not xp10…xp199 matching the prefix.
+      await sub.inbox.none((m) => m['type'] === 'ACLUPDATE' && m['topic'] !== 'xp1', 300);
+      expect(sub.inbox.messages.filter((m) => m['type'] === 'ACLUPDATE').map((m) => m['topic'])).to.deep.equal(['xp1']);
     });
   });
 

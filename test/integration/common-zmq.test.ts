@@ -315,6 +315,62 @@ describe('zmq: RequestClient', () => {
   });
 });
 
+describe('zmq: Publisher as an XPUB (SPEC §5 no lost first ACLs)', function () {
+  this.timeout(30000);
+
+  it('reports subscriptions (duplicates too) and unsubscriptions; ignores other frames', async () => {
+    const { log } = recordingLog();
+    const port = await freePort();
+    const seen: string[] = [];
+    const pub = await Publisher.bind(`tcp://127.0.0.1:${port}`, log, {}, { onSubscription: (t, sub) => seen.push(`${sub ? '+' : '-'}${t}`) });
+    const xsub = new zmq.XSubscriber({ linger: 0 });
+    try {
+      xsub.connect(`tcp://127.0.0.1:${port}`);
+      for (const f of [[1, 0x61], [1, 0x61], [2, 0x62], [0, 0x61], [0, 0x61], [1, 0x63]]) await xsub.send(Buffer.from(f));
+      await waitFor('the last subscription', () => seen.includes('+c'), BOUND_MS);
+      expect(seen).to.deep.equal(['+a', '+a', '-a', '+c']);
+    } finally {
+      xsub.close();
+      await pub.close();
+    }
+  });
+
+  it('at the high-water mark retries instead of dropping: every message arrives, in order', async () => {
+    const { log } = recordingLog();
+    const port = await freePort();
+    const pub = await Publisher.bind(`tcp://127.0.0.1:${port}`, log, {}, { onSubscription: () => {}, sendHighWaterMark: 10 });
+    const sub = new zmq.Subscriber({ linger: 0, receiveHighWaterMark: 10 });
+    try {
+      sub.connect(`tcp://127.0.0.1:${port}`);
+      sub.subscribe('t');
+      // Wait until the subscription is in place (one receive at a time: a receive timeout, not a race).
+      sub.receiveTimeout = 100;
+      await waitFor('subscribed', async () => {
+        await pub.publish('t', { n: -1 });
+        return sub.receive().then(() => true, () => false);
+      }, BOUND_MS);
+      const N = 3000;
+      const pad = 'x'.repeat(20000);
+      const all = Promise.all(Array.from({ length: N }, (_, n) => pub.publish('t', { n, pad })));
+      // Not reading yet: the socket fills up and refuses.
+      await waitFor('sends refused at the high-water mark', () => pub.retries > 0, BOUND_MS);
+      const got: number[] = [];
+      sub.receiveTimeout = BOUND_MS;
+      while (got.length < N) {
+        const [, body] = await sub.receive();
+        const n = (JSON.parse(body!.toString()) as { n: number }).n;
+        if (n >= 0) got.push(n);
+      }
+      await all;
+      expect(got).to.deep.equal(Array.from({ length: N }, (_, n) => n));
+      expect(pub.sent).to.be.at.least(N);
+    } finally {
+      sub.close();
+      await pub.close();
+    }
+  });
+});
+
 describe('zmq: Publisher and Subscriber', () => {
   interface Delivery {
     topic: string;

@@ -203,6 +203,8 @@ describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', funct
       expect(sample(text, 'calico_messages_received_total{connection="plugin",api="network",type="GETGROUPS",rc="SUCCESS"}')).to.equal(1);
       expect(sample(text, 'calico_messages_received_total{connection="plugin-groups",api="network",type="GROUPUPDATE",rc=""}')).to.equal(1);
       expect(sample(text, 'calico_ready')).to.equal(1);
+      // Nobody subscribed to an endpoint topic here: none published on a subscription.
+      expect(sample(text, 'calico_aclmgr_acl_updates_on_subscription_total')).to.equal(0);
       const status = await runCommand(STATUS, ['--url', `http://127.0.0.1:${metrics}`]);
       expect(status.code, status.output).to.equal(0);
       expect(status.output).to.match(/^calico-acl-manager  \S+  ready/m);

@@ -88,14 +88,28 @@ export class FakeAclManager {
   readonly rep: ReplyPeer;
   readonly pub: PublishPeer;
 
-  constructor(options: PeerOptions = {}) {
+  /** `publishOnSubscribe`: an XPUB publishing a known endpoint's ACLs when its topic is subscribed to (the v2 manager). */
+  constructor(options: PeerOptions = {}, publishOnSubscribe = false) {
     this.rep = new ReplyPeer((req) => {
       const id = req['endpoint_id'] as string;
       const a = this.acls.get(id);
       if (a) setTimeout(() => void this.pub.publish(id, { type: 'ACLUPDATE', acls: a, issued: Date.now() }), 5);
       return { type: req['type'], endpoint_id: id, rc: 'SUCCESS', message: '' };
     }, options);
-    this.pub = new PublishPeer(options);
+    this.pub = new PublishPeer(
+      options,
+      publishOnSubscribe
+        ? (topic) => {
+            const a = this.acls.get(topic);
+            if (a) void this.pub.publish(topic, { type: 'ACLUPDATE', acls: a, issued: Date.now() });
+          }
+        : undefined,
+    );
+  }
+
+  /** GETACLSTATEs received for `id` so far. */
+  requestsFor(id: string): number {
+    return this.rep.inbox.messages.filter((m) => m['type'] === 'GETACLSTATE' && m['endpoint_id'] === id).length;
   }
 
   async bind(rep: string, pub: string): Promise<void> {

@@ -162,15 +162,34 @@ export class SubscribePeer {
 
 /** A PUB socket sending `[topic, json]` (or raw frames). */
 export class PublishPeer {
-  private readonly socket: zmq.Publisher;
+  private readonly socket: zmq.Publisher | zmq.XPublisher;
   private chain: Promise<void> = Promise.resolve();
 
-  constructor(options: PeerOptions = {}) {
-    this.socket = new zmq.Publisher({ linger: 0, ...options });
+  /** With `onSubscribe`, an XPUB (verbose) calling it for every subscription, as the v2 ACL manager does. */
+  constructor(
+    options: PeerOptions = {},
+    private readonly onSubscribe?: (topic: string) => void,
+  ) {
+    if (onSubscribe) {
+      const x = new zmq.XPublisher({ linger: 0, ...options });
+      x.verbosity = 'allSubs';
+      this.socket = x;
+    } else this.socket = new zmq.Publisher({ linger: 0, ...options });
   }
 
   async bind(address: string): Promise<this> {
     await this.socket.bind(address);
+    const socket = this.socket;
+    const onSubscribe = this.onSubscribe;
+    if (onSubscribe && socket instanceof zmq.XPublisher) {
+      void (async () => {
+        try {
+          for await (const [msg] of socket) if (msg && msg[0] === 1) onSubscribe(msg.subarray(1).toString());
+        } catch {
+          /* closed */
+        }
+      })();
+    }
     return this;
   }
 
