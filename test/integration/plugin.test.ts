@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { perTestWorkspace } from '../support/workspace.js';
 import { freePorts } from '../support/ports.js';
-import { Running, runCommand, startCommand, waitFor } from '../support/process.js';
+import { Running, runCommand, startCommand, stopAll, waitFor } from '../support/process.js';
 import { ReplyPeer, RequestPeer, SubscribePeer } from '../support/peers.js';
 
 const PLUGIN = 'src/plugin/main.js';
@@ -194,8 +194,34 @@ describe('plugin (built command, real sockets)', function () {
       await startPlugin('network', data, ['--groups-port', String(groupsPort), '--publish-port', String(pubPort), '--heartbeat-ms', '200']);
       sub = ws.track(new SubscribePeer(`tcp://127.0.0.1:${pubPort}`, ['groups', 'networkheartbeat']));
       acl = ws.track(new RequestPeer(`tcp://127.0.0.1:${groupsPort}`));
-      // The subscription is in place once heartbeats arrive.
+      // The subscription is in place once heartbeats arrive; it brought every group already (SPEC §4 v2).
       await sub.inbox.take((m) => m['topic'] === 'networkheartbeat', 'network heartbeat', 3000);
+      for (const g of ['group1', 'group2']) await sub.inbox.take((m) => m['group'] === g, `${g} on subscription`, 3000);
+    });
+
+    it('publishes every group to a subscriber that never asks GETGROUPS, and again when it reconnects to a restarted plugin network', async () => {
+      // The 2014 ACL manager asks GETGROUPS only at its own start; its SUB socket reconnects and re-subscribes.
+      const once = ws.track(new SubscribePeer(`tcp://127.0.0.1:${pubPort}`, ['groups']));
+      await once.inbox.take((m) => m['group'] === 'group1', 'group1 on subscription', 3000);
+      await once.inbox.take((m) => m['group'] === 'group2', 'group2 on subscription', 3000);
+      await stopAll();
+      fs.rmSync(path.join(data, '192_168_1_2.txt'));
+      await startPlugin('network', data, ['--groups-port', String(groupsPort), '--publish-port', String(pubPort), '--heartbeat-ms', '200']);
+      const again = await once.inbox.take((m) => m['group'] === 'group1', 'group1 after the restart', 5000);
+      expect(again['members']).to.deep.equal({ ep1: ['192.168.1.1'], ep4: ['192.168.1.4'] });
+    });
+
+    it('republishes deleted groups as tombstones (members {}) with the periodic republication', async () => {
+      await stopAll();
+      await startPlugin('network', data, ['--groups-port', String(groupsPort), '--publish-port', String(pubPort), '--heartbeat-ms', '200', '--republish-secs', '1']);
+      const fresh = ws.track(new SubscribePeer(`tcp://127.0.0.1:${pubPort}`, ['groups']));
+      await fresh.inbox.take((m) => m['group'] === 'group2', 'group2', 3000);
+      fs.rmSync(path.join(data, '192_168_1_2.txt'));
+      const emptied = (m: Record<string, unknown>) => m['group'] === 'group2' && Object.keys(m['members'] as object).length === 0;
+      await fresh.inbox.take(emptied, 'group2 deletion', 3000);
+      // The periodic republication (every second here) repeats it: a deletion the ACL manager missed heals.
+      await fresh.inbox.take(emptied, 'group2 tombstone, republished', 4000);
+      await fresh.inbox.take(emptied, 'group2 tombstone, republished again', 4000);
     });
 
     it('publishes every group after GETGROUPS, in the prototype’s shape', async () => {
@@ -276,7 +302,7 @@ describe('plugin (built command, real sockets)', function () {
       const sub = ws.track(new SubscribePeer(`tcp://127.0.0.1:${pubPort}`, ['groups']));
       execFileSync('mkfifo', [path.join(data, 'later.txt')]);
       fs.writeFileSync(path.join(data, '192_168_1_3.txt'), endpointSection(3, 'instance-1', 'group1'));
-      const grown = await sub.inbox.take((m) => m['group'] === 'group1', 'group1 with ep3', 3000);
+      const grown = await sub.inbox.take((m) => m['group'] === 'group1' && Object.keys(m['members'] as object).includes('ep3'), 'group1 with ep3', 3000);
       expect(Object.keys(grown['members'] as object).sort()).to.deep.equal(['ep1', 'ep3']);
       await answersPromptly();
       expect(plugin.output()).to.match(/fifo\.txt: skipped: a FIFO, not a regular file/);
