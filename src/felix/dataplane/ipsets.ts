@@ -48,15 +48,6 @@ export class IpsetManager {
     this.toDestroy.add(name);
   }
 
-  /** The set exists in the kernel with trusted content (or is unknown yet). */
-  exists(name: string): boolean {
-    return this.actual?.get(name)?.verified ?? false;
-  }
-
-  get size(): number {
-    return this.wanted.size;
-  }
-
   invalidate(): void {
     this.actual = null;
   }

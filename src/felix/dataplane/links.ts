@@ -8,6 +8,8 @@ import type { LinkEvent, LinkState, Netlink } from './drivers/netlink.js';
 
 export class LinkTracker {
   private links = new Map<string, LinkState>();
+  /** ifindex → name, for the address checks every endpoint request makes. */
+  private names = new Map<number, string>();
 
   /** `onChange` hears every interface whose existence, index or up state changed, with how it was before. */
   constructor(private readonly netlink: Netlink, private readonly onChange: (name: string, before: LinkState | undefined) => void) {}
@@ -28,8 +30,8 @@ export class LinkTracker {
   }
 
   byIndex(index: number): LinkState | undefined {
-    for (const l of this.links.values()) if (l.index === index) return l;
-    return undefined;
+    const name = this.names.get(index);
+    return name === undefined ? undefined : this.links.get(name);
   }
 
   all(): LinkState[] {
@@ -40,6 +42,7 @@ export class LinkTracker {
   async refresh(): Promise<void> {
     const before = this.links;
     this.links = new Map((await this.netlink.links()).map((l) => [l.name, l]));
+    this.names = new Map([...this.links.values()].map((l) => [l.index, l.name]));
     for (const [name, link] of this.links) if (!sameLink(before.get(name), link)) this.onChange(name, before.get(name));
     for (const [name, link] of before) if (!this.links.has(name)) this.onChange(name, link);
   }
@@ -56,11 +59,13 @@ export class LinkTracker {
 
   private update(name: string, link: LinkState | null): void {
     const before = this.links.get(name);
+    if (before && this.names.get(before.index) === name) this.names.delete(before.index);
     if (link === null) {
       if (this.links.delete(name)) this.onChange(name, before);
       return;
     }
     this.links.set(name, link);
+    this.names.set(link.index, name);
     if (!sameLink(before, link)) this.onChange(name, before);
   }
 }

@@ -70,10 +70,6 @@ export class IptablesTables {
     return (this.refs.get(name) ?? 0) > 0;
   }
 
-  get known(): boolean {
-    return this.actual !== null;
-  }
-
   /** Reads the kernel again before the next apply and compares every desired chain with it. */
   invalidate(): void {
     this.actual = null;

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { DirectionRules } from '../../../src/felix/dataplane/render/acl.js';
 import {
-  renderDenyChains, renderDhcpChain, renderEndpointFilter, renderHostChains, renderMetadataChain, renderRpfChain,
+  renderDhcpChain, renderEndpointFilter, renderHostChains, renderMetadataChain, renderRpfChain,
 } from '../../../src/felix/dataplane/render/chains.js';
 import { contentSetName } from '../../../src/felix/dataplane/render/names.js';
 
@@ -117,16 +117,12 @@ describe('chain renderers (SPEC §6 v2), golden rule lists in iptables-save form
     ]);
   });
 
-  it('raw reverse-path check, the shared DHCP port check, metadata DNAT and deny chains', () => {
+  it('raw reverse-path check, the shared DHCP port check, metadata DNAT', () => {
     expect(renderDhcpChain(4).rules).to.deep.equal(['-p udp -m udp --sport 68 --dport 67 -j RETURN', '-j DROP']);
     expect(renderDhcpChain(6).rules).to.deep.equal(['-p udp -m udp --sport 546 --dport 547 -j RETURN', '-j DROP']);
     expect(renderRpfChain('tap')).to.deep.equal({ name: 'felix-RPF', rules: ['-i tap+ -m rpfilter --invert -j DROP'] });
     expect(renderMetadataChain({ addr: '10.0.0.1', port: 8775 }).rules).to.deep.equal([
       '-d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.0.0.1:8775',
-    ]);
-    expect(renderDenyChains('s')).to.deep.equal([
-      { name: 'felix-to-s', rules: ['-j DROP'] },
-      { name: 'felix-from-s', rules: ['-j DROP'] },
     ]);
   });
 });

@@ -182,11 +182,3 @@ export function renderEndpointFilter(ep: EndpointFamily, family: Family, rules: 
     sets,
   };
 }
-
-/** Chains that let nothing through, for an endpoint whose programming failed (they reference no set). */
-export function renderDenyChains(suffix: string): Chain[] {
-  return [
-    { name: chainName('to', suffix), rules: ['-j DROP'] },
-    { name: chainName('from', suffix), rules: ['-j DROP'] },
-  ];
-}

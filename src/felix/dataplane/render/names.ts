@@ -29,11 +29,6 @@ export function chainName(dir: Direction, suffix: string): string {
   return `felix-${dir}-${suffix}`;
 }
 
-/** `felix-to-S` / `felix-from-S` → S, or null for any other name. */
-export function endpointChainSuffix(chain: string): string | null {
-  return /^felix-(?:to|from)-(.+)$/.exec(chain)?.[1] ?? null;
-}
-
 const KIND_LETTER: Record<SetKind, string> = { addr: 'a', port: 'p', icmp: 'i' };
 
 export function setType(kind: SetKind): IpSetType {
@@ -62,8 +57,4 @@ export function contentSetHash(name: string): string | null {
 /** Where a content set is filled before it is renamed to its name (`ipset restore` is not transactional). */
 export function tempSetName(name: string): string {
   return `felix-tmp-${name.slice('felix-'.length)}`;
-}
-
-export function isTempSet(name: string): boolean {
-  return name.startsWith('felix-tmp-');
 }
