@@ -21,10 +21,31 @@ export interface AclServerOptions {
   socketOptions?: SocketOptions;
 }
 
+/** Messages queued per subscriber before the socket refuses more (and the queue below waits). */
+const SEND_HIGH_WATER_MARK = 1000;
+/**
+ * ZMTP heartbeats on the publish socket: a subscriber that stops reading
+ * altogether (a frozen Felix) is disconnected after the timeout instead of
+ * holding every other subscriber's publications at the high-water mark; it
+ * re-subscribes when it comes back, and gets its ACLs then.
+ */
+const ZMTP_HEARTBEAT_MS = 5000;
+const ZMTP_HEARTBEAT_TIMEOUT_MS = 30000;
+
+/** Why an endpoint is queued for publication. */
+type Reason = 'change' | 'subscription' | 'request';
+
 /**
  * Serves Felixes. A GETACLSTATE is answered at once (SUCCESS even for an
  * endpoint not known yet: its ACLs are published when they become known),
  * then the endpoint's current ACLs are published on its topic.
+ *
+ * Every publication goes through one queue holding at most one entry per
+ * endpoint, latest wins: under churn an endpoint whose ACLs change ten times
+ * before its turn is published once, with the newest. The queue drains as
+ * fast as the socket accepts (it refuses at the high-water mark rather than
+ * dropping), so memory is bounded by the number of endpoints, not by the
+ * edit rate.
  */
 export class AclServer {
   private server: ReplyServer | undefined;
@@ -32,6 +53,9 @@ export class AclServer {
   readonly stats = new SocketStats();
   /** ACLUPDATEs published (heartbeats not counted). */
   updatesPublished = 0;
+  /** ACL changes queued, and how many of them replaced an unsent older one for the same endpoint. */
+  changesQueued = 0;
+  changesSuperseded = 0;
   /** Subscriptions (duplicates included) and unsubscriptions received on the XPUB. */
   subscriptions = 0;
   unsubscriptions = 0;
@@ -39,8 +63,8 @@ export class AclServer {
   publishedOnSubscription = 0;
   private timer: NodeJS.Timeout | undefined;
   private publisher!: Publisher;
-  /** Endpoints whose topic was subscribed to and whose ACLs are still to be published (latest wins). */
-  private readonly pending = new Set<string>();
+  /** Endpoints waiting for publication (insertion order = turn), with their ACLs; latest wins. */
+  private readonly pending = new Map<string, { acls: Acls; reason: Reason }>();
   private pumping = false;
   private kick: NodeJS.Immediate | undefined;
   private stopped = false;
@@ -51,6 +75,9 @@ export class AclServer {
     const self = new AclServer(opts);
     self.publisher = await Publisher.bind(opts.publishAddress, opts.log, opts.socketOptions, {
       onSubscription: (topic, subscribe) => self.onSubscription(topic, subscribe),
+      sendHighWaterMark: SEND_HIGH_WATER_MARK,
+      heartbeatMs: ZMTP_HEARTBEAT_MS,
+      heartbeatTimeoutMs: ZMTP_HEARTBEAT_TIMEOUT_MS,
     });
     self.timer = setInterval(() => void self.publisher.publish(TOPIC_ACL_HEARTBEAT, heartbeat()), opts.heartbeatMs);
     try {
@@ -62,20 +89,15 @@ export class AclServer {
     return self;
   }
 
-  /** Publishes an endpoint's complete ACLs on its topic. */
-  publish(endpoint: string, acls: Acls): Promise<void> {
-    const msg: AclUpdate = { type: ACLUPDATE, acls, issued: Date.now() };
-    this.updatesPublished++;
-    return this.publisher.publish(endpoint, msg);
+  /** Queues an endpoint's new complete ACLs for publication on its topic, replacing any unsent older ones. */
+  publishChange(endpoint: string, acls: Acls): void {
+    this.changesQueued++;
+    if (this.pending.has(endpoint)) this.changesSuperseded++;
+    this.enqueue(endpoint, acls, 'change');
   }
 
-  /** ACLUPDATEs and heartbeats sent so far. */
-  get published(): number {
-    return this.publisher.sent;
-  }
-
-  /** Endpoints queued for publication after a subscription, not yet sent. */
-  get pendingSubscriptions(): number {
+  /** Endpoints waiting for publication. */
+  get queued(): number {
     return this.pending.size;
   }
 
@@ -88,39 +110,46 @@ export class AclServer {
     await this.publisher.close();
   }
 
-  private onSubscription(topic: string, subscribe: boolean): void {
-    if (!subscribe) {
-      this.unsubscriptions++;
-      return;
-    }
-    this.subscriptions++;
-    if (this.stopped || topic === TOPIC_ACL_HEARTBEAT || this.pending.has(topic)) return;
-    // Only an endpoint's exact topic whose ACLs are known (a prefix or unknown id publishes nothing).
-    if (this.opts.aclsFor(topic) === undefined) return;
-    this.pending.add(topic);
-    // Start on the next turn, so subscriptions read in the same burst (duplicates) coalesce.
+  private enqueue(endpoint: string, acls: Acls, reason: Reason): void {
+    if (this.stopped) return;
+    this.pending.set(endpoint, { acls, reason });
+    // Start on the next turn, so what arrives in the same burst (duplicate subscriptions, a group's members) coalesces.
     if (!this.pumping && !this.kick) this.kick = setImmediate(() => {
       this.kick = undefined;
       void this.pump();
     });
   }
 
+  private onSubscription(topic: string, subscribe: boolean): void {
+    if (!subscribe) {
+      this.unsubscriptions++;
+      return;
+    }
+    this.subscriptions++;
+    if (topic === TOPIC_ACL_HEARTBEAT || this.pending.has(topic)) return;
+    // Only an endpoint's exact topic whose ACLs are known (a prefix or unknown id publishes nothing).
+    const acls = this.opts.aclsFor(topic);
+    if (acls) this.enqueue(topic, acls, 'subscription');
+  }
+
   /**
-   * Publishes the queued endpoints one at a time, each with its ACLs as they
-   * are when its turn comes; paced by what the socket accepts (the publisher
-   * retries a send refused at the high-water mark).
+   * Publishes the queued endpoints one at a time in turn, each with the
+   * newest ACLs queued for it; paced by what the socket accepts (the
+   * publisher retries a send refused at the high-water mark).
    */
   private async pump(): Promise<void> {
     if (this.pumping) return;
     this.pumping = true;
     try {
       while (!this.stopped && this.pending.size > 0) {
-        const endpoint = this.pending.values().next().value as string;
+        const [endpoint, { acls, reason }] = this.pending.entries().next().value as [string, { acls: Acls; reason: Reason }];
         this.pending.delete(endpoint);
-        const acls = this.opts.aclsFor(endpoint);
-        if (!acls) continue;
-        this.publishedOnSubscription++;
-        await this.publish(endpoint, acls);
+        const rules = acls.v4.inbound.length + acls.v4.outbound.length + acls.v6.inbound.length + acls.v6.outbound.length;
+        this.opts.log.info({ endpoint, rules, reason }, rules === 0 ? 'publishing deny-all ACLs' : 'publishing ACLs');
+        if (reason === 'subscription') this.publishedOnSubscription++;
+        this.updatesPublished++;
+        const msg: AclUpdate = { type: ACLUPDATE, acls, issued: Date.now() };
+        await this.publisher.publish(endpoint, msg);
       }
     } finally {
       this.pumping = false;
@@ -133,7 +162,7 @@ export class AclServer {
     setImmediate(() => {
       const acls = this.opts.aclsFor(endpoint);
       this.opts.log.info({ endpoint, known: acls !== undefined }, 'ACL state requested');
-      if (acls) void this.publish(endpoint, acls);
+      if (acls) this.enqueue(endpoint, acls, 'request');
     });
     const reply: GetAclStateResponse = { type: GETACLSTATE, endpoint_id: endpoint, rc: Rc.SUCCESS, message: '' };
     return reply;

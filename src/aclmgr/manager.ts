@@ -94,10 +94,6 @@ export class AclManager {
   }
 
   private publish(changes: AclChange[]): void {
-    for (const { endpoint, acls } of changes) {
-      const rules = acls.v4.inbound.length + acls.v4.outbound.length + acls.v6.inbound.length + acls.v6.outbound.length;
-      this.log.info({ endpoint, rules }, rules === 0 ? 'publishing deny-all ACLs' : 'publishing ACLs');
-      void this.server.publish(endpoint, acls);
-    }
+    for (const { endpoint, acls } of changes) this.server.publishChange(endpoint, acls);
   }
 }

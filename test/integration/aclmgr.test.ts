@@ -185,6 +185,44 @@ ${extra.connection ?? 'ConnectionTimeoutMillis = 1000\nConnectionKeepaliveInterv
       expect(manager.output()).to.match(/group member skipped.*g1|g1.*group member skipped/);
     });
 
+    it('under churn publishes each endpoint’s latest ACLs, not every intermediate state, to a subscriber that reads slowly (issue #13)', async () => {
+      // A Felix busy elsewhere: it reads one heartbeat, then nothing until the churn is over.
+      const slow = track(new zmq.Subscriber({ linger: 0, receiveHighWaterMark: 10 }));
+      slow.connect(`tcp://127.0.0.1:${ports.aclPub}`);
+      slow.subscribe('');
+      for (;;) if ((await slow.receive())[0]!.toString() === 'aclheartbeat') break;
+      const member = (i: number): [string, string[]] => [`big${i}`, [`192.168.${10 + Math.floor(i / 250)}.${(i % 250) + 1}`]];
+      const STEPS = 100;
+      const BASE = 200;
+      let intermediate = 0;
+      for (let step = 1; step <= STEPS; step++) {
+        const size = BASE + step;
+        intermediate += size;
+        await plugin.setGroup('big', Object.fromEntries(Array.from({ length: size }, (_, i) => member(i))));
+        // Spread out, so the manager publishes between changes and meets the slow reader's full buffers.
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      await waitFor('every churn step taken in', () => manager.output().split('"group":"big"').length - 1 >= STEPS, 20000);
+      // Now read it all: the last ACLUPDATE of every member must carry the final group.
+      const final = BASE + STEPS;
+      const latest = new Map<string, number>();
+      let received = 0;
+      const done = () => latest.size === final && [...latest.values()].every((n) => n === final);
+      const deadline = Date.now() + 15000;
+      while (!done() && Date.now() < deadline) {
+        const [topic, body] = await slow.receive();
+        const msg = JSON.parse(body!.toString()) as { type: string; acls?: { v4: { inbound: unknown[] } } };
+        if (msg.type !== 'ACLUPDATE') continue;
+        received++;
+        latest.set(topic!.toString(), msg.acls!.v4.inbound.length);
+      }
+      expect(done(), `members with the final ACLs: ${[...latest.values()].filter((n) => n === final).length} of ${final}`).to.equal(true);
+      // Every intermediate state would be `intermediate` (about 25 000) publications; what the socket buffers
+      // before refusing (about 1000 queued plus the TCP buffers) goes out as it was, the rest collapses to one per endpoint.
+      console.log(`      (${STEPS} changes of a group of ${BASE}–${final}: ${received} ACLUPDATEs received; every intermediate state would be ${intermediate})`);
+      expect(received).to.be.below(intermediate / 5);
+    });
+
     it('on group deletion publishes deny-all once and then forgets the endpoint', async () => {
       const { sub, req } = await felix(['ep1', 'ep3']);
       await plugin.setGroup('g2', {});

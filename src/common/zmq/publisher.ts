@@ -17,6 +17,9 @@ export interface XpubOptions {
   onSubscription: (topic: string, subscribe: boolean) => void;
   /** Messages queued per subscriber before sends are refused (EAGAIN) and retried; default 100000. */
   sendHighWaterMark?: number;
+  /** ZMTP heartbeats to every subscriber, and how long one may stay silent before it is disconnected; 0/absent: none. */
+  heartbeatMs?: number;
+  heartbeatTimeoutMs?: number;
 }
 
 /** Back-off between retries of a send refused at the high-water mark. */
@@ -47,7 +50,13 @@ export class Publisher {
     // sendTimeout 0: a send at the high-water mark fails at once (EAGAIN) and is retried after a
     // short back-off, rather than blocking inside zeromq.js.
     // zeromq.js names ZMQ_XPUB_VERBOSE `verbosity: 'allSubs'` (a setter, not a constructor option).
-    const raw = new zmq.XPublisher({ sendHighWaterMark: xpub.sendHighWaterMark ?? 100000, noDrop: true, sendTimeout: 0 });
+    const raw = new zmq.XPublisher({
+      sendHighWaterMark: xpub.sendHighWaterMark ?? 100000,
+      noDrop: true,
+      sendTimeout: 0,
+      heartbeatInterval: xpub.heartbeatMs ?? 0,
+      heartbeatTimeout: xpub.heartbeatTimeoutMs ?? 0,
+    });
     raw.verbosity = 'allSubs';
     const socket = await bindSocket(raw, address, options, log);
     log.info({ address, kind: 'xpub' }, 'publishing');
