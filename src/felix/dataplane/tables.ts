@@ -88,6 +88,9 @@ export class IptablesTables {
   async apply(): Promise<boolean> {
     if (this.actual === null) await this.read();
     const changes = TABLES.map((t) => this.plan(t));
+    // Marked clean before the write: what changes while iptables-restore runs stays dirty for the next apply.
+    for (const d of this.dirty.values()) d.clear();
+    this.jumpsDirty = false;
     const text = renderIptablesRestore(changes);
     if (text !== '') {
       try {
@@ -98,8 +101,6 @@ export class IptablesTables {
       }
       for (const c of changes) this.record(c);
     }
-    for (const d of this.dirty.values()) d.clear();
-    this.jumpsDirty = false;
     return text !== '';
   }
 

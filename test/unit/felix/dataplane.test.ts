@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import type { Acls } from '../../../src/common/wire/acl-api.js';
 import type { Rule } from '../../../src/common/wire/rules.js';
 import { Dataplane, DataplaneOptions, EndpointSpec } from '../../../src/felix/dataplane/index.js';
+import type { CommandRunner } from '../../../src/felix/dataplane/drivers/commands.js';
 import { contentSetName } from '../../../src/felix/dataplane/render/names.js';
 import { FakeKernel } from '../../support/fake-kernel.js';
 import { FakeClock } from '../../support/fake-clock.js';
@@ -224,6 +225,41 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     expect(w.k.flows(), 'only flows of other addresses stay').to.deep.equal([{ src: '192.168.200.1', dst: '192.168.200.2' }]);
     const order = w.k.calls.map((c) => c.cmd);
     expect(order.indexOf('conntrack')).to.be.greaterThan(order.indexOf('iptables-restore'));
+  });
+
+  it('a removal made while iptables-restore runs is not lost: the next apply removes the chains (seen under churn)', async () => {
+    const k = new FakeKernel();
+    let hold = false;
+    let entered!: () => void;
+    let release!: () => void;
+    const inRestore = new Promise<void>((r) => (entered = r));
+    const released = new Promise<void>((r) => (release = r));
+    const commands: CommandRunner = {
+      run: async (cmd, args, input) => {
+        if (hold && cmd === 'iptables-restore') {
+          hold = false;
+          entered();
+          await released;
+        }
+        return k.runner.run(cmd, args, input);
+      },
+    };
+    const w = await start(k, { commands });
+    const [a, b] = [ep(1), ep(2)];
+    plug(k, a, b);
+    w.dp.upsertEndpoint(a);
+    w.dp.setAcls(a.id, GROUP);
+    await settle(w);
+    hold = true;
+    w.dp.upsertEndpoint(b);
+    w.dp.setAcls(b.id, GROUP);
+    await inRestore;
+    w.dp.removeEndpoint(a.id);
+    release();
+    await settle(w);
+    expect(filter(w).has('felix-to-e0002aaaaaa'), 'the endpoint being written').to.equal(true);
+    expect(filter(w).has('felix-to-e0001aaaaaa'), 'the endpoint removed meanwhile').to.equal(false);
+    expect(filter(w).has('felix-from-e0001aaaaaa')).to.equal(false);
   });
 
   it('a disabled endpoint: no routes, no allow rules, its flows forgotten; an address it loses is forgotten too', async () => {
