@@ -138,7 +138,6 @@ export class EndpointFilters {
    */
   async apply(): Promise<Map<string, Error>> {
     const failed = new Map<string, Error>();
-    this.flushDispatch();
     const failedSets = await this.sets.applyCreates();
     if (failedSets.size > 0) {
       for (const [id, s] of this.staged) {
@@ -147,8 +146,11 @@ export class EndpointFilters {
         failed.set(id, new Error(`set ${name}: ${failedSets.get(name)}`));
         this.unstage(id);
       }
-      this.flushDispatch();
     }
+    await Promise.all(FAMILIES.map((f) => this.tables[f].readIfNeeded()));
+    // From the dispatch flush to the plans nothing waits, so an endpoint unstaged while the sets were
+    // written leaves dispatch in the same restore that removes its chains (else: chain busy).
+    this.flushDispatch();
     this.dirty = false;
     await Promise.all(FAMILIES.map((f) => this.tables[f].apply()));
     await this.sets.applyDeletes((name) => this.tables[4].isSetReferenced(name) || this.tables[6].isSetReferenced(name));

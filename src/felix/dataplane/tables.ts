@@ -77,6 +77,11 @@ export class IptablesTables {
     this.jumpsDirty = true;
   }
 
+  /** Reads the kernel if what is known of it was invalidated; after this, {@link apply} plans without waiting. */
+  async readIfNeeded(): Promise<void> {
+    if (this.actual === null) await this.read();
+  }
+
   async read(): Promise<void> {
     this.actual = await this.driver.read();
     for (const t of TABLES) if (!this.actual.has(t)) this.actual.set(t, new Map());
@@ -96,6 +101,8 @@ export class IptablesTables {
       try {
         await this.driver.restore(text);
       } catch (err) {
+        // Nothing was written: what was planned (removals too, which invalidate() cannot know) is still to do.
+        for (const c of changes) for (const name of [...c.write.map((w) => w.name), ...c.remove]) this.dirty.get(c.table)!.add(name);
         this.invalidate();
         throw err;
       }

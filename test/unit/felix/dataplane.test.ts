@@ -227,39 +227,59 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     expect(order.indexOf('conntrack')).to.be.greaterThan(order.indexOf('iptables-restore'));
   });
 
-  it('a removal made while iptables-restore runs is not lost: the next apply removes the chains (seen under churn)', async () => {
-    const k = new FakeKernel();
-    let hold = false;
-    let entered!: () => void;
-    let release!: () => void;
-    const inRestore = new Promise<void>((r) => (entered = r));
-    const released = new Promise<void>((r) => (release = r));
-    const commands: CommandRunner = {
-      run: async (cmd, args, input) => {
-        if (hold && cmd === 'iptables-restore') {
-          hold = false;
-          entered();
-          await released;
-        }
-        return k.runner.run(cmd, args, input);
-      },
-    };
-    const w = await start(k, { commands });
+  for (const tool of ['ipset', 'iptables-restore'])
+    it(`an endpoint removed while ${tool} runs loses its dispatch entry and chains in the next restore, which does not fail (seen under churn)`, async () => {
+      const k = new FakeKernel();
+      let hold = false;
+      let entered!: () => void;
+      let release!: () => void;
+      const inTool = new Promise<void>((r) => (entered = r));
+      const released = new Promise<void>((r) => (release = r));
+      const commands: CommandRunner = {
+        run: async (cmd, args, input) => {
+          if (hold && cmd === tool && (cmd !== 'ipset' || args.includes('restore'))) {
+            hold = false;
+            entered();
+            await released;
+          }
+          return k.runner.run(cmd, args, input);
+        },
+      };
+      const w = await start(k, { commands });
+      const [a, b] = [ep(1), ep(2)];
+      plug(k, a, b);
+      w.dp.upsertEndpoint(a);
+      w.dp.setAcls(a.id, GROUP);
+      await settle(w);
+      hold = true;
+      w.dp.upsertEndpoint(b);
+      w.dp.setAcls(b.id, acls([rule('10.0.0.0/8')]));
+      await inTool;
+      w.dp.removeEndpoint(a.id);
+      release();
+      await settle(w);
+      expect(w.dp.status(b.id)!.programmed, 'the endpoint being written').to.equal(true);
+      expect(filter(w).has('felix-to-e0001aaaaaa'), 'the endpoint removed meanwhile').to.equal(false);
+      expect(filter(w).has('felix-from-e0001aaaaaa')).to.equal(false);
+      expect(w.k.iptablesSave(4)).not.to.include(a.ifname);
+      expect(w.dp.status(b.id)!.programmed, 'no failure on the way').to.equal(true);
+    });
+
+  it('a removal whose iptables-restore fails is retried after the backoff, not forgotten', async () => {
+    const w = await start();
     const [a, b] = [ep(1), ep(2)];
-    plug(k, a, b);
-    w.dp.upsertEndpoint(a);
-    w.dp.setAcls(a.id, GROUP);
+    plug(w.k, a, b);
+    for (const e of [a, b]) (w.dp.upsertEndpoint(e), w.dp.setAcls(e.id, GROUP));
     await settle(w);
-    hold = true;
-    w.dp.upsertEndpoint(b);
-    w.dp.setAcls(b.id, GROUP);
-    await inRestore;
+    w.k.failNext((cmd) => cmd === 'iptables-restore', 'iptables-restore: line 3 failed');
     w.dp.removeEndpoint(a.id);
-    release();
     await settle(w);
-    expect(filter(w).has('felix-to-e0002aaaaaa'), 'the endpoint being written').to.equal(true);
-    expect(filter(w).has('felix-to-e0001aaaaaa'), 'the endpoint removed meanwhile').to.equal(false);
+    expect(filter(w).has('felix-to-e0001aaaaaa'), 'still there after the failure').to.equal(true);
+    w.clock.advance(1000);
+    await settle(w);
+    expect(filter(w).has('felix-to-e0001aaaaaa')).to.equal(false);
     expect(filter(w).has('felix-from-e0001aaaaaa')).to.equal(false);
+    expect(w.k.iptablesSave(4)).not.to.include(a.ifname);
   });
 
   it('a disabled endpoint: no routes, no allow rules, its flows forgotten; an address it loses is forgotten too', async () => {
