@@ -12,6 +12,7 @@ import { ENDPOINTDESTROYED, RESYNCSTATE, decodeFelixRequest, decodeResyncRespons
 import { GETACLSTATE, TOPIC_ACL_HEARTBEAT, decodeAclPublication } from '../common/wire/acl-api.js';
 import { ReplyServer, RequestHandler, decodingHandler } from '../common/zmq/reply-server.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
+import { LatestPerTopic } from '../common/zmq/latest-per-topic.js';
 import { Subscriber } from '../common/zmq/subscriber.js';
 import { SocketStats } from '../common/zmq/stats.js';
 import type { Connection } from '../common/metrics.js';
@@ -35,6 +36,7 @@ export class FelixAgent {
   private readonly pluginClient: RequestClient;
   private readonly aclClient: RequestClient;
   private readonly aclSub: Subscriber;
+  private readonly aclInbox: LatestPerTopic;
   private epServer: ReplyServer | undefined;
   private readonly endpointHandler: RequestHandler;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -80,7 +82,9 @@ export class FelixAgent {
       stats: this.stats.aclRequests,
       socketOptions: toAclManager,
     });
-    this.aclSub = new Subscriber(zmqAddress(g.ACLPublishAddress ?? g.ACLAddress, g.ACLPublishPort), (topic, body) => this.onAclPublication(topic, body), log, toAclManager);
+    // A Felix that fell behind decodes only each endpoint's newest ACLUPDATE of what it had queued.
+    this.aclInbox = new LatestPerTopic((topic, body) => this.onAclPublication(topic, body));
+    this.aclSub = new Subscriber(zmqAddress(g.ACLPublishAddress ?? g.ACLAddress, g.ACLPublishPort), (topic, body) => this.aclInbox.push(topic, body), log, toAclManager);
     this.aclSub.subscribe(TOPIC_ACL_HEARTBEAT);
     // The ACL manager restarted: what it published before our subscription reached it is lost.
     this.aclSub.onReconnect = () => this.requestAllAcls('ACL manager reconnected');
@@ -108,6 +112,11 @@ export class FelixAgent {
   }
 
   /** RESYNCSTATEs sent so far. */
+  /** ACLUPDATEs dropped unread because a newer one for the same endpoint came in the same burst. */
+  get aclUpdatesSuperseded(): number {
+    return this.aclInbox.superseded;
+  }
+
   get resyncsStarted(): number {
     return this.resyncCount;
   }

@@ -82,11 +82,15 @@ export class DataSource {
   private poller: NodeJS.Timeout | undefined;
   private lastJson = '';
   private lastProblems = '';
+  /** Each file's problems as last read (a partial reload replaces only its files' entries). */
+  private readonly fileProblems = new Map<string, string[]>();
   /** Files of the data directory already reported as ignored. */
   private readonly ignoredLogged = new Set<string>();
-  /** The reload in progress, if any; a request meanwhile runs one more after it. */
+  /** The reload in progress, if any; work arriving meanwhile runs after it. */
   private loading: Promise<void> | undefined;
-  private again = false;
+  /** What the next reload reads: the files the watcher named, or (`full`) everything. */
+  private readonly changedFiles = new Set<string>();
+  private full = false;
   /** Whether `path` was a directory when watching began (else the file's folder is watched). */
   private watchingDirectory = false;
   current: PluginData = { felixes: new Map(), endpoints: new Map() };
@@ -95,13 +99,15 @@ export class DataSource {
 
   /** Loads the data once (without calling onChange) and starts watching. */
   async start(): Promise<PluginData> {
-    await this.load();
+    await this.load(null);
     this.watchingDirectory = await this.isDirectory();
     const dir = this.watchingDirectory ? this.opts.path : path.dirname(this.opts.path);
     // followSymlinks: false, so the watcher does not watch what a link in the data directory points at.
     this.watcher = watch(dir, { depth: 0, ignoreInitial: true, followSymlinks: false });
     this.watcher.on('all', (_event, file) => {
-      if (this.relevant(file)) this.schedule();
+      if (!this.relevant(file)) return;
+      this.changedFiles.add(path.resolve(file));
+      this.schedule();
     });
     this.watcher.on('error', (err) => this.opts.log.warn({ err, path: dir }, 'watching data failed; relying on periodic re-reads'));
     await new Promise<void>((resolve) => this.watcher!.once('ready', () => resolve()));
@@ -114,31 +120,45 @@ export class DataSource {
     clearTimeout(this.timer);
     clearInterval(this.poller);
     await this.watcher?.close();
-    this.again = false;
+    this.changedFiles.clear();
+    this.full = false;
     await this.loading;
   }
 
-  /** Re-reads everything, one reload at a time; calls onChange if the merged model differs. */
+  /** Re-reads everything (after the reload in progress, if any); calls onChange if the merged model differs. */
   reload(): void {
-    if (this.loading) {
-      this.again = true;
-      return;
-    }
+    this.full = true;
+    this.run();
+  }
+
+  /** One reload at a time, each taking all the work queued when it starts. */
+  private run(): void {
+    if (this.loading) return;
     this.loading = (async () => {
-      do {
-        this.again = false;
+      while (this.full || this.changedFiles.size > 0) {
+        const files = this.full ? null : [...this.changedFiles];
+        this.full = false;
+        this.changedFiles.clear();
         try {
-          if (await this.load()) this.opts.onChange(this.current);
+          if (await this.load(files)) this.opts.onChange(this.current);
         } catch (err) {
           this.opts.log.error({ err, path: this.opts.path }, 'reloading data failed; keeping the current data');
         }
-      } while (this.again);
+      }
     })().finally(() => (this.loading = undefined));
   }
 
+  /**
+   * Reads the changed files at most `debounceMs` after the first change of a
+   * burst: a steady stream of edits (an orchestrator under churn) must not
+   * postpone the reload for as long as it lasts.
+   */
   private schedule(): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.reload(), this.opts.debounceMs ?? 50);
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.run();
+    }, this.opts.debounceMs ?? 50);
   }
 
   /** The `--data` path itself may be a link to a directory: the operator named it. */
@@ -154,8 +174,8 @@ export class DataSource {
     return this.watchingDirectory ? file.endsWith('.txt') : path.resolve(file) === path.resolve(this.opts.path);
   }
 
-  private async files(): Promise<string[]> {
-    if (!(await this.isDirectory())) return [this.opts.path];
+  private async allFiles(): Promise<string[]> {
+    if (!(await this.isDirectory())) return [path.resolve(this.opts.path)];
     const names = await fsp.readdir(this.opts.path);
     // The 2014 plugin read every file of its directory; say once which ones this one does not.
     for (const f of names) {
@@ -163,27 +183,34 @@ export class DataSource {
       this.ignoredLogged.add(f);
       this.opts.log.info({ path: this.opts.path, file: f }, 'not a *.txt file: ignored');
     }
-    return names.filter((f) => f.endsWith('.txt')).map((f) => path.join(this.opts.path, f));
+    return names.filter((f) => f.endsWith('.txt')).map((f) => path.resolve(this.opts.path, f));
   }
 
-  /** Returns true when the merged model changed. */
-  private async load(): Promise<boolean> {
-    const problems: string[] = [];
-    const seen = new Set<string>();
-    for (const file of await this.files()) {
+  /** Reads `files` (null: every file, and forgets those gone); returns true when the merged model changed. */
+  private async load(files: string[] | null): Promise<boolean> {
+    const started = performance.now();
+    const reading = files ?? (await this.allFiles());
+    for (const file of reading) {
       const read = await readDataFile(file);
       if (read.kind === 'text') {
-        seen.add(file);
-        problems.push(...this.merger.update(file, read.text));
+        this.fileProblems.set(file, this.merger.update(file, read.text));
       } else if (read.kind === 'failed') {
-        // Seen, so a file that cannot be read this time keeps what it held.
-        seen.add(file);
-        problems.push(`${file}: ${read.why} (keeping its last good content)`);
-      } else if (read.kind === 'skipped') problems.push(`${file}: skipped: ${read.why}`);
+        // A file that cannot be read this time keeps what it held.
+        this.fileProblems.set(file, [`${file}: ${read.why} (keeping its last good content)`]);
+      } else {
+        this.merger.update(file, null);
+        if (read.kind === 'skipped') this.fileProblems.set(file, [`${file}: skipped: ${read.why}`]);
+        else this.fileProblems.delete(file);
+      }
     }
-    for (const gone of this.merger.knownFiles().filter((f) => !seen.has(f))) this.merger.update(gone, null);
+    if (files === null) {
+      const seen = new Set(reading);
+      for (const gone of this.merger.knownFiles().filter((f) => !seen.has(f))) this.merger.update(gone, null);
+      for (const f of [...this.fileProblems.keys()]) if (!seen.has(f)) this.fileProblems.delete(f);
+    }
+    this.opts.log.debug({ files: reading.length, all: files === null, ms: Math.round(performance.now() - started) }, 'data files read');
     const { data, conflicts } = this.merger.merged();
-    problems.push(...conflicts);
+    const problems = [...[...this.fileProblems.values()].flat(), ...conflicts];
     // Repeat a problem only when the set of problems changes, not on every poll.
     const problemKey = problems.join('\n');
     if (problemKey !== this.lastProblems) for (const p of problems) this.opts.log.warn({ path: this.opts.path }, p);

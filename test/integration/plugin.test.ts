@@ -11,6 +11,7 @@ import { freePorts } from '../support/ports.js';
 import { Running, runCommand, startCommand, stopAll, waitFor } from '../support/process.js';
 import { ReplyPeer, RequestPeer, SubscribePeer } from '../support/peers.js';
 
+type Json = Record<string, unknown>;
 const PLUGIN = 'src/plugin/main.js';
 
 function felixSection(host: string, port: number): string {
@@ -293,6 +294,18 @@ describe('plugin (built command, real sockets)', function () {
       const live = await fetch(`http://127.0.0.1:${metricsPort}/livez`, { signal: AbortSignal.timeout(2000) });
       expect(live.status).to.equal(200);
     }
+
+    it('reads only the file that changed, not the whole directory (an orchestrator under churn; issue #13)', async () => {
+      for (let n = 2; n <= 200; n++) fs.writeFileSync(path.join(data, `ep${n}.txt`), endpointSection(n, 'instance-1', 'group1', `ee:ee:ee:ee:ee:${n.toString(16).padStart(2, '0')}`));
+      const sub = ws.track(new SubscribePeer(`tcp://127.0.0.1:${pubPort}`, ['groups']));
+      const reads = () => fs.readFileSync(logFile(), 'utf8').split('\n').filter((l) => l.includes('"data files read"')).map((l) => JSON.parse(l) as Json);
+      await startPlugin('network', data, ['--log-dir', logDir, '--groups-port', String(groupsPort), '--publish-port', String(pubPort), '--log-severity-file', 'DEBUG']);
+      expect(reads().map((r) => [r['files'], r['all']])).to.deep.equal([[201, true]]);
+      writeByRename(path.join(data, 'ep7.txt'), endpointSection(7, 'instance-1', 'group2', 'ee:ee:ee:ee:ee:07'));
+      const moved = await sub.inbox.take((m) => m['group'] === 'group2', 'group2 published', 5000);
+      expect(Object.keys(moved['members'] as Json)).to.deep.equal(['ep7']);
+      expect(reads().slice(1).map((r) => [r['files'], r['all']])).to.deep.equal([[1, false]]);
+    });
 
     it('a FIFO named *.txt is skipped, at start and when it appears later: GETGROUPS and /livez answer promptly', async () => {
       execFileSync('mkfifo', [path.join(data, 'fifo.txt')]);
