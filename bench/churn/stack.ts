@@ -61,7 +61,7 @@ export class OneHostStack {
     fs.writeFileSync(
       felixCfg,
       `[global]\nPluginAddress = 127.0.0.1\nACLAddress = 127.0.0.1\nLocalAddress = 127.0.0.1\nFelixHostname = ${HOST}\nMetadataAddr = None\n\n` +
-        `[log]\nLogFilePath = ${this.log('felix')}\nLogSeverityFile = INFO\nLogSeverityScreen = ERROR\n`,
+        `[log]\nLogFilePath = ${this.log('felix')}\nLogSeverityFile = ${process.env['FELIX_LOG_LEVEL'] ?? 'INFO'}\nLogSeverityScreen = ERROR\n`,
     );
     const aclCfg = path.join(this.dir, 'acl_manager.cfg');
     fs.writeFileSync(aclCfg, `[global]\nPluginAddress = 127.0.0.1\nLocalAddress = 127.0.0.1\n\n[log]\nLogFilePath = ${this.log('acl-manager')}\nLogSeverityFile = INFO\nLogSeverityScreen = ERROR\n`);

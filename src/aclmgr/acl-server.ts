@@ -22,7 +22,7 @@ export interface AclServerOptions {
 }
 
 /** Messages queued per subscriber before the socket refuses more (and the queue below waits). */
-const SEND_HIGH_WATER_MARK = 1000;
+const SEND_HIGH_WATER_MARK = 100;
 /**
  * ZMTP heartbeats on the publish socket: a subscriber that stops reading
  * altogether (a frozen Felix) is disconnected after the timeout instead of

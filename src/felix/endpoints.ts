@@ -4,6 +4,7 @@
  * later, asynchronously. Side effects go through two narrow sinks so that
  * the whole protocol is unit-testable without sockets or a kernel.
  */
+import { AclInterner } from './acl-interner.js';
 import type { Logger } from '../common/logging.js';
 import { Rc, Response, canonicalIp, success } from '../common/wire/codec.js';
 import type { Acls } from '../common/wire/acl-api.js';
@@ -61,6 +62,8 @@ interface Resync {
 export class EndpointManager {
   private readonly eps = new Map<string, FelixEndpoint>();
   /** What each endpoint holds (SPEC §3 "What Felix trusts"): one owner per chain suffix, interface and address. */
+  /** Equal ACLs held (and rendered) once. */
+  readonly acls = new AclInterner();
   private readonly bySuffix = new Map<string, string>();
   private readonly byIfname = new Map<string, string>();
   private readonly byAddr = new Map<string, string>();
@@ -132,9 +135,11 @@ export class EndpointManager {
   aclUpdate(id: string, acls: Acls): void {
     const ep = this.eps.get(id);
     if (!ep) return;
-    ep.acls = acls;
+    const shared = this.acls.intern(acls);
+    if (ep.acls) this.acls.release(ep.acls);
+    ep.acls = shared;
     ep.aclsAt = Date.now();
-    this.opts.dataplane.setAcls(id, acls);
+    this.opts.dataplane.setAcls(id, shared);
   }
 
   private created(msg: EndpointCreated, hostRefusal: string | null): Response {
@@ -227,6 +232,7 @@ export class EndpointManager {
   private remove(id: string, event: string): void {
     const ep = this.eps.get(id);
     if (ep) this.release(ep);
+    if (ep?.acls) this.acls.release(ep.acls);
     this.eps.delete(id);
     this.opts.acls.unwatch(id);
     this.opts.dataplane.removeEndpoint(id);

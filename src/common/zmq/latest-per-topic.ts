@@ -5,7 +5,7 @@
  * the burst is over, so a subscriber that fell behind decodes each topic's
  * newest message once instead of every state it missed.
  */
-export type TopicHandler = (topic: string, body: Buffer) => void;
+import type { TopicHandler } from './subscriber.js';
 
 export class LatestPerTopic {
   /** Publications replaced by a newer one on the same topic before they were handed on. */

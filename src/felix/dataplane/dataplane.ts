@@ -120,6 +120,10 @@ export class Dataplane {
   private readonly clearedInterfaces = new Set<string>();
   /** Addresses whose flows must be forgotten once the current apply has committed. */
   private readonly conntrackPending = new Set<string>();
+  /** Addresses whose permission a committed restore removed, for the background flow deletion. */
+  private readonly flowsToDelete = new Set<string>();
+  private flowWorker: Promise<void> | null = null;
+  private flowRetryTimer: unknown = null;
   private cleanupRequested = false;
   /** A host-level apply failed: wait for a timer instead of spinning the loop. */
   private hostRetryPending = false;
@@ -276,8 +280,10 @@ export class Dataplane {
     this.stopped = true;
     for (const t of this.timers) this.clock.clearInterval(t);
     if (this.hostRetryTimer !== null) this.clock.clearTimeout(this.hostRetryTimer);
+    if (this.flowRetryTimer !== null) this.clock.clearTimeout(this.flowRetryTimer);
     for (const e of this.endpoints.values()) if (e.retryTimer !== null) this.clock.clearTimeout(e.retryTimer);
     while (this.loopRunning) await new Promise((r) => setTimeout(r, 10));
+    await this.flowWorker;
     this.netlink.close();
     for (const w of this.idleWaiters.splice(0)) w();
   }
@@ -308,7 +314,7 @@ export class Dataplane {
   // ---- the apply loop ----
 
   private isIdle(): boolean {
-    return !this.loopRunning && !this.loopScheduled && !this.hasWork();
+    return !this.loopRunning && !this.loopScheduled && this.flowWorker === null && !this.hasWork();
   }
 
   private routesActionable(e: EndpointState): boolean {
@@ -355,23 +361,47 @@ export class Dataplane {
     }
   }
 
-  /** Chains and sets, and routes alongside (a route without chains meets the dispatch DROP); then conntrack. */
+  /**
+   * Chains and sets, and routes alongside (a route without chains meets the
+   * dispatch DROP); then the flows of addresses whose permission this apply
+   * removed are deleted in the background: spawning `conntrack` per address
+   * is slow on a busy host, and the next apply need not wait for it.
+   */
   private async applyOnce(): Promise<void> {
     const batch = this.hostRetryPending ? [] : [...this.filterDirty].filter((e) => this.filterActionable(e));
     const routeWork = [...this.routesDirty].filter((e) => this.routesActionable(e));
+    // Addresses noted before this apply stages: their permission goes with this apply's restore.
+    const flows = this.hostRetryPending ? [] : [...this.conntrackPending];
+    for (const a of flows) this.conntrackPending.delete(a);
     await Promise.all([this.applyFilterBatch(batch), this.applyRoutes(routeWork)]);
-    if (this.conntrackPending.size > 0 && !this.hostRetryPending) {
-      const addrs = [...this.conntrackPending];
-      this.conntrackPending.clear();
-      try {
-        await this.conntrack.deleteFlows(addrs);
-        this.log.info({ addrs: addrs.length }, 'flows of addresses that lost their permission deleted');
-      } catch (err) {
-        this.log.error({ err }, 'deleting conntrack entries failed; will retry');
-        for (const a of addrs) this.conntrackPending.add(a);
-        this.retryHostLater();
+    if (this.hostRetryPending) for (const a of flows) this.conntrackPending.add(a);
+    else this.deleteFlowsLater(flows);
+  }
+
+  private deleteFlowsLater(addrs: string[]): void {
+    for (const a of addrs) this.flowsToDelete.add(a);
+    if (this.flowWorker !== null || this.flowRetryTimer !== null || this.flowsToDelete.size === 0 || this.stopped) return;
+    this.flowWorker = (async () => {
+      while (this.flowsToDelete.size > 0 && !this.stopped) {
+        const batch = [...this.flowsToDelete];
+        this.flowsToDelete.clear();
+        try {
+          await this.conntrack.deleteFlows(batch);
+          this.log.info({ addrs: batch.length }, 'flows of addresses that lost their permission deleted');
+        } catch (err) {
+          this.log.error({ err }, 'deleting conntrack entries failed; will retry');
+          for (const a of batch) this.flowsToDelete.add(a);
+          this.flowRetryTimer = this.clock.setTimeout(() => {
+            this.flowRetryTimer = null;
+            this.deleteFlowsLater([]);
+          }, Math.max(200, this.opts.retryMs));
+          return;
+        }
       }
-    }
+    })().finally(() => {
+      this.flowWorker = null;
+      if (this.isIdle()) for (const w of this.idleWaiters.splice(0)) w();
+    });
   }
 
   private async applyFilterBatch(batch: EndpointState[]): Promise<void> {

@@ -71,6 +71,8 @@ export class EndpointFilters {
   private readonly foundAtStart: Record<Family, Set<string>> = { 4: new Set(), 6: new Set() };
   /** Something is staged that the kernel does not have yet. */
   dirty = false;
+  /** Rendered ACLs by object: equal ACLs arrive as one shared object (see AclInterner), rendered once. */
+  private readonly rendered = new WeakMap<Acls, EndpointAclRules>();
 
   constructor(private readonly opts: FilterOptions) {
     this.log = opts.log;
@@ -91,7 +93,9 @@ export class EndpointFilters {
     const s = this.record(ep);
     let rules: EndpointAclRules | null = null;
     if (ep.acls && ep.enabled) {
-      rules = renderAclRules(ep.acls, this.opts.protocols);
+      let cached = this.rendered.get(ep.acls);
+      if (!cached) this.rendered.set(ep.acls, (cached = renderAclRules(ep.acls, this.opts.protocols)));
+      rules = cached;
       for (const r of rules.invalid)
         this.log.warn({ endpoint: ep.id, family: r.family, direction: r.direction, index: r.index, rule: r.rule, reason: r.reason }, 'invalid ACL rule skipped');
     }

@@ -282,6 +282,26 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     expect(w.k.iptablesSave(4)).not.to.include(a.ifname);
   });
 
+  it('flows are deleted in the background: a failing conntrack holds back no apply, and is retried after a backoff', async () => {
+    const w = await start();
+    const [a, b] = [ep(1), ep(2)];
+    plug(w.k, a, b);
+    for (const e of [a, b]) (w.dp.upsertEndpoint(e), w.dp.setAcls(e.id, GROUP));
+    await settle(w);
+    w.k.addFlow(b.addrs[0]!, a.addrs[0]!);
+    w.k.failNext((cmd) => cmd === 'conntrack', 'conntrack v1.4.7 (conntrack-tools): Operation failed: Device or resource busy');
+    w.dp.removeEndpoint(b.id);
+    await settle(w);
+    expect(filter(w).has('felix-to-e0002aaaaaa')).to.equal(false);
+    expect(w.k.flows(), 'not deleted yet').to.have.length(1);
+    w.dp.setAcls(a.id, acls([rule('10.0.0.0/8')]));
+    await settle(w);
+    expect(w.dp.status(a.id)!.programmed, 'the next change applied meanwhile').to.equal(true);
+    w.clock.advance(1000);
+    await settle(w);
+    expect(w.k.flows()).to.deep.equal([]);
+  });
+
   it('a disabled endpoint: no routes, no allow rules, its flows forgotten; an address it loses is forgotten too', async () => {
     const { a, ...w } = await oneEndpoint(ep(1, { addrs: ['192.168.0.2', '192.168.0.3'] }));
     w.k.addFlow('192.168.0.3', '10.0.0.1');
