@@ -69,9 +69,10 @@ interface Result {
 }
 
 /** Polls the kernel until it matches the model; the time the matching read finished, and how long a read took. */
-async function untilMatch(stack: OneHostStack, model: ChurnModel, label: string): Promise<{ at: number; pollMs: number }> {
+async function untilMatch(stack: OneHostStack, model: ChurnModel, label: string, since = wall()): Promise<{ at: number; pollMs: number }> {
   const deadline = wall() + SETTLE_TIMEOUT_MS;
   let lastReport = wall();
+  let lastText = '';
   for (;;) {
     stack.checkAlive();
     const started = wall();
@@ -79,9 +80,11 @@ async function untilMatch(stack: OneHostStack, model: ChurnModel, label: string)
     const at = wall();
     if (diff.length === 0) return { at, pollMs: at - started };
     if (at > deadline) throw new Error(`${label}: the kernel did not match the data within ${SETTLE_TIMEOUT_MS / 1000} s: ${diff.join('; ')}`);
-    if (at - lastReport > 5000) {
+    const text = diff.join('; ');
+    if (at - lastReport > 5000 || text !== lastText) {
       lastReport = at;
-      progress(`${label}: ${diff.join('; ')}`);
+      lastText = text;
+      progress(`${label}, ${secs(at - since)} s: ${text}`);
     }
     await sleep(50);
   }
@@ -118,7 +121,7 @@ async function run(n: number, rate: number): Promise<Result> {
       }
     }
     const lastEdit = wall();
-    const settled = await untilMatch(stack, model, 'after the last edit');
+    const settled = await untilMatch(stack, model, 'after the last edit', lastEdit);
     await sleep(3000);
     const again = await readKernel(stack.ns);
     const stable = differences(again, model).length === 0;

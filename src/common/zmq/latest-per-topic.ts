@@ -7,6 +7,9 @@
  */
 import type { TopicHandler } from './subscriber.js';
 
+/** Messages handed on per turn of the event loop. */
+const CHUNK = 32;
+
 export class LatestPerTopic {
   /** Publications replaced by a newer one on the same topic before they were handed on. */
   superseded = 0;
@@ -28,10 +31,21 @@ export class LatestPerTopic {
     this.later(() => this.flush());
   }
 
+  /**
+   * Hands on what is held, a few at a time with a turn of the event loop in
+   * between, so a burst of thousands does not hold up the process's other
+   * sockets; what arrives meanwhile still replaces what is not handed on yet.
+   */
   private flush(): void {
+    let n = 0;
+    for (const [topic, body] of this.pending) {
+      if (n++ === CHUNK) {
+        this.later(() => this.flush());
+        return;
+      }
+      this.pending.delete(topic);
+      this.deliver(topic, body);
+    }
     this.scheduled = false;
-    const batch = this.pending;
-    this.pending = new Map();
-    for (const [topic, body] of batch) this.deliver(topic, body);
   }
 }

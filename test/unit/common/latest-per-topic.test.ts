@@ -24,4 +24,16 @@ describe('LatestPerTopic (latest wins per topic within one burst)', () => {
     expect(got).to.deep.equal(['a=1', 'a=2']);
     expect(inbox.superseded).to.equal(0);
   });
+
+  it('hands a large burst on a few at a time, so other sockets are served in between; later messages still replace waiting ones', async () => {
+    const got: string[] = [];
+    const inbox = new LatestPerTopic((topic, body) => got.push(`${topic}=${body.toString()}`));
+    for (let i = 0; i < 100; i++) inbox.push(`t${i}`, Buffer.from('old'));
+    await turn();
+    expect(got.length, 'one chunk per turn').to.be.within(1, 99);
+    inbox.push('t99', Buffer.from('new'));
+    for (let i = 0; i < 10 && got.length < 100; i++) await turn();
+    expect(got).to.have.length(100);
+    expect(got.filter((g) => g.startsWith('t99='))).to.deep.equal(['t99=new']);
+  });
 });
