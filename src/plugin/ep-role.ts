@@ -10,7 +10,7 @@ import type { Logger } from '../common/logging.js';
 import { zmqAddress } from '../common/config.js';
 import { Rc, decodeResponse } from '../common/wire/codec.js';
 import { RESYNCSTATE, ResyncResponse, ResyncState, decodePluginRequest } from '../common/wire/endpoint-api.js';
-import { ReplyServer, decodingHandler } from '../common/zmq/reply-server.js';
+import { PLUGIN_HEARTBEAT_REPLY, ReplyServer, decodingHandler } from '../common/zmq/reply-server.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
 import { SocketStats } from '../common/zmq/stats.js';
 import type { Connection } from '../common/metrics.js';
@@ -74,7 +74,7 @@ export class EndpointRole {
   static async start(opts: EndpointRoleOptions, data: PluginData): Promise<EndpointRole> {
     const role = new EndpointRole(opts, data);
     role.syncFelixes();
-    role.server = await ReplyServer.bind('rep', opts.bindAddress, decodingHandler(decodePluginRequest, opts.log, (msg) => role.resync(msg)), opts.log, { ...opts.socketOptions, stats: role.serverStats });
+    role.server = await ReplyServer.bind('rep', opts.bindAddress, decodingHandler(decodePluginRequest, opts.log, (msg) => role.resync(msg), PLUGIN_HEARTBEAT_REPLY), opts.log, { ...opts.socketOptions, stats: role.serverStats });
     return role;
   }
 
@@ -188,12 +188,13 @@ export class EndpointRole {
         timeoutMs: this.opts.timeoutMs,
         keepaliveMs: this.opts.keepaliveMs,
         log: this.opts.log.child({ felix: host }),
-        // The message in flight is dropped and Felix resyncs by itself when it hears nothing;
-        // pushed changes stay queued.
+        // The message in flight is dropped (and with it a resync it belonged to: Felix resyncs by
+        // itself when it hears nothing); pushed changes and a resync not yet begun stay queued.
         onReset: (reason) => {
-          const abandoned = queue.resyncInProgress;
+          const before = queue.resyncInProgress;
           queue.reset();
-          this.opts.log.warn({ host, reason, abandonedResync: abandoned, queued: queue.size }, 'Felix did not answer; the message in flight and any unfinished resync were dropped');
+          const abandoned = before !== null && queue.resyncInProgress === null ? before : null;
+          this.opts.log.warn({ host, reason, abandonedResync: abandoned, queued: queue.size }, 'Felix did not answer; the message in flight was dropped');
         },
         stats: this.statsOf(host),
         socketOptions: clientOptions(this.opts.socketOptions ?? {}, this.opts.felixServerKey ?? null),

@@ -58,6 +58,8 @@ export class FelixQueue {
   private readonly pending = new Map<string, Pending>();
   private resync: Resync | null = null;
   private resyncTurn = false;
+  /** Whether the message last taken by {@link next} was a resync create. */
+  private lastTakenResync = false;
 
   /** The id of the resync whose creates are still being sent, or null. */
   get resyncInProgress(): string | null {
@@ -105,14 +107,19 @@ export class FelixQueue {
   /** The next message to send, or null when there is nothing to say. */
   next(): Outgoing | null {
     const pushes = this.pending.size > 0;
+    this.lastTakenResync = false;
     if (this.resync && (this.resyncTurn || !pushes)) {
       this.resyncTurn = false;
+      this.lastTakenResync = true;
       return this.resyncCreate(this.resync.creates.keys().next().value!);
     }
     if (!pushes) return null;
     this.resyncTurn = true;
     const [id, p] = this.pending.entries().next().value!;
-    if (this.resync?.creates.has(id)) return this.resyncCreate(id);
+    if (this.resync?.creates.has(id)) {
+      this.lastTakenResync = true;
+      return this.resyncCreate(id);
+    }
     if (p.destroy) {
       p.destroy = false;
       if (!p.upsert) this.pending.delete(id);
@@ -123,11 +130,15 @@ export class FelixQueue {
   }
 
   /**
-   * The connection timed out and was recreated: the resync is abandoned
-   * (Felix restarts a resync that does not complete), pushed changes stay.
+   * The connection timed out and was recreated: pushed changes stay. A
+   * resync one of whose creates was the message lost is abandoned (that
+   * Felix restarts a resync that does not complete); a resync still whole
+   * stays, since it was asked for after the lost message, by a Felix that
+   * is answering (a 2014 Felix resyncs again only after one completes).
    */
   reset(): void {
-    this.resync = null;
+    if (this.lastTakenResync) this.resync = null;
+    this.lastTakenResync = false;
   }
 
   private resyncCreate(id: string): Outgoing {

@@ -10,7 +10,7 @@
 import type { Logger } from '../common/logging.js';
 import { heartbeat, success } from '../common/wire/codec.js';
 import { GETGROUPS, Members, TOPIC_GROUPS, TOPIC_NETWORK_HEARTBEAT, decodeNetworkRequest } from '../common/wire/network-api.js';
-import { ReplyServer, decodingHandler } from '../common/zmq/reply-server.js';
+import { PLUGIN_HEARTBEAT_REPLY, ReplyServer, decodingHandler } from '../common/zmq/reply-server.js';
 import { Publisher } from '../common/zmq/publisher.js';
 import { SocketStats } from '../common/zmq/stats.js';
 import type { Connection } from '../common/metrics.js';
@@ -55,7 +55,7 @@ export class NetworkRole {
     role.publisher = await Publisher.bind(opts.pubAddress, opts.log, opts.socketOptions, {
       onSubscription: (topic, subscribe) => role.onSubscription(topic, subscribe),
     });
-    role.server = await ReplyServer.bind('rep', opts.repAddress, decodingHandler(decodeNetworkRequest, opts.log, () => role.getGroups()), opts.log, { ...opts.socketOptions, stats: role.serverStats });
+    role.server = await ReplyServer.bind('rep', opts.repAddress, decodingHandler(decodeNetworkRequest, opts.log, () => role.getGroups(), PLUGIN_HEARTBEAT_REPLY), opts.log, { ...opts.socketOptions, stats: role.serverStats });
     role.timers.push(setInterval(() => void role.publisher!.publish(TOPIC_NETWORK_HEARTBEAT, heartbeat()), opts.heartbeatMs));
     role.timers.push(setInterval(() => role.publishAll('periodic'), opts.republishMs));
     return role;

@@ -169,7 +169,7 @@ describe('plugin (built command, real sockets)', function () {
         expect(reply, name).to.include(expected);
         expect(reply['message'], name).to.be.a('string').and.not.equal('');
       }
-      expect(await resync.request({ type: 'HEARTBEAT' })).to.deep.equal({ type: 'HEARTBEAT' });
+      expect(await resync.request({ type: 'HEARTBEAT' })).to.deep.equal({ type: 'HEARTBEAT', rc: 'SUCCESS', message: '' });
       const ok = await resync.request({ type: 'RESYNCSTATE', resync_id: 'r-4', hostname: 'instance-2', issued: '1700000000.5' });
       expect(ok).to.include({ rc: 'SUCCESS', endpoint_count: 1 });
     });
@@ -261,7 +261,7 @@ describe('plugin (built command, real sockets)', function () {
       expect(await acl.raw('garbage')).to.include({ type: 'ERROR', rc: 'INVALID' });
       expect(await acl.raw('{"type":"GETACLSTATE"}')).to.include({ type: 'GETACLSTATE', rc: 'FAILURE' });
       expect(await acl.raw('{"type":"HEARTBEAT"}', '')).to.include({ type: 'ERROR', rc: 'INVALID' });
-      expect(await acl.request({ type: 'HEARTBEAT' })).to.deep.equal({ type: 'HEARTBEAT' });
+      expect(await acl.request({ type: 'HEARTBEAT' })).to.deep.equal({ type: 'HEARTBEAT', rc: 'SUCCESS', message: '' });
       expect(await acl.request({ type: 'GETGROUPS' })).to.include({ rc: 'SUCCESS' });
       await sub.inbox.take((m) => m['group'] === 'group2', 'group2 after bad input');
     });

@@ -17,10 +17,15 @@ export type RequestHandler = (body: Buffer) => object | Promise<object>;
  * decoder, answers a bad request with its error rc (and logs it), answers
  * HEARTBEAT, and hands every other message to `handle`.
  */
+/** The 2014 plugin answered HEARTBEAT with `rc: SUCCESS` (SPEC §11); peers written for it may look for that. */
+export const PLUGIN_HEARTBEAT_REPLY = { ...heartbeat(), rc: Rc.SUCCESS, message: '' };
+
 export function decodingHandler<T extends { type: string }>(
   decode: (body: Buffer) => Decoded<T>,
   log: Logger,
   handle: (msg: Exclude<T, Heartbeat>) => object | Promise<object>,
+  /** The answer to a HEARTBEAT: SPEC §3's echo unless a drop-in needs the original's (see {@link PLUGIN_HEARTBEAT_REPLY}). */
+  heartbeatReply: object = heartbeat(),
 ): RequestHandler {
   return (body) => {
     const decoded = decode(body);
@@ -28,7 +33,7 @@ export function decodingHandler<T extends { type: string }>(
       log.warn({ ...decoded.error }, 'bad request');
       return errorResponse(decoded.error);
     }
-    if (decoded.msg.type === HEARTBEAT) return heartbeat();
+    if (decoded.msg.type === HEARTBEAT) return heartbeatReply;
     return handle(decoded.msg as Exclude<T, Heartbeat>);
   };
 }

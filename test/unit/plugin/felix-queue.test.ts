@@ -76,7 +76,8 @@ describe('FelixQueue', () => {
       ['a pushed create the resync also carries, then destroyed: still destroyed', ['C c1', 'R r1 c1', 'D c'], ['C c1 r1', 'D c']],
       ['destroyed and created again during the resync', ['R r1 a1', 'D a', 'C a2'], ['C a1 r1', 'D a', 'C a2']],
       ['pushes and resync creates take turns', ['R r1 a1 b1 c1', 'C x1', 'C y1'], ['C x1', 'C a1 r1', 'C y1', 'C b1 r1', 'C c1 r1']],
-      ['a reset abandons the resync and keeps the pushes', ['R r1 a1 b1', '>', 'C x1', 'reset', 'R r2 a1 b1'], ['C a1 r1', 'C x1', 'C a1 r2', 'C b1 r2']],
+      ['a reset while a resync create is in flight abandons the resync and keeps the pushes', ['R r1 a1 b1', '>', 'C x1', 'reset', 'R r2 a1 b1'], ['C a1 r1', 'C x1', 'C a1 r2', 'C b1 r2']],
+      ['a reset while a push is in flight keeps a resync asked for meanwhile (the 2014 Felix waits for it)', ['D z', '>', 'R r1 a1 b1', 'reset', 'R r2 a1'], ['D z', 'refused r2', 'C a1 r1', 'C b1 r1']],
     ];
     for (const [name, steps, expected] of rows) it(name, () => expect(run(steps)).to.deep.equal(expected));
 
