@@ -304,14 +304,14 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
     ];
     const receivedBefore = received();
     const decodable = await fuzzPublications('Felix SUB (as the ACL manager PUB 9906)', (frames) => aclmgr.pub.raw(...frames), new Fuzzer(SEED + 5, publications, LIMIT, [EP1.id, 'aclheartbeat']), EP1.id, () => probesIn(log()));
-    await waitFor('every bad publication refused', () => count(log(), 'bad ACL publication ignored') === decodable, 10000).catch((err: Error) => {
-      throw new Error(`${err.message}: ${count(log(), 'bad ACL publication ignored')} of ${decodable}`);
-    });
     // The same ACLs once more: when Felix has taken them, it has been through everything published before.
     await waitFor('the unchanged ACLs taken after the bad ones', async () => {
       await aclmgr.set(EP1.id, acls(['192.168.50.2/32']));
       return received() > receivedBefore;
     }, 10000, 500);
+    // Felix decodes only the newest publication per topic of what it had queued (issue #13): a bad one
+    // followed by another on its topic is dropped unread. Those it read were refused, and none was taken.
+    expect(count(log(), 'bad ACL publication ignored')).to.be.within(1, decodable);
     expect(alive(felix), felix.output()).to.equal(true);
     expect(await snapshot(), 'dataplane after fuzzing the SUB').to.deep.equal(before);
     await aclmgr.set(EP1.id, acls(['192.168.50.2/32', '192.168.50.3/32']));

@@ -157,7 +157,7 @@ describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', funct
       return sample(body, 'calico_plugin_group_updates_published_total') === 1 ? body : null;
     }, 5000))!;
     expect(sample(text, 'calico_messages_received_total{connection="aclmgr-requests",api="network",type="GETGROUPS",rc="SUCCESS"}')).to.equal(1);
-    expect(sample(text, 'calico_messages_received_total{connection="aclmgr-requests",api="network",type="HEARTBEAT",rc=""}')).to.equal(1);
+    expect(sample(text, 'calico_messages_received_total{connection="aclmgr-requests",api="network",type="HEARTBEAT",rc="SUCCESS"}')).to.equal(1);
   });
 
   describe('calico-acl-manager', () => {

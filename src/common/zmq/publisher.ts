@@ -66,7 +66,11 @@ export class Publisher {
   }
 
   publish(topic: string, msg: object): Promise<void> {
-    const body = encode(msg);
+    return this.publishEncoded(topic, encode(msg));
+  }
+
+  /** Sends a body already encoded (e.g. built around a part serialised once for many topics). */
+  publishEncoded(topic: string, body: string): Promise<void> {
     this.chain = this.chain
       .then(() => this.sendPaced([topic, body]))
       .then((sent) => {
