@@ -21,8 +21,13 @@ export interface AclServerOptions {
   socketOptions?: SocketOptions;
 }
 
-/** Messages queued per subscriber before the socket refuses more (and the queue below waits). */
+/**
+ * What may wait per subscriber outside the latest-wins queue below: 100
+ * messages in ZeroMQ and 256 KiB in the kernel. Small, so that under churn
+ * stale ACLs do not pile up in front of a busy Felix (issue #13).
+ */
 const SEND_HIGH_WATER_MARK = 100;
+const SEND_BUFFER_BYTES = 256 * 1024;
 /**
  * ZMTP heartbeats on the publish socket: a subscriber that stops reading
  * altogether (a frozen Felix) is disconnected after the timeout instead of
@@ -77,6 +82,7 @@ export class AclServer {
     self.publisher = await Publisher.bind(opts.publishAddress, opts.log, opts.socketOptions, {
       onSubscription: (topic, subscribe) => self.onSubscription(topic, subscribe),
       sendHighWaterMark: SEND_HIGH_WATER_MARK,
+      sendBufferBytes: SEND_BUFFER_BYTES,
       heartbeatMs: ZMTP_HEARTBEAT_MS,
       heartbeatTimeoutMs: ZMTP_HEARTBEAT_TIMEOUT_MS,
     });

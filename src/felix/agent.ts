@@ -31,6 +31,9 @@ export interface FelixAgentOptions {
 /** How long Felix waits after subscribing to an endpoint's topic before asking GETACLSTATE (SPEC §5). */
 export const FIRST_ACL_WAIT_MS = 100;
 
+/** Small queues on the ACL subscription, so the ACL manager's latest-wins queue holds what waits (issue #13). */
+const ACL_QUEUE = { messages: 100, bytes: 256 * 1024 };
+
 export class FelixAgent {
   readonly manager: EndpointManager;
   private readonly pluginClient: RequestClient;
@@ -84,7 +87,10 @@ export class FelixAgent {
     });
     // A Felix that fell behind decodes only each endpoint's newest ACLUPDATE of what it had queued.
     this.aclInbox = new LatestPerTopic((topic, body) => this.onAclPublication(topic, body));
-    this.aclSub = new Subscriber(zmqAddress(g.ACLPublishAddress ?? g.ACLAddress, g.ACLPublishPort), (topic, body) => this.aclInbox.push(topic, body), log, toAclManager);
+    this.aclSub = new Subscriber(zmqAddress(g.ACLPublishAddress ?? g.ACLAddress, g.ACLPublishPort), (topic, body) => this.aclInbox.push(topic, body), log, toAclManager, ACL_QUEUE);
+    // Read ACLs between applies only: what comes meanwhile waits at the ACL manager, which keeps the
+    // newest per endpoint, so under churn Felix is sent about what it can apply, not every state.
+    opts.dataplane.onApplying = (applying) => (applying ? this.aclSub.pause() : this.aclSub.resume());
     this.aclSub.subscribe(TOPIC_ACL_HEARTBEAT);
     // The ACL manager restarted: what it published before our subscription reached it is lost.
     this.aclSub.onReconnect = () => this.requestAllAcls('ACL manager reconnected');

@@ -30,6 +30,8 @@ export interface DataplaneSink {
   removeEndpoint(id: string): void;
   /** After a completed resync: remove what belongs to no known endpoint. */
   cleanupStale(): void;
+  /** Told when an apply starts (true) and ends (false). */
+  onApplying?: (applying: boolean) => void;
 }
 
 export interface AclSink {

@@ -17,6 +17,8 @@ export interface XpubOptions {
   onSubscription: (topic: string, subscribe: boolean) => void;
   /** Messages queued per subscriber before sends are refused (EAGAIN) and retried; default 100000. */
   sendHighWaterMark?: number;
+  /** Kernel send buffer per connection (SO_SNDBUF); the OS default if absent. */
+  sendBufferBytes?: number;
   /** ZMTP heartbeats to every subscriber, and how long one may stay silent before it is disconnected; 0/absent: none. */
   heartbeatMs?: number;
   heartbeatTimeoutMs?: number;
@@ -56,6 +58,7 @@ export class Publisher {
       sendTimeout: 0,
       heartbeatInterval: xpub.heartbeatMs ?? 0,
       heartbeatTimeout: xpub.heartbeatTimeoutMs ?? 0,
+      ...(xpub.sendBufferBytes !== undefined ? { sendBufferSize: xpub.sendBufferBytes } : {}),
     });
     raw.verbosity = 'allSubs';
     const socket = await bindSocket(raw, address, options, log);

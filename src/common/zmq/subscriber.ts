@@ -25,6 +25,10 @@ export class Subscriber {
   /** The socket was replaced after losing its connection: its first handshake is a reconnection. */
   private revived = false;
   private reviveTimer: NodeJS.Timeout | undefined;
+  private paused = false;
+  /** Messages still to read while paused (what was queued when the last pause began). */
+  private allowance = Infinity;
+  private openGate: (() => void) | null = null;
   /** Called when the socket completes a handshake again after losing its publisher (e.g. it restarted). */
   onReconnect: (() => void) | undefined;
 
@@ -33,6 +37,8 @@ export class Subscriber {
     private readonly onMessage: TopicHandler,
     private readonly log: Logger,
     private readonly options: SocketOptions = {},
+    /** Messages (and bytes in the kernel) queued before the publisher must hold back; libzmq's defaults if absent. */
+    private readonly queue: { messages?: number; bytes?: number } = {},
   ) {
     this.socket = this.open();
   }
@@ -65,10 +71,15 @@ export class Subscriber {
     this.handshaken = false;
     this.socket = this.open();
     old.close();
+    // The old socket's reader, if waiting to read, sees its socket replaced and ends.
+    this.openGate?.();
+    this.openGate = null;
   }
 
   close(): void {
     this.closed = true;
+    this.openGate?.();
+    this.openGate = null;
     clearTimeout(this.reviveTimer);
     this.socket.close();
   }
@@ -77,6 +88,8 @@ export class Subscriber {
     const socket = new zmq.Subscriber();
     applySocketOptions(socket, this.options, this.address, 'client');
     socket.linger = 0;
+    if (this.queue.messages !== undefined) socket.receiveHighWaterMark = this.queue.messages;
+    if (this.queue.bytes !== undefined) socket.receiveBufferSize = this.queue.bytes;
     socket.events.on('handshake', () => {
       if (socket !== this.socket) return;
       clearTimeout(this.reviveTimer);
@@ -104,9 +117,31 @@ export class Subscriber {
     return socket;
   }
 
+  /**
+   * Until {@link resume}, reads no more than what the socket queue holds
+   * (`queue.messages`) past the last resume: the rest waits in the socket
+   * and, once it is full, at the publisher, so a publisher that keeps only
+   * the latest message per topic sends this subscriber what it takes.
+   */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.allowance = this.queue.messages ?? Infinity;
+    this.openGate?.();
+    this.openGate = null;
+  }
+
   private async loop(socket: zmq.Subscriber): Promise<void> {
     try {
-      for await (const frames of socket) {
+      for (;;) {
+        if (this.paused && this.allowance <= 0) await new Promise<void>((resolve) => (this.openGate = resolve));
+        // Not `socket !== this.socket`: the first pass runs inside open(), before the socket is assigned.
+        if (this.closed || socket.closed) return;
+        this.allowance--;
+        const frames = await socket.receive();
         const topic = frames[0]?.toString('utf8') ?? '';
         if (!this.topics.has(topic)) continue;
         if (frames.length !== 2) {

@@ -119,6 +119,8 @@ export class Dataplane {
   /** Interfaces whose routes and neighbours must go (their endpoint went or moved). */
   private readonly clearedInterfaces = new Set<string>();
   /** Addresses whose flows must be forgotten once the current apply has committed. */
+  /** Told when an apply starts (true) and ends (false). */
+  onApplying: ((applying: boolean) => void) | undefined;
   private readonly conntrackPending = new Set<string>();
   /** Addresses whose permission a committed restore removed, for the background flow deletion. */
   private readonly flowsToDelete = new Set<string>();
@@ -348,7 +350,14 @@ export class Dataplane {
     this.loopRunning = true;
     try {
       while (this.hasWork()) {
-        await this.applyOnce();
+        this.onApplying?.(true);
+        try {
+          await this.applyOnce();
+        } finally {
+          this.onApplying?.(false);
+        }
+        // A turn of the event loop between applies, for what waited on it (the agent reads ACLs then).
+        await new Promise((r) => setImmediate(r));
         if (this.cleanupRequested && !this.hostRetryPending && ![...this.filterDirty].some((e) => this.filterActionable(e))) await this.cleanup();
       }
     } catch (err) {
