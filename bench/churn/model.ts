@@ -4,25 +4,15 @@
  * them (an absent endpoint appears, a present one vanishes or changes group),
  * written to the plugin's data directory one file per endpoint the way an
  * orchestrator would; and the kernel state Felix must reach for it.
- * Self-contained apart from the naming rule (src/common/endpoint-names.ts).
+ * Self-contained apart from the naming rule (src/common/endpoint-names.ts)
+ * and the tests' seeded generator.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { defaultInterfaceName, endpointSuffix } from '../../src/common/endpoint-names.js';
+import { seededRandom } from '../../test/support/fuzz.js';
 
 export const HOST = 'churn-host';
-
-/** mulberry32: a small seeded PRNG, so a run can be repeated exactly. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface Slot {
   id: string;

@@ -371,6 +371,46 @@ describe('zmq: Publisher as an XPUB (SPEC §5 no lost first ACLs)', function () 
   });
 });
 
+describe('zmq: Subscriber paused (Felix between applies, issue #13)', function () {
+  this.timeout(30000);
+
+  it('while paused reads at most its queue past the last resume, the publisher holds the rest; resume delivers them all, in order', async () => {
+    const { log } = recordingLog();
+    const port = await freePort();
+    const pub = await Publisher.bind(`tcp://127.0.0.1:${port}`, log, {}, { onSubscription: () => {}, sendHighWaterMark: 10, sendBufferBytes: 64 * 1024 });
+    const got: number[] = [];
+    const probes: number[] = [];
+    const sub = new Subscriber(`tcp://127.0.0.1:${port}`, (_t, body) => {
+      const n = (JSON.parse(body.toString()) as { n: number }).n;
+      (n < 0 ? probes : got).push(n);
+    }, log, {}, { messages: 20, bytes: 64 * 1024 });
+    try {
+      sub.subscribe('t');
+      await sub.connected();
+      await waitFor('subscribed', async () => {
+        await pub.publish('t', { n: -1 });
+        return probes.length > 0;
+      }, BOUND_MS, 50);
+      sub.pause();
+      const N = 400;
+      const pad = 'x'.repeat(20000);
+      const all = Promise.all(Array.from({ length: N }, (_, n) => pub.publish('t', { n, pad })));
+      await waitFor('the publisher held back at its high-water mark', () => pub.retries > 0, BOUND_MS);
+      await new Promise((r) => setTimeout(r, 300));
+      const whilePaused = got.length;
+      // 20 read past the resume, plus what was already on its way: far from the 400 published.
+      expect(whilePaused).to.be.within(1, 60);
+      sub.resume();
+      await all;
+      await waitFor('every message', () => got.length === N, BOUND_MS);
+      expect(got).to.deep.equal(Array.from({ length: N }, (_, n) => n));
+    } finally {
+      sub.close();
+      await pub.close();
+    }
+  });
+});
+
 describe('zmq: Publisher and Subscriber', () => {
   interface Delivery {
     topic: string;

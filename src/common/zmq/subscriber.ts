@@ -26,8 +26,8 @@ export class Subscriber {
   private revived = false;
   private reviveTimer: NodeJS.Timeout | undefined;
   private paused = false;
-  /** Messages still to read while paused (what was queued when the last pause began). */
-  private allowance = Infinity;
+  /** Messages still to read while paused: a queue's worth past the last resume (or the start). */
+  private allowance: number;
   private openGate: (() => void) | null = null;
   /** Called when the socket completes a handshake again after losing its publisher (e.g. it restarted). */
   onReconnect: (() => void) | undefined;
@@ -40,6 +40,7 @@ export class Subscriber {
     /** Messages (and bytes in the kernel) queued before the publisher must hold back; libzmq's defaults if absent. */
     private readonly queue: { messages?: number; bytes?: number } = {},
   ) {
+    this.allowance = queue.messages ?? Infinity;
     this.socket = this.open();
   }
 

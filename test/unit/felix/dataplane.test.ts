@@ -59,6 +59,16 @@ function plug(k: FakeKernel, ...specs: EndpointSpec[]): void {
   for (const s of specs) k.addLink(s.ifname);
 }
 
+/** A started dataplane with endpoints 1 and 2 programmed in GROUP. */
+async function twoEndpoints(): Promise<World & { a: EndpointSpec; b: EndpointSpec }> {
+  const w = await start();
+  const [a, b] = [ep(1), ep(2)];
+  plug(w.k, a, b);
+  for (const e of [a, b]) (w.dp.upsertEndpoint(e), w.dp.setAcls(e.id, GROUP));
+  await settle(w);
+  return { ...w, a, b };
+}
+
 /** A started dataplane with endpoint 1 programmed in GROUP. */
 async function oneEndpoint(spec = ep(1)): Promise<World & { a: EndpointSpec }> {
   const w = await start();
@@ -266,11 +276,7 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     });
 
   it('a removal whose iptables-restore fails is retried after the backoff, not forgotten', async () => {
-    const w = await start();
-    const [a, b] = [ep(1), ep(2)];
-    plug(w.k, a, b);
-    for (const e of [a, b]) (w.dp.upsertEndpoint(e), w.dp.setAcls(e.id, GROUP));
-    await settle(w);
+    const { a, ...w } = await twoEndpoints();
     w.k.failNext((cmd) => cmd === 'iptables-restore', 'iptables-restore: line 3 failed');
     w.dp.removeEndpoint(a.id);
     await settle(w);
@@ -283,11 +289,7 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
   });
 
   it('flows are deleted in the background: a failing conntrack holds back no apply, and is retried after a backoff', async () => {
-    const w = await start();
-    const [a, b] = [ep(1), ep(2)];
-    plug(w.k, a, b);
-    for (const e of [a, b]) (w.dp.upsertEndpoint(e), w.dp.setAcls(e.id, GROUP));
-    await settle(w);
+    const { a, b, ...w } = await twoEndpoints();
     w.k.addFlow(b.addrs[0]!, a.addrs[0]!);
     w.k.failNext((cmd) => cmd === 'conntrack', 'conntrack v1.4.7 (conntrack-tools): Operation failed: Device or resource busy');
     w.dp.removeEndpoint(b.id);
