@@ -13,6 +13,8 @@ import { IptablesState, TableChanges, renderIptablesRestore, setsReferenced } fr
 import type { IptablesDriver } from './drivers/iptables.js';
 
 const TABLES: readonly Table[] = ['raw', 'nat', 'filter'];
+/** At most this many rules of a chain are replaced in place (`-R`); more, and the chain is written whole. */
+const MAX_REPLACED = 4;
 
 const sameList = (a: readonly string[] | undefined, b: readonly string[]): boolean =>
   a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
@@ -102,7 +104,7 @@ export class IptablesTables {
         await this.driver.restore(text);
       } catch (err) {
         // Nothing was written: what was planned (removals too, which invalidate() cannot know) is still to do.
-        for (const c of changes) for (const name of [...c.write.map((w) => w.name), ...c.remove]) this.dirty.get(c.table)!.add(name);
+        for (const c of changes) for (const name of [...c.write.map((w) => w.name), ...c.replace.map((r) => r.chain), ...c.remove]) this.dirty.get(c.table)!.add(name);
         this.invalidate();
         throw err;
       }
@@ -114,11 +116,16 @@ export class IptablesTables {
   private plan(table: Table): TableChanges {
     const have = this.actual!.get(table)!;
     const want = this.desired.get(table)!;
-    const changes: TableChanges = { table, write: [], remove: [], insertJumps: [], deleteJumps: [] };
+    const changes: TableChanges = { table, write: [], replace: [], remove: [], insertJumps: [], deleteJumps: [] };
     for (const name of this.dirty.get(table)!) {
       const rules = want.get(name);
+      const kernel = have.get(name);
       if (rules) {
-        if (!sameList(have.get(name), rules)) changes.write.push({ name, rules });
+        if (sameList(kernel, rules)) continue;
+        const changed = kernel?.length === rules.length ? rules.flatMap((r, i) => (r === kernel[i] ? [] : [i])) : null;
+        // A few rules of a chain that keeps its length: replaced in place; otherwise the chain is written whole.
+        if (changed && changed.length <= MAX_REPLACED) for (const i of changed) changes.replace.push({ chain: name, index: i + 1, rule: rules[i]! });
+        else changes.write.push({ name, rules });
       } else if (have.has(name)) {
         changes.remove.push(name);
       }
@@ -142,6 +149,12 @@ export class IptablesTables {
       this.count(have.get(chain.name) ?? [], -1);
       have.set(chain.name, [...chain.rules]);
       this.count(chain.rules, 1);
+    }
+    for (const r of c.replace) {
+      const rules = have.get(r.chain)!;
+      this.count([rules[r.index - 1]!], -1);
+      rules[r.index - 1] = r.rule;
+      this.count([r.rule], 1);
     }
     for (const name of c.remove) {
       this.count(have.get(name) ?? [], -1);

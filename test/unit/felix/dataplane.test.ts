@@ -304,6 +304,18 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     expect(w.k.flows()).to.deep.equal([]);
   });
 
+  it('an ACL change replaces the changed rules of the endpoint chains in place (-R), without writing the chains whole', async () => {
+    const { a, ...w } = await oneEndpoint();
+    w.k.resetCalls();
+    w.dp.setAcls(a.id, acls([rule('10.0.0.0/8')]));
+    await settle(w);
+    const [text] = restoreInputs(w, 'iptables-restore');
+    expect(text).to.match(/^-R felix-to-e0001aaaaaa \d+ -m set --match-set felix-4a-\S+ src -j RETURN$/m);
+    expect(text).not.to.include(':felix-to-e0001aaaaaa');
+    const set = /--match-set (\S+) src/.exec(filter(w).get('felix-to-e0001aaaaaa')!.join('\n'))![1]!;
+    expect([...w.k.sets().get(set)!.members]).to.deep.equal(['10.0.0.0/8']);
+  });
+
   it('a disabled endpoint: no routes, no allow rules, its flows forgotten; an address it loses is forgotten too', async () => {
     const { a, ...w } = await oneEndpoint(ep(1, { addrs: ['192.168.0.2', '192.168.0.3'] }));
     w.k.addFlow('192.168.0.3', '10.0.0.1');

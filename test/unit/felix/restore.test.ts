@@ -5,21 +5,22 @@ import {
 import { contentHash, contentSetHash, contentSetName, endpointSuffix, tempSetName } from '../../../src/felix/dataplane/render/names.js';
 
 describe('iptables-restore text', () => {
-  it('declares (flushes) written and removed chains, appends rules, moves jumps, then deletes chains', () => {
+  it('declares (flushes) written and removed chains, appends rules, replaces rules in place, moves jumps, then deletes chains', () => {
     const text = renderIptablesRestore([
       {
         table: 'filter',
         write: [{ name: 'felix-a', rules: ['-j DROP'] }],
+        replace: [{ chain: 'felix-c', index: 2, rule: '-j RETURN' }],
         remove: ['felix-b'],
         insertJumps: [{ table: 'filter', from: 'FORWARD', rule: '-j felix-FORWARD' }],
         deleteJumps: [{ table: 'filter', from: 'INPUT', rule: '-j felix-INPUT' }],
       },
-      { table: 'raw', write: [], remove: [], insertJumps: [], deleteJumps: [] },
+      { table: 'raw', write: [], replace: [], remove: [], insertJumps: [], deleteJumps: [] },
     ]);
     expect(text).to.equal(
-      ['*filter', ':felix-a - [0:0]', ':felix-b - [0:0]', '-A felix-a -j DROP', '-D INPUT -j felix-INPUT', '-I FORWARD 1 -j felix-FORWARD', '-X felix-b', 'COMMIT', ''].join('\n'),
+      ['*filter', ':felix-a - [0:0]', ':felix-b - [0:0]', '-A felix-a -j DROP', '-R felix-c 2 -j RETURN', '-D INPUT -j felix-INPUT', '-I FORWARD 1 -j felix-FORWARD', '-X felix-b', 'COMMIT', ''].join('\n'),
     );
-    expect(renderIptablesRestore([{ table: 'nat', write: [], remove: [], insertJumps: [], deleteJumps: [] }])).to.equal('', 'nothing to change → no process run');
+    expect(renderIptablesRestore([{ table: 'nat', write: [], replace: [], remove: [], insertJumps: [], deleteJumps: [] }])).to.equal('', 'nothing to change → no process run');
   });
 
   it('parses iptables-save into table → chain → rules; finds the sets a rule references', () => {

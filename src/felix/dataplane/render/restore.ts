@@ -11,6 +11,12 @@ export interface TableChanges {
   table: Table;
   /** Chains created or replaced whole. */
   write: Chain[];
+  /**
+   * Rules replaced in place (`-R chain N`, N from 1) in chains that keep
+   * their length: a group change alters one rule in each member's chains,
+   * and rewriting only that rule costs the kernel about half as much.
+   */
+  replace: Array<{ chain: string; index: number; rule: string }>;
   /** Chains flushed and deleted (after the writes, so references to them are gone first). */
   remove: string[];
   insertJumps: Jump[];
@@ -18,7 +24,7 @@ export interface TableChanges {
 }
 
 export const isEmptyChange = (c: TableChanges): boolean =>
-  c.write.length + c.remove.length + c.insertJumps.length + c.deleteJumps.length === 0;
+  c.write.length + c.replace.length + c.remove.length + c.insertJumps.length + c.deleteJumps.length === 0;
 
 /** One `*table … COMMIT` block per non-empty table; each block is one atomic transaction. */
 export function renderIptablesRestore(changes: TableChanges[]): string {
@@ -30,6 +36,7 @@ export function renderIptablesRestore(changes: TableChanges[]): string {
     for (const chain of c.write) out.push(`:${chain.name} - [0:0]`);
     for (const name of c.remove) out.push(`:${name} - [0:0]`);
     for (const chain of c.write) for (const rule of chain.rules) out.push(`-A ${chain.name} ${rule}`);
+    for (const r of c.replace) out.push(`-R ${r.chain} ${r.index} ${r.rule}`);
     for (const j of c.deleteJumps) out.push(`-D ${j.from} ${j.rule}`);
     for (const j of c.insertJumps) out.push(`-I ${j.from} 1 ${j.rule}`);
     for (const name of c.remove) out.push(`-X ${name}`);
