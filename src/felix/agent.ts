@@ -45,6 +45,8 @@ export class FelixAgent {
   private readonly timers: NodeJS.Timeout[] = [];
   private lastEndpointRequest = Date.now();
   private lastAclMessage = Date.now();
+  /** When the ACL subscription was paused for an apply, or null. */
+  private aclPausedAt: number | null = null;
   private resyncStarted = 0;
   private resyncCount = 0;
   /** Per connection, for status and metrics: plugin (REQ), endpoints (REP), ACL requests (REQ), ACL updates (SUB). */
@@ -90,7 +92,17 @@ export class FelixAgent {
     this.aclSub = new Subscriber(zmqAddress(g.ACLPublishAddress ?? g.ACLAddress, g.ACLPublishPort), (topic, body) => this.aclInbox.push(topic, body), log, toAclManager, ACL_QUEUE);
     // Read ACLs between applies only: what comes meanwhile waits at the ACL manager, which keeps the
     // newest per endpoint, so under churn Felix is sent about what it can apply, not every state.
-    opts.dataplane.onApplying = (applying) => (applying ? this.aclSub.pause() : this.aclSub.resume());
+    opts.dataplane.onApplying = (applying) => {
+      if (applying) {
+        this.aclSub.pause();
+        this.aclPausedAt = Date.now();
+        return;
+      }
+      this.aclSub.resume();
+      // Silence while Felix itself was not reading says nothing about the ACL manager.
+      if (this.aclPausedAt !== null) this.lastAclMessage += Date.now() - this.aclPausedAt;
+      this.aclPausedAt = null;
+    };
     this.aclSub.subscribe(TOPIC_ACL_HEARTBEAT);
     // The ACL manager restarted: what it published before our subscription reached it is lost.
     this.aclSub.onReconnect = () => this.requestAllAcls('ACL manager reconnected');
@@ -317,7 +329,7 @@ export class FelixAgent {
         this.resync('endpoint socket timed out');
       })().catch((err: Error) => this.opts.log.error({ err }, 'rebinding the endpoint socket failed'));
     }
-    if (now - this.lastAclMessage > timeout) {
+    if (this.aclPausedAt === null && now - this.lastAclMessage > timeout) {
       this.lastAclMessage = now;
       this.stats.aclUpdates.resets++;
       this.opts.log.warn('no ACL publication (not even a heartbeat) within the timeout; resubscribing');

@@ -417,8 +417,10 @@ export class Dataplane {
     if (batch.length === 0 && (!this.filters.dirty || this.hostRetryPending)) return;
     const versions = new Map(batch.map((e) => [e, e.version]));
     const started = performance.now();
+    // Changed or added while this apply runs: another apply follows at once.
+    const moreWaiting = () => this.filters.dirty || [...this.filterDirty].some((e) => versions.get(e) !== e.version && this.filterActionable(e));
     try {
-      await this.applyFilter(batch);
+      await this.applyFilter(batch, moreWaiting);
       for (const e of batch) this.filterSucceeded(e, versions.get(e)!);
       this.hostBackoffMs = 0;
       if (batch.length) this.log.info({ endpoints: batch.length, ms: Math.round(performance.now() - started) }, 'chains and sets programmed');
@@ -431,11 +433,11 @@ export class Dataplane {
   }
 
   /** Stages `batch` and writes everything staged; an endpoint whose sets could not be made fails on its own. */
-  private async applyFilter(batch: EndpointState[]): Promise<void> {
+  private async applyFilter(batch: EndpointState[], moreWaiting?: () => boolean): Promise<void> {
     const started = performance.now();
     for (const e of batch) this.filters.stage(this.filterEndpoint(e));
     const staged = performance.now();
-    const failed = await this.filters.apply();
+    const failed = await this.filters.apply(moreWaiting);
     this.log.debug({ endpoints: batch.length, stageMs: Math.round(staged - started), writeMs: Math.round(performance.now() - staged) }, 'filter apply timings');
     for (const [id, err] of failed) {
       const e = this.endpoints.get(id);

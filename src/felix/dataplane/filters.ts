@@ -135,14 +135,18 @@ export class EndpointFilters {
   }
 
   /**
-   * Writes what is staged: sets → chains → unused sets. An endpoint whose
+   * Writes what is staged: sets → chains → unused sets (at once, or with
+   * the next apply's sets when `moreWaiting()` says one follows). An endpoint whose
    * sets cannot be made is unstaged on its own and returned with the error;
    * the rest goes on. Throws (having invalidated what it knows of the
    * kernel) if the chains could not be written.
    */
-  async apply(): Promise<Map<string, Error>> {
+  async apply(moreWaiting: () => boolean = () => this.dirty): Promise<Map<string, Error>> {
     const failed = new Map<string, Error>();
-    const failedSets = await this.sets.applyCreates();
+    // What the chains reference decides which sets may go: known from the kernel before anything is destroyed.
+    await Promise.all(FAMILIES.map((f) => this.tables[f].readIfNeeded()));
+    const referenced = (name: string): boolean => this.tables[4].isSetReferenced(name) || this.tables[6].isSetReferenced(name);
+    const failedSets = await this.sets.applyCreates(referenced);
     if (failedSets.size > 0) {
       for (const [id, s] of this.staged) {
         const name = FAMILIES.flatMap((f) => s.held[f]).find((n) => failedSets.has(n));
@@ -157,7 +161,8 @@ export class EndpointFilters {
     this.flushDispatch();
     this.dirty = false;
     await Promise.all(FAMILIES.map((f) => this.tables[f].apply()));
-    await this.sets.applyDeletes((name) => this.tables[4].isSetReferenced(name) || this.tables[6].isSetReferenced(name));
+    // More to apply already: the next apply's set restore destroys what this one left unused.
+    if (!moreWaiting()) await this.sets.applyDeletes(referenced);
     return failed;
   }
 

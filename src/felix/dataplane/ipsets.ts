@@ -67,15 +67,19 @@ export class IpsetManager {
 
   /**
    * Makes every wanted set that is missing or untrusted, in one `ipset
-   * restore` (more only after a failure). Returns the sets that could not be
-   * made, with the reason; the others are in place.
+   * restore` (more only after a failure), which also destroys the sets an
+   * earlier apply left unused (one process fewer per apply under churn).
+   * Returns the sets that could not be made, with the reason; the others
+   * are in place. A set that could not be destroyed stays for a later try.
    */
-  async applyCreates(): Promise<Map<string, string>> {
+  async applyCreates(isReferenced: (name: string) => boolean): Promise<Map<string, string>> {
     if (this.actual === null) await this.read();
     const failed = new Map<string, string>();
     let pending = [...this.toCreate].filter((n) => !this.actual!.get(n)?.verified);
     this.toCreate.clear();
-    while (pending.length > 0) {
+    let destroy = this.destroyable(isReferenced);
+    let destroyFailed = false;
+    while (pending.length > 0 || destroy.length > 0) {
       const writes: SetWrite[] = [];
       for (const name of pending) {
         const set = this.wanted.get(name)!.set;
@@ -87,15 +91,17 @@ export class IpsetManager {
         }
         writes.push({ set, replace: found !== undefined });
       }
-      const { text, lastLine } = renderIpsetRestore(writes);
+      const { text, lastLine } = renderIpsetRestore(writes, destroy);
       try {
         await this.driver.restore(text);
         for (const w of writes) this.actual!.set(w.set.name, { type: w.set.type, verified: true });
+        this.destroyed(destroy);
         pending = [];
+        destroy = [];
       } catch (err) {
         const line = ipsetErrorLine((err as Error).message);
         if (line === null) {
-          // Nothing tells which set failed: trust nothing, read the kernel again next time.
+          // Nothing tells which line failed: trust nothing, read the kernel again next time.
           for (const w of writes) failed.set(w.set.name, (err as Error).message);
           this.invalidate();
           return failed;
@@ -108,20 +114,19 @@ export class IpsetManager {
           else if (first <= line) failed.set(w.set.name, (err as Error).message);
           else pending.push(w.set.name);
         }
+        this.destroyed(destroy.filter((n) => lastLine.get(n)! < line));
+        if (destroy.some((n) => lastLine.get(n) === line)) destroyFailed = true;
+        destroy = destroy.filter((n) => lastLine.get(n)! > line);
       }
     }
-    if (failed.size > 0) this.invalidate();
+    if (failed.size > 0 || destroyFailed) this.invalidate();
     return failed;
   }
 
   /** Destroys the felix- sets nobody wants and no kernel rule references; throws if the kernel refused. */
   async applyDeletes(isReferenced: (name: string) => boolean): Promise<void> {
-    if (this.actual === null || this.toDestroy.size === 0) return;
-    const destroy: string[] = [];
-    for (const name of this.toDestroy) {
-      if (this.wanted.has(name) || !this.actual.has(name)) this.toDestroy.delete(name);
-      else if (!isReferenced(name)) destroy.push(name);
-    }
+    if (this.actual === null) return;
+    const destroy = this.destroyable(isReferenced);
     if (destroy.length === 0) return;
     try {
       await this.driver.restore(renderIpsetRestore([], destroy).text);
@@ -129,8 +134,22 @@ export class IpsetManager {
       this.invalidate();
       throw err;
     }
-    for (const name of destroy) {
-      this.actual.delete(name);
+    this.destroyed(destroy);
+  }
+
+  /** The sets that lost their last user and that no kernel rule references any more. */
+  private destroyable(isReferenced: (name: string) => boolean): string[] {
+    const out: string[] = [];
+    for (const name of this.toDestroy) {
+      if (this.wanted.has(name) || !this.actual!.has(name)) this.toDestroy.delete(name);
+      else if (!isReferenced(name)) out.push(name);
+    }
+    return out;
+  }
+
+  private destroyed(names: string[]): void {
+    for (const name of names) {
+      this.actual!.delete(name);
       this.toDestroy.delete(name);
     }
   }

@@ -59,6 +59,30 @@ function plug(k: FakeKernel, ...specs: EndpointSpec[]): void {
   for (const s of specs) k.addLink(s.ifname);
 }
 
+/**
+ * A command runner over `k` that, once armed, holds the next run of `tool`
+ * (`ipset` only for `ipset restore`) until released: for what happens while
+ * a command runs.
+ */
+function holdNext(k: FakeKernel, tool: string) {
+  let armed = false;
+  let enter!: () => void;
+  let release!: () => void;
+  const entered = new Promise<void>((r) => (enter = r));
+  const released = new Promise<void>((r) => (release = r));
+  const commands: CommandRunner = {
+    run: async (cmd, args, input) => {
+      if (armed && cmd === tool && (cmd !== 'ipset' || args.includes('restore'))) {
+        armed = false;
+        enter();
+        await released;
+      }
+      return k.runner.run(cmd, args, input);
+    },
+  };
+  return { commands, entered, release, arm: () => void (armed = true) };
+}
+
 /** A started dataplane with endpoints 1 and 2 programmed in GROUP. */
 async function twoEndpoints(): Promise<World & { a: EndpointSpec; b: EndpointSpec }> {
   const w = await start();
@@ -240,33 +264,19 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
   for (const tool of ['ipset', 'iptables-restore'])
     it(`an endpoint removed while ${tool} runs loses its dispatch entry and chains in the next restore, which does not fail (seen under churn)`, async () => {
       const k = new FakeKernel();
-      let hold = false;
-      let entered!: () => void;
-      let release!: () => void;
-      const inTool = new Promise<void>((r) => (entered = r));
-      const released = new Promise<void>((r) => (release = r));
-      const commands: CommandRunner = {
-        run: async (cmd, args, input) => {
-          if (hold && cmd === tool && (cmd !== 'ipset' || args.includes('restore'))) {
-            hold = false;
-            entered();
-            await released;
-          }
-          return k.runner.run(cmd, args, input);
-        },
-      };
-      const w = await start(k, { commands });
+      const gate = holdNext(k, tool);
+      const w = await start(k, { commands: gate.commands });
       const [a, b] = [ep(1), ep(2)];
       plug(k, a, b);
       w.dp.upsertEndpoint(a);
       w.dp.setAcls(a.id, GROUP);
       await settle(w);
-      hold = true;
+      gate.arm();
       w.dp.upsertEndpoint(b);
       w.dp.setAcls(b.id, acls([rule('10.0.0.0/8')]));
-      await inTool;
+      await gate.entered;
       w.dp.removeEndpoint(a.id);
-      release();
+      gate.release();
       await settle(w);
       expect(w.dp.status(b.id)!.programmed, 'the endpoint being written').to.equal(true);
       expect(filter(w).has('felix-to-e0001aaaaaa'), 'the endpoint removed meanwhile').to.equal(false);
@@ -274,6 +284,29 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
       expect(w.k.iptablesSave(4)).not.to.include(a.ifname);
       expect(w.dp.status(b.id)!.programmed, 'no failure on the way').to.equal(true);
     });
+
+  it('sets left unused while more is staged are destroyed by the next apply’s set restore, not by a process of their own', async () => {
+    const k = new FakeKernel();
+    const gate = holdNext(k, 'iptables-restore');
+    const w = await start(k, { commands: gate.commands });
+    const a = ep(1);
+    plug(k, a);
+    w.dp.upsertEndpoint(a);
+    w.dp.setAcls(a.id, acls([rule('10.1.0.0/16')]));
+    await settle(w);
+    const first = contentSetName(4, 'addr', ['10.1.0.0/16']);
+    gate.arm();
+    w.dp.setAcls(a.id, acls([rule('10.2.0.0/16')]));
+    await gate.entered;
+    // Staged while the chains that drop `first` are being written.
+    w.dp.setAcls(a.id, acls([rule('10.3.0.0/16')]));
+    k.resetCalls();
+    gate.release();
+    await settle(w);
+    const restores = restoreInputs(w, 'ipset');
+    expect(restores[0], 'the next apply makes its set and destroys the one left unused').to.include(`destroy ${first}`).and.to.include('add felix-tmp-');
+    expect(felixSets(w)).to.deep.equal([contentSetName(4, 'addr', ['10.3.0.0/16']), OUT].sort());
+  });
 
   it('a removal whose iptables-restore fails is retried after the backoff, not forgotten', async () => {
     const { a, ...w } = await twoEndpoints();
