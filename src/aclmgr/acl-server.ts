@@ -58,8 +58,7 @@ export class AclServer {
   readonly stats = new SocketStats();
   /** ACLUPDATEs published (heartbeats not counted). */
   updatesPublished = 0;
-  /** ACL changes queued, and how many of them replaced an unsent older one for the same endpoint. */
-  changesQueued = 0;
+  /** ACL changes that replaced an unsent older one for the same endpoint. */
   changesSuperseded = 0;
   /** Subscriptions (duplicates included) and unsubscriptions received on the XPUB. */
   subscriptions = 0;
@@ -98,7 +97,6 @@ export class AclServer {
 
   /** Queues an endpoint's new complete ACLs for publication on its topic, replacing any unsent older ones. */
   publishChange(endpoint: string, acls: Acls): void {
-    this.changesQueued++;
     if (this.pending.has(endpoint)) this.changesSuperseded++;
     this.enqueue(endpoint, acls, 'change');
   }

@@ -69,6 +69,7 @@ export class AclManager {
         { name: 'resyncsStarted', metric: 'calico_aclmgr_resyncs_started_total', help: 'Group resyncs with the plugin started', kind: 'counter', value: () => network().resyncsStarted },
         { name: 'resyncsCompleted', metric: 'calico_aclmgr_resyncs_completed_total', help: 'Group resyncs with the plugin completed', kind: 'counter', value: () => network().resyncs },
         { name: 'subscriptions', metric: 'calico_aclmgr_subscriptions_total', help: 'Subscriptions received on the ACL publish socket (XPUB, duplicates included)', kind: 'counter', value: () => this.server.subscriptions },
+        { name: 'aclChangesSuperseded', metric: 'calico_aclmgr_acl_changes_superseded_total', help: 'ACL changes replaced by a newer one for the same endpoint before they were published', kind: 'counter', value: () => this.server.changesSuperseded },
         { name: 'aclUpdatesOnSubscription', metric: 'calico_aclmgr_acl_updates_on_subscription_total', help: 'ACLUPDATEs published because their topic was subscribed to', kind: 'counter', value: () => this.server.publishedOnSubscription },
       ],
     };

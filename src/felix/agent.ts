@@ -129,12 +129,12 @@ export class FelixAgent {
     });
   }
 
-  /** RESYNCSTATEs sent so far. */
   /** ACLUPDATEs dropped unread because a newer one for the same endpoint came in the same burst. */
   get aclUpdatesSuperseded(): number {
     return this.aclInbox.superseded;
   }
 
+  /** RESYNCSTATEs sent so far. */
   get resyncsStarted(): number {
     return this.resyncCount;
   }

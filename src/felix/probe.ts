@@ -48,6 +48,7 @@ export function felixProbe(parts: () => { agent?: FelixAgent; dataplane: { statu
       { name: 'endpointsFailed', metric: 'calico_felix_endpoints_failed', help: 'Endpoints whose programming failed (denied, retried)', kind: 'gauge', value: count((e) => e.error !== null) },
       { name: 'resyncsStarted', metric: 'calico_felix_resyncs_started_total', help: 'Resyncs with the plugin started', kind: 'counter', value: () => parts().agent?.resyncsStarted ?? 0 },
       { name: 'resyncsCompleted', metric: 'calico_felix_resyncs_completed_total', help: 'Resyncs with the plugin completed', kind: 'counter', value: () => parts().agent?.manager.resyncsCompleted ?? 0 },
+      { name: 'distinctAcls', metric: 'calico_felix_distinct_acls', help: 'Distinct ACLs held (endpoints with equal ACLs share one)', kind: 'gauge', value: () => parts().agent?.manager.acls.size ?? 0 },
       { name: 'aclUpdatesSuperseded', metric: 'calico_felix_acl_updates_superseded_total', help: 'ACLUPDATEs skipped undecoded: a newer one for the same endpoint arrived in the same burst', kind: 'counter', value: () => parts().agent?.aclUpdatesSuperseded ?? 0 },
     ],
   };

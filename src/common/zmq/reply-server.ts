@@ -12,14 +12,14 @@ import { SocketStats, replyKind } from './stats.js';
 
 export type RequestHandler = (body: Buffer) => object | Promise<object>;
 
+/** The 2014 plugin answered HEARTBEAT with `rc: SUCCESS` (SPEC §11); peers written for it may look for that. */
+export const PLUGIN_HEARTBEAT_REPLY = { ...heartbeat(), rc: Rc.SUCCESS, message: '' };
+
 /**
  * The usual handler of an API's server socket: decodes with the API's
  * decoder, answers a bad request with its error rc (and logs it), answers
  * HEARTBEAT, and hands every other message to `handle`.
  */
-/** The 2014 plugin answered HEARTBEAT with `rc: SUCCESS` (SPEC §11); peers written for it may look for that. */
-export const PLUGIN_HEARTBEAT_REPLY = { ...heartbeat(), rc: Rc.SUCCESS, message: '' };
-
 export function decodingHandler<T extends { type: string }>(
   decode: (body: Buffer) => Decoded<T>,
   log: Logger,

@@ -28,7 +28,8 @@ export class Subscriber {
   private paused = false;
   /** Messages still to read while paused: a queue's worth past the last resume (or the start). */
   private allowance: number;
-  private openGate: (() => void) | null = null;
+  /** Readers waiting for {@link resume} (or for their socket to be replaced or closed). */
+  private gateWaiters: Array<() => void> = [];
   /** Called when the socket completes a handshake again after losing its publisher (e.g. it restarted). */
   onReconnect: (() => void) | undefined;
 
@@ -72,15 +73,13 @@ export class Subscriber {
     this.handshaken = false;
     this.socket = this.open();
     old.close();
-    // The old socket's reader, if waiting to read, sees its socket replaced and ends.
-    this.openGate?.();
-    this.openGate = null;
+    // The old socket's reader, if waiting to read, sees its socket closed and ends.
+    this.openGates();
   }
 
   close(): void {
     this.closed = true;
-    this.openGate?.();
-    this.openGate = null;
+    this.openGates();
     clearTimeout(this.reviveTimer);
     this.socket.close();
   }
@@ -131,14 +130,17 @@ export class Subscriber {
   resume(): void {
     this.paused = false;
     this.allowance = this.queue.messages ?? Infinity;
-    this.openGate?.();
-    this.openGate = null;
+    this.openGates();
+  }
+
+  private openGates(): void {
+    for (const open of this.gateWaiters.splice(0)) open();
   }
 
   private async loop(socket: zmq.Subscriber): Promise<void> {
     try {
       for (;;) {
-        if (this.paused && this.allowance <= 0) await new Promise<void>((resolve) => (this.openGate = resolve));
+        if (this.paused && this.allowance <= 0) await new Promise<void>((resolve) => this.gateWaiters.push(resolve));
         // Not `socket !== this.socket`: the first pass runs inside open(), before the socket is assigned.
         if (this.closed || socket.closed) return;
         this.allowance--;

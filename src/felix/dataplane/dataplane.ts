@@ -118,9 +118,9 @@ export class Dataplane {
   private readonly routesDirty = new Set<EndpointState>();
   /** Interfaces whose routes and neighbours must go (their endpoint went or moved). */
   private readonly clearedInterfaces = new Set<string>();
-  /** Addresses whose flows must be forgotten once the current apply has committed. */
   /** Told when an apply starts (true) and ends (false). */
   onApplying: ((applying: boolean) => void) | undefined;
+  /** Addresses whose flows must be forgotten once the apply that removes their permission has committed. */
   private readonly conntrackPending = new Set<string>();
   /** Addresses whose permission a committed restore removed, for the background flow deletion. */
   private readonly flowsToDelete = new Set<string>();
