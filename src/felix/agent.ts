@@ -33,6 +33,8 @@ export const FIRST_ACL_WAIT_MS = 100;
 
 /** Small queues on the ACL subscription, so the ACL manager's latest-wins queue holds what waits (issue #13). */
 const ACL_QUEUE = { messages: 100, bytes: 256 * 1024 };
+/** The longest an apply keeps ACL reads paused. */
+const MAX_ACL_PAUSE_MS = 1000;
 
 export class FelixAgent {
   readonly manager: EndpointManager;
@@ -45,8 +47,9 @@ export class FelixAgent {
   private readonly timers: NodeJS.Timeout[] = [];
   private lastEndpointRequest = Date.now();
   private lastAclMessage = Date.now();
-  /** When the ACL subscription was paused for an apply, or null. */
+  /** When the ACL subscription was paused for an apply, or null; the timer that ends a long pause. */
   private aclPausedAt: number | null = null;
+  private aclPauseTimer: NodeJS.Timeout | undefined;
   private resyncStarted = 0;
   private resyncCount = 0;
   /** Per connection, for status and metrics: plugin (REQ), endpoints (REP), ACL requests (REQ), ACL updates (SUB). */
@@ -92,17 +95,9 @@ export class FelixAgent {
     this.aclSub = new Subscriber(zmqAddress(g.ACLPublishAddress ?? g.ACLAddress, g.ACLPublishPort), (topic, body) => this.aclInbox.push(topic, body), log, toAclManager, ACL_QUEUE);
     // Read ACLs between applies only: what comes meanwhile waits at the ACL manager, which keeps the
     // newest per endpoint, so under churn Felix is sent about what it can apply, not every state.
-    opts.dataplane.onApplying = (applying) => {
-      if (applying) {
-        this.aclSub.pause();
-        this.aclPausedAt = Date.now();
-        return;
-      }
-      this.aclSub.resume();
-      // Silence while Felix itself was not reading says nothing about the ACL manager.
-      if (this.aclPausedAt !== null) this.lastAclMessage += Date.now() - this.aclPausedAt;
-      this.aclPausedAt = null;
-    };
+    // Never for long, though: the manager's XPUB holds every subscriber back while one is full, so
+    // a long apply (a first programming of thousands) must not stall the other hosts' Felixes.
+    opts.dataplane.onApplying = (applying) => (applying ? this.pauseAclReads() : this.resumeAclReads());
     this.aclSub.subscribe(TOPIC_ACL_HEARTBEAT);
     // The ACL manager restarted: what it published before our subscription reached it is lost.
     this.aclSub.onReconnect = () => this.requestAllAcls('ACL manager reconnected');
@@ -127,6 +122,22 @@ export class FelixAgent {
       if (reply.rc !== Rc.SUCCESS) log.warn({ endpoint: msg.endpoint_id, ...reply }, 'endpoint request refused');
       return reply;
     });
+  }
+
+  private pauseAclReads(): void {
+    this.aclSub.pause();
+    this.aclPausedAt = Date.now();
+    clearTimeout(this.aclPauseTimer);
+    this.aclPauseTimer = setTimeout(() => this.resumeAclReads(), MAX_ACL_PAUSE_MS);
+  }
+
+  private resumeAclReads(): void {
+    clearTimeout(this.aclPauseTimer);
+    if (this.aclPausedAt === null) return;
+    this.aclSub.resume();
+    // Silence while Felix itself was not reading says nothing about the ACL manager.
+    this.lastAclMessage += Date.now() - this.aclPausedAt;
+    this.aclPausedAt = null;
   }
 
   /** ACLUPDATEs dropped unread because a newer one for the same endpoint came in the same burst. */
@@ -171,6 +182,7 @@ export class FelixAgent {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     clearTimeout(this.retryTimer);
+    clearTimeout(this.aclPauseTimer);
     for (const id of [...this.aclPending.keys()]) this.clearAclPending(id);
     this.pluginClient.close();
     this.aclClient.close();
