@@ -60,9 +60,8 @@ export class AclServer {
   updatesPublished = 0;
   /** ACL changes that replaced an unsent older one for the same endpoint. */
   changesSuperseded = 0;
-  /** Subscriptions (duplicates included) and unsubscriptions received on the XPUB. */
+  /** Subscriptions (duplicates included) received on the XPUB. */
   subscriptions = 0;
-  unsubscriptions = 0;
   /** ACLUPDATEs published because a subscription for the endpoint's topic arrived. */
   publishedOnSubscription = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -101,11 +100,6 @@ export class AclServer {
     this.enqueue(endpoint, acls, 'change');
   }
 
-  /** Endpoints waiting for publication. */
-  get queued(): number {
-    return this.pending.size;
-  }
-
   async stop(): Promise<void> {
     this.stopped = true;
     this.pending.clear();
@@ -126,10 +120,7 @@ export class AclServer {
   }
 
   private onSubscription(topic: string, subscribe: boolean): void {
-    if (!subscribe) {
-      this.unsubscriptions++;
-      return;
-    }
+    if (!subscribe) return;
     this.subscriptions++;
     if (topic === TOPIC_ACL_HEARTBEAT || this.pending.has(topic)) return;
     // Only an endpoint's exact topic whose ACLs are known (a prefix or unknown id publishes nothing).
@@ -174,12 +165,10 @@ export class AclServer {
 
   private getAclState(msg: GetAclState): object {
     const endpoint = msg.endpoint_id;
-    // Published once the reply is on its way; Felix subscribed before asking.
-    setImmediate(() => {
-      const acls = this.opts.aclsFor(endpoint);
-      this.opts.log.info({ endpoint, known: acls !== undefined }, 'ACL state requested');
-      if (acls) this.enqueue(endpoint, acls, 'request');
-    });
+    // Queued now, published on a later turn, after the reply; Felix subscribed before asking.
+    const acls = this.opts.aclsFor(endpoint);
+    this.opts.log.info({ endpoint, known: acls !== undefined }, 'ACL state requested');
+    if (acls) this.enqueue(endpoint, acls, 'request');
     const reply: GetAclStateResponse = { type: GETACLSTATE, endpoint_id: endpoint, rc: Rc.SUCCESS, message: '' };
     return reply;
   }

@@ -29,7 +29,7 @@ export interface FelixAgentOptions {
 }
 
 /** How long Felix waits after subscribing to an endpoint's topic before asking GETACLSTATE (SPEC §5). */
-export const FIRST_ACL_WAIT_MS = 100;
+const FIRST_ACL_WAIT_MS = 100;
 
 /** Small queues on the ACL subscription, so the ACL manager's latest-wins queue holds what waits (issue #13). */
 const ACL_QUEUE = { messages: 100, bytes: 256 * 1024 };
@@ -256,14 +256,8 @@ export class FelixAgent {
 
   /** Just subscribed to `id`'s topic: ask for its ACLs unless an ACLUPDATE arrives within 100 ms. */
   private awaitAcls(id: string): void {
-    const entry = this.aclPending.get(id);
-    if (entry) {
-      // Already waiting: its timer or outstanding request will do.
-      return;
-    }
-    const fresh = { timer: undefined as NodeJS.Timeout | undefined, backoffMs: FIRST_ACL_WAIT_MS };
-    fresh.timer = setTimeout(() => this.requestAcls(id), FIRST_ACL_WAIT_MS);
-    this.aclPending.set(id, fresh);
+    // Already waiting: its timer or outstanding request will do.
+    if (!this.aclPending.has(id)) this.aclPending.set(id, { timer: setTimeout(() => this.requestAcls(id), FIRST_ACL_WAIT_MS), backoffMs: FIRST_ACL_WAIT_MS });
   }
 
   private clearAclPending(id: string): void {

@@ -63,9 +63,9 @@ interface Resync {
 
 export class EndpointManager {
   private readonly eps = new Map<string, FelixEndpoint>();
-  /** What each endpoint holds (SPEC §3 "What Felix trusts"): one owner per chain suffix, interface and address. */
   /** Equal ACLs held (and rendered) once. */
   readonly acls = new AclInterner();
+  /** What each endpoint holds (SPEC §3 "What Felix trusts"): one owner per chain suffix, interface and address. */
   private readonly bySuffix = new Map<string, string>();
   private readonly byIfname = new Map<string, string>();
   private readonly byAddr = new Map<string, string>();

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { waitFor } from '../common/poll.js';
+import { endpointKey } from '../plugin/data.js';
 import { renderBirdConfig } from './bird-config.js';
 
 /** dist/ of this build: the lab runs the same build's commands. */
@@ -400,7 +401,7 @@ export class Lab {
   }
 
   private dataFile(ip: string): string {
-    return path.join(this.dataDir, `${ip.replace(/[.:]/g, '_')}.txt`);
+    return path.join(this.dataDir, `${endpointKey(ip)}.txt`);
   }
 
   /** Deletes only the container's data: the plugin destroys the endpoint, the namespace stays. */

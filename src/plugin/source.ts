@@ -99,8 +99,8 @@ export class DataSource {
 
   /** Loads the data once (without calling onChange) and starts watching. */
   async start(): Promise<PluginData> {
-    await this.load(null);
     this.watchingDirectory = await this.isDirectory();
+    await this.load(null);
     const dir = this.watchingDirectory ? this.opts.path : path.dirname(this.opts.path);
     // followSymlinks: false, so the watcher does not watch what a link in the data directory points at.
     this.watcher = watch(dir, { depth: 0, ignoreInitial: true, followSymlinks: false });
@@ -175,7 +175,7 @@ export class DataSource {
   }
 
   private async allFiles(): Promise<string[]> {
-    if (!(await this.isDirectory())) return [path.resolve(this.opts.path)];
+    if (!this.watchingDirectory) return [path.resolve(this.opts.path)];
     const names = await fsp.readdir(this.opts.path);
     // The 2014 plugin read every file of its directory; say once which ones this one does not.
     for (const f of names) {

@@ -287,7 +287,7 @@ export class Dataplane {
     while (this.loopRunning) await new Promise((r) => setTimeout(r, 10));
     await this.flowWorker;
     this.netlink.close();
-    for (const w of this.idleWaiters.splice(0)) w();
+    this.wakeIdle();
   }
 
   // ---- desired state → managers ----
@@ -314,6 +314,10 @@ export class Dataplane {
   }
 
   // ---- the apply loop ----
+
+  private wakeIdle(): void {
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
 
   private isIdle(): boolean {
     return !this.loopRunning && !this.loopScheduled && this.flowWorker === null && !this.hasWork();
@@ -366,7 +370,7 @@ export class Dataplane {
     } finally {
       this.loopRunning = false;
       if (this.hasWork()) this.schedule();
-      else if (this.isIdle()) for (const w of this.idleWaiters.splice(0)) w();
+      else if (this.isIdle()) this.wakeIdle();
     }
   }
 
@@ -409,7 +413,7 @@ export class Dataplane {
       }
     })().finally(() => {
       this.flowWorker = null;
-      if (this.isIdle()) for (const w of this.idleWaiters.splice(0)) w();
+      if (this.isIdle()) this.wakeIdle();
     });
   }
 

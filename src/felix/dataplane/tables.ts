@@ -93,7 +93,7 @@ export class IptablesTables {
 
   /** Writes what changed; returns whether a restore ran. Throws (and invalidates) on failure. */
   async apply(): Promise<boolean> {
-    if (this.actual === null) await this.read();
+    await this.readIfNeeded();
     const changes = TABLES.map((t) => this.plan(t));
     // Marked clean before the write: what changes while iptables-restore runs stays dirty for the next apply.
     for (const d of this.dirty.values()) d.clear();
@@ -103,8 +103,8 @@ export class IptablesTables {
       try {
         await this.driver.restore(text);
       } catch (err) {
-        // Nothing was written: what was planned (removals too, which invalidate() cannot know) is still to do.
-        for (const c of changes) for (const name of [...c.write.map((w) => w.name), ...c.replace.map((r) => r.chain), ...c.remove]) this.dirty.get(c.table)!.add(name);
+        // Nothing was written: invalidate() marks every desired chain dirty; the planned removals it cannot know.
+        for (const c of changes) for (const name of c.remove) this.dirty.get(c.table)!.add(name);
         this.invalidate();
         throw err;
       }
