@@ -12,12 +12,13 @@ export class AclInterner {
 
   /** The shared object equal to `acls`, counted as used once more; give it back with {@link release}. */
   intern(acls: Acls): Acls {
-    const key = JSON.stringify(acls);
+    // An object seen before (a remembered decode: see rememberingDecoder) is not serialized again.
+    let key = this.keys.get(acls);
+    if (key === undefined) this.keys.set(acls, (key = JSON.stringify(acls)));
     let entry = this.byKey.get(key);
     if (!entry) {
       entry = { acls, users: 0 };
       this.byKey.set(key, entry);
-      this.keys.set(acls, key);
     }
     entry.users++;
     return entry.acls;

@@ -7,7 +7,7 @@
  */
 import type { Logger } from '../common/logging.js';
 import { zmqAddress } from '../common/config.js';
-import { HEARTBEAT, Rc, decodeResponse } from '../common/wire/codec.js';
+import { HEARTBEAT, Rc, decodeResponse, rememberingDecoder } from '../common/wire/codec.js';
 import { ENDPOINTDESTROYED, RESYNCSTATE, decodeFelixRequest, decodeResyncResponse } from '../common/wire/endpoint-api.js';
 import { GETACLSTATE, TOPIC_ACL_HEARTBEAT, decodeAclPublication } from '../common/wire/acl-api.js';
 import { ReplyServer, RequestHandler, decodingHandler } from '../common/zmq/reply-server.js';
@@ -42,6 +42,8 @@ export class FelixAgent {
   private readonly aclClient: RequestClient;
   private readonly aclSub: Subscriber;
   private readonly aclInbox: LatestPerTopic;
+  /** The members of a group arrive with the same bytes in a row: parsed once (a few groups may interleave). */
+  private readonly decodeAcls = rememberingDecoder(decodeAclPublication, 8);
   private epServer: ReplyServer | undefined;
   private readonly endpointHandler: RequestHandler;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -307,7 +309,7 @@ export class FelixAgent {
 
   private onAclPublication(topic: string, body: Buffer): void {
     this.lastAclMessage = Date.now();
-    const decoded = decodeAclPublication(body);
+    const decoded = this.decodeAcls(body);
     this.stats.aclUpdates.record(decoded.ok ? decoded.msg.type : 'ERROR', decoded.ok ? '' : decoded.error.rc);
     if (!decoded.ok) {
       this.opts.log.warn({ topic, ...decoded.error }, 'bad ACL publication ignored');

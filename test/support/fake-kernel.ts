@@ -8,6 +8,7 @@
  * sequences — restarts, failures, teardown while something still refers to
  * the removed object — in milliseconds and without root.
  */
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import ipaddr from 'ipaddr.js';
 import { CommandError, type CommandRunner } from '../../src/felix/dataplane/drivers/commands.js';
@@ -707,7 +708,7 @@ export class FakeKernel {
       return ipt[2] === 'save' ? this.iptablesSaveCmd(family, tool, args) : this.iptablesRestore(family, tool, args, input);
     }
     if (tool === 'ipset') return this.ipset(args, input);
-    if (tool === 'conntrack') return this.conntrack(args);
+    if (tool === 'conntrack') return this.conntrack(args, input);
     throw new ToolFailure(`fake kernel: ${tool} is not modelled (Felix programs iptables through iptables-restore, sets through ipset restore)`);
   }
 
@@ -1257,7 +1258,21 @@ export class FakeKernel {
 
   // ---- conntrack ----
 
-  private conntrack(args: string[]): string {
+  private conntrack(args: string[], input: string): string {
+    if (args.length === 2 && (args[0] === '-R' || args[0] === '--load-file')) return this.conntrackLoadFile(args[1] === '-' ? input : readFileSync(args[1]!, 'utf8'));
+    return this.conntrackCommand(args, false);
+  }
+
+  /** `conntrack --load-file FILE`, as v1.4.7 (the tool reads the file, so it is read here too): one command per line, only -D/-I/-U; a line matching nothing is no failure. */
+  private conntrackLoadFile(input: string): string {
+    const commands = input.split('\n').filter((l) => l.trim() !== '').map((l) => l.trim().split(/\s+/));
+    for (const c of commands) {
+      if (c[0] !== '-D' && c[0] !== '--delete') throw new ToolFailure(`${CONNTRACK_BANNER}: Cannot use command \`${c[0]}' with --load-file\nTry \`conntrack -h' or 'conntrack --help' for more information.`);
+    }
+    return commands.map((c) => this.conntrackCommand(c, true)).join('');
+  }
+
+  private conntrackCommand(args: string[], loadingFile: boolean): string {
     let op: 'delete' | 'list' | null = null;
     let family: Family | null = null;
     const match: { src?: { family: Family; text: string }; dst?: { family: Family; text: string } } = {};
@@ -1290,7 +1305,7 @@ export class FakeKernel {
     if (op === 'list') return stdout;
     this.flowList = this.flowList.filter((f) => !hit(f));
     // Exactly as the real tool: deleting nothing is exit status 1.
-    if (hits.length === 0) throw new ToolFailure(`${CONNTRACK_BANNER}: 0 flow entries have been deleted.`);
+    if (hits.length === 0 && !loadingFile) throw new ToolFailure(`${CONNTRACK_BANNER}: 0 flow entries have been deleted.`);
     return stdout;
   }
 }

@@ -194,6 +194,24 @@ export function makeDecoder<T>(decoders: FieldDecoders<T>): (body: Buffer | stri
   };
 }
 
+/**
+ * A decoder that answers a body byte-equal to one of the last `size` it
+ * decoded from memory, with the same (shared, never to be mutated) result.
+ * The ACL manager sends every member of a group the same bytes, so under
+ * churn Felix parses each group's ACLs once instead of once per member.
+ */
+export function rememberingDecoder<T>(decode: (body: Buffer) => Decoded<T>, size: number): (body: Buffer) => Decoded<T> {
+  const recent: Array<{ body: Buffer; decoded: Decoded<T> }> = [];
+  return (body) => {
+    const hit = recent.find((r) => r.body.equals(body));
+    if (hit) return hit.decoded;
+    const decoded = decode(body);
+    recent.unshift({ body, decoded });
+    if (recent.length > size) recent.pop();
+    return decoded;
+  };
+}
+
 function fail(type: string, rc: Rc, reason: string): { ok: false; error: WireError } {
   return { ok: false, error: { type, rc, reason } };
 }

@@ -12,6 +12,7 @@ import {
   isIp,
   isMac,
   parseIssued,
+  rememberingDecoder,
   success,
 } from '../../../src/common/wire/codec.js';
 import { decodeAclPublication, decodeAclRequest } from '../../../src/common/wire/acl-api.js';
@@ -218,4 +219,35 @@ describe('codec: no decoder throws, whatever the body', () => {
     it(`${name} answers ${bodies.length} odd bodies without throwing`, () => {
       for (const body of bodies) expect(() => decode(body), body.slice(0, 120)).not.to.throw();
     });
+});
+
+describe('codec: rememberingDecoder', () => {
+  const update = (cidr: string) => Buffer.from(JSON.stringify({ type: 'ACLUPDATE', issued: 1, acls: { v4: { inbound: [{ cidr }] } } }));
+
+  it('answers a byte-equal body with the same result, and decodes a different one', () => {
+    let calls = 0;
+    const decode = rememberingDecoder((b: Buffer) => (calls++, decodeAclPublication(b)), 2);
+    const first = decode(update('10.0.0.1/32'));
+    expect(first.ok).to.equal(true);
+    expect(decode(update('10.0.0.1/32'))).to.equal(first);
+    expect(calls).to.equal(1);
+    const other = decode(update('10.0.0.2/32'));
+    expect(other).to.not.equal(first);
+    expect(other.ok && other.msg.type === 'ACLUPDATE' && other.msg.acls.v4.inbound[0]!.cidr).to.equal('10.0.0.2/32');
+    expect(calls).to.equal(2);
+  });
+
+  it('remembers only the last `size` bodies, and remembers failures too', () => {
+    let calls = 0;
+    const decode = rememberingDecoder((b: Buffer) => (calls++, decodeAclPublication(b)), 2);
+    decode(update('10.0.0.1/32'));
+    decode(update('10.0.0.2/32'));
+    decode(update('10.0.0.3/32'));
+    decode(update('10.0.0.1/32'));
+    expect(calls, 'the first was forgotten').to.equal(4);
+    const bad = decode(Buffer.from('{"type":"ACLUPDATE"}'));
+    expect(bad.ok).to.equal(false);
+    expect(decode(Buffer.from('{"type":"ACLUPDATE"}'))).to.equal(bad);
+    expect(calls).to.equal(5);
+  });
 });

@@ -28,4 +28,15 @@ describe('AclInterner (equal ACLs held once)', () => {
     expect(i.size, 'a release too many changes nothing').to.equal(0);
     expect(i.intern(acls('10.0.0.1/32'))).not.to.equal(a);
   });
+
+  it('the same object interned again is one more user of its entry, and gives the entry back', () => {
+    const i = new AclInterner();
+    const decoded = acls('10.0.0.1/32');
+    const a = i.intern(acls('10.0.0.1/32'));
+    expect(i.intern(decoded)).to.equal(a);
+    expect(i.intern(decoded)).to.equal(a);
+    for (let n = 0; n < 3; n++) i.release(a);
+    expect(i.size).to.equal(0);
+    expect(i.intern(decoded), 'after its entry went, the object starts a new one').to.equal(decoded);
+  });
 });

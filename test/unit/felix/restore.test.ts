@@ -41,6 +41,15 @@ describe('content-named sets (SPEC §6 v2)', () => {
     expect(tempSetName(name).length).to.be.at.most(31);
   });
 
+  it('one members list named as another family or kind gets that family’s and kind’s name (names are remembered per list)', () => {
+    const members = ['10.0.0.0/8'];
+    const addr = contentSetName(4, 'addr', members);
+    expect(contentSetName(4, 'addr', members)).to.equal(addr);
+    expect(contentSetName(4, 'icmp', members)).to.equal(`felix-4i-${addr.slice(9)}`);
+    expect(contentSetName(6, 'addr', members)).to.equal(`felix-6a-${addr.slice(9)}`);
+    expect(contentSetName(4, 'port', members)).to.equal(`felix-4p-${contentHash('hash:net,port', members)}`);
+  });
+
   it('writes each set under a temporary name, then renames it (or swaps an untrusted one); records each set’s last line', () => {
     const a = { name: 'felix-4a-1', type: 'hash:net' as const, family: 4 as const, members: ['10.0.0.1'] };
     const b = { name: 'felix-6p-2', type: 'hash:net,port' as const, family: 6 as const, members: ['fd00::/8,tcp:80', 'fd00::/8,tcp:81'] };

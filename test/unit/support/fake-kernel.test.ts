@@ -434,6 +434,16 @@ describe('FakeKernel', () => {
       const err = await failure(k.runner.run('conntrack', ['-D', '-d', '10.0.0.2', '-f', 'ipv6']));
       expect(err.stderr).to.match(/^conntrack v1\.4\.7 \(conntrack-tools\): mismatched address family/);
     });
+
+    it('--load-file - runs one -D per line; a line deleting nothing is no failure; a listing is refused', async () => {
+      k.addFlow('10.0.0.1', '10.0.0.2');
+      k.addFlow('2001:db8::1', '2001:db8::2');
+      k.addFlow('10.0.0.3', '10.0.0.4');
+      await k.runner.run('conntrack', ['--load-file', '-'], '-D -f ipv4 -s 10.9.9.9\n-D -f ipv4 -d 10.0.0.2\n-D -f ipv6 -s 2001:db8::1\n');
+      expect(k.flows()).to.deep.equal([{ src: '10.0.0.3', dst: '10.0.0.4' }]);
+      const err = await failure(k.runner.run('conntrack', ['-R', '-'], '-L\n'));
+      expect(err.stderr).to.match(/Cannot use command `-L' with --load-file/);
+    });
   });
 
   describe('netlink', () => {

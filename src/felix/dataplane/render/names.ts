@@ -42,9 +42,21 @@ export function contentHash(type: string, sortedMembers: readonly string[]): str
   return h.digest('hex').slice(0, 16);
 }
 
-/** A content-named set: `felix-4a-0f3c…` (family, kind, 16 hex digits). Members must be sorted. */
+/** Names by members list: the endpoints of a group share one rendering of their ACLs, so a set is hashed once, not per member. */
+const namesByMembers = new WeakMap<readonly string[], string>();
+
+/**
+ * A content-named set: `felix-4a-0f3c…` (family, kind, 16 hex digits).
+ * Members must be sorted, and the list is not changed once named (it is
+ * remembered by identity).
+ */
 export function contentSetName(family: Family, kind: SetKind, sortedMembers: readonly string[]): string {
-  return `felix-${family}${KIND_LETTER[kind]}-${contentHash(setType(kind), sortedMembers)}`;
+  const prefix = `felix-${family}${KIND_LETTER[kind]}-`;
+  const known = namesByMembers.get(sortedMembers);
+  if (known?.startsWith(prefix)) return known;
+  const name = prefix + contentHash(setType(kind), sortedMembers);
+  namesByMembers.set(sortedMembers, name);
+  return name;
 }
 
 const CONTENT_SET_RE = /^felix-[46][api]-([0-9a-f]{16})$/;
