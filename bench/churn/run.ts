@@ -58,7 +58,10 @@ interface Result {
   initialMs: number;
   edits: number;
   settleMs: number;
+  /** Last edit → the start of the kernel read that matched (the kernel matched no later than settleMs). */
+  settleReadBeganMs: number;
   pollMs: number;
+  present: number;
   stable: boolean;
   orphanSets: number;
   published: number;
@@ -68,8 +71,8 @@ interface Result {
   rss: Record<string, { idle: number; peak: number; last: number }>;
 }
 
-/** Polls the kernel until it matches the model; the time the matching read finished, and how long a read took. */
-async function untilMatch(stack: OneHostStack, model: ChurnModel, label: string, since = wall()): Promise<{ at: number; pollMs: number }> {
+/** Polls the kernel until it matches the model; when the matching read began and finished, and how long it took. */
+async function untilMatch(stack: OneHostStack, model: ChurnModel, label: string, since = wall()): Promise<{ began: number; at: number; pollMs: number }> {
   const deadline = wall() + SETTLE_TIMEOUT_MS;
   let lastReport = wall();
   let lastText = '';
@@ -78,7 +81,7 @@ async function untilMatch(stack: OneHostStack, model: ChurnModel, label: string,
     const started = wall();
     const diff = differences(await readKernel(stack.ns), model);
     const at = wall();
-    if (diff.length === 0) return { at, pollMs: at - started };
+    if (diff.length === 0) return { began: started, at, pollMs: at - started };
     if (at > deadline) throw new Error(`${label}: the kernel did not match the data within ${SETTLE_TIMEOUT_MS / 1000} s: ${diff.join('; ')}`);
     const text = diff.join('; ');
     if (at - lastReport > 5000 || text !== lastText) {
@@ -129,7 +132,9 @@ async function run(n: number, rate: number): Promise<Result> {
     return {
       n, rate, groupSize, initialMs, edits,
       settleMs: settled.at - lastEdit,
+      settleReadBeganMs: settled.began - lastEdit,
       pollMs: settled.pollMs,
+      present: model.present().length,
       stable,
       orphanSets: again.orphanSets,
       published: stack.countLogLines('acl-manager', '"msg":"publishing') - published0,
@@ -150,9 +155,11 @@ function print(r: Result): void {
   const mb = (x: number) => x.toFixed(0).padStart(4);
   console.log(`N=${r.n} endpoint slots, ${argv.groups} groups of ~${r.groupSize}, ${r.rate} edits/s for ${argv.duration} s (${r.edits} edits), seed ${argv.seed}`);
   console.log(`  initial programming           ${secs(r.initialMs)} s`);
-  console.log(`  settle after the last edit    ${secs(r.settleMs)} s (kernel read takes ${secs(r.pollMs)} s; goal 1 s; before issue #13: 16.8–20.4 s at N=1000, 21/s)` +
+  console.log(`  settle after the last edit    ${secs(r.settleMs)} s (the matching kernel read began at ${secs(Math.max(0, r.settleReadBeganMs))} s and took ${secs(r.pollMs)} s; goal 1 s; before issue #13: 16.8–20.4 s at N=1000, 21/s)` +
     `${r.stable ? '' : '  NOT STABLE 3 s later'}${r.orphanSets ? `  ${r.orphanSets} orphaned sets` : ''}`);
+  const perEndpointSecond = (x: number) => (x / Math.max(r.present, 1) / argv.duration).toFixed(1);
   console.log(`  ACLUPDATEs published          ${r.published}  vs every intermediate state ${r.intermediate} (${(r.intermediate / Math.max(r.published, 1)).toFixed(1)}× more); endpoints whose ACLs changed ${r.changed}; edits ${r.edits}; received by Felix ${r.felixReceived}`);
+  console.log(`    per endpoint and second     ${perEndpointSecond(r.published)} published vs ${perEndpointSecond(r.intermediate)} changes of its ACLs`);
   console.log(`  RSS MB (idle → peak → final)  ${DAEMONS.map((d) => `${d} ${mb(r.rss[d]!.idle)} →${mb(r.rss[d]!.peak)} →${mb(r.rss[d]!.last)}`).join(';  ')}  (goal: peak under 250; before issue #13: acl-manager 773–1259, felix 316–324 at N=1000)`);
 }
 
