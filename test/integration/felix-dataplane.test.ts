@@ -70,9 +70,9 @@ async function canPing(from: Container, ip: string, source?: string): Promise<bo
   return r.code === 0;
 }
 
-/** A TCP listener inside the container (killed with its namespace). */
-function listen(c: Container, port: number): void {
-  const child = spawn('ip', ['netns', 'exec', c.ns.name, 'nc', '-lk', String(port)], { stdio: 'ignore' });
+/** A TCP listener inside the container (killed with its namespace); nc listens on one family. */
+function listen(c: Container, port: number, family: 4 | 6 = 4): void {
+  const child = spawn('ip', ['netns', 'exec', c.ns.name, 'nc', `-${family}`, '-lk', String(port)], { stdio: 'ignore' });
   child.unref();
 }
 
@@ -400,6 +400,72 @@ describe('Felix dataplane in network namespaces', function () {
     await host.run('ipset', ['destroy', squatted]);
     await waitFor('B programmed after retry', async () => (await status(driver, B.id))?.programmed, 15000);
     expect(await canPing(a, B.ip)).to.equal(true);
+  });
+
+  describe('IPv6 (issue #14)', () => {
+    const A6 = { ...A, ip: 'fd00:192:168::10:1' };
+    const B6 = { ...B, ip: 'fd00:192:168::10:2' };
+    const C6 = { ...C, ip: 'fd00:192:168::10:3' };
+    const D = { id: 'dddddddddddd0004', ifname: 'tapddddddddddd', ip: '192.168.10.4,fd00:192:168::10:4', mac: 'ee:ee:00:00:00:04' };
+    const rules6 = (inbound: Rule[]): Acls['v6'] => rules(inbound, [rule({ cidr: '::/0' })]);
+    /** IPv4 open to the other containers; IPv6 inbound only from `from`. */
+    const only6 = (...from: string[]): Acls => ({ v4: OPEN.v4, v6: rules6(from.map((ip) => rule({ cidr: `${ip}/128` }))) });
+    const dual = (e: typeof D): EndpointSpec => ({ ...spec(e), addrs: e.ip.split(',') });
+
+    /** A6 and B6 allow each other and D; C6 is allowed nowhere; D (dual stack) allows A6 over IPv6 and everyone over IPv4. */
+    async function v6Lab() {
+      const host = await createNetns('host');
+      const [a, b, c, d] = await Promise.all([
+        plugContainer(host, 'a', A6.ip, A6.ifname, { mac: A6.mac }),
+        plugContainer(host, 'b', B6.ip, B6.ifname, { mac: B6.mac }),
+        plugContainer(host, 'c', C6.ip, C6.ifname, { mac: C6.mac }),
+        plugContainer(host, 'd', D.ip, D.ifname, { mac: D.mac }),
+      ]);
+      const driver = await startDriver(host);
+      await program(driver, [
+        [spec(A6), only6(B6.ip, 'fd00:192:168::10:4')],
+        [spec(B6), only6(A6.ip, 'fd00:192:168::10:4')],
+        [spec(C6), only6()],
+        [dual(D), only6(A6.ip)],
+      ]);
+      return { host, a, b, c, d, driver };
+    }
+
+    it('containers reach each other over IPv6 through the fe80::1 gateway only as their ACLs allow; IPv4 and IPv6 of a dual-stack one each hold', async () => {
+      const { host, a, b, c, d } = await v6Lab();
+      expect(await canPing(a, B6.ip), 'A6 → B6').to.equal(true);
+      expect(await canPing(b, A6.ip), 'B6 → A6').to.equal(true);
+      expect(await canPing(c, A6.ip), 'C6 → A6: not allowed').to.equal(false);
+      expect(await canPing(a, C6.ip), 'A6 → C6: C6 allows nobody').to.equal(false);
+      expect(await canPing(d, A6.ip), 'D → A6 over IPv6').to.equal(true);
+      expect(await canPing(a, 'fd00:192:168::10:4'), 'A6 → D over IPv6').to.equal(true);
+      expect(await canPing(b, 'fd00:192:168::10:4'), 'B6 → D: D allows only A6 over IPv6').to.equal(false);
+      expect(await canPing(d, '192.168.10.4'), 'D reaches its own IPv4 address').to.equal(true);
+      listen(b, 8080, 6);
+      expect(await canConnect(a, B6.ip, 8080), 'TCP A6 → B6').to.equal(true);
+      expect(await canConnect(c, B6.ip, 8080), 'TCP C6 → B6').to.equal(false);
+      // What Felix put on the host side: the gateway, accept_ra=0, a permanent neighbour per address.
+      expect(await host.run('ip', ['-6', 'addr', 'show', 'dev', A6.ifname])).to.match(/inet6 fe80::1\/64 scope link nodad/);
+      expect((await host.run('sysctl', ['-n', `net.ipv6.conf.${A6.ifname}.accept_ra`])).trim()).to.equal('0');
+      expect(await host.run('ip', ['-6', 'neigh', 'show', 'nud', 'permanent', 'dev', D.ifname])).to.include(`fd00:192:168::10:4 lladdr ${D.mac} PERMANENT`);
+    });
+
+    it('a spoofed IPv6 source does not get out, and the gateway comes back after the interface goes down and up', async () => {
+      const { host, a } = await v6Lab();
+      expect(await canPing(a, B6.ip)).to.equal(true);
+      // A claims an address of its own choosing (inside B's allowed range would not matter: it is not A's).
+      await a.ns.run('ip', ['-6', 'addr', 'add', 'fd00:192:168::10:99/128', 'dev', 'eth0', 'nodad']);
+      expect(await canPing(a, B6.ip, 'fd00:192:168::10:99'), 'spoofed source').to.equal(false);
+      await a.ns.run('ip', ['-6', 'addr', 'add', `${C6.ip}/128`, 'dev', 'eth0', 'nodad']);
+      expect(await canPing(a, B6.ip, C6.ip), "another endpoint's address").to.equal(false);
+      expect(await canPing(a, B6.ip, A6.ip), 'its own address still gets out').to.equal(true);
+      await host.run('ip', ['link', 'set', A6.ifname, 'down']);
+      expect(await host.run('ip', ['-6', 'addr', 'show', 'dev', A6.ifname]), 'the kernel dropped the gateway').to.not.include('fe80::1/64');
+      await host.run('ip', ['link', 'set', A6.ifname, 'up']);
+      // Its own address as the source: the kernel would pick the spoofed one nearest to B's.
+      await waitFor('A6 reaches B6 again', () => canPing(a, B6.ip, A6.ip), 15000);
+      expect(await host.run('ip', ['-6', 'addr', 'show', 'dev', A6.ifname])).to.match(/inet6 fe80::1\/64 scope link nodad/);
+    });
   });
 
   describe('version 2', () => {

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import ipaddr from 'ipaddr.js';
 import { CommandError, type CommandRunner } from '../../src/felix/dataplane/drivers/commands.js';
-import type { HostRoute, LinkEvent, LinkState, NeighbourEntry, Netlink, RouteDecision } from '../../src/felix/dataplane/drivers/netlink.js';
+import type { HostRoute, LinkAddress, LinkEvent, LinkState, NeighbourEntry, Netlink, RouteDecision } from '../../src/felix/dataplane/drivers/netlink.js';
 import type { Sysctl } from '../../src/felix/dataplane/drivers/sysctl.js';
 import type { Family } from '../../src/felix/dataplane/render/names.js';
 import { IpsetSyntaxError, SET_TYPE_REVISIONS, ipsetEntries, parseRule, tokenize, type ParsedRule } from './fake-kernel-formats.js';
@@ -227,6 +227,8 @@ class Network {
   readonly routes = new Map<string, HostRoute>();
   /** Key `ifindex dst`. */
   readonly neighbours = new Map<string, NeighbourEntry>();
+  /** IPv6 interface addresses, key `ifindex addr/len` (the kernel's own link-local ones are not modelled). */
+  readonly addresses = new Map<string, LinkAddress>();
   readonly handles = new Set<FakeNetlink>();
   nextIndex = 1;
 
@@ -235,10 +237,11 @@ class Network {
     return undefined;
   }
 
-  /** What the kernel does when a link goes down or away: its routes and neighbours (permanent ones too) go. */
+  /** What the kernel does when a link goes down or away: its routes, neighbours (permanent ones too) and IPv6 addresses go. */
   flush(ifindex: number): void {
     for (const [k, r] of this.routes) if (r.ifindex === ifindex) this.routes.delete(k);
     for (const [k, n] of this.neighbours) if (n.ifindex === ifindex) this.neighbours.delete(k);
+    for (const [k, a] of this.addresses) if (a.ifindex === ifindex) this.addresses.delete(k);
   }
 
   emit(e: LinkEvent): void {
@@ -350,6 +353,27 @@ export class FakeNetlink implements Netlink {
     const dst = FakeNetlink.address(n.dst);
     this.linkAt(n.ifindex);
     if (!this.net.neighbours.delete(`${n.ifindex} ${dst}`)) throw errnoError('ENOENT');
+  }
+
+  async ipv6Addresses(): Promise<LinkAddress[]> {
+    await this.op(['ipv6Addresses']);
+    return [...this.net.addresses.values()].map((a) => ({ ...a }));
+  }
+
+  /** Create or replace, as the driver asks; a down link takes the address too (it goes at the next down). */
+  async addIpv6Address(a: LinkAddress): Promise<void> {
+    await this.op(['addIpv6Address', `${a.addr}/${a.prefixLen}`, String(a.ifindex)]);
+    const addr = FakeNetlink.address(a.addr, 6);
+    this.linkAt(a.ifindex);
+    if (!Number.isInteger(a.prefixLen) || a.prefixLen < 0 || a.prefixLen > 128) throw errnoError('EINVAL');
+    this.net.addresses.set(`${a.ifindex} ${addr}/${a.prefixLen}`, { addr, prefixLen: a.prefixLen, ifindex: a.ifindex });
+  }
+
+  async deleteIpv6Address(a: LinkAddress): Promise<void> {
+    await this.op(['deleteIpv6Address', `${a.addr}/${a.prefixLen}`, String(a.ifindex)]);
+    const addr = FakeNetlink.address(a.addr, 6);
+    this.linkAt(a.ifindex);
+    if (!this.net.addresses.delete(`${a.ifindex} ${addr}/${a.prefixLen}`)) throw errnoError('EADDRNOTAVAIL');
   }
 
   onLinkEvent(listener: (e: LinkEvent) => void): void {
@@ -588,6 +612,10 @@ export class FakeKernel {
     return [...this.net.neighbours.values()].map((n) => ({ ...n }));
   }
 
+  ipv6Addresses(): LinkAddress[] {
+    return [...this.net.addresses.values()].map((a) => ({ ...a }));
+  }
+
   flows(): FakeFlow[] {
     return this.flowList.map(({ src, dst }) => ({ src, dst }));
   }
@@ -655,6 +683,9 @@ export class FakeKernel {
     }
     for (const n of this.net.neighbours.values()) {
       if (!this.net.links.has(n.ifindex)) problems.push(`neighbour ${n.dst} on missing link ${n.ifindex}`);
+    }
+    for (const a of this.net.addresses.values()) {
+      if (!this.net.links.has(a.ifindex)) problems.push(`address ${a.addr} on missing link ${a.ifindex}`);
     }
     for (const key of this.sysctl.values.keys()) if (!this.sysctl.exists(key)) problems.push(`sysctl ${key} of a missing interface`);
     if (problems.length) throw new Error(`fake kernel invariants violated:\n  ${problems.join('\n  ')}`);

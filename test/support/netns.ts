@@ -90,19 +90,20 @@ export interface Container {
 
 /**
  * A "container": its own namespace, veth `ifname` in `host` (up unless
- * `up: false`), `eth0` inside with `ip/32` (or /128) and a default route via eth0 —
- * the layout network-container builds.
+ * `up: false`), `eth0` inside with each address of `ip` (one, or an
+ * `IPv4,IPv6` pair): IPv4 `/32` and a default route `dev eth0`, IPv6 `/128`
+ * nodad and a default route via `fe80::1` — the layout network-container builds.
  */
 export async function plugContainer(host: Netns, label: string, ip: string, ifname: string, opts: { up?: boolean; mac?: string } = {}): Promise<Container> {
   const ns = await createNetns(label);
-  const v6 = ip.includes(':');
   await host.run('ip', ['link', 'add', ifname, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns.name]);
   if (opts.mac) await ns.run('ip', ['link', 'set', 'eth0', 'address', opts.mac]);
-  await ns.sh(
-    v6
-      ? `ip -6 addr add ${ip}/128 dev eth0 nodad; ip link set eth0 up; ip -6 route add default dev eth0`
-      : `ip addr add ${ip}/32 dev eth0; ip link set eth0 up; ip route add default dev eth0`,
-  );
+  const steps = ['ip link set eth0 up'];
+  for (const addr of ip.split(',')) {
+    if (addr.includes(':')) steps.push(`ip -6 addr add ${addr}/128 dev eth0 nodad`, 'ip -6 route add default via fe80::1 dev eth0');
+    else steps.push(`ip addr add ${addr}/32 dev eth0`, 'ip route add default dev eth0');
+  }
+  await ns.sh(steps.join(' && '));
   if (opts.up !== false) await host.run('ip', ['link', 'set', ifname, 'up']);
   const mac = (await ns.run('cat', ['/sys/class/net/eth0/address'])).trim();
   return { ns, ip, mac, ifname };

@@ -14,6 +14,7 @@
  * dispatch chains (its traffic meets their final DROP) and retried with
  * backoff. Not for use outside the network namespace Felix is meant to own.
  */
+import ipaddr from 'ipaddr.js';
 import type { Logger } from 'pino';
 import type { Acls } from '../../common/wire/acl-api.js';
 import { isEndpointId, isIp, isMac } from '../../common/wire/codec.js';
@@ -100,6 +101,8 @@ interface EndpointState {
 
 /** Interface names go into iptables-restore text and /proc paths: Linux's 15 characters, no specials. */
 const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
+/** ipaddr.js ranges of addresses that cannot be routed to one endpoint (IPv4 and IPv6 names). */
+const UNROUTABLE_RANGES = new Set(['unspecified', 'loopback', 'linkLocal', 'multicast', 'broadcast']);
 
 /** See the file comment. */
 export class Dataplane {
@@ -243,6 +246,9 @@ export class Dataplane {
    * cut the fabric).
    */
   async addressProblem(addr: string): Promise<string | null> {
+    // fe80::1 is every IPv6 endpoint's gateway, and no link-local, multicast or loopback address can be routed to one endpoint.
+    const range = ipaddr.parse(addr).range();
+    if (UNROUTABLE_RANGES.has(range)) return `${addr} is not an address an endpoint can have (${range})`;
     const route = await this.netlink.routeTo(addr);
     if (route === null) return null;
     if (route.local) return `${addr} is an address of this host`;

@@ -1,13 +1,15 @@
 /**
- * Routes, permanent neighbour entries and sysctls of endpoint interfaces
- * (SPEC §6 "Per endpoint"). Routes and neighbours are dumped once (at start,
- * on refresh, after a failure) and then known from Felix's own writes and
- * from link events (the kernel flushes an interface's routes when it goes
- * down): a dump of thousands of routes costs more than the work it guides.
- * Never touches an interface without the endpoint prefix.
+ * Routes, permanent neighbour entries, the IPv6 gateway address and sysctls
+ * of endpoint interfaces (SPEC §6 "Per endpoint"). Routes, neighbours and
+ * addresses are dumped once (at start, on refresh, after a failure) and then
+ * known from Felix's own writes and from link events (the kernel flushes an
+ * interface's routes, neighbours and IPv6 addresses when it goes down, so
+ * they are all put back when it comes up): a dump of thousands of routes
+ * costs more than the work it guides. Never touches an interface without the
+ * endpoint prefix.
  */
 import type { Logger } from 'pino';
-import type { HostRoute, LinkState, NeighbourEntry, Netlink } from './drivers/netlink.js';
+import type { HostRoute, LinkAddress, LinkState, NeighbourEntry, Netlink } from './drivers/netlink.js';
 import type { Sysctl } from './drivers/sysctl.js';
 import { FAMILIES, Family } from './render/names.js';
 
@@ -21,6 +23,13 @@ export interface EndpointRoutes {
 }
 
 const CONCURRENCY = 64;
+
+/**
+ * The IPv6 gateway of every endpoint with an IPv6 address (the containers'
+ * `default via fe80::1 dev eth0`): the host answers neighbour solicitations
+ * for its own address as a router, so no proxy NDP is needed.
+ */
+export const IPV6_GATEWAY = { addr: 'fe80::1', prefixLen: 64 } as const;
 
 /** Runs `fn` over `items`, at most `limit` at a time. */
 async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
@@ -46,11 +55,18 @@ function groupBy<T, K>(items: T[], key: (t: T) => K): Map<K, T[]> {
 interface KernelRoutes {
   routes: Map<number, HostRoute[]>;
   neighbours: Map<number, NeighbourEntry[]>;
+  /** Interfaces that have the IPv6 gateway address. */
+  gateways: Set<number>;
+}
+
+/** The sysctls set on an interface: for its ifindex (a re-created interface gets them again), and whether the IPv6 one too. */
+interface SysctlsSet {
+  ifindex: number;
+  ipv6: boolean;
 }
 
 export class RouteManager {
-  /** Interface name → the ifindex whose sysctls were set, so a re-created interface gets them again. */
-  private readonly sysctlIfindex = new Map<string, number>();
+  private readonly sysctlsSet = new Map<string, SysctlsSet>();
   /** null: unknown, dumped before the next apply (at start, after a failure, on refresh). */
   private kernel: KernelRoutes | null = null;
 
@@ -65,6 +81,7 @@ export class RouteManager {
   interfaceFlushed(ifindex: number): void {
     this.kernel?.routes.delete(ifindex);
     this.kernel?.neighbours.delete(ifindex);
+    this.kernel?.gateways.delete(ifindex);
   }
 
   /**
@@ -110,33 +127,58 @@ export class RouteManager {
   }
 
   forget(ifname: string): void {
-    this.sysctlIfindex.delete(ifname);
+    this.sysctlsSet.delete(ifname);
   }
 
   private async read(): Promise<KernelRoutes> {
     if (this.kernel) return this.kernel;
-    const [routes, neighbours] = await Promise.all([this.netlink.hostRoutes(), this.netlink.neighbours()]);
-    this.kernel = { routes: groupBy(routes, (r) => r.ifindex), neighbours: groupBy(neighbours, (n) => n.ifindex) };
+    const [routes, neighbours, addresses] = await Promise.all([this.netlink.hostRoutes(), this.netlink.neighbours(), this.netlink.ipv6Addresses()]);
+    this.kernel = {
+      routes: groupBy(routes, (r) => r.ifindex),
+      neighbours: groupBy(neighbours, (n) => n.ifindex),
+      gateways: new Set(addresses.filter(isGateway).map((a) => a.ifindex)),
+    };
     return this.kernel;
+  }
+
+  /**
+   * IPv4: answer the container's ARP for every address (its default route is
+   * on-link). IPv6, once the endpoint has an IPv6 address: take no router
+   * advertisement from the container. Set once per interface instance.
+   */
+  private async ensureSysctls(ep: EndpointRoutes, link: LinkState): Promise<void> {
+    const done = this.sysctlsSet.get(ep.ifname);
+    const ipv6 = ep.addrs[6].length > 0;
+    if (done?.ifindex === link.index && (done.ipv6 || !ipv6)) return;
+    if (done?.ifindex !== link.index) {
+      await this.sysctl.ensure(`net/ipv4/conf/${ep.ifname}/proxy_arp`, '1');
+      await this.sysctl.ensure(`net/ipv4/conf/${ep.ifname}/route_localnet`, '1');
+      // Answer the container's ARP at once instead of after the default 0.8 s proxy delay.
+      await this.sysctl.ensure(`net/ipv4/neigh/${ep.ifname}/proxy_delay`, '0');
+    }
+    if (ipv6) await this.sysctl.ensure(`net/ipv6/conf/${ep.ifname}/accept_ra`, '0');
+    this.sysctlsSet.set(ep.ifname, { ifindex: link.index, ipv6 });
   }
 
   private async reconcile(ep: EndpointRoutes, link: LinkState, kernel: KernelRoutes): Promise<void> {
     const active = ep.enabled && link.up;
     const wanted = active ? FAMILIES.flatMap((family) => ep.addrs[family].map((dst) => ({ family, dst }))) : [];
-    const wantedRoutes = new Set(wanted.map((w) => w.dst));
+    // One route and one permanent neighbour entry per address, in either family.
+    const wantedAddrs = new Set(wanted.map((w) => w.dst));
     const mac = ep.mac.toLowerCase();
-    const wantedNeigh = new Set(active ? ep.addrs[4] : []);
-    if (this.sysctlIfindex.get(ep.ifname) !== link.index && link.up) {
-      await this.sysctl.ensure(`net/ipv4/conf/${ep.ifname}/proxy_arp`, '1');
-      await this.sysctl.ensure(`net/ipv4/conf/${ep.ifname}/route_localnet`, '1');
-      // Answer the container's ARP at once instead of after the default 0.8 s proxy delay.
-      await this.sysctl.ensure(`net/ipv4/neigh/${ep.ifname}/proxy_delay`, '0');
-      this.sysctlIfindex.set(ep.ifname, link.index);
-    }
+    if (link.up) await this.ensureSysctls(ep, link);
     const routes = kernel.routes.get(link.index) ?? [];
     const neighbours = kernel.neighbours.get(link.index) ?? [];
     let changes = 0;
-    for (const r of [...routes]) if (!wantedRoutes.has(r.dst)) (await this.netlink.deleteRoute(r), remove(routes, r), changes++);
+    // The gateway before the routes: a container's first packet may follow at once.
+    const wantGateway = active && ep.addrs[6].length > 0;
+    if (wantGateway !== kernel.gateways.has(link.index)) {
+      const gateway = { ...IPV6_GATEWAY, ifindex: link.index };
+      if (wantGateway) (await this.netlink.addIpv6Address(gateway), kernel.gateways.add(link.index));
+      else (await this.netlink.deleteIpv6Address(gateway), kernel.gateways.delete(link.index));
+      changes++;
+    }
+    for (const r of [...routes]) if (!wantedAddrs.has(r.dst)) (await this.netlink.deleteRoute(r), remove(routes, r), changes++);
     const present = new Set(routes.map((r) => r.dst));
     for (const { family, dst } of wanted) {
       if (present.has(dst)) continue;
@@ -145,8 +187,8 @@ export class RouteManager {
       routes.push(r);
       changes++;
     }
-    for (const n of [...neighbours]) if (!wantedNeigh.has(n.dst)) (await this.netlink.deleteNeighbour(n), remove(neighbours, n), changes++);
-    for (const dst of wantedNeigh) {
+    for (const n of [...neighbours]) if (!wantedAddrs.has(n.dst)) (await this.netlink.deleteNeighbour(n), remove(neighbours, n), changes++);
+    for (const dst of wantedAddrs) {
       const n = neighbours.find((x) => x.dst === dst);
       if (n?.mac === mac) continue;
       await this.netlink.setNeighbour({ dst, ifindex: link.index, mac });
@@ -164,11 +206,14 @@ export class RouteManager {
     const neighbours = kernel.neighbours.get(link.index) ?? [];
     for (const r of routes) await this.netlink.deleteRoute(r);
     for (const n of neighbours) await this.netlink.deleteNeighbour(n);
+    if (kernel.gateways.has(link.index)) await this.netlink.deleteIpv6Address({ ...IPV6_GATEWAY, ifindex: link.index });
     this.interfaceFlushed(link.index);
-    this.sysctlIfindex.delete(link.name);
+    this.sysctlsSet.delete(link.name);
     if (routes.length + neighbours.length) this.log.info({ interface: link.name, routes: routes.length }, 'routes of a removed endpoint deleted');
   }
 }
+
+const isGateway = (a: LinkAddress): boolean => a.addr === IPV6_GATEWAY.addr && a.prefixLen === IPV6_GATEWAY.prefixLen;
 
 function remove<T>(list: T[], item: T): void {
   const i = list.indexOf(item);

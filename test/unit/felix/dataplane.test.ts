@@ -424,6 +424,60 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     expect(w.k.neighbours().map((n) => n.dst)).to.deep.equal(a.addrs);
   });
 
+  it('IPv6: the interface gets fe80::1/64 and accept_ra=0, each address a route and a permanent neighbour; all come back after down and up', async () => {
+    const w = await start();
+    const a = ep(1, { addrs: ['192.168.0.2', 'fd00:192:168::1:2'] });
+    plug(w.k, a);
+    w.dp.upsertEndpoint(a);
+    w.dp.setAcls(a.id, GROUP);
+    await settle(w);
+    const index = w.k.link(a.ifname)!.index;
+    const programmed = () => ({
+      addresses: w.k.ipv6Addresses(),
+      routes: w.k.routes().map((r) => r.dst).sort(),
+      neighbours: w.k.neighbours().map((n) => `${n.dst} ${n.mac}`).sort(),
+    });
+    const want = {
+      addresses: [{ addr: 'fe80::1', prefixLen: 64, ifindex: index }],
+      routes: ['192.168.0.2', 'fd00:192:168::1:2'],
+      neighbours: [`192.168.0.2 ${a.mac}`, `fd00:192:168::1:2 ${a.mac}`],
+    };
+    expect(programmed()).to.deep.equal(want);
+    expect(w.k.sysctl.values.get(`net/ipv6/conf/${a.ifname}/accept_ra`)).to.equal('0');
+    w.k.setLinkUp(a.ifname, false);
+    await settle(w);
+    expect(programmed(), 'the kernel flushed them with the link').to.deep.equal({ addresses: [], routes: [], neighbours: [] });
+    w.k.setLinkUp(a.ifname, true);
+    await settle(w);
+    expect(programmed(), 'put back on up').to.deep.equal(want);
+    w.dp.upsertEndpoint({ ...a, addrs: ['192.168.0.2'] });
+    await settle(w);
+    expect(programmed(), 'no IPv6 address left: no gateway either').to.deep.equal({ addresses: [], routes: ['192.168.0.2'], neighbours: [`192.168.0.2 ${a.mac}`] });
+  });
+
+  it('an IPv4-only endpoint gets no IPv6 gateway or sysctl; a removed IPv6 endpoint takes its gateway along', async () => {
+    const { a, ...w } = await oneEndpoint();
+    expect(w.k.ipv6Addresses()).to.deep.equal([]);
+    expect([...w.k.sysctl.values.keys()].filter((k) => k.startsWith('net/ipv6/conf/tap'))).to.deep.equal([]);
+    const b = ep(2, { addrs: ['fd00:192:168::1:3'] });
+    plug(w.k, b);
+    w.dp.upsertEndpoint(b);
+    await settle(w);
+    expect(w.k.ipv6Addresses().map((x) => x.addr)).to.deep.equal(['fe80::1']);
+    w.dp.removeEndpoint(b.id);
+    await settle(w);
+    expect(w.k.ipv6Addresses()).to.deep.equal([]);
+    expect(w.k.neighbours().map((n) => n.dst)).to.deep.equal(a.addrs);
+  });
+
+  it('refuses endpoint addresses no endpoint can have: link-local (the gateway fe80::1 among them), multicast, loopback, unspecified', async () => {
+    const w = await start();
+    for (const addr of ['fe80::1', 'fe80::2', 'ff02::1', '::1', '::', '169.254.1.1', '224.0.0.1', '127.0.0.1', '0.0.0.0']) {
+      expect(await w.dp.addressProblem(addr), addr).to.match(/is not an address an endpoint can have/);
+    }
+    expect(await w.dp.addressProblem('fd00:192:168::1:2')).to.equal(null);
+  });
+
   it('an unchanged upsert runs no command; a spec with an interface outside the prefix is refused and left denied', async () => {
     const { a, ...w } = await oneEndpoint();
     w.k.resetCalls();

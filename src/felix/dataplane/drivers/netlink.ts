@@ -19,10 +19,18 @@ export interface HostRoute {
   ifindex: number;
 }
 
+/** A permanent neighbour entry; IPv4 or IPv6, by the address. */
 export interface NeighbourEntry {
   dst: string;
   ifindex: number;
   mac: string;
+}
+
+/** An IPv6 address of an interface (Felix's own: the endpoints' gateway `fe80::1/64`). */
+export interface LinkAddress {
+  addr: string;
+  prefixLen: number;
+  ifindex: number;
 }
 
 /** The kernel's routing decision for one address (what `ip route get` prints). */
@@ -46,10 +54,15 @@ export interface Netlink {
   /** Creates the route, or replaces one to the same destination. */
   setRoute(r: HostRoute): Promise<void>;
   deleteRoute(r: HostRoute): Promise<void>;
-  /** Permanent IPv4 neighbour entries. */
+  /** Permanent neighbour entries, IPv4 and IPv6. */
   neighbours(): Promise<NeighbourEntry[]>;
   setNeighbour(n: NeighbourEntry): Promise<void>;
   deleteNeighbour(n: NeighbourEntry): Promise<void>;
+  /** The IPv6 addresses of every interface. */
+  ipv6Addresses(): Promise<LinkAddress[]>;
+  /** Adds an IPv6 address without duplicate address detection (`nodad`): usable at once. */
+  addIpv6Address(a: LinkAddress): Promise<void>;
+  deleteIpv6Address(a: LinkAddress): Promise<void>;
   onLinkEvent(listener: (e: LinkEvent) => void): void;
   close(): void;
 }
@@ -67,6 +80,7 @@ const SOCKET_OPTIONS = { ref: false, recvBufferSize: 4 << 20, sendBufferSize: 1 
 
 const addrBytes = (a: string): Buffer => Buffer.from(ipaddr.parse(a).toByteArray());
 const addrText = (b: Buffer): string => ipaddr.fromByteArray([...b]).toString();
+const familyOf = (a: string): Family => (ipaddr.parse(a).kind() === 'ipv6' ? 6 : 4);
 const macBytes = (m: string): Buffer => Buffer.from(m.replace(/:/g, ''), 'hex');
 const macText = (b: Buffer): string => [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 
@@ -122,7 +136,7 @@ export class RtNetlink implements Netlink {
   }
 
   async routeTo(addr: string): Promise<RouteDecision | null> {
-    const family = ipaddr.parse(addr).kind() === 'ipv6' ? 6 : 4;
+    const family = familyOf(addr);
     try {
       const [r] = await this.requests.getRoute({ family: AF[family], dstLen: family === 4 ? 32 : 128 }, { dst: addrBytes(addr) }, { timeout: TIMEOUT_MS });
       if (!r) return null;
@@ -151,22 +165,47 @@ export class RtNetlink implements Netlink {
   }
 
   async neighbours(): Promise<NeighbourEntry[]> {
-    const all = await this.dump((s) => s.getNeighbors({ family: AF[4] }, undefined, { timeout: DUMP_TIMEOUT_MS }));
-    return all
-      .filter((n) => n.data.state?.permanent && n.attrs.dst && n.attrs.lladdr)
-      .map((n) => ({ dst: addrText(n.attrs.dst!), ifindex: n.data.ifindex ?? 0, mac: macText(n.attrs.lladdr!) }));
+    const out: NeighbourEntry[] = [];
+    for (const family of [4, 6] as const) {
+      const all = await this.dump((s) => s.getNeighbors({ family: AF[family] }, undefined, { timeout: DUMP_TIMEOUT_MS }));
+      for (const n of all) {
+        if (n.data.state?.permanent && n.attrs.dst && n.attrs.lladdr) out.push({ dst: addrText(n.attrs.dst), ifindex: n.data.ifindex ?? 0, mac: macText(n.attrs.lladdr) });
+      }
+    }
+    return out;
   }
 
   async setNeighbour(n: NeighbourEntry): Promise<void> {
     await this.requests.newNeighbor(
-      { family: AF[4], ifindex: n.ifindex, state: { permanent: true } },
+      { family: AF[familyOf(n.dst)], ifindex: n.ifindex, state: { permanent: true } },
       { dst: addrBytes(n.dst), lladdr: macBytes(n.mac) },
       { flags: NLM_F_CREATE_REPLACE, timeout: TIMEOUT_MS },
     );
   }
 
   async deleteNeighbour(n: NeighbourEntry): Promise<void> {
-    await this.requests.delNeighbor({ family: AF[4], ifindex: n.ifindex }, { dst: addrBytes(n.dst) }, { timeout: TIMEOUT_MS });
+    await this.requests.delNeighbor({ family: AF[familyOf(n.dst)], ifindex: n.ifindex }, { dst: addrBytes(n.dst) }, { timeout: TIMEOUT_MS });
+  }
+
+  async ipv6Addresses(): Promise<LinkAddress[]> {
+    const all = await this.dump((s) => s.getAddresses({ family: AF[6] }, undefined, { timeout: DUMP_TIMEOUT_MS }));
+    return all
+      .filter((a) => a.attrs.address)
+      .map((a) => ({ addr: addrText(a.attrs.address!), prefixLen: a.data.prefixlen ?? 128, ifindex: a.data.index ?? 0 }));
+  }
+
+  private addressMessage(a: LinkAddress): [netlink.rt.Address, netlink.rt.AddressAttrs] {
+    return [{ family: AF[6], prefixlen: a.prefixLen, index: a.ifindex }, { address: addrBytes(a.addr), local: addrBytes(a.addr) }];
+  }
+
+  async addIpv6Address(a: LinkAddress): Promise<void> {
+    const [data, attrs] = this.addressMessage(a);
+    await this.requests.newAddress(data, { ...attrs, flags: { nodad: true } }, { flags: NLM_F_CREATE_REPLACE, timeout: TIMEOUT_MS });
+  }
+
+  async deleteIpv6Address(a: LinkAddress): Promise<void> {
+    const [data, attrs] = this.addressMessage(a);
+    await this.requests.delAddress(data, attrs, { timeout: TIMEOUT_MS });
   }
 
   onLinkEvent(listener: (e: LinkEvent) => void): void {
