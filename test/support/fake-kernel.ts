@@ -244,7 +244,11 @@ class Network {
     for (const [k, a] of this.addresses) if (a.ifindex === ifindex) this.addresses.delete(k);
   }
 
+  /** While set, link events are dropped (a full socket buffer), and each handle is told when it ends. */
+  losingEvents = false;
+
   emit(e: LinkEvent): void {
+    if (this.losingEvents) return;
     for (const h of this.handles) h.deliver(e);
   }
 }
@@ -257,6 +261,7 @@ class Network {
  */
 export class FakeNetlink implements Netlink {
   private listeners: Array<(e: LinkEvent) => void> = [];
+  private lostListeners: Array<(why: 'overflow' | 'started') => void> = [];
   private closed = false;
 
   constructor(
@@ -380,9 +385,19 @@ export class FakeNetlink implements Netlink {
     this.listeners.push(listener);
   }
 
+  onEventsLost(listener: (why: 'overflow' | 'started') => void): void {
+    this.lostListeners.push(listener);
+  }
+
+  /** The socket reported ENOBUFS: asynchronously, as a socket error arrives. */
+  eventsLost(): void {
+    for (const l of this.lostListeners) queueMicrotask(() => !this.closed && l('overflow'));
+  }
+
   close(): void {
     this.closed = true;
     this.listeners = [];
+    this.lostListeners = [];
     this.net.handles.delete(this);
   }
 }
@@ -534,6 +549,17 @@ export class FakeKernel {
     this.net.links.set(link.index, link);
     this.net.emit({ kind: 'up-or-changed', link: { ...link } });
     return { ...link };
+  }
+
+  /** Runs `changes` (links added, removed, set up or down) with their events dropped, as a burst overflowing the sockets' buffers does; then each socket reports the loss. */
+  loseLinkEvents(changes: () => void): void {
+    this.net.losingEvents = true;
+    try {
+      changes();
+    } finally {
+      this.net.losingEvents = false;
+    }
+    for (const h of this.net.handles) h.eventsLost();
   }
 
   /** Sets a link up or down; going down drops its routes and neighbours, as the kernel does. No event if nothing changes. */

@@ -166,6 +166,11 @@ export class Dataplane {
   async start(): Promise<void> {
     await this.sysctl.ensure('net/ipv4/ip_forward', '1');
     await this.sysctl.ensure('net/ipv6/conf/all/forwarding', '1');
+    this.netlink.onEventsLost((why) => {
+      if (why === 'overflow') this.log.warn('link events lost (netlink ENOBUFS: a burst of changes); re-reading links, routes and neighbours');
+      else this.log.debug('link monitor started; re-reading links, routes and neighbours');
+      this.refresh({ chains: false });
+    });
     await this.links.start();
     await this.filters.start();
     await this.applyFilter([]);
@@ -557,9 +562,9 @@ export class Dataplane {
     }
   }
 
-  /** Re-reads the kernel on the next apply and repairs what drifted. */
-  private refresh(): void {
-    this.filters.invalidate();
+  /** Re-reads the kernel on the next apply and repairs what drifted (`chains: false`: only links, routes and neighbours). */
+  private refresh({ chains = true } = {}): void {
+    if (chains) this.filters.invalidate();
     this.routes.invalidate();
     void this.links.refresh().catch((err: Error) => this.log.error({ err }, 'listing links failed'));
     for (const e of this.endpoints.values()) this.routesDirty.add(e);

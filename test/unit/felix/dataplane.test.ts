@@ -424,6 +424,18 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     expect(w.k.neighbours().map((n) => n.dst)).to.deep.equal(a.addrs);
   });
 
+  it('link events lost to a full netlink buffer: links, routes and neighbours are read again and every endpoint is programmed', async () => {
+    const w = await start();
+    const eps = Array.from({ length: 50 }, (_, i) => ep(i + 1));
+    for (const e of eps) (w.dp.upsertEndpoint(e), w.dp.setAcls(e.id, GROUP));
+    await settle(w);
+    expect(eps.filter((e) => w.dp.status(e.id)!.interfaceUp)).to.have.length(0);
+    w.k.loseLinkEvents(() => plug(w.k, ...eps));
+    await settle(w);
+    expect(eps.filter((e) => !w.dp.status(e.id)!.programmed).map((e) => e.id)).to.deep.equal([]);
+    expect(w.k.routes()).to.have.length(50);
+  });
+
   it('IPv6: the interface gets fe80::1/64 and accept_ra=0, each address a route and a permanent neighbour; all come back after down and up', async () => {
     const w = await start();
     const a = ep(1, { addrs: ['192.168.0.2', 'fd00:192:168::1:2'] });

@@ -1,10 +1,12 @@
 /**
- * Links, host routes and permanent neighbour entries through rtnetlink (the
- * `netlink` package), acting on the network namespace the process runs in.
+ * Links, host routes, permanent neighbour entries and IPv6 addresses through
+ * rtnetlink (the `netlink` package), acting on the network namespace the
+ * process runs in; link events through `ip monitor` (see link-monitor.ts).
  */
 import ipaddr from 'ipaddr.js';
 import netlink from 'netlink';
 import type { Family } from '../render/names.js';
+import { LinkMonitor } from './link-monitor.js';
 
 export interface LinkState {
   index: number;
@@ -64,18 +66,22 @@ export interface Netlink {
   addIpv6Address(a: LinkAddress): Promise<void>;
   deleteIpv6Address(a: LinkAddress): Promise<void>;
   onLinkEvent(listener: (e: LinkEvent) => void): void;
+  /**
+   * Told when link events may have been lost: the kernel dropped some because
+   * the socket's buffer was full (`overflow`: ENOBUFS, a burst of events), or
+   * the event source (re)started (`started`). What they said must be read again.
+   */
+  onEventsLost(listener: (why: 'overflow' | 'started') => void): void;
   close(): void;
 }
 
 const AF = { 4: 2, 6: 10 } as const;
 const MAIN_TABLE = 254;
-const RTM_NEWLINK = 16;
-const RTM_DELLINK = 17;
 const NLM_F_CREATE_REPLACE = 0x500;
 const TIMEOUT_MS = 5000;
 /** Dumps of thousands of entries are parsed in JavaScript: give them time. */
 const DUMP_TIMEOUT_MS = 60000;
-/** Room for big dumps and bursts of link events. */
+/** Room for big dumps. */
 const SOCKET_OPTIONS = { ref: false, recvBufferSize: 4 << 20, sendBufferSize: 1 << 20 };
 
 const addrBytes = (a: string): Buffer => Buffer.from(ipaddr.parse(a).toByteArray());
@@ -97,10 +103,18 @@ function toLink(m: netlink.rt.LinkMessage): LinkState {
  */
 export class RtNetlink implements Netlink {
   private readonly requests = netlink.createRtNetlink(SOCKET_OPTIONS);
-  private events: netlink.RtNetlinkSocket | null = null;
+  private readonly monitors: LinkMonitor[] = [];
+  private readonly lostListeners: Array<(why: 'overflow' | 'started') => void> = [];
+
+  /** `eventBufferBytes`: the link monitor's socket buffer (tests make it small to overflow it). */
+  constructor(private readonly opts: { eventBufferBytes?: number } = {}) {
+    // A socket error the requests do not see (they time out instead) must not become an uncaught 'error' event.
+    this.requests.socket.on('error', () => {});
+  }
 
   private async dump<T>(fn: (socket: netlink.RtNetlinkSocket) => Promise<T>): Promise<T> {
     const socket = netlink.createRtNetlink(SOCKET_OPTIONS);
+    socket.socket.on('error', () => {});
     try {
       return await fn(socket);
     } finally {
@@ -209,21 +223,19 @@ export class RtNetlink implements Netlink {
   }
 
   onLinkEvent(listener: (e: LinkEvent) => void): void {
-    const events = netlink.createRtNetlink(SOCKET_OPTIONS);
-    events.addMembership('LINK');
-    // The raw socket keeps the message type, which tells a removal from a change.
-    events.socket.on('message', (msgs) => {
-      for (const m of msgs) {
-        if (m.type !== RTM_NEWLINK && m.type !== RTM_DELLINK) continue;
-        const link = toLink(netlink.rt.parseLinkMessage(m.data));
-        listener(m.type === RTM_DELLINK ? { kind: 'removed', index: link.index, name: link.name } : { kind: 'up-or-changed', link });
-      }
-    });
-    this.events = events;
+    const monitor = new LinkMonitor(listener, (why) => {
+      for (const l of this.lostListeners) l(why);
+    }, this.opts.eventBufferBytes);
+    monitor.start();
+    this.monitors.push(monitor);
+  }
+
+  onEventsLost(listener: (why: 'overflow' | 'started') => void): void {
+    this.lostListeners.push(listener);
   }
 
   close(): void {
     this.requests.socket.close();
-    this.events?.socket.close();
+    for (const m of this.monitors) m.close();
   }
 }
