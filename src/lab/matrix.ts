@@ -21,17 +21,17 @@ export interface Probe {
 
 export const probeOk = (p: Probe): boolean => p.ping === p.expected && p.tcp === p.expected;
 
-/** Every ordered pair of containers, once per address family both have. */
+/** Every ordered pair of containers, once per address family both have: the IPv4 pairs, then the IPv6 ones. */
 export function matrixPairs(containers: LabContainer[]): Array<Pick<Probe, 'from' | 'to' | 'family' | 'fromIp' | 'toIp' | 'expected'>> {
-  return containers.flatMap((from) =>
-    containers
-      .filter((to) => to !== from)
-      .flatMap((to) =>
-        ([4, 6] as const).flatMap((family) => {
+  return ([4, 6] as const).flatMap((family) =>
+    containers.flatMap((from) =>
+      containers
+        .filter((to) => to !== from)
+        .flatMap((to) => {
           const [fromIp, toIp] = [addressIn(from, family), addressIn(to, family)];
           return fromIp && toIp ? [{ from, to, family, fromIp, toIp, expected: from.group === to.group }] : [];
         }),
-      ),
+    ),
   );
 }
 

@@ -18,7 +18,7 @@ describe('matrixPairs (which containers the connectivity matrix probes)', () => 
     [
       'two dual stack: once per family',
       [dual, dual2],
-      ['IPv4 192.168.1.5 -> 192.168.1.6 no', 'IPv6 fd00:192:168::1:5 -> fd00:192:168::1:6 no', 'IPv4 192.168.1.6 -> 192.168.1.5 no', 'IPv6 fd00:192:168::1:6 -> fd00:192:168::1:5 no'],
+      ['IPv4 192.168.1.5 -> 192.168.1.6 no', 'IPv4 192.168.1.6 -> 192.168.1.5 no', 'IPv6 fd00:192:168::1:5 -> fd00:192:168::1:6 no', 'IPv6 fd00:192:168::1:6 -> fd00:192:168::1:5 no'],
     ],
   ];
   for (const [name, containers, expected] of rows) {
