@@ -12,11 +12,6 @@ const say = (line: string) => process.stdout.write(`${line}\n`);
 const curveOption = { curve: { type: 'boolean' as const, default: false, describe: 'CurveZMQ on every socket, key pairs in DIR/keys' } };
 const dirOption = { dir: { type: 'string' as const, default: '/tmp/calico-lab', describe: 'folder for the lab’s configs, data and logs' } };
 
-/** A container's address, or the IPv4,IPv6 pair of a dual-stack one, canonical; throws naming a bad one. */
-function checkIp(ip: unknown): string {
-  return canonicalEndpointIp(String(ip));
-}
-
 /** Ctrl-C during `up` or `demo` removes whatever the lab made so far. */
 function downOnInterrupt(dir: string): void {
   const handler = (signal: string) => {
@@ -65,13 +60,15 @@ async function main(): Promise<number> {
     })
     .command('add-container <ip> <group>', 'network a new container namespace (ip: an address, or IPv4,IPv6 for dual stack)', (y) =>
       y.options({ ...dirOption, host: { type: 'string', default: 'instance-1' } }).positional('ip', { type: 'string' }).positional('group', { type: 'string' }), (a) => {
-      result = Lab.load(a.dir).addContainer(checkIp(a.ip), String(a.group), a.host).then((c) => {
+      const ip = canonicalEndpointIp(String(a.ip));
+      result = Lab.load(a.dir).addContainer(ip, String(a.group), a.host).then((c) => {
         say(`container ${c.ip} (${c.group}) on ${c.host}: namespace ${c.ns}, endpoint ${c.id}`);
         return 0;
       });
     })
-    .command('remove-container <ip>', 'remove a container and its data', (y) => y.options(dirOption).positional('ip', { type: 'string' }), (a) => {
-      result = Lab.load(a.dir).removeContainer(checkIp(a.ip)).then(() => 0);
+    .command('remove-container <ip>', 'remove a container and its data (ip: either address of a dual-stack one, or both)', (y) => y.options(dirOption).positional('ip', { type: 'string' }), (a) => {
+      const ip = canonicalEndpointIp(String(a.ip));
+      result = Lab.load(a.dir).removeContainer(ip).then(() => 0);
     })
     .command('demo', 'the seed’s two-host demo, checked and timed', (y) => y.options({ ...dirOption, ...curveOption, keep: { type: 'boolean', default: false, describe: 'leave the lab running' } }), (a) => {
       downOnInterrupt(a.dir);
