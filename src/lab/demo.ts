@@ -40,13 +40,14 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
   const say = opts.say;
   const started = Date.now();
   const lab = await Lab.up({ dir: opts.dir, hosts: 2, curve: opts.curve, say });
+  const matrixAsExpected = async () => (await measureMatrix(lab)).every(probeOk);
   try {
     say('networking the seed’s first containers');
     const c1 = await lab.addContainer('192.168.1.1', 'group1', 'instance-1');
     await lab.addContainer('192.168.1.2', 'group2', 'instance-1');
     const c4 = await lab.addContainer('192.168.1.4', 'group1', 'instance-2');
     await timed('first three containers converged (matrix as expected)', say, () =>
-      waitFor('the connectivity matrix to match the seed’s rule', async () => (await measureMatrix(lab)).every(probeOk), 30000, 100),
+      waitFor('the connectivity matrix to match the seed’s rule', matrixAsExpected, 30000, 100),
     );
 
     say('networking 192.168.1.3 (group1) on instance-1 with network-container, as the seed does');
@@ -59,7 +60,7 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
     }
     // On a timeout the demo goes on: the routes and the matrix below show what is wrong.
     const t0 = Date.now();
-    const converged = await waitFor('the matrix', async () => (await measureMatrix(lab)).every(probeOk), 30000, 100).then(() => true, () => false);
+    const converged = await waitFor('the matrix', matrixAsExpected, 30000, 100).then(() => true, () => false);
     say(`  IPv6 and dual-stack containers ${converged ? 'converged (matrix as expected)' : 'NOT converged (matrix not as expected)'}: ${Date.now() - t0} ms`);
 
     for (const h of lab.hosts) {
