@@ -16,8 +16,12 @@ const argv = commandLine(NAME, '$0 --felix-txt FILE [--host NAME] [--as N] [--pr
     'felix-txt': { type: 'string', demandOption: true, describe: 'the host list: [felix HOST] sections with ip= and host=' },
     host: { type: 'string', default: os.hostname(), describe: 'the host to configure (compared up to the first dot)' },
     as: { type: 'number', default: DEFAULT_AS, describe: 'the AS number of the iBGP mesh' },
-    prefix: { type: 'string', array: true, default: DEFAULT_PREFIXES, describe: 'container address range (repeat for more; IPv4 or IPv6)' },
-    'router-id': { type: 'string', describe: 'BGP router id (default: the host address; needed for IPv6 hosts)' },
+    prefix: {
+      type: 'string',
+      array: true,
+      describe: `container address range (repeat for more; IPv4 or IPv6) [default: ${DEFAULT_PREFIXES[4]}, and ${DEFAULT_PREFIXES[6]} when the host has an IPv6 address (ip6=)]`,
+    },
+    'router-id': { type: 'string', describe: 'BGP router id (default: the host address; needed for IPv6-only hosts)' },
     'log-file': { type: 'string', describe: "BIRD's log file (default: stderr)" },
     out: { type: 'string', describe: 'write the config here (atomically) instead of stdout' },
   })

@@ -2,23 +2,34 @@
  * BIRD 2 configuration for one compute host (SPEC §1, §9): BIRD learns the
  * per-endpoint /32 (/128) routes Felix puts in the kernel, sends them over a
  * full iBGP mesh to every other host on the shared L2 fabric, and installs
- * what the other hosts send into the kernel. Rendering is pure; reading the
- * host list from felix.txt is a separate pure step.
+ * what the other hosts send into the kernel. Each address family has its own
+ * session per peer, between the two hosts' fabric addresses in that family,
+ * so an IPv6 route's next hop is the owner's IPv6 fabric address (not
+ * whichever IPv6 address BIRD would find on the interface of an IPv4
+ * session), and an IPv6 fabric that does not work shows as a session that is
+ * not Established. Rendering is pure; reading the host list from felix.txt
+ * is a separate pure step.
  */
 import { parseDataFile, shortHost } from '../plugin/data.js';
 import { canonicalCidr, canonicalIp, ipFamily, isIp } from '../common/wire/codec.js';
 
 export interface BirdHost {
   host: string;
+  /** The host's fabric address: IPv4, or IPv6 for a host without IPv4. */
   ip: string;
+  /** The IPv6 fabric address of a host whose `ip` is IPv4 (felix.txt `ip6=`): its IPv6 sessions use it. */
+  ip6?: string | null;
 }
 
 export interface BirdConfigInput {
   self: BirdHost;
-  /** Every other host of the AS; each gets a direct iBGP session. */
+  /** Every other host of the AS; each gets a direct iBGP session per address family. */
   peers: BirdHost[];
   asNumber?: number;
-  /** Container address ranges (IPv4 and/or IPv6); only host routes inside them are carried. */
+  /**
+   * Container address ranges (IPv4 and/or IPv6); only host routes inside them are carried.
+   * Default: {@link DEFAULT_PREFIXES} of each family `self` has an address in.
+   */
   prefixes?: string[];
   /** Defaults to self.ip; required when self.ip is IPv6 (a router id is a 32-bit number). */
   routerId?: string;
@@ -26,21 +37,30 @@ export interface BirdConfigInput {
   logFile?: string;
 }
 
+type Family = 4 | 6;
+
 export const DEFAULT_AS = 64511;
-export const DEFAULT_PREFIXES = ['192.168.0.0/16'];
+/** The container range of each family unless prefixes are given: the seed's, and the lab's IPv6 one (SPEC §9). */
+export const DEFAULT_PREFIXES: Record<Family, string> = { 4: '192.168.0.0/16', 6: 'fd00:192:168::/48' };
 const LOG_LIMIT = 10_000_000;
 
 /** Family-specific names BIRD uses. */
 const FAMILY = {
-  4: { channel: 'ipv4', hostLength: 32 },
-  6: { channel: 'ipv6', hostLength: 128 },
+  4: { name: 'IPv4', channel: 'ipv4', hostLength: 32 },
+  6: { name: 'IPv6', channel: 'ipv6', hostLength: 128 },
 } as const;
 
-/** A BIRD symbol for a host: letters, digits and `_` only, unique within the config. */
-function protocolNames(peers: BirdHost[]): string[] {
+/** The address `h` has in `family` for its BGP sessions, if any. */
+function addressIn(h: BirdHost, family: Family): string | undefined {
+  if (ipFamily(h.ip) === family) return h.ip;
+  return family === 6 && h.ip6 ? h.ip6 : undefined;
+}
+
+/** BIRD symbols for these names: letters, digits and `_` only, unique within the config. */
+function symbols(names: string[]): string[] {
   const used = new Set<string>();
-  return peers.map((p) => {
-    const base = `peer_${p.host.replace(/[^A-Za-z0-9]/g, '_')}`;
+  return names.map((n) => {
+    const base = n.replace(/[^A-Za-z0-9]/g, '_');
     let name = base;
     for (let i = 2; used.has(name); i++) name = `${base}_${i}`;
     used.add(name);
@@ -54,47 +74,73 @@ function quote(s: string): string {
 
 /**
  * Checks the mesh-wide options (those a command line gives); returns the AS
- * and the canonical prefixes per family. Throws an Error naming a bad value.
+ * and, if prefixes were given, the canonical prefixes per family. Throws an
+ * Error naming a bad value.
  */
-export function meshOptions(opts: Pick<BirdConfigInput, 'asNumber' | 'prefixes' | 'routerId'>): { v4: string[]; v6: string[]; asNumber: number } {
+export function meshOptions(opts: Pick<BirdConfigInput, 'asNumber' | 'prefixes' | 'routerId'>): { asNumber: number; prefixes: Record<Family, string[]> | null } {
   const asNumber = opts.asNumber ?? DEFAULT_AS;
   if (!Number.isInteger(asNumber) || asNumber < 1 || asNumber > 4294967295) throw new Error(`bad AS number '${asNumber}'`);
-  const byFamily: { v4: string[]; v6: string[] } = { v4: [], v6: [] };
-  for (const raw of opts.prefixes ?? DEFAULT_PREFIXES) {
+  if (opts.routerId !== undefined && !(isIp(opts.routerId) && ipFamily(opts.routerId) === 4)) throw new Error(`bad router id '${opts.routerId}' (an IPv4 address)`);
+  if (opts.prefixes === undefined) return { asNumber, prefixes: null };
+  const byFamily: Record<Family, string[]> = { 4: [], 6: [] };
+  for (const raw of opts.prefixes) {
     const cidr = canonicalCidr(raw);
     if (cidr === null || !raw.includes('/')) throw new Error(`bad prefix '${raw}' (expected a CIDR such as 192.168.0.0/16)`);
-    const list = ipFamily(cidr) === 4 ? byFamily.v4 : byFamily.v6;
+    const list = byFamily[ipFamily(cidr)];
     if (!list.includes(cidr)) list.push(cidr);
   }
-  if (byFamily.v4.length + byFamily.v6.length === 0) throw new Error('no container prefix given');
-  if (opts.routerId !== undefined && !(isIp(opts.routerId) && ipFamily(opts.routerId) === 4)) throw new Error(`bad router id '${opts.routerId}' (an IPv4 address)`);
-  return { ...byFamily, asNumber };
+  if (byFamily[4].length + byFamily[6].length === 0) throw new Error('no container prefix given');
+  return { asNumber, prefixes: byFamily };
 }
 
-/** Validates the whole input; the router id defaults to an IPv4 host address. */
-function checkInput(input: BirdConfigInput): { v4: string[]; v6: string[]; routerId: string; asNumber: number } {
+/** One address family of the mesh: its container prefixes and the session address of every host. */
+interface MeshFamily {
+  family: Family;
+  prefixes: string[];
+  /** Sessions over the hosts' `ip` keep the names they had before IPv6 (`mesh`, `peer_HOST`); those over `ip6` are `mesh6`, `peer_HOST_v6`. */
+  overIp6: boolean;
+  self: string;
+  peers: Array<{ host: string; ip: string }>;
+}
+
+/** Validates the whole input: every host needs an address in each family of the prefixes; the router id defaults to an IPv4 host address. */
+function checkInput(input: BirdConfigInput): { families: MeshFamily[]; routerId: string; asNumber: number } {
   const options = meshOptions(input);
   for (const h of [input.self, ...input.peers]) {
     if (!isIp(h.ip)) throw new Error(`bad address '${h.ip}' for host '${h.host}'`);
-    if (ipFamily(h.ip) !== ipFamily(input.self.ip)) throw new Error(`host '${h.host}' (${h.ip}) is not in the address family of '${input.self.host}' (${input.self.ip})`);
+    if (h.ip6 && !(isIp(h.ip6) && ipFamily(h.ip6) === 6 && ipFamily(h.ip) === 4)) throw new Error(`bad IPv6 address '${h.ip6}' for host '${h.host}' (an IPv6 address beside an IPv4 ip)`);
   }
+  const prefixes = options.prefixes ?? { 4: addressIn(input.self, 4) ? [DEFAULT_PREFIXES[4]] : [], 6: addressIn(input.self, 6) ? [DEFAULT_PREFIXES[6]] : [] };
+  const families = ([4, 6] as const)
+    .filter((family) => prefixes[family].length > 0)
+    .map((family): MeshFamily => {
+      const address = (h: BirdHost) => {
+        const ip = addressIn(h, family);
+        if (ip === undefined) {
+          const hint = family === 6 ? " (ip6= in felix.txt)" : '';
+          throw new Error(`host '${h.host}' has no ${FAMILY[family].name} address${hint} for the ${FAMILY[family].name} container prefixes ${prefixes[family].join(', ')}`);
+        }
+        return canonicalIp(ip);
+      };
+      const self = address(input.self);
+      const peers = input.peers.map((p) => ({ host: p.host, ip: address(p) })).filter((p) => p.ip !== self);
+      return { family, prefixes: prefixes[family], overIp6: ipFamily(input.self.ip) !== family, self, peers };
+    });
   const routerId = input.routerId ?? (ipFamily(input.self.ip) === 4 ? input.self.ip : undefined);
   if (routerId === undefined) throw new Error(`missing router id: '${input.self.host}' has an IPv6 address, and a router id is an IPv4 address`);
-  return { ...options, routerId: canonicalIp(routerId) };
+  return { families, routerId: canonicalIp(routerId), asNumber: options.asNumber };
 }
 
 /** Renders bird.conf for `self`. Throws an Error naming the bad value on bad input. */
 export function renderBirdConfig(input: BirdConfigInput): string {
-  const { v4, v6, routerId, asNumber } = checkInput(input);
+  const { families, routerId, asNumber } = checkInput(input);
   const self = { host: input.self.host, ip: canonicalIp(input.self.ip) };
-  const peers = input.peers.map((p) => ({ host: p.host, ip: canonicalIp(p.ip) })).filter((p) => p.ip !== self.ip);
-  const families = ([[4, v4], [6, v6]] as const).filter(([, list]) => list.length > 0);
   // Host routes inside the container ranges: what Felix programs, one per endpoint address.
-  const hostRoutes = (family: 4 | 6, list: readonly string[]) => `[ ${list.map((c) => `${c}{${FAMILY[family].hostLength},${FAMILY[family].hostLength}}`).join(', ')} ]`;
+  const hostRoutes = ({ family, prefixes }: MeshFamily) => `[ ${prefixes.map((c) => `${c}{${FAMILY[family].hostLength},${FAMILY[family].hostLength}}`).join(', ')} ]`;
 
   const out: string[] = [
     `# BIRD 2 configuration for ${self.host} (${self.ip}), generated by calico-bird-config.`,
-    `# iBGP full mesh in AS ${asNumber}; container prefixes: ${[...v4, ...v6].join(', ')}.`,
+    `# iBGP full mesh in AS ${asNumber}; container prefixes: ${families.flatMap((f) => f.prefixes).join(', ')}.`,
     '',
     // A log file is kept at most LOG_LIMIT bytes, with one older file beside it: BIRD runs for months.
     `log ${input.logFile ? `${quote(input.logFile)} ${LOG_LIMIT} ${quote(`${input.logFile}.old`)}` : 'stderr'} all;`,
@@ -103,55 +149,55 @@ export function renderBirdConfig(input: BirdConfigInput): string {
     '# its routes until the sessions are back; a peer that stays down delays that at most this long.',
     'graceful restart wait 10;',
     '',
-    ...families.map(([f, list]) => `define ENDPOINT_ROUTES_V${f} = ${hostRoutes(f, list)};`),
+    ...families.map((f) => `define ENDPOINT_ROUTES_V${f.family} = ${hostRoutes(f)};`),
     '',
     '# Interfaces come and go with containers: notice them within a second.',
     'protocol device {',
     '  scan time 1;',
     '}',
   ];
-  for (const [f] of families) {
+  for (const { family } of families) {
     out.push(
       '',
-      `# Felix's routes to local endpoints (dev tap…, /${FAMILY[f].hostLength}) are learnt from the kernel;`,
+      `# Felix's routes to local endpoints (dev tap…, /${FAMILY[family].hostLength}) are learnt from the kernel;`,
       '# routes from the other hosts (BGP) are installed into it.',
-      `protocol kernel kernel${f} {`,
+      `protocol kernel kernel${family} {`,
       '  learn;',
       '  scan time 1;',
       '  graceful restart;',
-      `  ${FAMILY[f].channel} {`,
-      `    import where net ~ ENDPOINT_ROUTES_V${f};`,
+      `  ${FAMILY[family].channel} {`,
+      `    import where net ~ ENDPOINT_ROUTES_V${family};`,
       '    export where source = RTS_BGP;',
       '  };',
       '}',
     );
   }
-  out.push(
-    '',
-    '# Every other host is a direct neighbour on the shared L2 fabric; next hop self so',
-    '# packets for an endpoint go straight to the host that owns it.',
-    'template bgp mesh {',
-    `  local ${self.ip} as ${asNumber};`,
-    '  direct;',
-    '  connect delay time 1;',
-    '  connect retry time 5;',
-    '  error wait time 1, 30;',
-    '  hold time 9;',
-    '  graceful restart on;',
-  );
-  for (const [f] of families) {
+  for (const { family, overIp6, self: local } of families) {
     out.push(
-      `  ${FAMILY[f].channel} {`,
-      `    import where net ~ ENDPOINT_ROUTES_V${f};`,
-      `    export where source = RTS_INHERIT && net ~ ENDPOINT_ROUTES_V${f};`,
+      '',
+      ...(overIp6
+        ? ['# The IPv6 routes have sessions of their own, between the hosts\' IPv6 fabric addresses.']
+        : ['# Every other host is a direct neighbour on the shared L2 fabric; next hop self so', '# packets for an endpoint go straight to the host that owns it.']),
+      `template bgp ${overIp6 ? 'mesh6' : 'mesh'} {`,
+      `  local ${local} as ${asNumber};`,
+      '  direct;',
+      '  connect delay time 1;',
+      '  connect retry time 5;',
+      '  error wait time 1, 30;',
+      '  hold time 9;',
+      '  graceful restart on;',
+      `  ${FAMILY[family].channel} {`,
+      `    import where net ~ ENDPOINT_ROUTES_V${family};`,
+      `    export where source = RTS_INHERIT && net ~ ENDPOINT_ROUTES_V${family};`,
       '    next hop self;',
       '  };',
+      '}',
     );
   }
-  out.push('}');
-  const names = protocolNames(peers);
-  peers.forEach((p, i) => {
-    out.push('', `protocol bgp ${names[i]} from mesh {`, `  description ${quote(p.host)};`, `  neighbor ${p.ip} as ${asNumber};`, '}');
+  const sessions = families.flatMap(({ overIp6, peers }) => peers.map((p) => ({ ...p, template: overIp6 ? 'mesh6' : 'mesh', name: `peer_${p.host}${overIp6 ? '_v6' : ''}` })));
+  const names = symbols(sessions.map((s) => s.name));
+  sessions.forEach((s, i) => {
+    out.push('', `protocol bgp ${names[i]} from ${s.template} {`, `  description ${quote(s.host)};`, `  neighbor ${s.ip} as ${asNumber};`, '}');
   });
   return out.join('\n') + '\n';
 }
@@ -160,7 +206,7 @@ export function renderBirdConfig(input: BirdConfigInput): string {
 export function parseFelixTxt(text: string, file: string): { hosts: BirdHost[]; problems: string[] } {
   const parsed = parseDataFile(text, file);
   const hosts: BirdHost[] = [];
-  for (const entry of parsed.entries.values()) if (entry.kind === 'felix') hosts.push({ host: entry.value.host, ip: entry.value.ip });
+  for (const entry of parsed.entries.values()) if (entry.kind === 'felix') hosts.push({ host: entry.value.host, ip: entry.value.ip, ...(entry.value.ip6 ? { ip6: entry.value.ip6 } : {}) });
   return { hosts, problems: [...parsed.syntaxErrors, ...parsed.badSections.values()] };
 }
 

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { waitFor } from '../common/poll.js';
+import { ipFamily } from '../common/wire/codec.js';
 import { Lab, LabContainer } from './lab.js';
 
 export interface ConvergenceStep {
@@ -34,12 +35,13 @@ function felixHeardAt(lab: Lab, host: string, id: string, since: number): number
 function routeSeen(lab: Lab, hostName: string, ip: string, kind: 'local' | 'bird'): Promise<unknown> {
   const h = lab.host(hostName);
   const pattern = kind === 'local' ? / dev tap/ : /proto bird/;
-  return waitFor(`${kind} route to ${ip} on ${hostName}`, async () => (await lab.routes(h)).split('\n').some((l) => l.startsWith(`${ip} `) && pattern.test(l)), 20000, 20);
+  return waitFor(`${kind} route to ${ip} on ${hostName}`, async () => (await lab.routes(h, ipFamily(ip))).split('\n').some((l) => l.startsWith(`${ip} `) && pattern.test(l)), 20000, 20);
 }
 
 /**
- * Networks a container at `ip` in `group` on `host` and times its
- * convergence towards `sameHost` and `otherHost`, members of its group.
+ * Networks a container at `ip` (one address) in `group` on `host` and times
+ * its convergence towards `sameHost` and `otherHost`, members of its group
+ * with one address of the same family.
  */
 export async function networkAndTime(lab: Lab, ip: string, group: string, host: string, sameHost: LabContainer, otherHost: LabContainer): Promise<{ container: LabContainer; steps: ConvergenceStep[] }> {
   const t0 = Date.now();

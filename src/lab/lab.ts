@@ -1,9 +1,10 @@
 /**
  * The lab (SPEC §9): the seed's multi-host setup built from network
  * namespaces on this machine. Hosts `instance-N` are namespaces joined by a
- * bridge in a fabric namespace (198.18.0.0/24); each runs BIRD and Felix,
- * and host one also the plugin's two roles and the ACL manager. Containers
- * are further namespaces networked with `network-container --netns`.
+ * bridge in a fabric namespace (198.18.0.0/24 and fd00:198:18::/64); each
+ * runs BIRD and Felix, and host one also the plugin's two roles and the ACL
+ * manager. Containers are further namespaces networked with
+ * `network-container --netns`: IPv4, IPv6 or dual stack.
  *
  * Everything it makes carries the lab's prefix and is listed in
  * `DIR/lab.json`, so `down` removes all of it, from any process.
@@ -15,12 +16,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { waitFor } from '../common/poll.js';
-import { endpointKey } from '../plugin/data.js';
+import { canonicalEndpointIp, endpointKey } from '../plugin/data.js';
+import { ipFamily } from '../common/wire/codec.js';
 import { renderBirdConfig } from './bird-config.js';
 
 /** dist/ of this build: the lab runs the same build's commands. */
 const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const FABRIC_PREFIX = '198.18.0';
+const FABRIC6_PREFIX = 'fd00:198:18::';
 /** HTTP ports of /livez, /readyz, /metrics, /status on 127.0.0.1 inside each host's namespace. */
 export const LAB_METRICS_PORTS = { felix: 9091, 'acl-manager': 9092, 'plugin-ep': 9093, 'plugin-network': 9094 } as const;
 
@@ -28,10 +31,13 @@ export interface LabHost {
   name: string;
   ns: string;
   ip: string;
+  /** Its IPv6 fabric address (felix.txt `ip6=`): BIRD's IPv6 sessions run between these. */
+  ip6: string;
 }
 
 export interface LabContainer {
   id: string;
+  /** Its address, or for a dual-stack container its IPv4,IPv6 pair (network-container's IP, canonical). */
   ip: string;
   group: string;
   host: string;
@@ -107,6 +113,16 @@ async function probe(ns: string, cmd: string, ...args: string[]): Promise<boolea
   return r.exitCode === 0;
 }
 
+/** A container's addresses: one, or IPv4 and IPv6 for a dual-stack container. */
+export function addressesOf(c: LabContainer): string[] {
+  return c.ip.split(',');
+}
+
+/** A container's address in `family`, if it has one. */
+export function addressIn(c: LabContainer, family: 4 | 6): string | undefined {
+  return addressesOf(c).find((a) => ipFamily(a) === family);
+}
+
 /** Endpoint ids look like docker ids: hex, unique in their first 11 characters. */
 export function endpointIdFor(ip: string): string {
   return createHash('sha1').update(ip).digest('hex').slice(0, 12);
@@ -148,11 +164,11 @@ export class Lab {
     const prefix = opts.prefix ?? `calab${process.pid.toString(36)}`;
     fs.mkdirSync(path.join(opts.dir, 'data'), { recursive: true });
     fs.mkdirSync(path.join(opts.dir, 'logs'), { recursive: true });
-    const hosts = Array.from({ length: n }, (_, i) => ({ name: `instance-${i + 1}`, ns: `${prefix}-h${i + 1}`, ip: `${FABRIC_PREFIX}.${i + 1}` }));
+    const hosts = Array.from({ length: n }, (_, i) => ({ name: `instance-${i + 1}`, ns: `${prefix}-h${i + 1}`, ip: `${FABRIC_PREFIX}.${i + 1}`, ip6: `${FABRIC6_PREFIX}${i + 1}` }));
     const lab = new Lab({ prefix, dir: opts.dir, hosts, containers: [], pids: {} });
     lab.save();
     try {
-      say(`building ${n} hosts on fabric ${FABRIC_PREFIX}.0/24 (namespaces ${prefix}-*)`);
+      say(`building ${n} hosts on fabric ${FABRIC_PREFIX}.0/24 and ${FABRIC6_PREFIX}/64 (namespaces ${prefix}-*)`);
       await lab.buildFabric();
       if (opts.curve) {
         say('making CurveZMQ key pairs (plugin, aclmgr, felix)');
@@ -196,6 +212,8 @@ export class Lab {
       await inNs(h.ns, 'ip', 'link', 'set', `h${i + 1}`, 'netns', fabric);
       await inNs(fabric, 'ip', 'link', 'set', `h${i + 1}`, 'master', 'br0', 'up');
       await inNs(h.ns, 'ip', 'addr', 'add', `${h.ip}/24`, 'dev', 'fab0');
+      // No duplicate address detection: the lab hands out each address once, and BIRD can bind it at once.
+      await inNs(h.ns, 'ip', '-6', 'addr', 'add', `${h.ip6}/64`, 'dev', 'fab0', 'nodad');
       await inNs(h.ns, 'ip', 'link', 'set', 'fab0', 'up');
     }
   }
@@ -243,7 +261,7 @@ export class Lab {
       `\n[global]\nAclHeartbeatIntervalMillis = ${timings.keepaliveMs}\n\n[connection]\nConnectionTimeoutMillis = ${timings.connectionTimeoutMs}\n` +
       `ConnectionKeepaliveIntervalMillis = ${timings.keepaliveMs}\nPluginTimeoutMillis = ${3 * timings.keepaliveMs}\n`;
     const first = this.state.hosts[0]!;
-    const felixTxt = this.state.hosts.map((h) => `[felix ${h.name}]\nip=${h.ip}\nhost=${h.name}\n`).join('\n');
+    const felixTxt = this.state.hosts.map((h) => `[felix ${h.name}]\nip=${h.ip}\nip6=${h.ip6}\nhost=${h.name}\n`).join('\n');
     fs.writeFileSync(path.join(this.dataDir, 'felix.txt'), felixTxt);
     for (const h of this.state.hosts) {
       fs.writeFileSync(
@@ -254,8 +272,9 @@ export class Lab {
           `[metrics]\nMetricsPort = ${LAB_METRICS_PORTS.felix}\n` +
           this.securitySection('felix', { PluginPublicKeyFile: 'plugin', AclManagerPublicKeyFile: 'aclmgr' }),
       );
-      const peers = this.state.hosts.filter((p) => p !== h).map((p) => ({ host: p.name, ip: p.ip }));
-      fs.writeFileSync(path.join(dir, `bird-${h.name}.conf`), renderBirdConfig({ self: { host: h.name, ip: h.ip }, peers, asNumber }));
+      // No prefixes given: the generator carries both default ranges (192.168.0.0/16, fd00:192:168::/48), as every host has ip6.
+      const peers = this.state.hosts.filter((p) => p !== h).map((p) => ({ host: p.name, ip: p.ip, ip6: p.ip6 }));
+      fs.writeFileSync(this.birdConfig(h), renderBirdConfig({ self: { host: h.name, ip: h.ip, ip6: h.ip6 }, peers, asNumber }));
     }
     fs.writeFileSync(
       path.join(dir, 'acl_manager.cfg'),
@@ -277,7 +296,7 @@ export class Lab {
     this.spawnNode('acl-manager', first!.ns, 'src/aclmgr/main.js', ['--config-file', path.join(dir, 'acl_manager.cfg')]);
     for (const h of [first!, ...others]) {
       this.spawnNode(`felix-${h.name}`, h.ns, 'src/felix/main.js', ['--config-file', path.join(dir, `felix-${h.name}.cfg`)]);
-      this.spawn(`bird-${h.name}`, h.ns, 'bird', ['-f', '-R', '-c', path.join(dir, `bird-${h.name}.conf`), '-s', this.birdSocket(h)]);
+      this.spawn(`bird-${h.name}`, h.ns, 'bird', ['-f', '-R', '-c', this.birdConfig(h), '-s', this.birdSocket(h)]);
     }
     this.save();
   }
@@ -293,6 +312,10 @@ export class Lab {
     const urls = this.statusUrls(h).flatMap((u) => ['--url', u]);
     const r = await execa('ip', ['netns', 'exec', h.ns, process.execPath, path.join(DIST, 'src/status/main.js'), ...urls, ...args], { reject: false, timeout: 20000 });
     return { code: r.exitCode ?? 1, stdout: String(r.stdout), stderr: String(r.stderr) };
+  }
+
+  birdConfig(h: LabHost): string {
+    return path.join(this.state.dir, `bird-${h.name}.conf`);
   }
 
   birdSocket(h: LabHost): string {
@@ -346,16 +369,17 @@ export class Lab {
     return pid;
   }
 
-  /** Every host has an established BGP session to every other. */
+  /** Every host has every BGP session of its config established: one to every other host per address family. */
   private async waitForBgp(): Promise<void> {
     if (this.state.hosts.length < 2) return;
     await waitFor(
       'BGP sessions to be established',
       async () => {
         for (const h of this.state.hosts) {
+          const sessions = (fs.readFileSync(this.birdConfig(h), 'utf8').match(/^protocol bgp /gm) ?? []).length;
           const out = await this.birdc(h, 'show', 'protocols');
           const established = out.split('\n').filter((l) => /\bBGP\b/.test(l) && /Established/.test(l)).length;
-          if (established < this.state.hosts.length - 1) return false;
+          if (established < sessions) return false;
         }
         return true;
       },
@@ -374,16 +398,22 @@ export class Lab {
     return h;
   }
 
+  /** The container with this endpoint id, address, or (dual stack) address pair. */
   container(ip: string): LabContainer {
-    const c = this.state.containers.find((x) => x.ip === ip || x.id === ip);
+    const c = this.state.containers.find((x) => x.ip === ip || x.id === ip || addressesOf(x).includes(ip));
     if (!c) throw new Error(`no container '${ip}' in this lab`);
     return c;
   }
 
-  /** Makes a container namespace on `host` and networks it with network-container, as the seed does. */
-  async addContainer(ip: string, group: string, hostName: string): Promise<LabContainer> {
+  /**
+   * Makes a container namespace on `host` and networks it with network-container, as the seed does.
+   * `address`: an address, or an IPv4,IPv6 pair for a dual-stack container.
+   */
+  async addContainer(address: string, group: string, hostName: string): Promise<LabContainer> {
     const h = this.host(hostName);
-    if (this.state.containers.some((c) => c.ip === ip)) throw new Error(`a container with ${ip} exists already`);
+    const ip = canonicalEndpointIp(address);
+    const taken = ip.split(',').find((a) => this.state.containers.some((c) => addressesOf(c).includes(a)));
+    if (taken) throw new Error(`a container with ${taken} exists already`);
     const id = endpointIdFor(ip);
     const c: LabContainer = { id, ip, group, host: h.name, ns: `${this.state.prefix}-c${id.slice(0, 8)}` };
     await run('ip', ['netns', 'add', c.ns]);
@@ -393,20 +423,21 @@ export class Lab {
       await execa('ip', ['netns', 'del', c.ns], { reject: false });
       throw err;
     }
-    // A TCP listener in every container, for the connectivity matrix.
-    this.spawn(`tcp-${id}`, c.ns, 'nc', ['-lk', '7000']);
+    // A TCP listener in every container, for the connectivity matrix: an IPv6 socket, which takes IPv4 too.
+    this.spawn(`tcp-${id}`, c.ns, 'nc', ['-6', '-lk', '7000']);
     this.state.containers.push(c);
     this.save();
     return c;
   }
 
-  private dataFile(ip: string): string {
-    return path.join(this.dataDir, `${endpointKey(ip)}.txt`);
+  /** The data file network-container wrote for `c`. */
+  private dataFile(c: LabContainer): string {
+    return path.join(this.dataDir, `${endpointKey(c.ip)}.txt`);
   }
 
   /** Deletes only the container's data: the plugin destroys the endpoint, the namespace stays. */
   removeData(ip: string): void {
-    fs.rmSync(this.dataFile(this.container(ip).ip), { force: true });
+    fs.rmSync(this.dataFile(this.container(ip)), { force: true });
   }
 
   /** Removes the container's data (the plugin tells Felix) and its namespace. */
@@ -424,7 +455,7 @@ export class Lab {
   /** Moves a container to another group by rewriting its data file. */
   setGroup(ip: string, group: string): void {
     const c = this.container(ip);
-    const file = this.dataFile(ip);
+    const file = this.dataFile(c);
     const text = fs.readFileSync(file, 'utf8').replace(/^group=.*$/m, `group=${group}`);
     fs.writeFileSync(`${file}.tmp`, text);
     fs.renameSync(`${file}.tmp`, file);
@@ -441,8 +472,9 @@ export class Lab {
     return probe(from.ns, 'nc', '-z', '-w', '1', ip, '7000');
   }
 
-  routes(h: LabHost): Promise<string> {
-    return inNs(h.ns, 'ip', 'route', 'show');
+  /** `ip route` (`ip -6 route`) of host `h`. */
+  routes(h: LabHost, family: 4 | 6 = 4): Promise<string> {
+    return inNs(h.ns, 'ip', `-${family}`, 'route', 'show');
   }
 
   /** Is each recorded process still running? */

@@ -3,7 +3,7 @@
  * `calico-lab up|down|status|add-container|remove-container|demo` (SPEC §9).
  */
 import { commandLine } from '../common/cli.js';
-import { isIp } from '../common/wire/codec.js';
+import { canonicalEndpointIp } from '../plugin/data.js';
 import { Lab } from './lab.js';
 import { runDemo } from './demo.js';
 import { formatMatrix, measureMatrix } from './matrix.js';
@@ -11,11 +11,6 @@ import { formatMatrix, measureMatrix } from './matrix.js';
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const curveOption = { curve: { type: 'boolean' as const, default: false, describe: 'CurveZMQ on every socket, key pairs in DIR/keys' } };
 const dirOption = { dir: { type: 'string' as const, default: '/tmp/calico-lab', describe: 'folder for the lab’s configs, data and logs' } };
-
-function checkIp(ip: unknown): string {
-  if (typeof ip !== 'string' || !isIp(ip)) throw new Error(`bad IP address '${String(ip)}'`);
-  return ip;
-}
 
 /** Ctrl-C during `up` or `demo` removes whatever the lab made so far. */
 function downOnInterrupt(dir: string): void {
@@ -56,21 +51,24 @@ async function main(): Promise<number> {
           if (status.code !== 0) code = 1;
           say(`\n${h.name} (${h.ns}) calico-status:\n${(status.stdout || status.stderr).trimEnd().replace(/^/gm, '  ')}`);
           say(`${h.name} (${h.ns}, ${h.ip}) routes:\n${(await lab.routes(h)).replace(/^/gm, '  ')}`);
+          say(`${h.name} (${h.ns}, ${h.ip6}) IPv6 routes:\n${(await lab.routes(h, 6)).replace(/^/gm, '  ')}`);
           say(`${h.name} BGP:\n${(await lab.birdc(h, 'show', 'protocols').catch((e: Error) => e.message)).replace(/^/gm, '  ')}`);
         }
-        if (lab.containers.length > 1) say(`\nconnectivity:\n${formatMatrix(await measureMatrix(lab))}`);
+        if (lab.containers.length > 1) say(`\nconnectivity (pairs sharing an address family):\n${formatMatrix(await measureMatrix(lab))}`);
         return code;
       })();
     })
-    .command('add-container <ip> <group>', 'network a new container namespace', (y) =>
+    .command('add-container <ip> <group>', 'network a new container namespace (ip: an address, or IPv4,IPv6 for dual stack)', (y) =>
       y.options({ ...dirOption, host: { type: 'string', default: 'instance-1' } }).positional('ip', { type: 'string' }).positional('group', { type: 'string' }), (a) => {
-      result = Lab.load(a.dir).addContainer(checkIp(a.ip), String(a.group), a.host).then((c) => {
+      const ip = canonicalEndpointIp(String(a.ip));
+      result = Lab.load(a.dir).addContainer(ip, String(a.group), a.host).then((c) => {
         say(`container ${c.ip} (${c.group}) on ${c.host}: namespace ${c.ns}, endpoint ${c.id}`);
         return 0;
       });
     })
-    .command('remove-container <ip>', 'remove a container and its data', (y) => y.options(dirOption).positional('ip', { type: 'string' }), (a) => {
-      result = Lab.load(a.dir).removeContainer(checkIp(a.ip)).then(() => 0);
+    .command('remove-container <ip>', 'remove a container and its data (ip: either address of a dual-stack one, or both)', (y) => y.options(dirOption).positional('ip', { type: 'string' }), (a) => {
+      const ip = canonicalEndpointIp(String(a.ip));
+      result = Lab.load(a.dir).removeContainer(ip).then(() => 0);
     })
     .command('demo', 'the seed’s two-host demo, checked and timed', (y) => y.options({ ...dirOption, ...curveOption, keep: { type: 'boolean', default: false, describe: 'leave the lab running' } }), (a) => {
       downOnInterrupt(a.dir);

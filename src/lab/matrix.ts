@@ -1,12 +1,19 @@
 /**
  * The seed's rule as a connectivity matrix: containers in the same group
- * reach each other (ping and TCP), across hosts too; others do not.
+ * reach each other (ping and TCP), across hosts too; others do not. Only
+ * containers that share an address family are paired (SPEC §9): an IPv4 and
+ * an IPv6 container can never talk, whatever their groups. Two dual-stack
+ * containers are probed once per family.
  */
-import type { Lab, LabContainer } from './lab.js';
+import { type Lab, type LabContainer, addressIn } from './lab.js';
 
 export interface Probe {
   from: LabContainer;
   to: LabContainer;
+  family: 4 | 6;
+  /** The addresses of `family` probed from and to. */
+  fromIp: string;
+  toIp: string;
   expected: boolean;
   ping: boolean;
   tcp: boolean;
@@ -14,13 +21,26 @@ export interface Probe {
 
 export const probeOk = (p: Probe): boolean => p.ping === p.expected && p.tcp === p.expected;
 
-/** Probes every ordered pair of containers, all at once. */
+/** Every ordered pair of containers, once per address family both have: the IPv4 pairs, then the IPv6 ones. */
+export function matrixPairs(containers: LabContainer[]): Array<Pick<Probe, 'from' | 'to' | 'family' | 'fromIp' | 'toIp' | 'expected'>> {
+  return ([4, 6] as const).flatMap((family) =>
+    containers.flatMap((from) =>
+      containers
+        .filter((to) => to !== from)
+        .flatMap((to) => {
+          const [fromIp, toIp] = [addressIn(from, family), addressIn(to, family)];
+          return fromIp && toIp ? [{ from, to, family, fromIp, toIp, expected: from.group === to.group }] : [];
+        }),
+    ),
+  );
+}
+
+/** Probes every pair of {@link matrixPairs}, all at once. */
 export async function measureMatrix(lab: Lab, containers: LabContainer[] = lab.containers): Promise<Probe[]> {
-  const pairs = containers.flatMap((from) => containers.filter((to) => to !== from).map((to) => ({ from, to })));
   return Promise.all(
-    pairs.map(async ({ from, to }) => {
-      const [ping, tcp] = await Promise.all([lab.ping(from, to.ip), lab.tcp(from, to.ip)]);
-      return { from, to, expected: from.group === to.group, ping, tcp };
+    matrixPairs(containers).map(async (pair) => {
+      const [ping, tcp] = await Promise.all([lab.ping(pair.from, pair.toIp), lab.tcp(pair.from, pair.toIp)]);
+      return { ...pair, ping, tcp };
     }),
   );
 }
@@ -28,9 +48,11 @@ export async function measureMatrix(lab: Lab, containers: LabContainer[] = lab.c
 const mark = (b: boolean) => (b ? 'yes' : 'no ');
 
 export function formatMatrix(probes: Probe[]): string {
+  const label = (ip: string, c: LabContainer) => `${ip} (${c.group}, ${c.host})`;
+  const width = Math.max(0, ...probes.flatMap((p) => [label(p.fromIp, p.from).length, label(p.toIp, p.to).length]));
   const rows = probes.map(
     (p) =>
-      `  ${`${p.from.ip} (${p.from.group}, ${p.from.host})`.padEnd(34)} -> ${`${p.to.ip} (${p.to.group}, ${p.to.host})`.padEnd(34)} ` +
+      `  IPv${p.family}  ${label(p.fromIp, p.from).padEnd(width)} -> ${label(p.toIp, p.to).padEnd(width)} ` +
       `expected ${mark(p.expected)}  ping ${mark(p.ping)}  tcp ${mark(p.tcp)}  ${probeOk(p) ? 'ok' : 'MISMATCH'}`,
   );
   return rows.join('\n');

@@ -2,25 +2,27 @@
 /**
  * `network-container [--netns NAME] [--data-dir DIR] [--hostname NAME] CID IP GROUP`
  * (SPEC §8): the prototype's networking script. A veth pair with
- * `tap<S>` (S: CID[:11], or a hash for ids with other characters; SPEC §3) in the current (host) namespace and `eth0` — IP/32 (/128)
- * and a default route via eth0 — in the container's namespace; then the
- * endpoint's section for the plugin, written atomically. On failure nothing
- * half-made is left behind.
+ * `tap<S>` (S: CID[:11], or a hash for ids with other characters; SPEC §3)
+ * in the current (host) namespace and `eth0` in the container's namespace:
+ * IPv4 `IP/32` and `default dev eth0` (the host answers ARP by proxy), IPv6
+ * `IP/128` and `default via fe80::1 dev eth0` (Felix puts fe80::1 on the
+ * tap; SPEC §6). IP may be an IPv4,IPv6 pair: a dual-stack container gets
+ * both. Then the endpoint's section for the plugin, written atomically. On
+ * failure nothing half-made is left behind.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { commandLine } from '../common/cli.js';
-import { canonicalIp, ipFamily } from '../common/wire/codec.js';
+import { ipFamily } from '../common/wire/codec.js';
 import { defaultInterfaceName } from '../common/endpoint-names.js';
-import { endpointKey, formatEndpointSection, unwritable } from '../plugin/data.js';
-
+import { canonicalEndpointIp, endpointKey, formatEndpointSection, unwritable } from '../plugin/data.js';
 
 const argv = commandLine('network-container', '$0 [--netns NAME] [--data-dir DIR] [--hostname NAME] CID IP GROUP')
   .command('$0 <cid> <ip> <group>', 'network a container and tell the plugin about it')
   .positional('cid', { type: 'string', describe: 'docker container id, or with --netns the endpoint id' })
-  .positional('ip', { type: 'string', describe: 'the address to give it' })
+  .positional('ip', { type: 'string', describe: 'the address to give it, or an IPv4,IPv6 pair (dual stack)' })
   .positional('group', { type: 'string', describe: 'its security group' })
   .options({
     netns: { type: 'string', describe: 'a named network namespace instead of a docker container' },
@@ -42,9 +44,12 @@ const argv = commandLine('network-container', '$0 [--netns NAME] [--data-dir DIR
   .parseSync();
 
 const cid = String(argv.cid);
-const ip = canonicalIp(String(argv.ip));
+/** The `ip=` value: canonical, IPv4 first. */
+const ip = canonicalEndpointIp(String(argv.ip));
 const group = String(argv.group);
 const tap = defaultInterfaceName('tap', cid);
+/** The containers' IPv6 gateway: the link-local address Felix gives every endpoint interface (SPEC §6). */
+const IPV6_GATEWAY = 'fe80::1';
 
 async function ip_(...args: string[]): Promise<string> {
   return (await execa('ip', args)).stdout;
@@ -79,9 +84,18 @@ async function main(): Promise<void> {
     await inContainer('ip', 'link', 'set', peer, 'name', 'eth0');
     await inContainer('ip', 'link', 'set', 'lo', 'up');
     await inContainer('ip', 'link', 'set', 'eth0', 'up');
-    const v6 = ipFamily(ip) === 6;
-    await inContainer('ip', 'addr', 'add', `${ip}/${v6 ? 128 : 32}`, 'dev', 'eth0', ...(v6 ? ['nodad'] : []));
-    await inContainer('ip', ...(v6 ? ['-6'] : []), 'route', 'add', 'default', 'dev', 'eth0');
+    for (const addr of ip.split(',')) {
+      if (ipFamily(addr) === 4) {
+        await inContainer('ip', 'addr', 'add', `${addr}/32`, 'dev', 'eth0');
+        await inContainer('ip', 'route', 'add', 'default', 'dev', 'eth0');
+      } else {
+        // Docker switches IPv6 off in containers without an IPv6 network; this one is getting one.
+        await inContainer('sysctl', '-q', '-w', 'net.ipv6.conf.eth0.disable_ipv6=0');
+        // No duplicate address detection: the address is this container's alone (Felix refuses a duplicate), and usable at once.
+        await inContainer('ip', '-6', 'addr', 'add', `${addr}/128`, 'dev', 'eth0', 'nodad');
+        await inContainer('ip', '-6', 'route', 'add', 'default', 'via', IPV6_GATEWAY, 'dev', 'eth0');
+      }
+    }
     await ip_('link', 'set', tap, 'up');
     const mac = (await inContainer('cat', '/sys/class/net/eth0/address')).stdout.trim();
     const section = formatEndpointSection({ id: cid, ip, mac, host: argv.hostname, group });

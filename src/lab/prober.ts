@@ -8,8 +8,9 @@
  * deny new traffic.
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import type { LabContainer } from './lab.js';
+import { type LabContainer, addressesOf } from './lab.js';
 
+/** `from` pings `to` (its IPv4 address if it has one; the ping works out the family). */
 export interface ProbePair {
   from: LabContainer;
   to: LabContainer;
@@ -37,7 +38,7 @@ interface Probe {
 function probeLoop(pair: ProbePair, gapSec: number, replyTimeoutSec: number, onProbe: (p: Probe) => void): ChildProcess {
   const script =
     `while :; do t=\${EPOCHREALTIME/./}; ` +
-    `if ping -n -q -c 1 -W ${replyTimeoutSec} ${pair.to.ip} >/dev/null 2>&1; then echo "\${t:0:-3} 1"; else echo "\${t:0:-3} 0"; fi; sleep ${gapSec}; done`;
+    `if ping -n -q -c 1 -W ${replyTimeoutSec} ${addressesOf(pair.to)[0]} >/dev/null 2>&1; then echo "\${t:0:-3} 1"; else echo "\${t:0:-3} 0"; fi; sleep ${gapSec}; done`;
   const child = spawn('ip', ['netns', 'exec', pair.from.ns, 'bash', '-c', script], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
   let partial = '';
   child.stdout!.on('data', (chunk: Buffer) => {

@@ -9,12 +9,17 @@
  * link pointed at, a token pasted by mistake), and the log is read by others.
  */
 import { parseIni, IniSection } from '../common/ini.js';
-import { canonicalIp, isEndpointId, isIp, isMac } from '../common/wire/codec.js';
+import { canonicalIp, ipFamily, isEndpointId, isIp, isMac } from '../common/wire/codec.js';
 
 export interface FelixHost {
   /** Short host name (up to the first dot, lower case). */
   host: string;
   ip: string;
+  /**
+   * `ip6=`: the IPv6 fabric address of a host whose `ip` is IPv4, for BIRD's
+   * IPv6 sessions (the plugin reaches Felix on `ip` only).
+   */
+  ip6: string | null;
   /** Felix's endpoint API port; the data may override the default per host. */
   port: number | null;
   source: string;
@@ -84,13 +89,16 @@ function hostAddress(s: string): string {
 function parseFelix(section: IniSection, host: string, where: string): FelixHost {
   const ip = hostAddress(need(section, 'ip'));
   if (!isIp(ip)) throw bad(section, 'ip', 'not an IP address');
+  const ip6 = value(section, 'ip6');
+  if (ip6 !== undefined && !(isIp(ip6) && ipFamily(ip6) === 6)) throw bad(section, 'ip6', 'not an IPv6 address');
+  if (ip6 !== undefined && ipFamily(ip) === 6) throw bad(section, 'ip6', "only for a host whose 'ip' is IPv4");
   const portRaw = value(section, 'port');
   let port: number | null = null;
   if (portRaw !== undefined) {
     port = Number(portRaw);
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw bad(section, 'port', 'not a port number (1-65535)');
   }
-  return { host: shortHost(value(section, 'host') ?? host), ip: canonicalIp(ip), port, source: where };
+  return { host: shortHost(value(section, 'host') ?? host), ip: canonicalIp(ip), ip6: ip6 === undefined ? null : canonicalIp(ip6), port, source: where };
 }
 
 function parseEndpoint(section: IniSection, where: string): PluginEndpoint {
@@ -165,14 +173,43 @@ export function unwritable(key: keyof EndpointSectionValues, value: string): str
     case 'group':
       return GROUP_RE.test(value) ? null : 'not a group name (a letter or digit, then letters, digits, _ . or -)';
     case 'ip':
-      return isIp(value) ? null : 'not an IP address';
+      return addressesProblem(value);
     case 'mac':
       return isMac(value) ? null : 'not a MAC address';
   }
 }
 
-/** The name of an endpoint's section and data file: its address with `.` and `:` turned into `_`. */
-export const endpointKey = (ip: string): string => ip.replace(/[.:]/g, '_');
+/**
+ * Why `value` is not what network-container gives one endpoint (SPEC §8): an
+ * address, or an IPv4,IPv6 pair for a dual-stack container; null if it is.
+ */
+function addressesProblem(value: string): string | null {
+  const addrs = value.split(',');
+  if (!addrs.every(isIp)) return 'not an IP address (or an IPv4,IPv6 pair)';
+  if (addrs.length > 2 || new Set(addrs.map(ipFamily)).size < addrs.length) return 'more than one address of a family (a dual-stack endpoint has one IPv4 and one IPv6 address)';
+  return null;
+}
+
+/**
+ * The `ip=` value network-container writes for `value` (an address or an
+ * IPv4,IPv6 pair, in either order): canonical addresses, IPv4 first. Throws
+ * naming the problem when `value` is {@link unwritable} as `ip`.
+ */
+export function canonicalEndpointIp(value: string): string {
+  const why = addressesProblem(value);
+  if (why) throw new Error(`bad IP address ${JSON.stringify(value)}: ${why}`);
+  return value
+    .split(',')
+    .map(canonicalIp)
+    .sort((a, b) => ipFamily(a) - ipFamily(b))
+    .join(',');
+}
+
+/**
+ * The name of an endpoint's section and data file: its `ip=` value with `.`
+ * and `:` turned into `_`, and the `,` of a dual-stack pair into `-`.
+ */
+export const endpointKey = (ip: string): string => ip.replace(/[.:]/g, '_').replace(/,/g, '-');
 
 /** One endpoint's `[endpoint]` section, as network-container writes it; throws naming the key if a value is {@link unwritable}. */
 export function formatEndpointSection(e: EndpointSectionValues): string {

@@ -104,10 +104,17 @@ describe('docker start scripts', function () {
       fs.symlinkSync(script, path.join(bin, 'calico-bird-config'));
     });
 
+    /** run-bird's environment (the image's PATH, files in this test's folder) and `env`. */
+    const birdEnv = (env: Record<string, string>) => ({ PATH: `${bin}:${process.env.PATH}`, BIRD_LOG_DIR: path.join(dir, 'log'), BIRD_CONF: path.join(dir, 'etc/bird.conf'), BIRD_SOCKET: path.join(dir, 'run/bird.ctl'), ...env });
+    /** `sh run-bird` inside the namespace (never the root one: BIRD may start) with `vars` as its whole environment. */
+    const runBirdArgs = (vars: Record<string, string>) => ['netns', 'exec', ns, 'env', ...Object.entries(vars).map(([k, v]) => `${k}=${v}`), 'sh', RUN_BIRD];
+    /** Runs run-bird where it is expected to stop before BIRD starts. */
+    const runBirdToExit = (env: Record<string, string>) => execa('ip', runBirdArgs(birdEnv(env)), { reject: false, timeout: 10000 });
+
     /** Runs run-bird in the namespace until BIRD answers on its socket; returns the config it ran with. */
     async function runBird(env: Record<string, string>): Promise<string> {
-      const vars = { PATH: `${bin}:${process.env.PATH}`, BIRD_LOG_DIR: path.join(dir, 'log'), BIRD_CONF: path.join(dir, 'etc/bird.conf'), BIRD_SOCKET: path.join(dir, 'run/bird.ctl'), ...env };
-      const child = spawn('ip', ['netns', 'exec', ns, 'env', ...Object.entries(vars).map(([k, v]) => `${k}=${v}`), 'sh', RUN_BIRD], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const vars = birdEnv(env);
+      const child = spawn('ip', runBirdArgs(vars), { stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
       const exited = new Promise((r) => child.once('exit', r));
@@ -128,21 +135,33 @@ describe('docker start scripts', function () {
 
     it('generates the config from felix.txt for this host and runs BIRD in the foreground, logging to its log dir', async () => {
       const felixTxt = path.join(dir, 'felix.txt');
-      fs.writeFileSync(felixTxt, '[felix instance-1]\nip=198.18.0.1\nhost=instance-1.lab\n\n[felix instance-2]\nip=198.18.0.2\nhost=instance-2.lab\n');
+      fs.writeFileSync(felixTxt, '[felix instance-1]\nip=198.18.0.1\nip6=fd00:198:18::1\nhost=instance-1.lab\n\n[felix instance-2]\nip=198.18.0.2\nip6=fd00:198:18::2\nhost=instance-2.lab\n');
       const conf = await runBird({ FELIX_TXT: felixTxt, BIRD_HOSTNAME: 'instance-1.lab', BIRD_AS: '65010', BIRD_PREFIXES: '192.168.0.0/16 fd00:192:168::/64' });
       expect(conf).to.include('router id 198.18.0.1;').and.include('neighbor 198.18.0.2 as 65010;').and.include(`log "${path.join(dir, 'log/bird.log')}" 10000000 "${path.join(dir, 'log/bird.log.old')}" all;`);
-      expect(conf).to.include('define ENDPOINT_ROUTES_V6 = [ fd00:192:168::/64{128,128} ];');
+      expect(conf).to.include('define ENDPOINT_ROUTES_V6 = [ fd00:192:168::/64{128,128} ];').and.include('neighbor fd00:198:18::2 as 65010;');
     });
 
-    it('takes the host list from CALICO_HOSTS instead', async () => {
+    it('takes the host list from CALICO_HOSTS instead; IPv4 hosts get the IPv4 range only', async () => {
       const conf = await runBird({ CALICO_HOSTS: 'instance-1=198.18.0.1 instance-2=198.18.0.2', BIRD_HOSTNAME: 'instance-1' });
-      expect(conf).to.include('neighbor 198.18.0.2 as 64511;').and.include('define ENDPOINT_ROUTES_V4 = [ 192.168.0.0/16{32,32} ];');
+      expect(conf).to.include('neighbor 198.18.0.2 as 64511;').and.include('define ENDPOINT_ROUTES_V4 = [ 192.168.0.0/16{32,32} ];').and.not.include('ipv6');
+    });
+
+    it('takes name=ip,ip6 in CALICO_HOSTS: an IPv6 session per peer, both default ranges', async () => {
+      const conf = await runBird({ CALICO_HOSTS: 'instance-1=198.18.0.1,fd00:198:18::1 instance-2=198.18.0.2,fd00:198:18::2', BIRD_HOSTNAME: 'instance-1' });
+      expect(conf).to.include('neighbor 198.18.0.2 as 64511;').and.include('local fd00:198:18::1 as 64511;').and.include('neighbor fd00:198:18::2 as 64511;');
+      expect(conf).to.include('define ENDPOINT_ROUTES_V4 = [ 192.168.0.0/16{32,32} ];').and.include('define ENDPOINT_ROUTES_V6 = [ fd00:192:168::/48{128,128} ];');
+      expect(conf).to.match(/^protocol bgp peer_instance_2_v6 from mesh6 \{$/m);
+    });
+
+    it('refuses a CALICO_HOSTS entry with an empty address, with exit 2', async () => {
+      const r = await runBirdToExit({ CALICO_HOSTS: 'instance-1=198.18.0.1,', BIRD_HOSTNAME: 'instance-1' });
+      expect(r.exitCode).to.equal(2);
+      expect(r.stderr).to.equal("run-bird: CALICO_HOSTS entry 'instance-1=198.18.0.1,' is not name=ip or name=ip,ip6");
+      expect(fs.existsSync(path.join(dir, 'etc/bird.conf'))).to.equal(false);
     });
 
     it('stops with the reason when this host is not in the list', async () => {
-      const vars = { PATH: `${bin}:${process.env.PATH}`, CALICO_HOSTS: 'instance-1=198.18.0.1', BIRD_HOSTNAME: 'instance-7', BIRD_LOG_DIR: path.join(dir, 'log'), BIRD_CONF: path.join(dir, 'etc/bird.conf'), BIRD_SOCKET: path.join(dir, 'run/bird.ctl') };
-      // In the namespace all the same: were the generator to succeed, BIRD would start.
-      const r = await execa('ip', ['netns', 'exec', ns, 'env', ...Object.entries(vars).map(([k, v]) => `${k}=${v}`), 'sh', RUN_BIRD], { reject: false, timeout: 10000 });
+      const r = await runBirdToExit({ CALICO_HOSTS: 'instance-1=198.18.0.1', BIRD_HOSTNAME: 'instance-7' });
       expect(r.exitCode).to.equal(1);
       expect(r.stderr).to.match(/calico-bird-config: .*host 'instance-7' is not in the host list \(have instance-1\)/);
       expect(fs.existsSync(path.join(dir, 'etc/bird.conf'))).to.equal(false);

@@ -1,7 +1,9 @@
 /**
  * The built `network-container` in namespaces this test creates: the veth
- * pair, eth0's address and default route, the data file — and on every
- * failure a one-line reason and nothing half-made left behind.
+ * pair, eth0's addresses and default routes (IPv4, IPv6, dual stack), the
+ * data file — and on every failure a one-line reason and nothing half-made
+ * left behind. Two containers it networked reach each other through a host
+ * namespace set up the way Felix sets a host up (SPEC §6, done here by hand).
  */
 import { expect } from 'chai';
 import fs from 'node:fs';
@@ -10,6 +12,7 @@ import path from 'node:path';
 import { Netns, createNetns, deleteAllNetns } from '../support/netns.js';
 import { runCommand } from '../support/process.js';
 import { parseDataFile } from '../../src/plugin/data.js';
+import { defaultInterfaceName } from '../../src/common/endpoint-names.js';
 
 const NC = 'src/lab/network-container.js';
 
@@ -49,13 +52,58 @@ describe('network-container (built command, in namespaces)', function () {
     );
   });
 
-  it('networks an IPv6 address with a /128 and an IPv6 default route', async () => {
+  it('networks an IPv6 address: a /128 without duplicate address detection, default via fe80::1', async () => {
     const other = await createNetns('nc6', 'cnc');
-    const r = await run('--netns', other.name, '--data-dir', dir, '--hostname', 'h', 'v6endpoint0001', 'fd00:198:18::5', 'g6');
+    const r = await run('--netns', other.name, '--data-dir', dir, '--hostname', 'h', 'v6endpoint0001', 'fd00:192:168:0::40:5', 'g6');
     expect(r.code, r.output).to.equal(0);
-    expect(await other.run('ip', ['-6', '-o', 'addr', 'show', 'dev', 'eth0', 'scope', 'global'])).to.match(/fd00:198:18::5\/128/);
-    expect(await other.run('ip', ['-6', 'route', 'show', 'default'])).to.match(/default dev eth0/);
-    expect(fs.readdirSync(dir)).to.deep.equal(['fd00_198_18__5.txt']);
+    expect(await other.run('ip', ['-6', '-o', 'addr', 'show', 'dev', 'eth0', 'scope', 'global'])).to.match(/inet6 fd00:192:168::40:5\/128 scope global nodad/);
+    expect((await other.run('ip', ['-6', 'route', 'show', 'default'])).trim()).to.match(/^default via fe80::1 dev eth0 /);
+    expect(await other.run('ip', ['-4', 'addr', 'show', 'dev', 'eth0'])).to.equal('');
+    expect(fs.readdirSync(dir)).to.deep.equal(['fd00_192_168__40_5.txt']);
+    expect(fs.readFileSync(path.join(dir, 'fd00_192_168__40_5.txt'), 'utf8')).to.match(/^\[endpoint fd00_192_168__40_5\]\nid=v6endpoint0001\nip=fd00:192:168::40:5\n/);
+  });
+
+  it('networks a dual-stack IPv4,IPv6 pair (given in either order): both addresses and default routes, one section', async () => {
+    const other = await createNetns('ncdual', 'cnc');
+    const r = await run('--netns', other.name, '--data-dir', dir, '--hostname', 'h', 'dualendpoint1', 'fd00:192:168::40:6,192.168.40.6', 'g');
+    expect(r.code, r.output).to.equal(0);
+    expect(await other.run('ip', ['-4', '-o', 'addr', 'show', 'dev', 'eth0'])).to.match(/inet 192\.168\.40\.6\/32/);
+    expect(await other.run('ip', ['-6', '-o', 'addr', 'show', 'dev', 'eth0', 'scope', 'global'])).to.match(/inet6 fd00:192:168::40:6\/128 scope global nodad/);
+    expect((await other.run('ip', ['route'])).trim()).to.equal('default dev eth0 scope link');
+    expect((await other.run('ip', ['-6', 'route', 'show', 'default'])).trim()).to.match(/^default via fe80::1 dev eth0 /);
+    const file = '192_168_40_6-fd00_192_168__40_6.txt';
+    expect(fs.readdirSync(dir)).to.deep.equal([file]);
+    const parsed = parseDataFile(fs.readFileSync(path.join(dir, file), 'utf8'), file);
+    expect([...parsed.entries.keys()]).to.deep.equal(['endpoint 192_168_40_6-fd00_192_168__40_6']);
+    expect([...parsed.entries.values()][0]!.value).to.deep.include({ id: 'dualendpoint1', addrs: ['192.168.40.6', 'fd00:192:168::40:6'] });
+  });
+
+  it('gives containers that reach each other through the host: IPv6 via fe80::1 on the tap, IPv4 by proxy ARP', async () => {
+    // A host of its own, prepared as Felix prepares one (SPEC §6): forwarding, and per endpoint interface
+    // proxy_arp, fe80::1/64 nodad, and a route per address.
+    const router = await createNetns('ncrouter', 'cnc');
+    await router.sh('sysctl -q -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1');
+    const a = await createNetns('ncpinga', 'cnc');
+    const b = await createNetns('ncpingb', 'cnc');
+    const peers = [
+      { ns: a, id: 'pingendpointa', ip: '192.168.40.11,fd00:192:168::40:11' },
+      { ns: b, id: 'qingendpointb', ip: 'fd00:192:168::40:12,192.168.40.12' },
+    ].map((p) => ({ ...p, tap: defaultInterfaceName('tap', p.id) }));
+    for (const p of peers) {
+      const r = await runCommand(NC, ['--netns', p.ns.name, '--data-dir', dir, '--hostname', 'h', p.id, p.ip, 'g'], { netns: router.name });
+      expect(r.code, r.output).to.equal(0);
+      const [v4, v6] = p.ip.split(',').sort((x, y) => Number(x.includes(':')) - Number(y.includes(':')));
+      await router.sh(
+        `sysctl -q -w net.ipv4.conf.${p.tap}.proxy_arp=1 net.ipv6.conf.${p.tap}.accept_ra=0; ip -6 addr add fe80::1/64 dev ${p.tap} nodad; ` +
+          `ip route add ${v4}/32 dev ${p.tap}; ip -6 route add ${v6}/128 dev ${p.tap}`,
+      );
+    }
+    for (const [from, to] of [[a, '192.168.40.12'], [a, 'fd00:192:168::40:12'], [b, '192.168.40.11'], [b, 'fd00:192:168::40:11']] as const) {
+      const r = await from.exec('ping', ['-c', '1', '-W', '2', to]);
+      expect(r.code, `${from.name} ping ${to}: ${r.stdout}${r.stderr}`).to.equal(0);
+    }
+    // The IPv6 replies came through the gateway: the container learnt fe80::1 as a router.
+    expect(await a.run('ip', ['-6', 'neigh', 'show', 'fe80::1', 'dev', 'eth0'])).to.match(/router/);
   });
 
   const failures: Array<[string, () => string[], RegExp]> = [
@@ -79,6 +127,8 @@ describe('network-container (built command, in namespaces)', function () {
   it('refuses bad arguments before touching anything', async () => {
     for (const [args, message] of [
       [['--netns', container.name, 'cid', '192.168.400.1', 'g'], /bad IP address "192\.168\.400\.1"/],
+      [['--netns', container.name, 'cid', '192.168.40.9,192.168.40.10', 'g'], /bad IP address "192\.168\.40\.9,192\.168\.40\.10": more than one address of a family/],
+      [['--netns', container.name, 'cid', 'fd00::9, 192.168.40.10', 'g'], /bad IP address "fd00::9, 192\.168\.40\.10": not an IP address \(or an IPv4,IPv6 pair\)/],
       [['--netns', container.name, 'bad id', '192.168.40.9', 'g'], /bad container id/],
       [['--netns', container.name, 'cid', '192.168.40.9', 'no group'], /bad group name/],
       [['cid', '192.168.40.9'], /Not enough non-option arguments/],

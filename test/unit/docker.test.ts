@@ -212,7 +212,8 @@ describe('docker/Dockerfile', () => {
   });
 
   const tools: [string, string[]][] = [
-    ['felix', ['iptables', 'ipset', 'iproute2']],
+    // iptables brings ip6tables; procps brings the sysctl network-container runs for an IPv6 address.
+    ['felix', ['iptables', 'ipset', 'iproute2', 'procps']],
     ['bird', ['bird2']],
     ['util', ['iputils-ping', 'telnet', 'traceroute', 'curl', 'netcat-openbsd', 'iperf3']],
   ];

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { DataMerger, EndpointSectionValues, formatEndpointSection, parseDataFile, shortHost } from '../../../src/plugin/data.js';
+import { DataMerger, EndpointSectionValues, canonicalEndpointIp, endpointKey, formatEndpointSection, parseDataFile, shortHost } from '../../../src/plugin/data.js';
 
 describe('plugin data parsing', () => {
   const good = `[felix instance-1]\nip=10.240.0.2\nhost=instance-1.example.com\n\n[endpoint 192_168_1_1]\nid=abc123\nip=192.168.1.1, fd00::1\nMAC=EE:EE:EE:EE:EE:01\nhost=Instance-1\n`;
@@ -8,11 +8,17 @@ describe('plugin data parsing', () => {
     const p = parseDataFile(good, 'data.txt');
     expect(p.syntaxErrors).to.deep.equal([]);
     expect(p.badSections.size).to.equal(0);
-    expect(p.entries.get('felix instance-1')).to.deep.equal({ kind: 'felix', value: { host: 'instance-1', ip: '10.240.0.2', port: null, source: 'data.txt:1' } });
+    expect(p.entries.get('felix instance-1')).to.deep.equal({ kind: 'felix', value: { host: 'instance-1', ip: '10.240.0.2', ip6: null, port: null, source: 'data.txt:1' } });
     expect(p.entries.get('endpoint 192_168_1_1')).to.deep.equal({
       kind: 'endpoint',
       value: { id: 'abc123', addrs: ['192.168.1.1', 'fd00::1'], mac: 'ee:ee:ee:ee:ee:01', host: 'instance-1', groups: ['default'], source: 'data.txt:5' },
     });
+  });
+
+  it("reads a host's IPv6 fabric address (ip6=, for BIRD's IPv6 sessions) in canonical form", () => {
+    const p = parseDataFile('[felix instance-1]\nip=198.18.0.1\nip6=FD00:198:18:0::1\n', 'data.txt');
+    expect(p.badSections.size).to.equal(0);
+    expect(p.entries.get('felix instance-1')!.value).to.deep.include({ ip: '198.18.0.1', ip6: 'fd00:198:18::1' });
   });
 
   // Messages name file, line (of the key at fault), section type and key; never the value (`VALUE` must not appear).
@@ -25,6 +31,9 @@ describe('plugin data parsing', () => {
     ['bad id', '[endpoint x]\nid=a VALUE/c\nip=192.168.1.3\nmac=ee:ee:ee:ee:ee:01\nhost=h\n', 'data.txt:2: [endpoint] id: not an endpoint id (1-255 characters, no white space or control characters)'],
     ['felix without ip', '[felix h]\nhost=h\n', "data.txt:1: [felix] missing 'ip'"],
     ['felix bad ip', '[felix h]\nip=VALUE\n', 'data.txt:2: [felix] ip: not an IP address'],
+    ['felix ip6 not an address', '[felix h]\nip=1.2.3.4\nip6=fd00::VALUE\n', 'data.txt:3: [felix] ip6: not an IPv6 address'],
+    ['felix ip6 an IPv4 address', '[felix h]\nip=1.2.3.4\nip6=1.2.3.5\n', 'data.txt:3: [felix] ip6: not an IPv6 address'],
+    ['felix ip6 beside an IPv6 ip', '[felix h]\nip=fd00::1\nip6=fd00::2\n', "data.txt:3: [felix] ip6: only for a host whose 'ip' is IPv4"],
     ['felix bad port', '[felix h]\nip=1.2.3.4\nport=99999VALUE\n', 'data.txt:3: [felix] port: not a port number (1-65535)'],
     ['unknown section', '[VALUE r]\nip=1.2.3.4\n', "data.txt:1: unknown section type (expected 'felix' or 'endpoint')"],
   ];
@@ -114,6 +123,13 @@ describe('formatEndpointSection (what network-container writes)', () => {
     });
   }
 
+  it('writes a dual-stack IPv4,IPv6 pair as one section, named by both addresses, which reads back as both', () => {
+    const e = { ...base, ip: '192.168.1.5,fd00:192:168::1:5' };
+    const text = formatEndpointSection(e);
+    expect(text.split('\n')[0]).to.equal('[endpoint 192_168_1_5-fd00_192_168__1_5]');
+    expect(readBack(text)).to.deep.equal([{ id: e.id, addrs: ['192.168.1.5', 'fd00:192:168::1:5'], mac: e.mac, host: e.host, groups: [e.group], source: 'x.txt:1' }]);
+  });
+
   // Each would add a line, end the value early, or read back as something else.
   const refused: Array<[string, Partial<EndpointSectionValues>, RegExp]> = [
     ['a newline in the host (a whole injected section)', { host: 'h\n[endpoint evil]\nid=evil\ngroup=admin' }, /^cannot write host "h\\n\[endpoint evil\]/],
@@ -133,10 +149,35 @@ describe('formatEndpointSection (what network-container writes)', () => {
     ['a newline in the group', { group: 'g\n[endpoint evil]' }, /group/],
     ['a bad mac', { mac: 'ee:ee:ee:ee:ee:01\nhost=x' }, /mac/],
     ['a bad ip', { ip: '192.168.1.1\nid=x' }, /ip/],
+    ['a space after the comma of a pair', { ip: '192.168.1.1, fd00::1' }, /ip "192\.168\.1\.1, fd00::1": not an IP address \(or an IPv4,IPv6 pair\)/],
+    ['two IPv4 addresses', { ip: '192.168.1.1,192.168.1.2' }, /ip .*: more than one address of a family/],
+    ['two IPv6 addresses', { ip: 'fd00::1,fd00::2' }, /more than one address of a family/],
+    ['three addresses', { ip: '192.168.1.1,fd00::1,192.168.1.2' }, /more than one address of a family/],
+    ['an empty second address', { ip: '192.168.1.1,' }, /not an IP address/],
   ];
   for (const [name, over, message] of refused) {
     it(`refuses ${name}`, () => {
       expect(() => formatEndpointSection({ ...base, ...over })).to.throw(message);
     });
   }
+});
+
+describe('canonicalEndpointIp and endpointKey (network-container’s IP argument → ip= and the data file name)', () => {
+  const rows: Array<[string, string, string, string]> = [
+    ['an IPv4 address', '192.168.1.1', '192.168.1.1', '192_168_1_1'],
+    ['an IPv6 address, compressed', 'FD00:192:168:0:0:0:1:1', 'fd00:192:168::1:1', 'fd00_192_168__1_1'],
+    ['a pair, IPv4 first', '192.168.1.5,fd00:192:168::1:5', '192.168.1.5,fd00:192:168::1:5', '192_168_1_5-fd00_192_168__1_5'],
+    ['a pair given IPv6 first', 'fd00:192:168::1:5,192.168.1.5', '192.168.1.5,fd00:192:168::1:5', '192_168_1_5-fd00_192_168__1_5'],
+  ];
+  for (const [name, given, ip, key] of rows) {
+    it(name, () => {
+      expect(canonicalEndpointIp(given)).to.equal(ip);
+      expect(endpointKey(ip)).to.equal(key);
+    });
+  }
+
+  it('refuses what network-container would refuse, naming the value', () => {
+    expect(() => canonicalEndpointIp('192.168.1.1,192.168.1.2')).to.throw('bad IP address "192.168.1.1,192.168.1.2": more than one address of a family');
+    expect(() => canonicalEndpointIp('192.168.400.1')).to.throw('bad IP address "192.168.400.1": not an IP address (or an IPv4,IPv6 pair)');
+  });
 });
