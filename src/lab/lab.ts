@@ -19,6 +19,7 @@ import { waitFor } from '../common/poll.js';
 import { canonicalEndpointIp, endpointKey } from '../plugin/data.js';
 import { ipFamily } from '../common/wire/codec.js';
 import { renderBirdConfig } from './bird-config.js';
+import { neighbourLimitProblem, readNeighbourLimits } from './neighbour-budget.js';
 
 /** dist/ of this build: the lab runs the same build's commands. */
 const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -107,10 +108,16 @@ export function inNs(ns: string, cmd: string, ...args: string[]): Promise<string
   return run('ip', ['netns', 'exec', ns, cmd, ...args]);
 }
 
+/** How a probe went: through or not, and what it said on stderr. */
+export interface ProbeOutcome {
+  ok: boolean;
+  stderr: string;
+}
+
 /** Succeeds or not, quietly: for probes. */
-async function probe(ns: string, cmd: string, ...args: string[]): Promise<boolean> {
+async function probe(ns: string, cmd: string, ...args: string[]): Promise<ProbeOutcome> {
   const r = await execa('ip', ['netns', 'exec', ns, cmd, ...args], { reject: false, timeout: 5000 });
-  return r.exitCode === 0;
+  return { ok: r.exitCode === 0, stderr: String(r.stderr ?? '') };
 }
 
 /** A container's addresses: one, or IPv4 and IPv6 for a dual-stack container. */
@@ -160,6 +167,8 @@ export class Lab {
     const say = opts.say ?? (() => {});
     const n = opts.hosts ?? 2;
     if (n < 1 || n > 200) throw new Error('a lab has 1 to 200 hosts');
+    const tooBig = neighbourLimitProblem({ hosts: n, ipv4Containers: 0, ipv6Containers: 0 }, readNeighbourLimits());
+    if (tooBig) throw new Error(tooBig);
     if (fs.existsSync(Lab.stateFile(opts.dir))) throw new Error(`a lab is already up in ${opts.dir} (run down first)`);
     const prefix = opts.prefix ?? `calab${process.pid.toString(36)}`;
     fs.mkdirSync(path.join(opts.dir, 'data'), { recursive: true });
@@ -414,6 +423,11 @@ export class Lab {
     const ip = canonicalEndpointIp(address);
     const taken = ip.split(',').find((a) => this.state.containers.some((c) => addressesOf(c).includes(a)));
     if (taken) throw new Error(`a container with ${taken} exists already`);
+    // The lab as it would be with this container: refused before anything is made if the kernel's neighbour table cannot hold it.
+    const ips = [...this.state.containers.map((x) => x.ip), ip];
+    const withFamily = (f: 4 | 6) => ips.filter((x) => x.split(',').some((a) => ipFamily(a) === f)).length;
+    const tooBig = neighbourLimitProblem({ hosts: this.state.hosts.length, ipv4Containers: withFamily(4), ipv6Containers: withFamily(6) }, readNeighbourLimits());
+    if (tooBig) throw new Error(tooBig);
     const id = endpointIdFor(ip);
     const c: LabContainer = { id, ip, group, host: h.name, ns: `${this.state.prefix}-c${id.slice(0, 8)}` };
     await run('ip', ['netns', 'add', c.ns]);
@@ -464,12 +478,16 @@ export class Lab {
   }
 
   /** One ping; a short `timeoutSec` gives fine-grained convergence timings. */
-  ping(from: LabContainer, ip: string, timeoutSec = 1): Promise<boolean> {
+  async ping(from: LabContainer, ip: string, timeoutSec = 1): Promise<boolean> {
+    return (await this.pingOutcome(from, ip, timeoutSec)).ok;
+  }
+
+  pingOutcome(from: LabContainer, ip: string, timeoutSec = 1): Promise<ProbeOutcome> {
     return probe(from.ns, 'ping', '-c', '1', '-W', String(timeoutSec), ip);
   }
 
-  tcp(from: LabContainer, ip: string): Promise<boolean> {
-    return probe(from.ns, 'nc', '-z', '-w', '1', ip, '7000');
+  async tcp(from: LabContainer, ip: string): Promise<boolean> {
+    return (await probe(from.ns, 'nc', '-z', '-w', '1', ip, '7000')).ok;
   }
 
   /** `ip route` (`ip -6 route`) of host `h`. */

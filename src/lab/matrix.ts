@@ -17,9 +17,14 @@ export interface Probe {
   expected: boolean;
   ping: boolean;
   tcp: boolean;
+  /** The ping failed because the kernel's neighbour table is full: a limit of the machine, not the policy (issue #15). */
+  neighbourTableFull: boolean;
 }
 
 export const probeOk = (p: Probe): boolean => p.ping === p.expected && p.tcp === p.expected;
+
+/** What ping says when the kernel could not make a neighbour entry (past `gc_thresh3`). */
+export const isNeighbourTableFull = (pingStderr: string): boolean => /No buffer space available/i.test(pingStderr);
 
 /** Every ordered pair of containers, once per address family both have: the IPv4 pairs, then the IPv6 ones. */
 export function matrixPairs(containers: LabContainer[]): Array<Pick<Probe, 'from' | 'to' | 'family' | 'fromIp' | 'toIp' | 'expected'>> {
@@ -39,13 +44,18 @@ export function matrixPairs(containers: LabContainer[]): Array<Pick<Probe, 'from
 export async function measureMatrix(lab: Lab, containers: LabContainer[] = lab.containers): Promise<Probe[]> {
   return Promise.all(
     matrixPairs(containers).map(async (pair) => {
-      const [ping, tcp] = await Promise.all([lab.ping(pair.from, pair.toIp), lab.tcp(pair.from, pair.toIp)]);
-      return { ...pair, ping, tcp };
+      const [ping, tcp] = await Promise.all([lab.pingOutcome(pair.from, pair.toIp), lab.tcp(pair.from, pair.toIp)]);
+      return { ...pair, ping: ping.ok, tcp, neighbourTableFull: !ping.ok && isNeighbourTableFull(ping.stderr) };
     }),
   );
 }
 
 const mark = (b: boolean) => (b ? 'yes' : 'no ');
+
+function verdict(p: Probe): string {
+  if (probeOk(p)) return 'ok';
+  return p.neighbourTableFull ? "NEIGHBOUR TABLE FULL (the kernel's gc_thresh3; not the policy)" : 'MISMATCH';
+}
 
 export function formatMatrix(probes: Probe[]): string {
   const label = (ip: string, c: LabContainer) => `${ip} (${c.group}, ${c.host})`;
@@ -53,7 +63,7 @@ export function formatMatrix(probes: Probe[]): string {
   const rows = probes.map(
     (p) =>
       `  IPv${p.family}  ${label(p.fromIp, p.from).padEnd(width)} -> ${label(p.toIp, p.to).padEnd(width)} ` +
-      `expected ${mark(p.expected)}  ping ${mark(p.ping)}  tcp ${mark(p.tcp)}  ${probeOk(p) ? 'ok' : 'MISMATCH'}`,
+      `expected ${mark(p.expected)}  ping ${mark(p.ping)}  tcp ${mark(p.tcp)}  ${verdict(p)}`,
   );
   return rows.join('\n');
 }

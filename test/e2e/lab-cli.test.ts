@@ -80,6 +80,21 @@ describe('calico-lab (built command, three hosts)', function () {
     expect(fs.existsSync(path.join(dir, 'lab.json'))).to.equal(false);
   });
 
+  it("refuses a lab the kernel's neighbour table cannot hold, in one line with the sysctl that fixes it, making nothing (issue #15)", async function () {
+    const limit = Number(fs.readFileSync('/proc/sys/net/ipv4/neigh/default/gc_thresh3', 'utf8'));
+    // The fewest hosts whose fabric alone (each host learns every other) needs more entries than the limit.
+    const hosts = Array.from({ length: 200 }, (_, i) => i + 1).find((h) => h * (h - 1) > limit);
+    if (hosts === undefined) this.skip(); // a machine whose limit 200 hosts cannot reach
+    const labNamespaces = async () => (await execa('ip', ['netns', 'list'])).stdout.split('\n').filter((l) => l.startsWith('calab'));
+    const before = await labNamespaces();
+    const r = await lab('up', '--hosts', String(hosts));
+    expect(r.code).to.not.equal(0);
+    expect(r.output.trim().split('\n')).to.have.length(1);
+    expect(r.output).to.match(new RegExp(`^calico-lab: a lab of ${hosts} hosts.*gc_thresh3 = ${limit}\\).*run  sysctl -w net\\.ipv4\\.neigh\\.default\\.gc_thresh2=\\d+ net\\.ipv4\\.neigh\\.default\\.gc_thresh3=\\d+`));
+    expect(await labNamespaces(), 'no namespace made').to.deep.equal(before);
+    expect(fs.existsSync(path.join(dir, 'lab.json'))).to.equal(false);
+  });
+
   it('refuses bad commands with one line', async () => {
     const r = await lab('add-container', '192.168.500.1', 'g1');
     expect(r.code).to.not.equal(0);

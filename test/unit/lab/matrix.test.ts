@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { LabContainer } from '../../../src/lab/lab.js';
-import { Probe, formatMatrix, matrixPairs } from '../../../src/lab/matrix.js';
+import { Probe, formatMatrix, isNeighbourTableFull, matrixPairs } from '../../../src/lab/matrix.js';
 
 const container = (ip: string, group: string, host = 'instance-1'): LabContainer => ({ id: ip, ip, group, host, ns: `ns-${ip}` });
 
@@ -29,8 +29,10 @@ describe('matrixPairs (which containers the connectivity matrix probes)', () => 
 });
 
 describe('formatMatrix', () => {
+  const probe = (from: LabContainer, to: LabContainer, family: 4 | 6, fromIp: string, toIp: string, ping: boolean, neighbourTableFull = false): Probe =>
+    ({ from, to, family, fromIp, toIp, expected: from.group === to.group, ping, tcp: ping, neighbourTableFull });
+
   it('names the family and the addresses of that family in each row, columns aligned', () => {
-    const probe = (from: LabContainer, to: LabContainer, family: 4 | 6, fromIp: string, toIp: string, ping: boolean): Probe => ({ from, to, family, fromIp, toIp, expected: from.group === to.group, ping, tcp: ping });
     const dual = container('192.168.1.5,fd00:192:168::1:5', 'g1', 'instance-2');
     const v6 = container('fd00:192:168::1:1', 'g1');
     const v4 = container('192.168.1.1', 'g2');
@@ -38,5 +40,20 @@ describe('formatMatrix', () => {
       '  IPv6  fd00:192:168::1:5 (g1, instance-2) -> fd00:192:168::1:1 (g1, instance-1) expected yes  ping yes  tcp yes  ok',
       '  IPv4  192.168.1.5 (g1, instance-2)       -> 192.168.1.1 (g2, instance-1)       expected no   ping yes  tcp yes  MISMATCH',
     ]);
+  });
+
+  it('a pair that failed because the neighbour table is full says so, not MISMATCH (issue #15)', () => {
+    const a = container('192.168.1.1', 'g1');
+    const b = container('192.168.1.2', 'g1');
+    expect(formatMatrix([probe(a, b, 4, a.ip, b.ip, false, true)])).to.match(/expected yes  ping no   tcp no   NEIGHBOUR TABLE FULL \(the kernel's gc_thresh3; not the policy\)$/);
+    expect(formatMatrix([probe(a, b, 4, a.ip, b.ip, false)])).to.match(/MISMATCH$/);
+  });
+});
+
+describe('isNeighbourTableFull', () => {
+  it("is ping's complaint when the kernel cannot make a neighbour entry, and nothing else", () => {
+    expect(isNeighbourTableFull('ping: sendmsg: No buffer space available')).to.equal(true);
+    expect(isNeighbourTableFull('')).to.equal(false);
+    expect(isNeighbourTableFull('ping: connect: Network is unreachable')).to.equal(false);
   });
 });
