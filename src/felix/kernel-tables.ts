@@ -205,7 +205,12 @@ export class KernelTableMonitor {
   async stop(): Promise<void> {
     this.clock.clearInterval(this.timer);
     this.stopped = true;
-    await this.running;
+    await this.idle();
+  }
+
+  /** Resolves once no reading runs (one the timer started, say). */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
   }
 
   /** Cheap: reads the tables again only if some family has more endpoint addresses than at the last reading. */
