@@ -10,6 +10,10 @@
  *   Felix counts its own namespace's entries with an rtnetlink dump instead.
  * * `net/ipv{4,6}/neigh/default/gc_thresh{1,2,3}` are kernel-wide and exist
  *   only in the root namespace.
+ * * The `entries` of /proc/net/stat count permanent entries too (Felix's own,
+ *   one per endpoint address), which current kernels exempt from gc_thresh3:
+ *   the share of the limit shown is an upper bound, so a warning comes early
+ *   rather than late.
  * * `net/netfilter/nf_conntrack_max` is kernel-wide (read-only in a child
  *   namespace); `nf_conntrack_count` is the namespace's own count, and the
  *   kernel compares each namespace's count with the max. Both are absent
