@@ -89,6 +89,17 @@ export const int = (dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER): KeySp
   },
 });
 
+/** A yes/no switch: `true`/`false`, also `yes`/`no`, `on`/`off`, `1`/`0` (as Python's ConfigParser reads them), any case. */
+export const bool = (dflt: boolean): KeySpec<boolean> => ({
+  default: dflt,
+  parse: (raw) => {
+    const v = raw.trim().toLowerCase();
+    if (['true', 'yes', 'on', '1'].includes(v)) return true;
+    if (['false', 'no', 'off', '0'].includes(v)) return false;
+    throw new Error('expected true or false');
+  },
+});
+
 /**
  * A host name or address to bind or connect to, or a whole ZeroMQ endpoint
  * (`ipc:///path`, `tcp://host:port`), which then overrides the port.

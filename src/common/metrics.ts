@@ -37,6 +37,27 @@ export interface Fact {
   value: () => number;
 }
 
+/** A gauge with labels whose samples the daemon lists when scraped (Felix: one per kernel table). */
+export interface LabelledGauge {
+  metric: string;
+  help: string;
+  labelNames: string[];
+  samples: () => Array<{ labels: Record<string, string>; value: number }>;
+}
+
+/** How full one kernel table is (Felix, issue #15). */
+export interface KernelTableStatus {
+  /** `ipv4-neighbours`, `ipv6-neighbours` or `conntrack`. */
+  table: string;
+  entries: number;
+  /** The kernel's limit; null when it is not visible from the namespace Felix runs in. */
+  limit: number | null;
+  /** What `entries` counts: the whole kernel (every namespace) or the namespace Felix runs in. */
+  scope: 'kernel' | 'namespace';
+  /** The sysctl that sets the limit, as sysctl(8) names it. */
+  sysctl: string;
+}
+
 /** What the HTTP endpoints read from a daemon, at request time. */
 export interface DaemonProbe {
   component: string;
@@ -44,8 +65,13 @@ export interface DaemonProbe {
   /** Conditions not met yet, in words; empty once ready. */
   waitingFor(): string[];
   facts?: Fact[];
+  gauges?: LabelledGauge[];
   /** Felix: its endpoints. */
   endpoints?(): EndpointStatus[];
+  /** Felix: the kernel tables it watches. */
+  kernelTables?(): KernelTableStatus[];
+  /** Conditions an operator should act on, one line each (Felix: tables at 80% of their limit). */
+  warnings?(): string[];
 }
 
 export interface ConnectionStatus {
@@ -85,6 +111,8 @@ export interface DaemonStatus {
   waitingFor: string[];
   connections: ConnectionStatus[];
   facts: Record<string, number>;
+  kernelTables?: KernelTableStatus[];
+  warnings?: string[];
   endpoints?: EndpointStatus[];
 }
 
@@ -185,6 +213,14 @@ export class Observability {
         new Counter({ name: f.metric, help: f.help, registers, collect() { this.reset(); this.inc(f.value()); } });
       else new Gauge({ name: f.metric, help: f.help, registers, collect() { this.set(f.value()); } });
     }
+    for (const g of probe.gauges ?? [])
+      new Gauge({
+        name: g.metric, help: g.help, labelNames: g.labelNames, registers,
+        collect() {
+          this.reset();
+          for (const s of g.samples()) this.set(s.labels, s.value);
+        },
+      });
   }
 
   /** A histogram observed as events happen (the registry's only non-derived metric kind). */
@@ -213,6 +249,8 @@ export class Observability {
       })),
       facts: Object.fromEntries((this.probe.facts ?? []).map((f) => [f.name, f.value()])),
     };
+    if (this.probe.kernelTables) status.kernelTables = this.probe.kernelTables();
+    if (this.probe.warnings) status.warnings = this.probe.warnings();
     if (this.probe.endpoints) status.endpoints = this.probe.endpoints();
     return status;
   }

@@ -1,6 +1,6 @@
 /** felix.cfg (SPEC §7), plus port overrides. */
 import os from 'node:os';
-import { ConfigOf, host, int, loadConfig, logSection, orNone, port, str } from '../common/config.js';
+import { ConfigOf, bool, host, int, loadConfig, logSection, orNone, port, str } from '../common/config.js';
 import { metricsSection } from '../common/metrics.js';
 import { daemonSocketOptions, maxMessageBytes, securitySection } from '../common/security.js';
 import type { SocketOptions } from '../common/zmq/options.js';
@@ -27,6 +27,11 @@ export const felixSchema = {
       if (v !== 'DROP' && v !== 'ACCEPT') throw new Error('expected DROP or ACCEPT');
       return v;
     } },
+    /**
+     * In the root namespace, raise the neighbour tables' gc_thresh2/3 and
+     * nf_conntrack_max to what the endpoints need (never lowering them; issue #15).
+     */
+    RaiseKernelLimits: bool(true),
     PluginPort: port(9901),
     LocalPort: port(9902),
     ACLPort: port(9905),

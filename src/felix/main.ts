@@ -2,12 +2,16 @@
 /**
  * `calico-felix --config-file FILE`: the per-host agent (SPEC §3, §5, §6).
  */
+import os from 'node:os';
 import { commandLine, runDaemon } from '../common/cli.js';
 import { createLogger } from '../common/logging.js';
 import { CurveAuthorizer } from '../common/zmq/zap.js';
 import { loadFelixConfig } from './config.js';
 import { FelixAgent } from './agent.js';
-import { Dataplane, readProtocolNames } from './dataplane/index.js';
+import { Dataplane, RtNetlink, readProtocolNames } from './dataplane/index.js';
+import { ProcKernelTables } from './dataplane/drivers/kernel-tables.js';
+import { procSysctl } from './dataplane/drivers/sysctl.js';
+import { KernelTableMonitor, countAddresses } from './kernel-tables.js';
 import { Observability, serveMetrics } from '../common/metrics.js';
 import { felixProbe } from './probe.js';
 
@@ -29,6 +33,16 @@ runDaemon('calico-felix', async () => {
   const clientKeys = config.security.CurveClientKeysFile;
   const authorizer = clientKeys ? await CurveAuthorizer.start(new Set(clientKeys), log) : undefined;
   const g = config.global;
+  const netlink = new RtNetlink();
+  let agent: FelixAgent | undefined;
+  const tables = new KernelTableMonitor({
+    reader: new ProcKernelTables(procSysctl, netlink),
+    sysctl: procSysctl,
+    log: root.child({ component: 'kernel-tables' }),
+    raiseLimits: g.RaiseKernelLimits,
+    cpus: os.cpus().length,
+    addresses: () => countAddresses(agent?.manager.endpoints.values() ?? []),
+  });
   const dataplane = new Dataplane({
     log: root,
     interfacePrefix: g.InterfacePrefix,
@@ -36,19 +50,25 @@ runDaemon('calico-felix', async () => {
     endpointToHost: g.EndpointToHostAction,
     protocols: readProtocolNames(),
     retryMs: g.EndpointRetryTimeMillis,
-    onApplied: (part, seconds) => applySeconds.observe({ part }, seconds),
+    netlink,
+    onApplied: (part, seconds) => {
+      applySeconds.observe({ part }, seconds);
+      // New endpoints are programmed: their addresses may need bigger neighbour tables.
+      if (part === 'routes') tables.endpointsChanged();
+    },
   });
-  let agent: FelixAgent | undefined;
-  const obs = new Observability(felixProbe(() => ({ agent, dataplane })));
+  const obs = new Observability(felixProbe(() => ({ agent, dataplane, tables })));
   const applySeconds = obs.histogram('calico_felix_dataplane_apply_seconds', 'Time to apply chains and sets, or routes', ['part'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
   const stopMetrics = await serveMetrics(obs, config.metrics.MetricsAddress, config.metrics.MetricsPort, log);
   await dataplane.start();
+  await tables.start();
   agent = await FelixAgent.start({ config, log, dataplane, socketOptions });
   log.info({ plugin: g.PluginAddress, aclmgr: g.ACLAddress }, 'ready');
   return async () => {
     log.info('stopping');
     authorizer?.close();
     await agent!.stop();
+    await tables.stop();
     await dataplane.stop();
     await stopMetrics();
   };

@@ -6,6 +6,7 @@ import type { DaemonProbe, EndpointStatus } from '../common/metrics.js';
 import type { EndpointStatus as DataplaneStatus } from './dataplane/index.js';
 import type { FelixAgent } from './agent.js';
 import type { FelixEndpoint } from './endpoints.js';
+import type { KernelTableMonitor } from './kernel-tables.js';
 
 /** One row per endpoint, sorted by id; an endpoint the dataplane does not know is shown as not programmed. */
 export function endpointStatuses(endpoints: Iterable<FelixEndpoint>, dataplane: (id: string) => DataplaneStatus | undefined, now: number): EndpointStatus[] {
@@ -29,8 +30,8 @@ export function endpointStatuses(endpoints: Iterable<FelixEndpoint>, dataplane: 
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
-/** Felix's probe; `agent` is undefined until the agent has started. */
-export function felixProbe(parts: () => { agent?: FelixAgent; dataplane: { status(id: string): DataplaneStatus | undefined } }): DaemonProbe {
+/** Felix's probe; `agent` is undefined until the agent has started, `tables` until the first reading. */
+export function felixProbe(parts: () => { agent?: FelixAgent; dataplane: { status(id: string): DataplaneStatus | undefined }; tables?: Pick<KernelTableMonitor, 'usages' | 'warnings'> }): DaemonProbe {
   const rows = () => {
     const { agent, dataplane } = parts();
     return agent ? endpointStatuses(agent.manager.endpoints.values(), (id) => dataplane.status(id), Date.now()) : [];
@@ -41,6 +42,22 @@ export function felixProbe(parts: () => { agent?: FelixAgent; dataplane: { statu
     connections: () => parts().agent?.connections() ?? [],
     waitingFor: () => parts().agent?.waitingFor() ?? ['start-up (dataplane, sockets)'],
     endpoints: rows,
+    kernelTables: () => parts().tables?.usages ?? [],
+    warnings: () => parts().tables?.warnings ?? [],
+    gauges: [
+      {
+        metric: 'calico_felix_kernel_table_entries',
+        help: 'Entries in a kernel table Felix depends on; scope "kernel" counts every namespace, "namespace" only Felix\'s own',
+        labelNames: ['table', 'scope'],
+        samples: () => (parts().tables?.usages ?? []).map((u) => ({ labels: { table: u.table, scope: u.scope }, value: u.entries })),
+      },
+      {
+        metric: 'calico_felix_kernel_table_limit',
+        help: 'The kernel\'s limit for the table (gc_thresh3, nf_conntrack_max); absent where the namespace cannot see it',
+        labelNames: ['table'],
+        samples: () => (parts().tables?.usages ?? []).filter((u) => u.limit !== null).map((u) => ({ labels: { table: u.table }, value: u.limit! })),
+      },
+    ],
     facts: [
       { name: 'endpoints', metric: 'calico_felix_endpoints', help: 'Endpoints Felix knows', kind: 'gauge', value: count(() => true) },
       { name: 'endpointsProgrammed', metric: 'calico_felix_endpoints_programmed', help: 'Endpoints whose routes, chains and sets are all in place', kind: 'gauge', value: count((e) => e.programmed) },

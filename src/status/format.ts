@@ -51,7 +51,17 @@ function endpointState(e: NonNullable<DaemonStatus['endpoints']>[number]): strin
   return 'pending';
 }
 
-/** The block for one daemon: a heading line, its connections, facts, and (Felix) endpoints. */
+/** Felix's kernel tables, a row each: entries, limit and share, what the count covers. */
+function kernelTableRows(tables: NonNullable<DaemonStatus['kernelTables']>): string[] {
+  const rows = [['kernel table', 'entries', 'limit', 'counted in']];
+  for (const t of tables) {
+    const limit = t.limit === null ? 'limit not visible from a network namespace' : t.limit === 0 ? 'none (0)' : `${t.limit} (${Math.floor((t.entries * 100) / t.limit)}%)`;
+    rows.push([t.table, String(t.entries), limit, t.scope === 'kernel' ? 'all namespaces' : 'this namespace']);
+  }
+  return table(rows);
+}
+
+/** The block for one daemon: a heading line, its connections, facts, (Felix) kernel tables, warnings and endpoints. */
 export function formatResult(r: QueryResult): string[] {
   const s = r.status;
   if (!s) return [`${r.url}  UNREACHABLE: ${r.error ?? 'no answer'}`];
@@ -65,6 +75,8 @@ export function formatResult(r: QueryResult): string[] {
   }
   const facts = Object.entries(s.facts);
   if (facts.length) lines.push(`  ${facts.map(([k, v]) => `${k} ${v}`).join('  ')}`);
+  if (s.kernelTables?.length) lines.push(...kernelTableRows(s.kernelTables).map((l) => `  ${l}`));
+  for (const w of s.warnings ?? []) lines.push(`  WARNING: ${w}`);
   if (s.endpoints) {
     if (s.endpoints.length === 0) lines.push('  no endpoints');
     else {

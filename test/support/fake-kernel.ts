@@ -77,6 +77,14 @@ export type FailurePredicate = (cmd: string, args: string[], input: string | und
 export interface FakeKernelOptions {
   /** Start with `lo` (index 1, up), as every namespace has; default true. */
   loopback?: boolean;
+  /**
+   * The namespace the fake stands for (default `root`). A `child` lacks
+   * `/proc/net/stat/{arp,ndisc}_cache` and `net/ipv{4,6}/neigh/default/*`,
+   * and its `net/netfilter/nf_conntrack_max` is read-only (EACCES), as Linux has it.
+   */
+  namespace?: 'root' | 'child';
+  /** nf_conntrack loaded (default true); without it `net/netfilter/*` does not exist. */
+  conntrack?: boolean;
 }
 
 type Rule = ParsedRule;
@@ -231,6 +239,17 @@ class Network {
   readonly addresses = new Map<string, LinkAddress>();
   readonly handles = new Set<FakeNetlink>();
   nextIndex = 1;
+  /** Entries the kernel learned by itself (ARP, NDP) in this namespace: only counted, per family. */
+  readonly learned: Record<Family, number> = { 4: 0, 6: 0 };
+  /** Entries of other namespaces: only the root namespace's /proc/net/stat counts them. */
+  readonly elsewhere: Record<Family, number> = { 4: 0, 6: 0 };
+
+  /** This namespace's neighbour entries of a family, permanent and learned. */
+  neighbourCount(family: Family): number {
+    let n = this.learned[family];
+    for (const e of this.neighbours.values()) if (parseAddress(e.dst)?.family === family) n++;
+    return n;
+  }
 
   byName(name: string): LinkState | undefined {
     for (const l of this.links.values()) if (l.name === name) return l;
@@ -345,6 +364,11 @@ export class FakeNetlink implements Netlink {
     return [...this.net.neighbours.values()].map((n) => ({ ...n }));
   }
 
+  async neighbourCounts(): Promise<Record<Family, number>> {
+    await this.op(['neighbourCounts']);
+    return { 4: this.net.neighbourCount(4), 6: this.net.neighbourCount(6) };
+  }
+
   async setNeighbour(n: NeighbourEntry): Promise<void> {
     await this.op(['setNeighbour', n.dst, String(n.ifindex), n.mac]);
     const dst = FakeNetlink.address(n.dst);
@@ -403,12 +427,26 @@ export class FakeNetlink implements Netlink {
 }
 
 const PER_INTERFACE_KEY = /^net\/ipv[46]\/(conf|neigh)\/([^/]+)\/[^/]+$/;
+/** Values of keys never written: Linux's defaults (nf_conntrack_max depends on memory; 65536 is common). */
+const SYSCTL_DEFAULTS: Record<string, string> = {
+  'net/ipv4/neigh/default/gc_thresh1': '128',
+  'net/ipv4/neigh/default/gc_thresh2': '512',
+  'net/ipv4/neigh/default/gc_thresh3': '1024',
+  'net/ipv6/neigh/default/gc_thresh1': '128',
+  'net/ipv6/neigh/default/gc_thresh2': '512',
+  'net/ipv6/neigh/default/gc_thresh3': '1024',
+  'net/netfilter/nf_conntrack_max': '65536',
+};
 
 /**
  * /proc/sys of a {@link FakeKernel}. Keys under `net/ipv{4,6}/{conf,neigh}/IF/`
  * exist only while link IF exists (`conf/all`, `conf/default` and
- * `neigh/default` always); writing a missing one throws ENOENT as
- * `fs.readFileSync` would. A removed link's values go with it.
+ * `neigh/default` always, except `neigh/default` in a child namespace);
+ * writing a missing one throws ENOENT as `fs.readFileSync` would, reading one
+ * gives null. A removed link's values go with it. `net/netfilter/*` exists
+ * while nf_conntrack is loaded: `nf_conntrack_count` is the fake's flows
+ * (read-only), `nf_conntrack_max` read-only in a child namespace. A key never
+ * written reads as Linux's default, or `0`.
  */
 export class FakeSysctl implements Sysctl {
   /** Every value written (a key never written reads as unset, so the first `ensure` always writes). */
@@ -419,24 +457,38 @@ export class FakeSysctl implements Sysctl {
   constructor(
     private readonly linkExists: (name: string) => boolean,
     private readonly gate: (args: string[]) => Promise<void>,
+    private readonly ns: { child: boolean; conntrack: boolean; conntrackCount: () => number } = { child: false, conntrack: true, conntrackCount: () => 0 },
   ) {}
 
   exists(key: string): boolean {
     if (key === '' || key.startsWith('/') || key.split('/').some((p) => p === '' || p === '.' || p === '..')) return false;
+    if (key.startsWith('net/netfilter/')) return this.ns.conntrack;
     const m = PER_INTERFACE_KEY.exec(key);
     if (!m) return true;
     const [, dir, ifname] = m;
-    if (ifname === 'default' || (dir === 'conf' && ifname === 'all')) return true;
+    if (ifname === 'default') return dir === 'conf' || !this.ns.child;
+    if (dir === 'conf' && ifname === 'all') return true;
     return this.linkExists(ifname!);
+  }
+
+  private static fsError(code: string, key: string): NodeJS.ErrnoException {
+    const text = code === 'ENOENT' ? 'no such file or directory' : 'permission denied';
+    const err = errnoError(code, `${code}: ${text}, open '/proc/sys/${key}'`);
+    Object.assign(err, { syscall: 'open', path: `/proc/sys/${key}` });
+    return err;
+  }
+
+  async read(key: string): Promise<string | null> {
+    await this.gate(['read', key]);
+    if (!this.exists(key)) return null;
+    if (key === 'net/netfilter/nf_conntrack_count') return String(this.ns.conntrackCount());
+    return this.values.get(key) ?? SYSCTL_DEFAULTS[key] ?? '0';
   }
 
   async ensure(key: string, value: string): Promise<void> {
     await this.gate(['ensure', key, value]);
-    if (!this.exists(key)) {
-      const err = errnoError('ENOENT', `ENOENT: no such file or directory, open '/proc/sys/${key}'`);
-      Object.assign(err, { syscall: 'open', path: `/proc/sys/${key}` });
-      throw err;
-    }
+    if (!this.exists(key)) throw FakeSysctl.fsError('ENOENT', key);
+    if (key === 'net/netfilter/nf_conntrack_count' || (key === 'net/netfilter/nf_conntrack_max' && this.ns.child)) throw FakeSysctl.fsError('EACCES', key);
     if (this.values.get(key) !== value) {
       this.values.set(key, value);
       this.writes++;
@@ -493,12 +545,18 @@ export class FakeKernel {
   private readonly setsByName = new Map<string, IpSetState>();
   private flowList: Flow[] = [];
   private readonly net = new Network();
+  private readonly child: boolean;
 
   constructor(opts: FakeKernelOptions = {}) {
     this.iptables = { 4: this.emptyTables(), 6: this.emptyTables() };
     this.runner = { run: (cmd, args, input) => this.run(cmd, args, input) };
     this.netlink = this.newNetlink();
-    this.sysctl = new FakeSysctl((name) => this.net.byName(name) !== undefined, (args) => this.gate('sysctl', args));
+    this.child = opts.namespace === 'child';
+    this.sysctl = new FakeSysctl((name) => this.net.byName(name) !== undefined, (args) => this.gate('sysctl', args), {
+      child: this.child,
+      conntrack: opts.conntrack ?? true,
+      conntrackCount: () => this.flowList.length,
+    });
     if (opts.loopback ?? true) this.addLink('lo', { up: true });
   }
 
@@ -585,6 +643,31 @@ export class FakeKernel {
     const link = this.net.byName(name);
     if (!link) throw errnoError('ENODEV', `fake kernel: no link ${name}`);
     return link;
+  }
+
+  /** Neighbour entries the kernel learned (ARP/NDP) in this namespace, beside the permanent ones: counted, not listed. */
+  learnNeighbours(family: Family, n: number): void {
+    this.net.learned[family] = n;
+  }
+
+  /** Neighbour entries of other namespaces: in the kernel-wide count of the root namespace's /proc/net/stat only. */
+  neighboursElsewhere(family: Family, n: number): void {
+    this.net.elsewhere[family] = n;
+  }
+
+  /**
+   * `/proc/net/stat/arp_cache` or `ndisc_cache` as Linux prints it (a header,
+   * then one hex row per CPU, two here, each with the table's kernel-wide
+   * `entries`); null in a child namespace, which has none.
+   */
+  readProcNetStat(name: string): string | null {
+    const family = name === 'arp_cache' ? 4 : name === 'ndisc_cache' ? 6 : null;
+    if (family === null || this.child) return null;
+    const hex = (n: number) => n.toString(16).padStart(8, '0');
+    const entries = this.net.neighbourCount(family) + this.net.elsewhere[family];
+    const header = 'entries  allocs   destroys hash_grows lookups  hits     res_failed rcv_probes_mcast rcv_probes_ucast periodic_gc_runs forced_gc_runs unresolved_discards table_fulls';
+    const row = (cpu: number) => [entries, 100 + cpu, 90 + cpu, 4, 300, 200, 6, 0, 0, 5, 0, 0, 0].map(hex).join(' ');
+    return `${header}\n${row(0)}\n${row(1)}\n`;
   }
 
   /** Adds a conntrack entry (original direction src → dst). */

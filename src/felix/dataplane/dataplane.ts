@@ -65,7 +65,8 @@ export interface Clock {
   clearInterval(handle: unknown): void;
 }
 
-const realClock: Clock = {
+/** Real timers, unref'd: they never keep the process alive. */
+export const realClock: Clock = {
   setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
   setInterval: (fn, ms) => setInterval(fn, ms).unref(),

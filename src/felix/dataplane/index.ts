@@ -11,7 +11,7 @@
  * ```
  * The process must run inside the network namespace it is meant to program.
  */
-export { Dataplane } from './dataplane.js';
+export { Dataplane, realClock } from './dataplane.js';
 export type { Clock, DataplaneOptions, EndpointStatus } from './dataplane.js';
 export type { EndpointSpec } from './render/endpoint.js';
 export type { Acls } from '../../common/wire/acl-api.js';

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, host, int, loadConfig, logSection, orNone, port, str, zmqAddress } from '../../../src/common/config.js';
+import { ConfigError, bool, host, int, loadConfig, logSection, orNone, port, str, zmqAddress } from '../../../src/common/config.js';
 
 /** A felix.cfg-like schema (SPEC §7). */
 const schema = {
@@ -146,6 +146,19 @@ connectionkeepaliveintervalmillis = 0
       const { file: f, message } = failure(`${REQUIRED}${line}\n`);
       expect(message.startsWith(`${f}:${lineNo}: ${what}`), message).to.equal(true);
     });
+
+  const switches: Array<[string, boolean]> = [['true', true], ['False', false], ['yes', true], ['NO', false], ['on', true], ['off', false], ['1', true], ['0', false]];
+  for (const [raw, want] of switches)
+    it(`a yes/no key reads '${raw}' as ${want}`, () => {
+      const f = file(`[global]\nRaiseKernelLimits = ${raw}\n`);
+      expect(loadConfig(f, { global: { RaiseKernelLimits: bool(!want) } }).config.global.RaiseKernelLimits).to.equal(want);
+    });
+
+  it('a yes/no key takes its default when not given, and stops loading on anything else, naming file:line, section and key', () => {
+    expect(loadConfig(file('[global]\n'), { global: { RaiseKernelLimits: bool(true) } }).config.global.RaiseKernelLimits).to.equal(true);
+    const f = file('[global]\nRaiseKernelLimits = maybe\n');
+    expect(() => loadConfig(f, { global: { RaiseKernelLimits: bool(true) } })).to.throw(ConfigError, `${f}:2: [global] RaiseKernelLimits: bad value "maybe": expected true or false`);
+  });
 
   it('a syntax error stops loading, naming file and line', () => {
     const { file: f, message } = failure(`${REQUIRED}\nthis is not ini\n`);

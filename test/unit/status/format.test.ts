@@ -81,6 +81,32 @@ describe('calico-status formatting', () => {
     expect(formatResult({ url: 'u', status: daemon({ component: 'calico-felix', endpoints: [] }) }).at(-1)).to.equal('  no endpoints');
   });
 
+  it('shows Felix’s kernel tables after its facts, a row each, then any warnings', () => {
+    const lines = formatResult({
+      url: 'u',
+      status: daemon({
+        component: 'calico-felix',
+        facts: { endpoints: 1 },
+        kernelTables: [
+          { table: 'ipv4-neighbours', entries: 850, limit: 1024, scope: 'kernel', sysctl: 'net.ipv4.neigh.default.gc_thresh3' },
+          { table: 'ipv6-neighbours', entries: 2, limit: null, scope: 'namespace', sysctl: 'net.ipv6.neigh.default.gc_thresh3' },
+          { table: 'conntrack', entries: 7, limit: 0, scope: 'namespace', sysctl: 'net.netfilter.nf_conntrack_max' },
+        ],
+        warnings: ['IPv4 neighbour table (ARP) holds 850 of 1024 entries (83%) in the whole kernel: raise net.ipv4.neigh.default.gc_thresh3'],
+        endpoints: [],
+      }),
+    });
+    expect(lines.slice(3)).to.deep.equal([
+      '  endpoints 1',
+      '  kernel table     entries  limit                                       counted in',
+      '  ipv4-neighbours  850      1024 (83%)                                  all namespaces',
+      '  ipv6-neighbours  2        limit not visible from a network namespace  this namespace',
+      '  conntrack        7        none (0)                                    this namespace',
+      '  WARNING: IPv4 neighbour table (ARP) holds 850 of 1024 entries (83%) in the whole kernel: raise net.ipv4.neigh.default.gc_thresh3',
+      '  no endpoints',
+    ]);
+  });
+
   it('separates daemons by a blank line', () => {
     const report = formatReport([{ url: 'a', error: 'x' }, { url: 'b', error: 'y' }]);
     expect(report).to.equal('a  UNREACHABLE: x\n\nb  UNREACHABLE: y');

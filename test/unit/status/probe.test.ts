@@ -2,7 +2,8 @@
 import { expect } from 'chai';
 import { Observability } from '../../../src/common/metrics.js';
 import { SocketStats, replyKind } from '../../../src/common/zmq/stats.js';
-import { endpointStatuses } from '../../../src/felix/probe.js';
+import { endpointStatuses, felixProbe } from '../../../src/felix/probe.js';
+import type { TableUsage } from '../../../src/felix/kernel-tables.js';
 import type { FelixEndpoint } from '../../../src/felix/endpoints.js';
 import type { EndpointStatus as DataplaneStatus } from '../../../src/felix/dataplane/index.js';
 
@@ -90,5 +91,34 @@ describe('status and metrics from daemon state', () => {
     expect(status.connections).to.have.length(1);
     expect(status.connections[0]).to.include({ name: 'plugin', received: 2, resets: 3 });
     expect(status.connections[0]!.lastMessageAgeSeconds).to.be.a('number').and.at.least(0);
+  });
+
+  it('Felix: kernel tables as gauges (no limit sample where the limit is not visible) and on /status with the warnings', async () => {
+    let usages: TableUsage[] = [];
+    let warnings: string[] = [];
+    const tables = { get usages() { return usages; }, get warnings() { return warnings; } };
+    const obs = new Observability(felixProbe(() => ({ dataplane: { status: () => undefined }, tables })));
+    let text = await obs.registry.metrics();
+    expect(text).not.to.match(/^calico_felix_kernel_table_(entries|limit)\{/m);
+    expect(obs.status()).to.include({ ready: false });
+    expect(obs.status().kernelTables).to.deep.equal([]);
+    usages = [
+      { table: 'ipv4-neighbours', entries: 8, limit: null, scope: 'namespace', sysctl: 'net.ipv4.neigh.default.gc_thresh3' },
+      { table: 'conntrack', entries: 240000, limit: 262144, scope: 'namespace', sysctl: 'net.netfilter.nf_conntrack_max' },
+    ];
+    warnings = ['conntrack table holds 240000 of 262144 entries (91%) in this namespace: raise net.netfilter.nf_conntrack_max'];
+    text = await obs.registry.metrics();
+    expect(text.split('\n').filter((l) => l.startsWith('calico_felix_kernel_table_'))).to.deep.equal([
+      'calico_felix_kernel_table_entries{table="ipv4-neighbours",scope="namespace"} 8',
+      'calico_felix_kernel_table_entries{table="conntrack",scope="namespace"} 240000',
+      'calico_felix_kernel_table_limit{table="conntrack"} 262144',
+    ]);
+    const status = obs.status();
+    expect(status.kernelTables).to.deep.equal(usages);
+    expect(status.warnings).to.deep.equal(warnings);
+    // Gone from the reading, gone from the scrape.
+    usages = usages.slice(1);
+    text = await obs.registry.metrics();
+    expect(text).not.to.include('table="ipv4-neighbours"');
   });
 });

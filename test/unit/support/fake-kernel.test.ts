@@ -556,6 +556,56 @@ describe('FakeKernel', () => {
       expect([...k.sysctl.values.keys()]).to.deep.equal(['net/ipv4/ip_forward', 'net/ipv4/conf/all/forwarding']);
       expect((await rejection(k.sysctl.ensure('net/ipv4/neigh/tapa/proxy_delay', '0'))).code).to.equal('ENOENT');
     });
+
+    it('reads a value written, Linux’s default for one never written, null for a key that does not exist', async () => {
+      expect(await k.sysctl.read('net/ipv4/neigh/default/gc_thresh3')).to.equal('1024');
+      await k.sysctl.ensure('net/ipv4/neigh/default/gc_thresh3', '4096');
+      expect(await k.sysctl.read('net/ipv4/neigh/default/gc_thresh3')).to.equal('4096');
+      expect(await k.sysctl.read('net/ipv4/conf/tapa/proxy_arp')).to.equal(null);
+      expect(k.count('sysctl.read')).to.equal(3);
+    });
+
+    it('nf_conntrack_count is the flows, read-only; without nf_conntrack net/netfilter does not exist', async () => {
+      k.addFlow('10.0.0.1', '10.0.0.2');
+      k.addFlow('fd00::1', 'fd00::2');
+      expect(await k.sysctl.read('net/netfilter/nf_conntrack_count')).to.equal('2');
+      expect((await rejection(k.sysctl.ensure('net/netfilter/nf_conntrack_count', '0'))).code).to.equal('EACCES');
+      await k.sysctl.ensure('net/netfilter/nf_conntrack_max', '262144');
+      expect(await k.sysctl.read('net/netfilter/nf_conntrack_max')).to.equal('262144');
+      const unloaded = new FakeKernel({ conntrack: false });
+      expect(await unloaded.sysctl.read('net/netfilter/nf_conntrack_max')).to.equal(null);
+      expect((await rejection(unloaded.sysctl.ensure('net/netfilter/nf_conntrack_max', '1'))).code).to.equal('ENOENT');
+    });
+
+    it('a child namespace has no neigh/default and no /proc/net/stat neighbour files; its nf_conntrack_max is read-only', async () => {
+      const child = new FakeKernel({ namespace: 'child' });
+      expect(await child.sysctl.read('net/ipv4/neigh/default/gc_thresh3')).to.equal(null);
+      expect(await child.sysctl.read('net/ipv6/conf/default/forwarding')).to.equal('0');
+      expect((await rejection(child.sysctl.ensure('net/ipv6/neigh/default/gc_thresh3', '2048'))).code).to.equal('ENOENT');
+      const denied = await rejection(child.sysctl.ensure('net/netfilter/nf_conntrack_max', '262144'));
+      expect(denied.code).to.equal('EACCES');
+      expect(denied.message).to.equal("EACCES: permission denied, open '/proc/sys/net/netfilter/nf_conntrack_max'");
+      expect(await child.sysctl.read('net/netfilter/nf_conntrack_max')).to.equal('65536');
+      expect(child.readProcNetStat('arp_cache')).to.equal(null);
+      expect(child.readProcNetStat('ndisc_cache')).to.equal(null);
+      expect(k.readProcNetStat('arp_cache')).to.match(/^entries {2}allocs /);
+    });
+  });
+
+  describe('neighbour counts', () => {
+    it('a dump counts this namespace’s entries, permanent and learned; the root’s /proc/net/stat counts other namespaces’ too', async () => {
+      const a = k.addLink('tapa');
+      await k.netlink.setNeighbour({ dst: '10.0.0.1', ifindex: a.index, mac: 'ee:ee:ee:ee:ee:01' });
+      await k.netlink.setNeighbour({ dst: 'fd00::1', ifindex: a.index, mac: 'ee:ee:ee:ee:ee:01' });
+      k.learnNeighbours(4, 5);
+      k.neighboursElsewhere(4, 100);
+      expect(await k.netlink.neighbourCounts()).to.deep.equal({ 4: 6, 6: 1 });
+      const entries = (name: string) => parseInt(k.readProcNetStat(name)!.split('\n')[1]!.split(' ')[0]!, 16);
+      expect(entries('arp_cache')).to.equal(106);
+      expect(entries('ndisc_cache')).to.equal(1);
+      k.removeLink('tapa');
+      expect(await k.netlink.neighbourCounts()).to.deep.equal({ 4: 5, 6: 0 });
+    });
   });
 
   describe('test hooks', () => {

@@ -58,6 +58,8 @@ export interface Netlink {
   deleteRoute(r: HostRoute): Promise<void>;
   /** Permanent neighbour entries, IPv4 and IPv6. */
   neighbours(): Promise<NeighbourEntry[]>;
+  /** Every neighbour entry of this namespace, in any state (learned, permanent, failed…), counted per family. */
+  neighbourCounts(): Promise<Record<Family, number>>;
   setNeighbour(n: NeighbourEntry): Promise<void>;
   deleteNeighbour(n: NeighbourEntry): Promise<void>;
   /** The IPv6 addresses of every interface. */
@@ -186,6 +188,13 @@ export class RtNetlink implements Netlink {
         if (n.data.state?.permanent && n.attrs.dst && n.attrs.lladdr) out.push({ dst: addrText(n.attrs.dst), ifindex: n.data.ifindex ?? 0, mac: macText(n.attrs.lladdr) });
       }
     }
+    return out;
+  }
+
+  async neighbourCounts(): Promise<Record<Family, number>> {
+    const out: Record<Family, number> = { 4: 0, 6: 0 };
+    for (const family of [4, 6] as const)
+      out[family] = (await this.dump((s) => s.getNeighbors({ family: AF[family] }, undefined, { timeout: DUMP_TIMEOUT_MS }))).length;
     return out;
   }
 

@@ -4,6 +4,8 @@ import fs from 'node:fs';
 export interface Sysctl {
   /** Writes `value` unless it is already set; key like `net/ipv4/ip_forward`. */
   ensure(key: string, value: string): Promise<void>;
+  /** The value, trimmed; null if there is no such key here (a child namespace lacks the kernel-wide ones). */
+  read(key: string): Promise<string | null>;
 }
 
 /** Synchronous on purpose: /proc/sys reads and writes never block, and a thread-pool hop per file costs more than the work. */
@@ -12,4 +14,15 @@ export const procSysctl: Sysctl = {
     const file = `/proc/sys/${key}`;
     if (fs.readFileSync(file, 'utf8').trim() !== value) fs.writeFileSync(file, value);
   },
+  async read(key) {
+    try {
+      return fs.readFileSync(`/proc/sys/${key}`, 'utf8').trim();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  },
 };
+
+/** `net/ipv4/ip_forward` → `net.ipv4.ip_forward`, as sysctl(8) and the README write it. */
+export const sysctlName = (key: string): string => key.replace(/\//g, '.');
