@@ -7,8 +7,11 @@ import { hideBin } from 'yargs/helpers';
 
 /** A yargs parser that fails with one line (`cmd: reason`) and exit code 2. */
 export function commandLine(name: string, usage: string): Argv {
-  return yargs(hideBin(process.argv))
+  const parser = yargs(hideBin(process.argv));
+  return parser
     .scriptName(name)
+    // On a terminal, wrap at its width; into a pipe or file, not at all (a fixed 80 columns broke words mid-word).
+    .wrap(process.stdout.isTTY ? parser.terminalWidth() : null)
     .usage(usage)
     .strict()
     .help()

@@ -95,6 +95,13 @@ describe('calico-lab (built command, three hosts)', function () {
     expect(fs.existsSync(path.join(dir, 'lab.json'))).to.equal(false);
   });
 
+  it('prints --help into a pipe without breaking a word across lines', async () => {
+    const r = await runCommand(LAB, ['--help']);
+    expect(r.code).to.equal(0);
+    expect(r.output).to.match(/^ {2}calico-lab up +build the hosts and start every component$/m);
+    expect(r.output).to.match(/^ {2}calico-lab remove-container <ip> +remove a container and its data \(ip: either address of a dual-stack one, or both\)$/m);
+  });
+
   it('refuses bad commands with one line', async () => {
     const r = await lab('add-container', '192.168.500.1', 'g1');
     expect(r.code).to.not.equal(0);
