@@ -43,6 +43,9 @@ runDaemon('calico-felix', async () => {
     cpus: os.cpus().length,
     addresses: () => countAddresses(agent?.manager.endpoints.values() ?? []),
   });
+  // The probe reads the dataplane only when scraped, after serveMetrics below.
+  const obs = new Observability(felixProbe(() => ({ agent, dataplane, tables })));
+  const applySeconds = obs.histogram('calico_felix_dataplane_apply_seconds', 'Time to apply chains and sets, or routes', ['part'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
   const dataplane = new Dataplane({
     log: root,
     interfacePrefix: g.InterfacePrefix,
@@ -57,8 +60,6 @@ runDaemon('calico-felix', async () => {
       if (part === 'routes') tables.endpointsChanged();
     },
   });
-  const obs = new Observability(felixProbe(() => ({ agent, dataplane, tables })));
-  const applySeconds = obs.histogram('calico_felix_dataplane_apply_seconds', 'Time to apply chains and sets, or routes', ['part'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
   const stopMetrics = await serveMetrics(obs, config.metrics.MetricsAddress, config.metrics.MetricsPort, log);
   await dataplane.start();
   await tables.start();
