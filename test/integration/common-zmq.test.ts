@@ -247,7 +247,6 @@ describe('zmq: RequestClient', () => {
     }
     expect(resets).to.have.length(1);
     expect(resets[0]).to.include(addr);
-    expect(c.resets).to.equal(1);
 
     expect(JSON.parse((await resync!).toString())).to.deep.include({ type: 'RESYNC', rc: 'SUCCESS' });
     expect(JSON.parse((await c.request({ type: 'AFTER' })).toString())).to.deep.include({ type: 'AFTER', rc: 'SUCCESS' });
@@ -259,9 +258,8 @@ describe('zmq: RequestClient', () => {
     const addr = await address();
     await routerPeer(addr);
     let resets = 0;
-    const c = client(addr, { keepaliveMs: 50, timeoutMs: 150, onReset: () => resets++ });
+    client(addr, { keepaliveMs: 50, timeoutMs: 150, onReset: () => resets++ });
     await waitFor('a reset after an unanswered heartbeat', () => resets >= 1, BOUND_MS);
-    expect(c.resets).to.be.at.least(1);
   });
 
   for (const kind of ['throws', 'rejects'] as const)

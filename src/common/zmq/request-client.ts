@@ -44,8 +44,6 @@ export class RequestClient {
   private closed = false;
   private lastActivity = Date.now();
   private readonly keepaliveTimer: NodeJS.Timeout | undefined;
-  /** Number of times the socket was recreated after a timeout. */
-  resets = 0;
 
   constructor(private readonly opts: RequestClientOptions) {
     this.socket = this.connect();
@@ -121,7 +119,6 @@ export class RequestClient {
 
   private reset(reason: string): void {
     if (this.closed) return;
-    this.resets++;
     if (this.opts.stats) this.opts.stats.resets++;
     this.opts.log.warn({ address: this.opts.address, reason }, 'request socket timed out; recreating it');
     this.socket.close();
