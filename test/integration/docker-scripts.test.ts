@@ -1,18 +1,25 @@
 /**
- * The images' start scripts, run as the images run them but without Docker:
- * the felix entrypoint turns environment variables into config files that
- * Felix's own loader accepts, and run-bird generates BIRD's config and runs
- * BIRD in the foreground (inside a namespace of this test, never the root one).
+ * The images' start scripts and build steps, run as the images run them but
+ * without Docker: the felix entrypoint turns environment variables into
+ * config files that Felix's own loader accepts; run-bird generates BIRD's
+ * config and runs BIRD in the foreground (inside a namespace of this test,
+ * never the root one); the zeromq prune leaves an addon zeromq's loader
+ * loads; the util image's PID 1 ends on docker stop's signal (in a PID
+ * namespace of this test). And the tools Debian 12 ships read the compose
+ * files and the build context as the files mean them: docker-compose 1.29.2's
+ * own `config`, and docker-py's .dockerignore matcher (issue #18).
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
+import { ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import YAML from 'yaml';
 import { loadFelixConfig } from '../../src/felix/config.js';
 import { loadConfig } from '../../src/common/config.js';
 import { ROOT, waitFor } from '../support/process.js';
+import { COMPOSE_DIR, DOCKERFILE, Service, filesUnder, loadCompose, parseStages } from '../support/docker-files.js';
 
 const ENTRYPOINT = path.join(ROOT, 'docker/felix/entrypoint');
 const RUN_BIRD = path.join(ROOT, 'docker/bird/run-bird');
@@ -166,5 +173,247 @@ describe('docker start scripts', function () {
       expect(r.stderr).to.match(/calico-bird-config: .*host 'instance-7' is not in the host list \(have instance-1\)/);
       expect(fs.existsSync(path.join(dir, 'etc/bird.conf'))).to.equal(false);
     });
+  });
+});
+
+describe('zeromq prune (docker/prune-zeromq.mjs, a build step of the Node images)', function () {
+  this.timeout(30000);
+  const SCRIPT = path.join(ROOT, 'docker/prune-zeromq.mjs');
+  const ZEROMQ = path.join(ROOT, 'node_modules/zeromq');
+  const LOADER = path.join(ROOT, 'node_modules/cmake-ts/build/loader.js');
+  let dir: string;
+
+  /** A copy of the installed zeromq's build/ (the prebuilt addons and their manifest), as npm ci leaves it in the image. */
+  beforeEach(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'calico-zeromq-'));
+    fs.cpSync(path.join(ZEROMQ, 'build'), path.join(dir, 'build'), { recursive: true });
+  });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  const files = () => filesIn(path.join(dir, 'build'));
+  const prune = (...args: string[]) => execa('node', [SCRIPT, ...args, dir], { reject: false });
+  /** zeromq's own loader (cmake-ts) on the pruned folder, in a process of its own: the libzmq version of the addon it loads. */
+  const load = () => execa('node', ['-e', `process.stdout.write(require(${JSON.stringify(LOADER)}).loadAddon(${JSON.stringify(path.join(dir, 'build'))}).version)`], { reject: false });
+
+  it('starts from addons for macOS and Windows as well as Linux (what the images used to carry)', () => {
+    const oses = new Set(files().map((f) => f.split('/')[0]));
+    expect([...oses]).to.include.members(['darwin', 'linux', 'win32']);
+  });
+
+  it("keeps only this machine's (linux, its CPU, glibc) addons, which zeromq's loader then loads", async () => {
+    const before = files();
+    const r = await prune();
+    expect(r.exitCode, r.stderr).to.equal(0);
+    const kept = files();
+    expect(kept.length).to.be.greaterThan(1).and.lessThan(before.length);
+    for (const f of kept) if (f !== 'manifest.json') expect(f).to.match(new RegExp(`^linux/${process.arch}/node/glibc-\\d+-Release/addon\\.node$`));
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'build/manifest.json'), 'utf8')) as Record<string, string>;
+    expect(Object.values(manifest).sort()).to.deep.equal(kept.filter((f) => f !== 'manifest.json').sort());
+    const loaded = await load();
+    expect(loaded.exitCode, loaded.stderr).to.equal(0);
+    expect(loaded.stdout).to.match(/^\d+\.\d+\.\d+$/);
+    expect(r.stdout).to.match(/^prune-zeromq: kept .* removed \d+ other files, [\d.]+ MB$/);
+  });
+
+  it("leaves what it was asked to keep: another CPU's addons, which this machine's loader then cannot load", async () => {
+    const other = process.arch === 'arm64' ? 'x64' : 'arm64';
+    expect((await prune('--arch', other)).exitCode).to.equal(0);
+    for (const f of files()) if (f !== 'manifest.json') expect(f).to.match(new RegExp(`^linux/${other}/`));
+    const loaded = await load();
+    expect(loaded.exitCode).to.not.equal(0);
+    expect(loaded.stderr).to.include(`No compatible zeromq.js addon found for linux ${process.arch} glibc`);
+  });
+
+  it('deletes nothing and exits 1 when no addon fits', async () => {
+    const before = files();
+    const r = await prune('--arch', 'riscv64');
+    expect(r.exitCode).to.equal(1);
+    expect(r.stderr).to.match(/^prune-zeromq: .*manifest\.json lists no addon for linux riscv64 glibc; nothing removed$/);
+    expect(files()).to.deep.equal(before);
+  });
+});
+
+/** Every file under `dir`, relative, sorted. */
+function filesIn(dir: string, rel = ''): string[] {
+  return fs
+    .readdirSync(path.join(dir, rel), { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? filesIn(dir, path.posix.join(rel, e.name)) : [path.posix.join(rel, e.name)]))
+    .sort();
+}
+
+/** The pids of `pid`'s children, from /proc. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+function descendantsOf(pid: number): number[] {
+  return childrenOf(pid).flatMap((c) => [c, ...descendantsOf(c)]);
+}
+
+const cmdline = (pid: number): string[] => {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
+  } catch {
+    return [];
+  }
+};
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('util image: docker stop (issue #18)', function () {
+  this.timeout(20000);
+  const util = parseStages(fs.readFileSync(DOCKERFILE, 'utf8')).get('util')!;
+  const started: ChildProcess[] = [];
+
+  /**
+   * The container's processes as Docker starts them: the image's ENTRYPOINT
+   * and `command` as PID 1 of a PID namespace of its own, on a terminal for
+   * an interactive shell (`docker run -it`; script(1) gives one). Returns
+   * PID 1 (to signal, as docker stop does) and its child, and a promise of
+   * the whole thing ending.
+   */
+  async function startContainer(command: string[], terminal: boolean): Promise<{ pid1: number; child: number; ended: Promise<unknown> }> {
+    const argv = [...util.entrypoint!, ...command];
+    const inNamespace = ['unshare', '--pid', '--fork', '--kill-child', ...argv];
+    const child = terminal
+      ? spawn('script', ['-qfec', inNamespace.join(' '), '/dev/null'], { stdio: ['pipe', 'ignore', 'ignore'] })
+      : spawn(inNamespace[0]!, inNamespace.slice(1), { stdio: ['pipe', 'ignore', 'ignore'] });
+    started.push(child);
+    const ended = new Promise((r) => child.once('exit', r));
+    let pid1 = 0;
+    let inner = 0;
+    await waitFor('PID 1 and its child to start', async () => {
+      pid1 = descendantsOf(child.pid!).find((p) => cmdline(p).join(' ') === argv.join(' ')) ?? 0;
+      inner = pid1 ? (childrenOf(pid1)[0] ?? 0) : 0;
+      return inner !== 0 && cmdline(inner)[0] === command[0];
+    }, 5000, 50);
+    return { pid1, child: inner, ended };
+  }
+
+  afterEach(() => {
+    for (const c of started.splice(0)) {
+      for (const p of descendantsOf(c.pid!)) if (alive(p)) process.kill(p, 'SIGKILL');
+      if (c.exitCode === null) c.kill('SIGKILL');
+    }
+  });
+
+  // The image's CMD is bash; --norc keeps this machine's rc files (not the image's) out of it.
+  const shell = [...util.cmd!, '--norc'];
+
+  it(`ends at once on the image's STOPSIGNAL (${util.stopsignal}), PID 1 passing it to an interactive bash`, async () => {
+    expect(util.stopsignal).to.be.a('string');
+    const c = await startContainer(shell, true);
+    const t0 = Date.now();
+    process.kill(c.pid1, util.stopsignal as NodeJS.Signals);
+    await c.ended;
+    expect(Date.now() - t0).to.be.lessThan(3000);
+    expect(alive(c.child)).to.equal(false);
+  });
+
+  it("would not on docker stop's default SIGTERM: an interactive bash ignores it (so the wait for SIGKILL)", async () => {
+    const c = await startContainer(shell, true);
+    process.kill(c.pid1, 'SIGTERM');
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(alive(c.pid1) && alive(c.child), 'bash and PID 1 still running').to.equal(true);
+  });
+
+  it('ends a non-interactive command on it too (docker run -d calico:util sleep ...)', async () => {
+    const c = await startContainer(['sleep', '600'], false);
+    process.kill(c.pid1, util.stopsignal as NodeJS.Signals);
+    await c.ended;
+    expect(alive(c.child)).to.equal(false);
+  });
+});
+
+describe("compose files and build context under Debian 12's tools (docker-compose 1.29.2, docker-py)", function () {
+  this.timeout(60000);
+  const compose = (file: string, env: Record<string, string>) =>
+    execa('docker-compose', ['-p', 'calico', '-f', file, 'config'], { env: { PATH: process.env.PATH!, ...env }, extendEnv: false, reject: false });
+
+  it('has compose v1 1.29.2 here (scripts/setup installs it)', async () => {
+    expect((await execa('docker-compose', ['version', '--short'])).stdout.trim()).to.equal('1.29.2');
+  });
+
+  for (const name of ['first-host.yaml', 'other-host.yaml']) {
+    it(`${name}: docker-compose 1.29.2 accepts it and resolves it as the static checks read it`, async () => {
+      const file = path.join(COMPOSE_DIR, name);
+      const r = await compose(file, { PluginAddress: '192.0.2.11' });
+      expect(r.exitCode, r.stderr).to.equal(0);
+      const resolved = (YAML.parse(r.stdout) as { services: Record<string, Service> }).services;
+      const ours = loadCompose(file);
+      expect(Object.keys(resolved).sort()).to.deep.equal(Object.keys(ours).sort());
+      for (const [svc, s] of Object.entries(ours)) {
+        const got = resolved[svc]!;
+        const view = (x: Service) => ({
+          container_name: x.container_name,
+          image: x.image,
+          target: x.build?.target,
+          network_mode: x.network_mode,
+          init: x.init,
+          restart: x.restart,
+          privileged: x.privileged ?? false,
+          cap_add: [...(x.cap_add ?? [])].sort(),
+          security_opt: [...(x.security_opt ?? [])].sort(),
+          pid: x.pid ?? null,
+          command: x.command ?? null,
+        });
+        expect(view(got), svc).to.deep.equal(view(s));
+        expect(got.build?.args, svc).to.deep.equal({ NODE_IMAGE: 'node:20.20.2-bookworm-slim' });
+        expect(got.build?.context, svc).to.equal(ROOT);
+      }
+      const mirror = await compose(file, { PluginAddress: '192.0.2.11', NODE_IMAGE: 'mirror.example/library/node:20.20.2-bookworm-slim' });
+      for (const s of Object.values((YAML.parse(mirror.stdout) as { services: Record<string, Service> }).services)) {
+        expect(s.build?.args?.NODE_IMAGE).to.equal('mirror.example/library/node:20.20.2-bookworm-slim');
+      }
+    });
+
+    it(`${name}: refuses to start without PluginAddress, naming it`, async () => {
+      const r = await compose(path.join(COMPOSE_DIR, name), {});
+      expect(r.exitCode).to.not.equal(0);
+      expect(r.stderr).to.include('set PluginAddress to host one');
+    });
+  }
+
+  it("refuses a top-level name, as the files had it (what the static check guards against)", async () => {
+    // Beside a copy of first-host.yaml at the same depth, so its build context (../..) is still the repository.
+    const dir = fs.mkdtempSync(path.join(ROOT, 'dist', 'compose-'));
+    try {
+      const file = path.join(dir, 'first-host.yaml');
+      fs.writeFileSync(file, `name: calico\n${fs.readFileSync(path.join(COMPOSE_DIR, 'first-host.yaml'), 'utf8')}`);
+      const r = await compose(file, { PluginAddress: '192.0.2.11' });
+      expect(r.exitCode).to.not.equal(0);
+      expect(r.stderr).to.include("'name' does not match any of the regexes");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('sends as build context exactly the files the Dockerfile copies (docker-py, as compose v1 builds, reads the root .dockerignore)', async () => {
+    const program = [
+      'import json, os',
+      'from docker.utils.build import exclude_paths',
+      "patterns = [l.strip() for l in open('.dockerignore') if l.strip() and not l.strip().startswith('#')]",
+      // Its answer has the folders too; the files are what matters.
+    "print(json.dumps(sorted(p for p in exclude_paths('.', patterns, dockerfile='docker/Dockerfile') if os.path.isfile(p))))",
+    ].join('\n');
+    const r = await execa('python3', ['-c', program], { cwd: ROOT });
+    const copied = [...parseStages(fs.readFileSync(DOCKERFILE, 'utf8')).values()].flatMap((s) => s.copies.filter((c) => c.from === null).flatMap((c) => c.sources.flatMap(filesUnder)));
+    expect(JSON.parse(r.stdout)).to.deep.equal([...new Set([...copied, 'docker/Dockerfile', '.dockerignore'])].sort());
   });
 });

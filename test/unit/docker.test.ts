@@ -1,154 +1,38 @@
 /**
- * The Docker images and compose files, checked without a Docker engine (none
- * runs here): the Dockerfile lints clean (dockerfile-utils, the linter of the
- * VS Code Docker extension, on dockerfile-ast's syntax tree), copies only
- * files that exist and that the build context lets through, and every
- * command an image or a compose service runs is a package.json bin or a file
- * the image has; the compose files carry the seed's run flags and volumes.
+ * docker/Dockerfile, checked without a Docker engine (none runs here): it
+ * lints clean (dockerfile-utils, the linter of the VS Code Docker extension,
+ * on dockerfile-ast's syntax tree), builds with the legacy builder as well as
+ * BuildKit (issue #18), takes its base images as build arguments, copies only
+ * files that exist and that the build context lets through, and every command
+ * an image runs is a package.json bin or a file the image has.
  */
 import { expect } from 'chai';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DockerfileParser, Instruction } from 'dockerfile-ast';
 import { validate } from 'dockerfile-utils';
-import YAML from 'yaml';
 import { ROOT } from '../support/process.js';
+import {
+  BASE_FILES,
+  BINS,
+  DOCKERFILE,
+  aptPackages,
+  buildkitOnly,
+  chain,
+  dockerignoreRules,
+  filesUnder,
+  ignoredBy,
+  notMadeExecutable,
+  parseDockerfile,
+  parseStages,
+  runProblems,
+  whatRuns,
+} from '../support/docker-files.js';
 
-const DOCKERFILE = path.join(ROOT, 'docker/Dockerfile');
-const BINS: Record<string, string> = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).bin;
-
-interface Copy {
-  from: string | null;
-  sources: string[];
-  dest: string;
-}
-
-interface Stage {
-  name: string;
-  /** A stage name or an external image. */
-  base: string;
-  copies: Copy[];
-  runs: string[];
-  entrypoint: string[] | null;
-  cmd: string[] | null;
-}
-
-function execForm(i: Instruction & { getJSONStrings?: () => { getJSONValue(): string }[] }): string[] {
-  const json = i.getJSONStrings?.() ?? [];
-  if (json.length === 0) throw new Error(`line ${i.getRange().start.line + 1}: ${i.getKeyword()} must use the exec (JSON) form`);
-  return json.map((s) => s.getJSONValue());
-}
-
-function parseStages(text: string): Map<string, Stage> {
-  const stages = new Map<string, Stage>();
-  let current: Stage | null = null;
-  for (const i of DockerfileParser.parse(text).getInstructions()) {
-    const keyword = i.getKeyword();
-    const args = i.getArguments().map((a) => a.getValue());
-    if (keyword === 'FROM') {
-      const [base, as, name] = args;
-      expect(as?.toUpperCase(), `FROM ${base} names its stage`).to.equal('AS');
-      current = { name: name!, base: base!, copies: [], runs: [], entrypoint: null, cmd: null };
-      stages.set(current.name, current);
-      continue;
-    }
-    if (!current) throw new Error(`${keyword} before FROM`);
-    if (keyword === 'COPY') {
-      const from = (i as unknown as { getFromFlag(): { getValue(): string | null } | null }).getFromFlag()?.getValue() ?? null;
-      current.copies.push({ from, sources: args.slice(0, -1), dest: args[args.length - 1]! });
-    } else if (keyword === 'RUN') current.runs.push(i.getArgumentsContent() ?? '');
-    else if (keyword === 'ENTRYPOINT') current.entrypoint = execForm(i);
-    else if (keyword === 'CMD') current.cmd = execForm(i);
-  }
-  return stages;
-}
-
-/** The stage and the stages it is built on, nearest first. */
-function chain(stages: Map<string, Stage>, name: string): Stage[] {
-  const out: Stage[] = [];
-  for (let s = stages.get(name); s; s = stages.get(s.base)) out.push(s);
-  return out;
-}
-
-/** Docker's .dockerignore: last matching rule wins; a pattern matching a folder covers what is inside. */
-function ignoredBy(rules: string[]): (file: string) => boolean {
-  const compiled = rules.map((rule) => {
-    const include = rule.startsWith('!');
-    const body = include ? rule.slice(1) : rule;
-    const re = new RegExp(`^${body.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*/g, '\0').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]').replace(/\0/g, '.*')}$`);
-    return { include, re };
-  });
-  return (file) => {
-    const parts = file.split('/');
-    const prefixes = parts.map((_, n) => parts.slice(0, n + 1).join('/'));
-    let ignored = false;
-    for (const { include, re } of compiled) if (prefixes.some((p) => re.test(p))) ignored = !include;
-    return ignored;
-  };
-}
-
-function filesUnder(rel: string): string[] {
-  const abs = path.join(ROOT, rel);
-  if (!fs.statSync(abs).isDirectory()) return [rel];
-  return fs.readdirSync(abs).flatMap((e) => filesUnder(path.join(rel, e)));
-}
-
-/** Where COPY puts a source in the image (absolute destinations only). */
-function copiedPaths(c: Copy): string[] {
-  if (!c.dest.startsWith('/')) return [];
-  return c.sources.map((s) => (c.dest.endsWith('/') || c.sources.length > 1 ? path.posix.join(c.dest, path.posix.basename(s)) : c.dest));
-}
-
-/** Files the base images are known to have (Debian: bash is essential). */
-const BASE_FILES: Record<string, string[]> = {
-  'debian:12.12-slim': ['/bin/bash', '/bin/sh'],
-  'node:20.20.2-bookworm-slim': ['/bin/bash', '/bin/sh', '/usr/local/bin/node'],
-};
-
-/** Why `command` cannot run in the image built from `target`, or null if it can. */
-function commandProblem(stages: Map<string, Stage>, target: string, command: string): string | null {
-  const layers = chain(stages, target);
-  const copied = layers.flatMap((s) => s.copies.filter((c) => c.from === null).flatMap(copiedPaths));
-  const base = layers[layers.length - 1]!.base;
-  const linksBins = layers.some((s) => s.runs.some((r) => r.includes('require("./package.json").bin') && r.includes('/usr/local/bin/')));
-  if (command.startsWith('/')) return copied.includes(command) || (BASE_FILES[base] ?? []).includes(command) ? null : `${command} is not a file of the ${target} image`;
-  if (copied.includes(`/usr/local/bin/${command}`)) return null;
-  if (!(command in BINS)) return `${command} is not a package.json bin`;
-  if (!linksBins) return `the ${target} image does not put package.json bins on the PATH`;
-  return null;
-}
-
-/** The script an entrypoint runs, if it is one of ours that ends by running its arguments. */
-function passesArguments(stages: Map<string, Stage>, target: string, entrypoint: string): boolean {
-  const copy = chain(stages, target)
-    .flatMap((s) => s.copies)
-    .find((c) => c.from === null && copiedPaths(c).includes(entrypoint));
-  return copy !== undefined && /\nexec "\$@"\n?$/.test(fs.readFileSync(path.join(ROOT, copy.sources[0]!), 'utf8'));
-}
-
-/** Problems with what an image (or a compose service overriding its command) runs. */
-function runProblems(stages: Map<string, Stage>, target: string, command?: string[]): string[] {
-  const layers = chain(stages, target);
-  const entrypoint = layers.find((s) => s.entrypoint)?.entrypoint ?? null;
-  const cmd = command ?? layers.find((s) => s.cmd)?.cmd ?? null;
-  const problems: string[] = [];
-  if (entrypoint) {
-    const p = commandProblem(stages, target, entrypoint[0]!);
-    if (p) problems.push(p);
-    if (!passesArguments(stages, target, entrypoint[0]!)) return problems;
-  }
-  if (!cmd || cmd.length === 0) return [...problems, `the ${target} image runs nothing`];
-  const p = commandProblem(stages, target, cmd[0]!);
-  return p ? [...problems, p] : problems;
-}
-
-function aptPackages(stage: Stage): string[] {
-  return stage.runs.flatMap((r) => [...r.matchAll(/apt-get install ([^&]*)/g)].flatMap((m) => m[1]!.split(/[\s\\]+/).filter((w) => w !== '' && !w.startsWith('-'))));
-}
+const TARGETS = ['felix', 'plugin', 'bird', 'util'];
 
 describe('docker/Dockerfile', () => {
   const text = fs.readFileSync(DOCKERFILE, 'utf8');
-  const stages = parseStages(text);
+  const { args, stages } = parseDockerfile(text);
 
   it('lints clean', () => {
     expect(validate(text).map((d) => `line ${d.range.start.line + 1}: ${d.message}`)).to.deep.equal([]);
@@ -157,27 +41,80 @@ describe('docker/Dockerfile', () => {
   it('the checks here catch a broken Dockerfile', () => {
     expect(validate('FROM node:20 AS a\nCOPY only-one-argument\nRUNN true\n').map((d) => d.message)).to.have.members(['COPY requires at least two arguments', 'Unknown instruction: RUNN']);
     expect(() => parseStages('FROM node:20 AS a\nCMD calico-felix\n')).to.throw('CMD must use the exec (JSON) form');
+    expect(() => parseStages('FROM ${IMAGE} AS a\n')).to.throw('FROM uses IMAGE');
     const s = parseStages('FROM node:20 AS a\nCMD ["not-a-bin"]\n');
     expect(runProblems(s, 'a')).to.deep.equal(['not-a-bin is not a package.json bin']);
   });
 
-  it('has the four images, and external bases are pinned', () => {
-    for (const t of ['felix', 'plugin', 'bird', 'util']) expect(stages.has(t), t).to.equal(true);
-    for (const s of stages.values()) {
-      if (stages.has(s.base)) continue;
-      expect(s.base, `stage ${s.name}`).to.match(/^[a-z0-9./-]+:[^:]*\d[^:]*$/);
+  describe('builds with the legacy builder too (issue #18)', () => {
+    it('uses nothing only BuildKit builds: no syntax directive, no flag but COPY --from, no heredoc', () => {
+      expect(buildkitOnly(text)).to.deep.equal([]);
+      expect(text.split('\n')[0], 'first line').to.not.match(/^#\s*syntax\s*=/i);
+    });
+
+    const buildkitFeatures: [string, string, string][] = [
+      ['a syntax directive', '# syntax=docker/dockerfile:1\nFROM debian:12 AS a\n', 'line 1: parser directive syntax=docker/dockerfile:1'],
+      ['COPY --chmod', 'FROM debian:12 AS a\nCOPY --chmod=0755 x /x\n', 'line 2: COPY --chmod'],
+      ['COPY --chown', 'FROM debian:12 AS a\nCOPY --chown=1:1 x /x\n', 'line 2: COPY --chown'],
+      ['COPY --link', 'FROM debian:12 AS a\nCOPY --link x /x\n', 'line 2: COPY --link'],
+      ['RUN --mount', 'FROM debian:12 AS a\nRUN --mount=type=cache,target=/var/cache/apt apt-get update\n', 'line 2: RUN --mount'],
+      ['RUN --network', 'FROM debian:12 AS a\nRUN --network=none true\n', 'line 2: RUN --network'],
+      ['a RUN heredoc', 'FROM debian:12 AS a\nRUN <<EOF\ntrue\nEOF\n', 'line 2: RUN with a heredoc'],
+      ['a COPY heredoc', 'FROM debian:12 AS a\nCOPY <<EOF /x\nhello\nEOF\n', 'line 2: COPY with a heredoc'],
+    ];
+    for (const [name, dockerfile, problem] of buildkitFeatures) {
+      it(`the check catches ${name}`, () => {
+        expect(buildkitOnly(dockerfile)).to.deep.equal([problem]);
+      });
+    }
+    it('the check lets COPY --from and the escape directive through', () => {
+      expect(buildkitOnly('# escape=\\\nFROM debian:12 AS a\nFROM debian:12 AS b\nCOPY --from=a /x /x\n')).to.deep.equal([]);
+    });
+
+    it('reads the ignore file at the context root (a docker/Dockerfile.dockerignore is read by BuildKit only)', () => {
+      expect(fs.existsSync(path.join(ROOT, 'docker/Dockerfile.dockerignore'))).to.equal(false);
+      expect(fs.readdirSync(path.join(ROOT, 'docker')).filter((f) => f.endsWith('.dockerignore'))).to.deep.equal([]);
+      expect(dockerignoreRules()[0]).to.equal('*');
+    });
+
+    it('makes the scripts an image runs executable with a RUN chmod (COPY keeps the checkout mode)', () => {
+      for (const t of TARGETS) expect(notMadeExecutable(stages, t), t).to.deep.equal([]);
+      const scripts = TARGETS.flatMap((t) => [whatRuns(stages, t).entrypoint?.[0], whatRuns(stages, t).cmd?.[0]]).filter((c) => c?.startsWith('/usr/local/bin/'));
+      expect(scripts).to.have.members(['/usr/local/bin/calico-entrypoint', '/usr/local/bin/run-bird']);
+    });
+
+    it('the chmod check catches a copied script left as the checkout has it', () => {
+      const s = parseStages('FROM debian:12.12-slim AS a\nCOPY x /usr/local/bin/x\nCMD ["/usr/local/bin/x"]\n');
+      expect(notMadeExecutable(s, 'a')).to.deep.equal(['/usr/local/bin/x (COPY at line 2) is not made executable by a later RUN chmod']);
+      const before = parseStages('FROM debian:12.12-slim AS a\nRUN chmod 0755 /usr/local/bin/x\nCOPY x /usr/local/bin/x\nCMD ["/usr/local/bin/x"]\n');
+      expect(notMadeExecutable(before, 'a'), 'a chmod before the COPY').to.have.length(1);
+      const other = parseStages('FROM debian:12.12-slim AS a\nCOPY x /usr/local/bin/x\nRUN chmod 0755 /usr/local/bin/xy\nCMD ["/usr/local/bin/x"]\n');
+      expect(notMadeExecutable(other, 'a'), 'a chmod of another file').to.have.length(1);
+    });
+  });
+
+  it('has the four images', () => {
+    for (const t of TARGETS) expect(stages.has(t), t).to.equal(true);
+  });
+
+  it('takes every external base image from a build argument whose default is the official image, pinned', () => {
+    const external = [...stages.values()].filter((s) => !stages.has(s.base));
+    expect(external.map((s) => s.name)).to.have.members(['node-base', 'util']);
+    for (const s of external) {
+      const arg = /^\$\{([A-Z_]+)\}$/.exec(s.baseAsWritten)?.[1];
+      expect(arg, `stage ${s.name}: FROM ${s.baseAsWritten} is a build argument`).to.be.a('string');
+      // Official: a Docker Hub library image, no registry host or user; pinned: a tag with a version.
+      expect(args[arg!], `stage ${s.name}: ${arg}'s default`).to.match(/^[a-z0-9-]+:[^:/]*\d[^:/]*$/);
       expect(BASE_FILES, `stage ${s.name}: base files known`).to.have.property(s.base);
     }
+    expect(args).to.deep.equal({ NODE_IMAGE: 'node:20.20.2-bookworm-slim', DEBIAN_IMAGE: 'debian:12.12-slim' });
+    const mirrored = parseDockerfile(text, { NODE_IMAGE: 'mirror.example/library/node:20.20.2-bookworm-slim' }).stages;
+    expect(mirrored.get('node-base')!.base).to.equal('mirror.example/library/node:20.20.2-bookworm-slim');
+    expect(mirrored.get('util')!.base).to.equal('debian:12.12-slim');
   });
 
   it('copies only files that exist and that the build context lets through', () => {
-    const ignored = ignoredBy(
-      fs
-        .readFileSync(path.join(ROOT, 'docker/Dockerfile.dockerignore'), 'utf8')
-        .split('\n')
-        .map((l) => l.trim())
-        .filter((l) => l !== '' && !l.startsWith('#')),
-    );
+    const ignored = ignoredBy(dockerignoreRules());
     let checked = 0;
     for (const s of stages.values()) {
       for (const c of s.copies) {
@@ -200,7 +137,7 @@ describe('docker/Dockerfile', () => {
   });
 
   it('runs, in every image, a package.json bin or a file the image has', () => {
-    for (const t of ['felix', 'plugin', 'bird', 'util']) expect(runProblems(stages, t), t).to.deep.equal([]);
+    for (const t of TARGETS) expect(runProblems(stages, t), t).to.deep.equal([]);
   });
 
   it("has every package.json bin's source, an executable node script", () => {
@@ -215,7 +152,7 @@ describe('docker/Dockerfile', () => {
     // iptables brings ip6tables; procps brings the sysctl network-container runs for an IPv6 address.
     ['felix', ['iptables', 'ipset', 'iproute2', 'procps']],
     ['bird', ['bird2']],
-    ['util', ['iputils-ping', 'telnet', 'traceroute', 'curl', 'netcat-openbsd', 'iperf3']],
+    ['util', ['iputils-ping', 'telnet', 'traceroute', 'curl', 'netcat-openbsd', 'iperf3', 'tini']],
   ];
   for (const [target, packages] of tools) {
     it(`installs ${packages.join(', ')} in the ${target} image`, () => {
@@ -223,106 +160,29 @@ describe('docker/Dockerfile', () => {
     });
   }
 
+  it('util: tini is PID 1 and runs bash; docker stop sends SIGHUP, which an interactive bash obeys (issue #18)', () => {
+    const util = stages.get('util')!;
+    expect(util.entrypoint).to.deep.equal(['/usr/bin/tini', '--']);
+    expect(util.cmd).to.deep.equal(['/bin/bash']);
+    expect(util.stopsignal).to.equal('SIGHUP');
+  });
+
   it('builds the Node images in stages: compile, then dist and production dependencies only', () => {
     const runtime = chain(stages, 'felix').find((s) => s.name === 'node-runtime')!;
     expect(runtime.copies.map((c) => `${c.from ?? ''}:${c.sources.join(',')}`)).to.have.members(['production-deps:/opt/calico/node_modules', 'build:/src/dist/src', ':package.json']);
-    expect(stages.get('production-deps')!.runs.join('\n')).to.include('npm ci --omit=dev');
+    expect(stages.get('production-deps')!.runs.map((r) => r.text).join('\n')).to.include('npm ci --omit=dev');
     for (const t of ['felix', 'plugin', 'bird']) expect(chain(stages, t).map((s) => s.name), t).to.include('node-runtime').and.not.include('build');
   });
-});
 
-interface Service {
-  image?: string;
-  container_name?: string;
-  build?: { context: string; dockerfile: string; target: string };
-  command?: string[];
-  network_mode?: string;
-  privileged?: boolean;
-  restart?: string;
-  volumes?: string[];
-  environment?: Record<string, string>;
-  extends?: { file: string; service: string };
-}
-
-function loadCompose(file: string): Record<string, Service> {
-  const doc = YAML.parse(fs.readFileSync(file, 'utf8'), { merge: true, uniqueKeys: true }) as { services: Record<string, Service> };
-  const services: Record<string, Service> = {};
-  for (const [name, s] of Object.entries(doc.services)) {
-    if (!s.extends) {
-      services[name] = s;
-      continue;
-    }
-    const { extends: ext, ...rest } = s;
-    const base = loadCompose(path.join(path.dirname(file), ext.file))[ext.service];
-    expect(base, `${file}: ${name} extends ${ext.file}:${ext.service}`).to.not.equal(undefined);
-    services[name] = { ...base, ...rest };
-  }
-  return services;
-}
-
-describe('docker/compose', () => {
-  const stages = parseStages(fs.readFileSync(DOCKERFILE, 'utf8'));
-  const roles: [string, Record<string, { target: string; logs: string }>][] = [
-    [
-      'first-host.yaml',
-      {
-        bird: { target: 'bird', logs: '/var/log/bird:/var/log/bird' },
-        'plugin-network': { target: 'plugin', logs: '/var/log/calico:/var/log/calico' },
-        'plugin-ep': { target: 'plugin', logs: '/var/log/calico:/var/log/calico' },
-        felix: { target: 'felix', logs: '/var/log/calico:/var/log/calico' },
-        aclmgr: { target: 'felix', logs: '/var/log/calico:/var/log/calico' },
-      },
-    ],
-    [
-      'other-host.yaml',
-      {
-        felix: { target: 'felix', logs: '/var/log/calico:/var/log/calico' },
-        bird: { target: 'bird', logs: '/var/log/bird:/var/log/bird' },
-      },
-    ],
-  ];
-
-  for (const [fileName, expected] of roles) {
-    describe(fileName, () => {
-      const file = path.join(ROOT, 'docker/compose', fileName);
-      const services = loadCompose(file);
-
-      it('has the expected services', () => {
-        expect(Object.keys(services)).to.have.members(Object.keys(expected));
-      });
-
-      for (const [name, want] of Object.entries(expected)) {
-        it(`${name}: the seed's name and flags, its log volume, the ${want.target} image, and a command it has`, () => {
-          const s = services[name]!;
-          expect(s.container_name).to.equal(name);
-          expect({ network_mode: s.network_mode, privileged: s.privileged, restart: s.restart }).to.deep.equal({ network_mode: 'host', privileged: true, restart: 'always' });
-          expect(s.volumes).to.include(want.logs);
-          expect(s.image).to.equal(`calico:${want.target}`);
-          expect(s.build?.target).to.equal(want.target);
-          expect(path.resolve(path.dirname(file), s.build!.context)).to.equal(ROOT);
-          expect(path.resolve(ROOT, s.build!.dockerfile)).to.equal(DOCKERFILE);
-          expect(runProblems(stages, want.target, s.command)).to.deep.equal([]);
-        });
-      }
-
-      it('takes the addresses from the environment, required where the spec requires them', () => {
-        for (const [name, s] of Object.entries(services)) {
-          if (s.build?.target !== 'felix') continue;
-          expect(s.environment?.PluginAddress, name).to.match(/^\$\{PluginAddress:\?.+\}$/);
-          expect(s.environment?.FelixHostname, name).to.equal('${FelixHostname:-}');
-        }
-      });
-    });
-  }
-
-  it('the resolver sees a missing base of extends', () => {
-    const dir = fs.mkdtempSync(path.join(ROOT, 'dist', 'compose-'));
-    try {
-      fs.writeFileSync(path.join(dir, 'a.yaml'), 'services:\n  x:\n    extends: { file: b.yaml, service: nope }\n');
-      fs.writeFileSync(path.join(dir, 'b.yaml'), 'services:\n  y:\n    image: calico:felix\n');
-      expect(() => loadCompose(path.join(dir, 'a.yaml'))).to.throw('extends b.yaml:nope');
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+  it("prunes zeromq's prebuilt addons to those the image's Node loads, after installing and in the stage the images copy node_modules from", () => {
+    const deps = stages.get('production-deps')!;
+    const install = deps.runs.find((r) => r.text.includes('npm ci'))!;
+    const copy = deps.copies.find((c) => c.from === null && c.sources.includes('docker/prune-zeromq.mjs'));
+    expect(copy, 'docker/prune-zeromq.mjs is copied into production-deps').to.not.equal(undefined);
+    const prune = deps.runs.find((r) => r.text.includes(`node ${copy!.dest} node_modules/zeromq`));
+    expect(prune, 'production-deps runs it on node_modules/zeromq').to.not.equal(undefined);
+    expect(prune!.line).to.be.greaterThan(install.line).and.greaterThan(copy!.line);
+    // The stage's WORKDIR is /opt/calico, whose node_modules the Node images copy.
+    expect(chain(stages, 'felix').flatMap((s) => s.copies).map((c) => `${c.from}:${c.sources.join(',')}`)).to.include('production-deps:/opt/calico/node_modules');
   });
 });
