@@ -6,6 +6,8 @@
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { execa } from 'execa';
 import type { Acls } from '../../src/common/wire/acl-api.js';
 import type { Rule } from '../../src/common/wire/rules.js';
 import type { EndpointSpec, EndpointStatus } from '../../src/felix/dataplane/index.js';
@@ -425,6 +427,18 @@ describe('Felix dataplane in network namespaces', function () {
     expect(driver.log(), 'the burst did overflow the socket').to.contain('link events lost');
     const routes = (await host.run('ip', ['route'])).split('\n').filter((l) => / dev tapburst/.test(l));
     expect(routes).to.have.length(n);
+  });
+
+  it('the link monitor (ip monitor) ends with the dataplane, even when it is killed with SIGKILL', async () => {
+    const host = await createNetns('host');
+    const driver = await startDriver(host);
+    const monitors = async () => {
+      const pids = (await execa('ip', ['netns', 'pids', host.name])).stdout.split('\n').filter(Boolean);
+      return pids.filter((pid) => fs.existsSync(`/proc/${pid}/cmdline`) && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').includes('monitor link'));
+    };
+    await waitFor('the monitor running', async () => (await monitors()).length === 1, 5000);
+    await driver.kill();
+    await waitFor('no monitor left', async () => (await monitors()).length === 0, 5000);
   });
 
   describe('IPv6 (issue #14)', () => {

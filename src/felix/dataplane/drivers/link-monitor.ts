@@ -24,6 +24,14 @@ export function parseMonitorLine(line: string): LinkEvent | null {
   return { kind: 'up-or-changed', link: { index, name, up: m[4]!.split(',').includes('UP') } };
 }
 
+/**
+ * `ip monitor` runs under `setpriv --pdeathsig` (util-linux, essential on
+ * Debian) so that it ends with Felix even when Felix is killed with SIGKILL;
+ * left behind in a namespace without link events, it would never learn that
+ * its reader went. Without setpriv it runs bare.
+ */
+let viaSetpriv = true;
+
 /** How long after (re)starting the monitor the listener is told to read everything again: events before it subscribed are not seen. */
 const SUBSCRIBED_MS = 200;
 const RESTART_MS = 1000;
@@ -44,7 +52,8 @@ export class LinkMonitor {
   start(): void {
     if (this.closed) return;
     const args = ['-o', ...(this.rcvbuf ? ['-rcvbuf', String(this.rcvbuf)] : []), 'monitor', 'link'];
-    const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const [cmd, ...cmdArgs] = viaSetpriv ? ['setpriv', '--pdeathsig', 'TERM', 'ip', ...args] : ['ip', ...args];
+    const child = spawn(cmd!, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     readline.createInterface({ input: child.stdout! }).on('line', (line) => {
       const e = parseMonitorLine(line);
@@ -54,8 +63,11 @@ export class LinkMonitor {
     readline.createInterface({ input: child.stderr! }).on('line', (line) => {
       if (/No buffer space/i.test(line)) this.onLost('overflow');
     });
-    child.on('error', () => {}); // reported as an exit below
-    child.on('exit', () => {
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT' && cmd === 'setpriv') viaSetpriv = false;
+    });
+    // After an exit, or a failure to start at all (then there is no exit).
+    child.on('close', () => {
       if (this.child !== child || this.closed) return;
       this.child = null;
       this.timer = setTimeout(() => this.start(), RESTART_MS);
