@@ -177,6 +177,8 @@ export class KernelTableMonitor {
   private running: Promise<void> | null = null;
   private again = false;
   private readFailing = false;
+  /** Whether the last reading was in the root namespace (null before the first). */
+  private root: boolean | null = null;
   private described = false;
   private stopped = false;
   private timer: unknown;
@@ -213,9 +215,16 @@ export class KernelTableMonitor {
     while (this.running) await this.running;
   }
 
-  /** Cheap: reads the tables again only if some family has more endpoint addresses than at the last reading. */
+  /**
+   * Cheap: reads the tables again only where it may raise limits (root
+   * namespace, option on), and only if some family has more endpoint
+   * addresses than at the last reading. Elsewhere the periodic reading
+   * suffices: in a network namespace a reading is two neighbour dumps, and
+   * one per routes apply was work on the programming path that could never
+   * lead to a raise.
+   */
   endpointsChanged(): void {
-    if (this.stopped) return;
+    if (this.stopped || !this.opts.raiseLimits || this.root !== true) return;
     const n = this.opts.addresses();
     if (n[4] > this.covered[4] || n[6] > this.covered[6]) void this.check();
   }
@@ -251,6 +260,7 @@ export class KernelTableMonitor {
     const { log, raiseLimits, cpus } = this.opts;
     let facts = await this.read();
     if (!facts) return;
+    this.root = facts.root;
     const addresses = this.opts.addresses();
     this.covered = addresses;
     if (!this.described) {

@@ -121,12 +121,12 @@ async function probe(ns: string, cmd: string, ...args: string[]): Promise<ProbeO
 }
 
 /** A container's addresses: one, or IPv4 and IPv6 for a dual-stack container. */
-export function addressesOf(c: LabContainer): string[] {
+export function addressesOf(c: Pick<LabContainer, 'ip'>): string[] {
   return c.ip.split(',');
 }
 
 /** A container's address in `family`, if it has one. */
-export function addressIn(c: LabContainer, family: 4 | 6): string | undefined {
+export function addressIn(c: Pick<LabContainer, 'ip'>, family: 4 | 6): string | undefined {
   return addressesOf(c).find((a) => ipFamily(a) === family);
 }
 
@@ -167,7 +167,7 @@ export class Lab {
     const say = opts.say ?? (() => {});
     const n = opts.hosts ?? 2;
     if (n < 1 || n > 200) throw new Error('a lab has 1 to 200 hosts');
-    const tooBig = neighbourLimitProblem({ hosts: n, ipv4Containers: 0, ipv6Containers: 0 }, readNeighbourLimits());
+    const tooBig = neighbourLimitProblem({ hosts: n, ipv4Containers: 0, ipv6Containers: 0 }, await readNeighbourLimits());
     if (tooBig) throw new Error(tooBig);
     if (fs.existsSync(Lab.stateFile(opts.dir))) throw new Error(`a lab is already up in ${opts.dir} (run down first)`);
     const prefix = opts.prefix ?? `calab${process.pid.toString(36)}`;
@@ -424,9 +424,9 @@ export class Lab {
     const taken = ip.split(',').find((a) => this.state.containers.some((c) => addressesOf(c).includes(a)));
     if (taken) throw new Error(`a container with ${taken} exists already`);
     // The lab as it would be with this container: refused before anything is made if the kernel's neighbour table cannot hold it.
-    const ips = [...this.state.containers.map((x) => x.ip), ip];
-    const withFamily = (f: 4 | 6) => ips.filter((x) => x.split(',').some((a) => ipFamily(a) === f)).length;
-    const tooBig = neighbourLimitProblem({ hosts: this.state.hosts.length, ipv4Containers: withFamily(4), ipv6Containers: withFamily(6) }, readNeighbourLimits());
+    const all = [...this.state.containers, { ip }];
+    const withFamily = (f: 4 | 6) => all.filter((x) => addressIn(x, f) !== undefined).length;
+    const tooBig = neighbourLimitProblem({ hosts: this.state.hosts.length, ipv4Containers: withFamily(4), ipv6Containers: withFamily(6) }, await readNeighbourLimits());
     if (tooBig) throw new Error(tooBig);
     const id = endpointIdFor(ip);
     const c: LabContainer = { id, ip, group, host: h.name, ns: `${this.state.prefix}-c${id.slice(0, 8)}` };

@@ -9,7 +9,8 @@
  * policy allows cannot talk. The lab never changes the root namespace; it
  * refuses to grow past the limit and says which command raises it.
  */
-import fs from 'node:fs';
+import { neighbourSysctl } from '../felix/dataplane/drivers/kernel-tables.js';
+import { Sysctl, procSysctl } from '../felix/dataplane/drivers/sysctl.js';
 
 export interface LabSize {
   hosts: number;
@@ -37,16 +38,13 @@ export function labNeighbourEntries(size: LabSize): Record<4 | 6, number> {
 /** gc_thresh3 per family, as the root namespace shows it; null where it cannot be read (the lab itself runs in a namespace). */
 export type NeighbourLimits = Record<4 | 6, number | null>;
 
-export function readNeighbourLimits(read: (file: string) => string = (f) => fs.readFileSync(f, 'utf8')): NeighbourLimits {
-  const one = (family: 4 | 6): number | null => {
-    try {
-      const v = Number(read(`/proc/sys/net/ipv${family}/neigh/default/gc_thresh3`).trim());
-      return Number.isInteger(v) && v > 0 ? v : null;
-    } catch {
-      return null;
-    }
+/** Read through Felix's sysctl reader: the lab runs where Felix would (root namespace, or a namespace of its own). */
+export async function readNeighbourLimits(sysctl: Pick<Sysctl, 'read'> = procSysctl): Promise<NeighbourLimits> {
+  const one = async (family: 4 | 6): Promise<number | null> => {
+    const v = Number(await sysctl.read(neighbourSysctl(family, 3)).catch(() => null));
+    return Number.isInteger(v) && v > 0 ? v : null;
   };
-  return { 4: one(4), 6: one(6) };
+  return { 4: await one(4), 6: await one(6) };
 }
 
 /** A limit with room for twice what is needed, in steps of 1024. */

@@ -18,6 +18,8 @@ import { commandLine } from '../common/cli.js';
 import { ipFamily } from '../common/wire/codec.js';
 import { defaultInterfaceName } from '../common/endpoint-names.js';
 import { canonicalEndpointIp, endpointKey, formatEndpointSection, unwritable } from '../plugin/data.js';
+// The containers' IPv6 gateway: the link-local address Felix gives every endpoint interface (SPEC §6).
+import { IPV6_GATEWAY } from '../felix/dataplane/routes.js';
 
 const argv = commandLine('network-container', '$0 [--netns NAME] [--data-dir DIR] [--hostname NAME] CID IP GROUP')
   .command('$0 <cid> <ip> <group>', 'network a container and tell the plugin about it')
@@ -48,8 +50,6 @@ const cid = String(argv.cid);
 const ip = canonicalEndpointIp(String(argv.ip));
 const group = String(argv.group);
 const tap = defaultInterfaceName('tap', cid);
-/** The containers' IPv6 gateway: the link-local address Felix gives every endpoint interface (SPEC §6). */
-const IPV6_GATEWAY = 'fe80::1';
 
 async function ip_(...args: string[]): Promise<string> {
   return (await execa('ip', args)).stdout;
@@ -93,7 +93,7 @@ async function main(): Promise<void> {
         await inContainer('sysctl', '-q', '-w', 'net.ipv6.conf.eth0.disable_ipv6=0');
         // No duplicate address detection: the address is this container's alone (Felix refuses a duplicate), and usable at once.
         await inContainer('ip', '-6', 'addr', 'add', `${addr}/128`, 'dev', 'eth0', 'nodad');
-        await inContainer('ip', '-6', 'route', 'add', 'default', 'via', IPV6_GATEWAY, 'dev', 'eth0');
+        await inContainer('ip', '-6', 'route', 'add', 'default', 'via', IPV6_GATEWAY.addr, 'dev', 'eth0');
       }
     }
     await ip_('link', 'set', tap, 'up');

@@ -24,13 +24,9 @@ describe('the lab and the kernel neighbour table (issue #15)', () => {
     expect(neighbourLimitProblem({ hosts: 30, ipv4Containers: 30, ipv6Containers: 0 }, { 4: 4096, 6: 4096 })).to.equal(null);
   });
 
-  it('reads gc_thresh3 of each family; unreadable or nonsense is null', () => {
-    const files: Record<string, string> = { '/proc/sys/net/ipv4/neigh/default/gc_thresh3': '1024\n', '/proc/sys/net/ipv6/neigh/default/gc_thresh3': 'x' };
-    const read = (f: string) => {
-      if (!(f in files)) throw new Error('ENOENT');
-      return files[f]!;
-    };
-    expect(readNeighbourLimits(read)).to.deep.equal({ 4: 1024, 6: null });
-    expect(readNeighbourLimits(() => { throw new Error('ENOENT'); })).to.deep.equal({ 4: null, 6: null });
+  it('reads gc_thresh3 of each family; unreadable or nonsense is null', async () => {
+    const values: Record<string, string> = { 'net/ipv4/neigh/default/gc_thresh3': '1024', 'net/ipv6/neigh/default/gc_thresh3': 'x' };
+    expect(await readNeighbourLimits({ read: async (key) => values[key] ?? null })).to.deep.equal({ 4: 1024, 6: null });
+    expect(await readNeighbourLimits({ read: async () => { throw new Error('EACCES'); } })).to.deep.equal({ 4: null, 6: null });
   });
 });

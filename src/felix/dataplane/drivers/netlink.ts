@@ -180,11 +180,15 @@ export class RtNetlink implements Netlink {
     await this.requests.delRoute({ ...data, scope: 'NOWHERE' }, attrs, { timeout: TIMEOUT_MS });
   }
 
+  /** Every neighbour entry of one family, in any state. */
+  private neighbourDump(family: Family): Promise<netlink.rt.NeighborMessage[]> {
+    return this.dump((s) => s.getNeighbors({ family: AF[family] }, undefined, { timeout: DUMP_TIMEOUT_MS }));
+  }
+
   async neighbours(): Promise<NeighbourEntry[]> {
     const out: NeighbourEntry[] = [];
     for (const family of [4, 6] as const) {
-      const all = await this.dump((s) => s.getNeighbors({ family: AF[family] }, undefined, { timeout: DUMP_TIMEOUT_MS }));
-      for (const n of all) {
+      for (const n of await this.neighbourDump(family)) {
         if (n.data.state?.permanent && n.attrs.dst && n.attrs.lladdr) out.push({ dst: addrText(n.attrs.dst), ifindex: n.data.ifindex ?? 0, mac: macText(n.attrs.lladdr) });
       }
     }
@@ -192,10 +196,7 @@ export class RtNetlink implements Netlink {
   }
 
   async neighbourCounts(): Promise<Record<Family, number>> {
-    const out: Record<Family, number> = { 4: 0, 6: 0 };
-    for (const family of [4, 6] as const)
-      out[family] = (await this.dump((s) => s.getNeighbors({ family: AF[family] }, undefined, { timeout: DUMP_TIMEOUT_MS }))).length;
-    return out;
+    return { 4: (await this.neighbourDump(4)).length, 6: (await this.neighbourDump(6)).length };
   }
 
   async setNeighbour(n: NeighbourEntry): Promise<void> {
