@@ -7,6 +7,7 @@ import { canonicalCidr, ipFamily } from '../common/wire/codec.js';
 import { Rule, Rules, emptyRules } from '../common/wire/rules.js';
 import type { Acls } from '../common/wire/acl-api.js';
 import type { Members } from '../common/wire/network-api.js';
+import type { AclEndpointView, RuleSource } from '../common/status-api.js';
 
 /** The part of a GROUPUPDATE the calculation needs. */
 export interface GroupState {
@@ -151,6 +152,53 @@ export class AclCalculator {
     return this.current.get(endpoint)?.acls;
   }
 
+  /**
+   * Why an endpoint has the ACLs it has (for `calico-status explain`): its
+   * groups with their rules as given, and for each of its current rules the
+   * group rules that produced it. Computed on request from the groups, so the
+   * calculation itself carries no bookkeeping for it.
+   */
+  explain(endpoint: string): AclEndpointView | undefined {
+    const groups = [...(this.endpointGroups.get(endpoint) ?? [])].sort();
+    const acls = this.current.get(endpoint)?.acls;
+    if (groups.length === 0 || !acls) return undefined;
+    const sources = new Map<string, RuleSource[]>();
+    for (const g of groups) {
+      const group = this.groups.get(g)!;
+      for (const dir of DIRECTIONS) {
+        group.rules[dir].forEach((rule, index) => {
+          const cidrs = rule.cidr !== null ? [rule.cidr] : this.memberCidrs(rule.group!);
+          for (const cidr of cidrs) {
+            const key = `${familyOfCidr(cidr)} ${dir} ${ruleKey(concreteRule(cidr, rule.rest))}`;
+            const list = sources.get(key) ?? [];
+            list.push({ group: g, direction: dir, index, via: rule.group });
+            sources.set(key, list);
+          }
+        });
+      }
+    }
+    const addrs = this.groups.get(groups[0]!)!.members.get(endpoint) ?? [];
+    const from = (fam: 'v4' | 'v6', dir: Direction) => acls[fam][dir].map((r) => sources.get(`${fam} ${dir} ${ruleKey(r)}`) ?? []);
+    return {
+      endpoint,
+      addrs: [...addrs],
+      groups: groups.map((g) => ({ group: g, members: this.groups.get(g)!.members.size, rules: this.sourceRulesOf(g) })),
+      acls,
+      sources: { v4: { inbound: from('v4', 'inbound'), outbound: from('v4', 'outbound') }, v6: { inbound: from('v6', 'inbound'), outbound: from('v6', 'outbound') } },
+    };
+  }
+
+  private memberCidrs(group: string): string[] {
+    return [...(this.groups.get(group)?.members.values() ?? [])].flatMap((addrs) => addrs.map((a) => `${a}/${ipFamily(a) === 4 ? 32 : 128}`));
+  }
+
+  /** A group's rules in wire form (cidrs canonical, invalid ones left out). */
+  private sourceRulesOf(id: string): Record<Direction, Rule[]> {
+    const rules = this.groups.get(id)!.rules;
+    const wire = (r: SourceRule): Rule => ({ ...r.rest, group: r.group, cidr: r.cidr });
+    return { inbound: rules.inbound.map(wire), outbound: rules.outbound.map(wire) };
+  }
+
   applyGroupUpdate(update: GroupState): GroupUpdateResult {
     const { group: id } = update;
     const invalidRules: string[] = [];
@@ -246,10 +294,7 @@ export class AclCalculator {
     const group = this.groups.get(id);
     for (const dir of DIRECTIONS) {
       for (const rule of group?.rules[dir] ?? []) {
-        const cidrs =
-          rule.cidr !== null
-            ? [rule.cidr]
-            : [...(this.groups.get(rule.group!)?.members.values() ?? [])].flatMap((addrs) => addrs.map((a) => `${a}/${ipFamily(a) === 4 ? 32 : 128}`));
+        const cidrs = rule.cidr !== null ? [rule.cidr] : this.memberCidrs(rule.group!);
         for (const cidr of cidrs) {
           const concrete = concreteRule(cidr, rule.rest);
           sets[familyOfCidr(cidr)][dir].set(ruleKey(concrete), concrete);

@@ -10,7 +10,7 @@ import { AclServer } from './acl-server.js';
 import { AclCalculator, AclChange } from './calculator.js';
 import type { AclManagerConfig } from './config.js';
 import { NetworkClient } from './network-client.js';
-import type { DaemonProbe } from '../common/metrics.js';
+import { DaemonProbe, StatusQueryError, queryParam } from '../common/metrics.js';
 
 /** One running ACL manager; {@link stop} closes every socket and timer. */
 export class AclManager {
@@ -62,6 +62,14 @@ export class AclManager {
         { name: 'felix-requests', api: 'acl', kind: 'router', address: zmqAddress(g.LocalAddress, g.AclRequestPort), stats: this.server.stats },
       ],
       waitingFor: () => (network().resyncs > 0 ? [] : ['first group sync with the plugin']),
+      views: {
+        endpoint: (q) => {
+          const id = queryParam(q, 'id');
+          const view = this.calculator.explain(id);
+          if (!view) throw new StatusQueryError(404, `endpoint ${id} is in no group the ACL manager knows`);
+          return view;
+        },
+      },
       facts: [
         { name: 'groups', metric: 'calico_aclmgr_groups', help: 'Security groups known', kind: 'gauge', value: () => this.calculator.groupIds().length },
         { name: 'endpoints', metric: 'calico_aclmgr_endpoints', help: 'Endpoints with ACLs', kind: 'gauge', value: () => this.calculator.endpointIds().length },

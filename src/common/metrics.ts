@@ -58,9 +58,32 @@ export interface KernelTableStatus {
   sysctl: string;
 }
 
+/**
+ * A read-only document under `/status/NAME` (for `calico-status explain`),
+ * computed from the query when asked. Throws {@link StatusQueryError} for a
+ * bad or unknown query.
+ */
+export type StatusView = (query: URLSearchParams) => unknown;
+
+/** A `/status/NAME` query that cannot be answered: 400 (bad query) or 404 (nothing by that key). */
+export class StatusQueryError extends Error {
+  constructor(readonly httpStatus: 400 | 404, message: string) {
+    super(message);
+  }
+}
+
+/** The one query parameter a view needs, or a 400 naming it. */
+export function queryParam(query: URLSearchParams, name: string): string {
+  const v = query.get(name);
+  if (v === null || v === '') throw new StatusQueryError(400, `missing query parameter ${name}`);
+  return v;
+}
+
 /** What the HTTP endpoints read from a daemon, at request time. */
 export interface DaemonProbe {
   component: string;
+  /** The host it serves (Felix: FelixHostname), shown in /status. */
+  host?: string;
   connections(): Connection[];
   /** Conditions not met yet, in words; empty once ready. */
   waitingFor(): string[];
@@ -72,6 +95,8 @@ export interface DaemonProbe {
   kernelTables?(): KernelTableStatus[];
   /** Conditions an operator should act on, one line each (Felix: tables at 80% of their limit). */
   warnings?(): string[];
+  /** Documents served under `/status/NAME`. */
+  views?: Record<string, StatusView>;
 }
 
 export interface ConnectionStatus {
@@ -104,6 +129,7 @@ export interface EndpointStatus {
 /** The `/status` document. */
 export interface DaemonStatus {
   component: string;
+  host?: string;
   version: string;
   pid: number;
   uptimeSeconds: number;
@@ -233,6 +259,7 @@ export class Observability {
     const waitingFor = this.probe.waitingFor();
     const status: DaemonStatus = {
       component: this.probe.component,
+      ...(this.probe.host !== undefined ? { host: this.probe.host } : {}),
       version: this.version,
       pid: process.pid,
       uptimeSeconds: round((now - this.startedAt) / 1000, 1),
@@ -253,6 +280,12 @@ export class Observability {
     if (this.probe.warnings) status.warnings = this.probe.warnings();
     if (this.probe.endpoints) status.endpoints = this.probe.endpoints();
     return status;
+  }
+
+  /** `/status/NAME?…`: the view's document, or undefined if there is no such view. */
+  async view(name: string, query: URLSearchParams): Promise<{ found: boolean; doc?: unknown }> {
+    const view = this.probe.views && Object.hasOwn(this.probe.views, name) ? this.probe.views[name] : undefined;
+    return view ? { found: true, doc: await view(query) } : { found: false };
   }
 }
 
@@ -284,7 +317,8 @@ export class MetricsServer {
 }
 
 async function handle(obs: Observability, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-  const path = (req.url ?? '/').split('?')[0];
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const path = url.pathname;
   const send = (code: number, type: string, body: string) => {
     res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
     res.end(req.method === 'HEAD' ? undefined : body);
@@ -301,8 +335,18 @@ async function handle(obs: Observability, req: http.IncomingMessage, res: http.S
       return send(200, obs.registry.contentType, await obs.registry.metrics());
     case '/status':
       return send(200, 'application/json', `${JSON.stringify(obs.status(), null, 2)}\n`);
-    default:
+    default: {
+      if (path.startsWith('/status/')) {
+        try {
+          const v = await obs.view(path.slice('/status/'.length), url.searchParams);
+          if (v.found) return send(200, 'application/json', `${JSON.stringify(v.doc, null, 2)}\n`);
+        } catch (err) {
+          if (err instanceof StatusQueryError) return send(err.httpStatus, 'text/plain', `${err.message}\n`);
+          throw err;
+        }
+      }
       return send(404, 'text/plain', 'not found: try /livez, /readyz, /metrics or /status\n');
+    }
   }
 }
 

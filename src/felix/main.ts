@@ -11,6 +11,8 @@ import { FelixAgent } from './agent.js';
 import { Dataplane, RtNetlink, readProtocolNames } from './dataplane/index.js';
 import { ProcKernelTables } from './dataplane/drivers/kernel-tables.js';
 import { procSysctl } from './dataplane/drivers/sysctl.js';
+import { IpRouteLookup } from './dataplane/drivers/route-lookup.js';
+import { execaRunner } from './dataplane/drivers/commands.js';
 import { KernelTableMonitor, countAddresses } from './kernel-tables.js';
 import { Observability, serveMetrics } from '../common/metrics.js';
 import { felixProbe } from './probe.js';
@@ -44,7 +46,7 @@ runDaemon('calico-felix', async () => {
     addresses: () => countAddresses(agent?.manager.endpoints.values() ?? []),
   });
   // The probe reads the dataplane only when scraped, after serveMetrics below.
-  const obs = new Observability(felixProbe(() => ({ agent, dataplane, tables })));
+  const obs = new Observability(felixProbe(() => ({ agent, dataplane, tables }), g.FelixHostname, new IpRouteLookup(execaRunner)));
   const applySeconds = obs.histogram('calico_felix_dataplane_apply_seconds', 'Time to apply chains and sets, or routes', ['part'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
   const dataplane = new Dataplane({
     log: root,

@@ -2,8 +2,11 @@
  * What Felix shows on /status and /metrics: its connections, resyncs and
  * endpoints, each joined with what the dataplane has programmed for it.
  */
-import type { DaemonProbe, EndpointStatus } from '../common/metrics.js';
-import type { EndpointStatus as DataplaneStatus } from './dataplane/index.js';
+import { DaemonProbe, EndpointStatus, StatusQueryError, queryParam } from '../common/metrics.js';
+import type { FelixEndpointView, RouteView } from '../common/status-api.js';
+import { canonicalIp, isIp } from '../common/wire/codec.js';
+import type { RouteLookupResult } from './dataplane/drivers/route-lookup.js';
+import type { Dataplane, EndpointStatus as DataplaneStatus } from './dataplane/index.js';
 import type { FelixAgent } from './agent.js';
 import type { FelixEndpoint } from './endpoints.js';
 import type { KernelTableMonitor } from './kernel-tables.js';
@@ -30,15 +33,46 @@ export function endpointStatuses(endpoints: Iterable<FelixEndpoint>, dataplane: 
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
-/** Felix's probe; `agent` is undefined until the agent has started, `tables` until the first reading. */
-export function felixProbe(parts: () => { agent?: FelixAgent; dataplane: { status(id: string): DataplaneStatus | undefined }; tables?: Pick<KernelTableMonitor, 'usages' | 'warnings'> }): DaemonProbe {
+/** What Felix's probe reads; `agent` is undefined until the agent has started, `tables` until the first reading. */
+export interface FelixParts {
+  agent?: FelixAgent;
+  dataplane: Pick<Dataplane, 'status' | 'inForce'>;
+  tables?: Pick<KernelTableMonitor, 'usages' | 'warnings'>;
+}
+
+/** Felix's probe: `host` is FelixHostname; `routes` answers /status/route from the kernel. */
+export function felixProbe(parts: () => FelixParts, host: string, routes: { lookup(dst: string): Promise<RouteLookupResult> }): DaemonProbe {
   const rows = () => {
     const { agent, dataplane } = parts();
     return agent ? endpointStatuses(agent.manager.endpoints.values(), (id) => dataplane.status(id), Date.now()) : [];
   };
+  const endpointView = (id: string): FelixEndpointView => {
+    const { agent, dataplane } = parts();
+    const ep = agent?.manager.endpoints.get(id);
+    if (!ep) throw new StatusQueryError(404, `endpoint ${id} is not on this host`);
+    const inForce = dataplane.inForce(id);
+    return {
+      host,
+      endpoint: endpointStatuses([ep], (i) => dataplane.status(i), Date.now())[0]!,
+      acls: inForce?.acls ?? ep.acls,
+      skipped: inForce?.skipped ?? [],
+      chains: inForce?.chains ?? [],
+    };
+  };
+  const routeView = async (dst: string): Promise<RouteView> => {
+    if (!isIp(dst)) throw new StatusQueryError(400, `dst ${JSON.stringify(dst.slice(0, 64))} is not an IP address`);
+    const route = await routes.lookup(canonicalIp(dst));
+    const owner = route.dev === null ? undefined : [...(parts().agent?.manager.endpoints.values() ?? [])].find((e) => e.ifname === route.dev);
+    return { host, dst: canonicalIp(dst), ...route, endpoint: owner?.id ?? null };
+  };
   const count = (pred: (e: EndpointStatus) => boolean) => () => rows().filter(pred).length;
   return {
     component: 'calico-felix',
+    host,
+    views: {
+      endpoint: (q) => endpointView(queryParam(q, 'id')),
+      route: (q) => routeView(queryParam(q, 'dst')),
+    },
     connections: () => parts().agent?.connections() ?? [],
     waitingFor: () => parts().agent?.waitingFor() ?? ['start-up (dataplane, sockets)'],
     endpoints: rows,

@@ -7,6 +7,8 @@ import { canonicalEndpointIp } from '../plugin/data.js';
 import { Lab } from './lab.js';
 import { runDemo } from './demo.js';
 import { formatMatrix, measureMatrix } from './matrix.js';
+import { ExplainError } from '../status/explain-session.js';
+import { agrees, explainInLab, formatLabExplanation, labExplainSession } from './explain.js';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const curveOption = { curve: { type: 'boolean' as const, default: false, describe: 'CurveZMQ on every socket, key pairs in DIR/keys' } };
@@ -70,6 +72,36 @@ async function main(): Promise<number> {
       const ip = canonicalEndpointIp(String(a.ip));
       result = Lab.load(a.dir).removeContainer(ip).then(() => 0);
     })
+    .command(
+      'explain <src> <dst>',
+      'calico-status explain for two containers, then a real probe: does the kernel agree? (exit 0 yes, 1 no, 2 unanswerable)',
+      (y) =>
+        y
+          .options({
+            ...dirOption,
+            protocol: { type: 'string', default: 'icmp', describe: 'tcp, udp, icmp (a ping) or a protocol number or name (not probed)' },
+            port: { type: 'number', describe: 'destination port (tcp, udp)' },
+            family: { type: 'number', choices: [4, 6], describe: 'for the ids of two dual-stack containers: which family (default 4)' },
+            json: { type: 'boolean', default: false, describe: 'the explanation and the probe as JSON' },
+          })
+          .positional('src', { type: 'string', demandOption: true, describe: 'container address or endpoint id' })
+          .positional('dst', { type: 'string', demandOption: true, describe: 'container address or endpoint id' }),
+      (a) => {
+        const lab = Lab.load(a.dir);
+        const family = a.family === 4 || a.family === 6 ? a.family : undefined;
+        result = explainInLab(lab, labExplainSession(lab), { src: a.src, dst: a.dst, packet: { protocol: a.protocol, port: a.port ?? null }, ...(family ? { family } : {}) }).then(
+          (r) => {
+            say(a.json ? JSON.stringify({ ...r, agrees: agrees(r) }, null, 2) : formatLabExplanation(r));
+            return agrees(r) === false ? 1 : 0;
+          },
+          (err: Error) => {
+            if (!(err instanceof ExplainError)) throw err;
+            process.stderr.write(`calico-lab: ${err.message}\n`);
+            return 2;
+          },
+        );
+      },
+    )
     .command('demo', 'the seed’s two-host demo, checked and timed', (y) => y.options({ ...dirOption, ...curveOption, keep: { type: 'boolean', default: false, describe: 'leave the lab running' } }), (a) => {
       downOnInterrupt(a.dir);
       result = runDemo({ dir: a.dir, keep: a.keep, curve: a.curve, say }).then((ok) => (ok ? 0 : 1));

@@ -17,6 +17,7 @@
 import ipaddr from 'ipaddr.js';
 import type { Logger } from 'pino';
 import type { Acls } from '../../common/wire/acl-api.js';
+import type { SkippedRule } from '../../common/status-api.js';
 import { isEndpointId, isIp, isMac } from '../../common/wire/codec.js';
 import type { ProtocolNames } from './render/acl.js';
 import type { EndpointToHostAction } from './render/chains.js';
@@ -267,6 +268,14 @@ export class Dataplane {
   cleanupStale(): void {
     this.cleanupRequested = true;
     this.schedule();
+  }
+
+  /** What the kernel has of an endpoint (its chains) and the rules of its ACLs Felix could not program; for /status/endpoint. */
+  inForce(id: string): { acls: Acls | null; chains: Array<{ family: Family; name: string; rules: string[] }>; skipped: SkippedRule[] } | undefined {
+    const e = this.endpoints.get(id);
+    if (!e) return undefined;
+    const skipped = e.acls && e.spec.enabled ? this.filters.skippedRules(e.acls).map(({ family, direction, index, reason }) => ({ family, direction, index, reason })) : [];
+    return { acls: e.acls, chains: this.filters.kernelChains(e.suffix), skipped };
   }
 
   status(id: string): EndpointStatus | undefined {

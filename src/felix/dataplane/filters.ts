@@ -93,9 +93,7 @@ export class EndpointFilters {
     const s = this.record(ep);
     let rules: EndpointAclRules | null = null;
     if (ep.acls && ep.enabled) {
-      let cached = this.rendered.get(ep.acls);
-      if (!cached) this.rendered.set(ep.acls, (cached = renderAclRules(ep.acls, this.opts.protocols)));
-      rules = cached;
+      rules = this.render(ep.acls);
       for (const r of rules.invalid)
         this.log.warn({ endpoint: ep.id, family: r.family, direction: r.direction, index: r.index, rule: r.rule, reason: r.reason }, 'invalid ACL rule skipped');
     }
@@ -123,6 +121,27 @@ export class EndpointFilters {
       this.trees[family].set(s.ifname, { from, to });
     }
     this.dirty = true;
+  }
+
+  /** An endpoint's chains as the kernel has them (last read or written), in each family that has them; for /status. */
+  kernelChains(suffix: string): Array<{ family: Family; name: string; rules: string[] }> {
+    return FAMILIES.flatMap((family) =>
+      [chainName('from', suffix), chainName('to', suffix)].flatMap((name) => {
+        const rules = this.tables[family].kernelChains('filter').get(name);
+        return rules ? [{ family, name, rules: [...rules] }] : [];
+      }),
+    );
+  }
+
+  /** The rules of these ACLs that are not programmed (invalid, over budget), as staging renders them. */
+  skippedRules(acls: Acls): EndpointAclRules['invalid'] {
+    return this.render(acls).invalid;
+  }
+
+  private render(acls: Acls): EndpointAclRules {
+    let cached = this.rendered.get(acls);
+    if (!cached) this.rendered.set(acls, (cached = renderAclRules(acls, this.opts.protocols)));
+    return cached;
   }
 
   /** Takes the endpoint out of dispatch and removes its chains, in every family (its traffic meets the dispatch DROP). */

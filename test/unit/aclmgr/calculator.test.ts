@@ -307,3 +307,33 @@ describe('AclCalculator: state sequences', () => {
     }
   });
 });
+
+describe('AclCalculator.explain: where each rule of an endpoint came from', () => {
+  it('names the group, direction, index and referenced group of every rule, and the groups with their rules', () => {
+    const calc = new AclCalculator();
+    calc.applyGroupUpdate(prototype('web', { w1: ['10.0.0.1'], w2: ['10.0.0.2', 'fd00::2'] }));
+    calc.applyGroupUpdate(group('ops', { w1: ['10.0.0.1'] }, [fromCidr('10.9.0.0/16', { protocol: 'tcp', port: 22 }), fromGroup('web')]));
+    const ex = calc.explain('w1')!;
+    expect(ex.groups.map((g) => [g.group, g.members])).to.deep.equal([['ops', 1], ['web', 2]]);
+    expect(ex.groups[0]!.rules.inbound[0]).to.deep.include({ cidr: '10.9.0.0/16', protocol: 'tcp', port: 22, group: null });
+    expect(ex.addrs).to.deep.equal(['10.0.0.1']);
+    const inbound = ex.acls.v4.inbound.map((r, i) => [r.cidr, r.protocol, ex.sources.v4.inbound[i]!.map((s) => `${s.group}.${s.direction}[${s.index}] via ${s.via}`)]);
+    // 10.0.0.2/32 comes from both web's own rule and ops' rule naming web: both are listed.
+    expect(inbound).to.have.deep.members([
+      ['10.0.0.1/32', null, ['ops.inbound[1] via web', 'web.inbound[0] via web']],
+      ['10.0.0.2/32', null, ['ops.inbound[1] via web', 'web.inbound[0] via web']],
+      ['10.9.0.0/16', 'tcp', ['ops.inbound[0] via null']],
+    ]);
+    expect(ex.acls.v6.inbound.map((r) => r.cidr)).to.deep.equal(['fd00::2/128']);
+    expect(ex.sources.v6.inbound).to.deep.equal([[{ group: 'web', direction: 'inbound', index: 0, via: 'web' }, { group: 'ops', direction: 'inbound', index: 1, via: 'web' }].sort((a, b) => a.group.localeCompare(b.group))]);
+    expect(ex.sources.v4.outbound.every((s) => s.length > 0)).to.equal(true);
+  });
+
+  it('knows nothing of an endpoint in no group', () => {
+    const calc = new AclCalculator();
+    calc.applyGroupUpdate(prototype('web', { w1: ['10.0.0.1'] }));
+    expect(calc.explain('nobody')).to.equal(undefined);
+    calc.applyGroupUpdate(deleted('web'));
+    expect(calc.explain('w1')).to.equal(undefined);
+  });
+});

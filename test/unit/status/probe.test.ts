@@ -97,7 +97,8 @@ describe('status and metrics from daemon state', () => {
     let usages: TableUsage[] = [];
     let warnings: string[] = [];
     const tables = { get usages() { return usages; }, get warnings() { return warnings; } };
-    const obs = new Observability(felixProbe(() => ({ dataplane: { status: () => undefined }, tables })));
+    const noRoute = { lookup: async () => ({ dev: null, gateway: null, protocol: null, error: 'no route' }) };
+    const obs = new Observability(felixProbe(() => ({ dataplane: { status: () => undefined, inForce: () => undefined }, tables }), 'host-1', noRoute));
     let text = await obs.registry.metrics();
     expect(text).not.to.match(/^calico_felix_kernel_table_(entries|limit)\{/m);
     expect(obs.status()).to.include({ ready: false });

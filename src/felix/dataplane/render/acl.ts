@@ -209,8 +209,8 @@ const ICMP_WORD: Record<Family, string> = { 4: 'icmp', 6: 'ipv6-icmp' };
 const isByte = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= 255;
 const isPort = (n: number): boolean => Number.isInteger(n) && n >= 0 && n <= 65535;
 
-/** `icmp:NAME` / `icmp:T/C` (`ipv6-icmp:…` in v6) as ipset prints it, or why not. */
-function icmpEntry(rule: Rule, family: Family): string | { invalid: string } {
+/** `icmp:NAME` / `icmp:T/C` (`ipv6-icmp:…` in v6) as ipset prints it, with the type and code, or why not. */
+function icmpEntry(rule: Rule, family: Family): { entry: string; type: number; code: number } | { invalid: string } {
   const bad = { invalid: `bad icmp type/code ${JSON.stringify([rule.icmp_type ?? null, rule.icmp_code ?? null])}` };
   let t = rule.icmp_type;
   const code = rule.icmp_code;
@@ -228,7 +228,7 @@ function icmpEntry(rule: Rule, family: Family): string | { invalid: string } {
     c = code ?? 0;
     if (!isByte(type) || !isByte(c)) return bad;
   }
-  return `${ICMP_WORD[family]}:${ICMP[family].printed.get(type * 256 + c) ?? `${type}/${c}`}`;
+  return { entry: `${ICMP_WORD[family]}:${ICMP[family].printed.get(type * 256 + c) ?? `${type}/${c}`}`, type, code: c };
 }
 
 // -------------------------------------------------------------------- cidrs
@@ -323,9 +323,9 @@ function cidrFormsCached(cidr: string): CidrForms | string {
 /** Where one rule goes. */
 type Placement =
   | { kind: 'addr' | 'icmp'; cidr: CidrForms }
-  | { kind: 'icmpType'; cidr: CidrForms; entry: string }
-  | { kind: 'ports'; cidr: CidrForms; proto: string; lo: number; hi: number }
-  | { kind: 'chain'; cidr: CidrForms; proto: string }
+  | { kind: 'icmpType'; cidr: CidrForms; entry: string; type: number; code: number }
+  | { kind: 'ports'; cidr: CidrForms; proto: string; number: number; lo: number; hi: number }
+  | { kind: 'chain'; cidr: CidrForms; proto: string; number: number }
   | { invalid: string };
 
 function portRange(port: Rule['port']): [number, number] | null {
@@ -384,17 +384,17 @@ function place(rule: Rule, family: Family, protocols: ProtocolNames): Placement 
     if (rule.port !== null) return { invalid: 'port with icmp' };
     if (!hasIcmp) return { kind: 'icmp', cidr };
     const entry = icmpEntry(rule, family);
-    return typeof entry === 'string' ? { kind: 'icmpType', cidr, entry } : entry;
+    return 'invalid' in entry ? entry : { kind: 'icmpType', cidr, ...entry };
   }
   if (hasIcmp) return { invalid: `icmp type with protocol ${rule.protocol}` };
   const portProto = PORT_PROTOCOLS.get(n);
   if (portProto !== undefined && rule.port !== null) {
     const range = portRange(rule.port);
     if (range === null) return { invalid: `bad port ${JSON.stringify(rule.port)}` };
-    return { kind: 'ports', cidr, proto: portProto, lo: range[0], hi: range[1] };
+    return { kind: 'ports', cidr, proto: portProto, number: n, lo: range[0], hi: range[1] };
   }
   if (rule.port !== null) return { invalid: `port with protocol ${rule.protocol}` };
-  return { kind: 'chain', cidr, proto: protocols(n) ?? XTABLES_PROTOCOLS.get(n) ?? String(n) };
+  return { kind: 'chain', cidr, proto: protocols(n) ?? XTABLES_PROTOCOLS.get(n) ?? String(n), number: n };
 }
 
 /**
@@ -512,4 +512,51 @@ export function renderAclRules(acls: Acls | null, protocols: ProtocolNames = DEF
   const v4 = family(4, acls.v4);
   const v6 = family(6, acls.v6);
   return { 4: v4, 6: v6, invalid };
+}
+
+// ------------------------------------------------------------------ explain
+
+/** One packet as `calico-status explain` asks about it, seen from one endpoint's chain. */
+export interface PacketQuery {
+  /** The other end: the source of an inbound packet, the destination of an outbound one. */
+  peer: string;
+  /** IP protocol number (6 tcp, 17 udp, 1 icmp, 58 icmpv6, …). */
+  protocol: number;
+  /** Destination port (tcp, udp, sctp, udplite); null for other protocols. */
+  port: number | null;
+  /** ICMP type and code; null for other protocols. */
+  icmp: { type: number; code: number } | null;
+}
+
+/**
+ * Whether one rule of an endpoint's ACLs lets the packet through, exactly as
+ * Felix programs it ({@link renderAclRules}): `{invalid}` when Felix skips
+ * the rule. Rules skipped for the port budget are not known here; the caller
+ * has Felix's list of them.
+ */
+export function ruleMatches(rule: Rule, family: Family, packet: PacketQuery, protocols: ProtocolNames = DEFAULT_PROTOCOL_NAMES): boolean | { invalid: string } {
+  const p = place(rule, family, protocols);
+  if ('invalid' in p) return p;
+  const range = ipaddr.parseCIDR(canonicalCidr(rule.cidr!)!);
+  const peer = ipaddr.parse(packet.peer);
+  if (peer.kind() !== range[0].kind() || !peer.match(range)) return false;
+  const icmpProtocol = family === 4 ? 1 : 58;
+  switch (p.kind) {
+    case 'addr':
+      return true;
+    case 'icmp':
+      return packet.protocol === icmpProtocol;
+    case 'icmpType':
+      return packet.protocol === icmpProtocol && packet.icmp !== null && packet.icmp.type === p.type && packet.icmp.code === p.code;
+    case 'ports':
+      return packet.protocol === p.number && packet.port !== null && packet.port >= p.lo && packet.port <= p.hi;
+    case 'chain':
+      return packet.protocol === p.number;
+  }
+}
+
+/** The protocol number of a name or number as rules and `--protocol` give it (`icmp` is ICMPv6 in IPv6), or undefined. */
+export function protocolNumberOf(protocol: string, family: Family): number | undefined {
+  const n = protocolNumber(protocol, family);
+  return typeof n === 'number' ? n : undefined;
 }

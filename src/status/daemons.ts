@@ -1,0 +1,75 @@
+/**
+ * Asking daemons over their metrics address: `/status` for `calico-status`,
+ * and the `/status/NAME` documents `explain` needs (src/common/status-api.ts).
+ * A lab's daemons listen on 127.0.0.1 inside its host namespaces, so a GET
+ * can also run there ({@link netnsGet}).
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import type { DaemonStatus } from '../common/metrics.js';
+import type { QueryResult } from './format.js';
+
+/** An HTTP answer; code 0 when there was none (`text` says why). */
+export interface HttpAnswer {
+  code: number;
+  text: string;
+}
+
+export type HttpGet = (url: string, timeoutMs: number) => Promise<HttpAnswer>;
+
+/** A GET from this process; never throws. */
+export const httpGet: HttpGet = async (url, timeoutMs) => {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+    return { code: res.status, text: await res.text() };
+  } catch (err) {
+    const e = err as Error & { cause?: { code?: string } };
+    return { code: 0, text: e.cause?.code ?? e.message };
+  }
+};
+
+const HTTP_GET_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'http-get.js');
+
+/** A GET made inside network namespace `ns` (one short process per request). */
+export function netnsGet(ns: string): HttpGet {
+  return async (url, timeoutMs) => {
+    const r = await execa('ip', ['netns', 'exec', ns, process.execPath, HTTP_GET_SCRIPT, url, String(timeoutMs)], { reject: false, timeout: timeoutMs + 5000 });
+    try {
+      return JSON.parse(String(r.stdout)) as HttpAnswer;
+    } catch {
+      return { code: 0, text: `GET in ${ns} failed: ${String(r.stderr).trim() || `exit ${r.exitCode}`}` };
+    }
+  };
+}
+
+/** A daemon to ask: its /status URL, and how to reach it. */
+export interface DaemonRef {
+  url: string;
+  get: HttpGet;
+}
+
+/** Its /status document, or why there is none. */
+export async function queryStatus(ref: DaemonRef, timeoutMs: number): Promise<QueryResult> {
+  const r = await ref.get(ref.url, timeoutMs);
+  if (r.code === 0) return { url: ref.url, error: r.text };
+  if (r.code !== 200) return { url: ref.url, error: `HTTP ${r.code}` };
+  try {
+    const status = JSON.parse(r.text) as DaemonStatus;
+    if (typeof status === 'object' && status !== null && typeof status.component === 'string') return { url: ref.url, status };
+  } catch {
+    /* below */
+  }
+  return { url: ref.url, error: 'not a calico /status document' };
+}
+
+/** `/status/NAME?query` of a daemon: its document, null on 404 (nothing by that key); throws on anything else. */
+export async function queryView<T>(ref: DaemonRef, name: string, query: Record<string, string>, timeoutMs: number): Promise<T | null> {
+  const url = new URL(ref.url);
+  url.pathname = `/status/${name}`;
+  url.search = new URLSearchParams(query).toString();
+  const r = await ref.get(url.toString(), timeoutMs);
+  if (r.code === 404) return null;
+  if (r.code !== 200) throw new Error(`${url}: ${r.code === 0 ? r.text : `HTTP ${r.code}: ${r.text.trim()}`}`);
+  return JSON.parse(r.text) as T;
+}
