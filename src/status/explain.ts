@@ -67,6 +67,8 @@ export function packetQuery(spec: PacketSpec, family: 4 | 6, peer: string): Pack
   const protocol = protocolNumberOf(spec.protocol, family);
   if (protocol === undefined) return { error: `unknown protocol ${JSON.stringify(spec.protocol)}` };
   const icmp = protocol === 1 || protocol === 58;
+  // `calico-lab explain` passes --port unchecked: a port no packet can carry would be judged (and allowed) as if real.
+  if (spec.port !== null && !(Number.isInteger(spec.port) && spec.port >= 0 && spec.port <= 65535)) return { error: '--port must be 0..65535' };
   if (PORT_PROTOCOLS.has(protocol) && spec.port === null) return { error: `--port is needed with protocol ${spec.protocol}` };
   if (!PORT_PROTOCOLS.has(protocol) && spec.port !== null) return { error: `--port makes no sense with protocol ${spec.protocol}` };
   // ICMP as ping sends it: an echo request.
@@ -157,13 +159,19 @@ function judgeDirection(end: ExplainEnd, other: ExplainEnd, dir: RuleDirection, 
   const rules = end.felix.acls![fam][dir];
   const skipped = new Map(end.felix.skipped.filter((s) => s.family === family && s.direction === dir).map((s) => [s.index, s.reason]));
   const sameCidr: string[] = [];
+  /** Rules that would let the packet through but that Felix did not program, and why not. */
+  const unprogrammed: Array<{ rule: string; why: string }> = [];
   for (let i = 0; i < rules.length; i++) {
     const rule = rules[i]!;
     const m = ruleMatches(rule, family, packet);
     const skippedWhy = skipped.get(i) ?? (typeof m === 'object' ? m.invalid : undefined);
     if (skippedWhy !== undefined) {
-      if (ruleMatches(peerOnly(rule), family, packet) === true)
+      const forPeer = ruleMatches(peerOnly(rule), family, packet) === true;
+      // A rule Felix skipped for the budget is valid: it would match only if the packet matches it all, not just its cidr.
+      if (m === true || (typeof m === 'object' && forPeer)) {
         lines.push(`rule ${i} (${describeRule(rule)}) would match but is not programmed: ${skippedWhy}`);
+        unprogrammed.push({ rule: describeRule(rule), why: skippedWhy });
+      } else if (forPeer) lines.push(`rule ${i} (${describeRule(rule)}) is not programmed: ${skippedWhy}`);
       continue;
     }
     if (m === true) {
@@ -176,7 +184,13 @@ function judgeDirection(end: ExplainEnd, other: ExplainEnd, dir: RuleDirection, 
     if (ruleMatches(peerOnly(rule), family, packet) === true) sameCidr.push(describeRule(rule));
   }
   const peer = `${other.addr}`;
-  const reasons = [sameCidr.length ? `${peer} is allowed only for ${sameCidr.join(', ')}` : `${peer} is not in any allowed cidr`];
+  const reasons = [
+    unprogrammed.length
+      ? `${peer} would be allowed by ${unprogrammed.map((u) => u.rule).join(', ')}, which Felix has not programmed (${[...new Set(unprogrammed.map((u) => u.why))].join('; ')})`
+      : sameCidr.length
+        ? `${peer} is allowed only for ${sameCidr.join(', ')}`
+        : `${peer} is not in any allowed cidr`,
+  ];
   if (other.acl) reasons.push(`it is in ${other.acl.groups.map((g) => g.group).join(', ')}`);
   else reasons.push('the ACL manager knows it in no group');
   reasons.push(...groupsAllow(end.acl, dir, family));
