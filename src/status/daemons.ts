@@ -4,8 +4,6 @@
  * A lab's daemons listen on 127.0.0.1 inside its host namespaces, so a GET
  * can also run there ({@link netnsGet}).
  */
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import type { DaemonStatus } from '../common/metrics.js';
 import type { QueryResult } from './format.js';
@@ -29,17 +27,27 @@ export const httpGet: HttpGet = async (url, timeoutMs) => {
   }
 };
 
-const HTTP_GET_SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'http-get.js');
+/** An HTTP/1.x response as text → status code and body; null if it is not one. */
+export function parseHttpResponse(raw: string): HttpAnswer | null {
+  const m = /^HTTP\/1\.[01] (\d{3})[^\r\n]*\r?\n/.exec(raw);
+  const end = raw.indexOf('\r\n\r\n');
+  if (!m || end < 0) return null;
+  return { code: Number(m[1]), text: raw.slice(end + 4) };
+}
 
-/** A GET made inside network namespace `ns` (one short process per request). */
+/**
+ * A GET made inside network namespace `ns`: HTTP/1.0 through `nc` (a few
+ * milliseconds; the daemons close the connection after answering).
+ */
 export function netnsGet(ns: string): HttpGet {
   return async (url, timeoutMs) => {
-    const r = await execa('ip', ['netns', 'exec', ns, process.execPath, HTTP_GET_SCRIPT, url, String(timeoutMs)], { reject: false, timeout: timeoutMs + 5000 });
-    try {
-      return JSON.parse(String(r.stdout)) as HttpAnswer;
-    } catch {
-      return { code: 0, text: `GET in ${ns} failed: ${String(r.stderr).trim() || `exit ${r.exitCode}`}` };
-    }
+    const u = new URL(url);
+    const request = `GET ${u.pathname}${u.search} HTTP/1.0\r\nHost: ${u.host}\r\n\r\n`;
+    const wait = String(Math.max(1, Math.ceil(timeoutMs / 1000)));
+    const r = await execa('ip', ['netns', 'exec', ns, 'nc', '-w', wait, u.hostname, u.port || '80'], {
+      input: request, reject: false, timeout: timeoutMs + 2000, stripFinalNewline: false,
+    });
+    return parseHttpResponse(String(r.stdout)) ?? { code: 0, text: `no answer from ${u.host} in ${ns}${String(r.stderr).trim() ? `: ${String(r.stderr).trim()}` : ''}` };
   };
 }
 

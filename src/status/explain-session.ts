@@ -91,7 +91,8 @@ export class ExplainSession {
   }
 
   private view<T>(ref: DaemonRef, name: string, query: Record<string, string>): Promise<T | null> {
-    const key = JSON.stringify([ref.url, name, query]);
+    // By the daemon's place in the list, not its URL: a lab's Felixes all listen on 127.0.0.1:9091, each in its own namespace.
+    const key = JSON.stringify([this.refs.indexOf(ref), name, query]);
     let v = this.views.get(key);
     if (!v) this.views.set(key, (v = queryView<T>(ref, name, query, this.timeoutMs)));
     return v as Promise<T | null>;
