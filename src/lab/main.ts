@@ -81,11 +81,15 @@ async function main(): Promise<number> {
             ...dirOption,
             protocol: { type: 'string', default: 'icmp', describe: 'tcp, udp, icmp (a ping) or a protocol number or name (not probed)' },
             port: { type: 'number', describe: 'destination port (tcp, udp)' },
-            family: { type: 'number', choices: [4, 6], describe: 'for the ids of two dual-stack containers: which family (default 4)' },
+            family: { type: 'number', describe: 'for the ids of two dual-stack containers: which family (default 4)' },
             json: { type: 'boolean', default: false, describe: 'the explanation and the probe as JSON' },
           })
           .positional('src', { type: 'string', demandOption: true, describe: 'container address or endpoint id' })
-          .positional('dst', { type: 'string', demandOption: true, describe: 'container address or endpoint id' }),
+          .positional('dst', { type: 'string', demandOption: true, describe: 'container address or endpoint id' })
+          .check((a) => {
+            if (a.family !== undefined && a.family !== 4 && a.family !== 6) throw new Error('--family must be 4 or 6');
+            return true;
+          }),
       (a) => {
         const lab = Lab.load(a.dir);
         const family = a.family === 4 || a.family === 6 ? a.family : undefined;

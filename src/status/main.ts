@@ -102,10 +102,11 @@ commandLine('calico-status', '$0 --url URL [--url URL…] | --lab-dir DIR [--jso
           ...whereOptions,
           protocol: { type: 'string', default: 'icmp', describe: 'tcp, udp, icmp (an echo request, as ping) or a protocol number or name' },
           port: { type: 'number', describe: 'destination port (tcp, udp)' },
-          family: { type: 'number', choices: [4, 6], describe: 'when SRC and DST are ids of dual-stack endpoints: which family (default 4)' },
+          family: { type: 'number', describe: 'when SRC and DST are ids of dual-stack endpoints: which family (default 4)' },
         })
         .check((a) => {
           if (a.port !== undefined && !(Number.isInteger(a.port) && a.port >= 0 && a.port <= 65535)) throw new Error('--port must be 0..65535');
+          if (a.family !== undefined && a.family !== 4 && a.family !== 6) throw new Error('--family must be 4 or 6');
           return checkWhere(a);
         }),
     (a) => {

@@ -12,6 +12,7 @@ import { freePorts } from '../support/ports.js';
 import { Running, runCommand, startCommand, waitFor } from '../support/process.js';
 import { ReplyPeer, RequestPeer } from '../support/peers.js';
 import { PluginNetworkPeer } from '../support/plugin-network-peer.js';
+import type { AclEndpointView } from '../../src/common/status-api.js';
 
 type Json = Record<string, unknown>;
 const PLUGIN = 'src/plugin/main.js';
@@ -130,6 +131,10 @@ describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', funct
       [['--url', 'nonsense'], /bad URL 'nonsense'/],
       [['--url', 'https://127.0.0.1:1'], /only http:\/\/ is served/],
       [['--url', 'http://127.0.0.1:1', '--timeout-ms', '0'], /--timeout-ms must be positive/],
+      [['explain', '192.168.1.1'], /Not enough non-option arguments/],
+      [['explain', '192.168.1.1', '192.168.1.2'], /give --url \(one or more\) or --lab-dir/],
+      [['explain', '192.168.1.1', '192.168.1.2', '--url', 'http://127.0.0.1:1', '--port', '70000'], /--port must be 0\.\.65535/],
+      [['explain', '192.168.1.1', '192.168.1.2', '--url', 'http://127.0.0.1:1', '--family', '5'], /--family must be 4 or 6/],
     ];
     for (const [args, reason] of rows) {
       const r = await runCommand(STATUS, args);
@@ -209,6 +214,18 @@ describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', funct
       expect(status.code, status.output).to.equal(0);
       expect(status.output).to.match(/^calico-acl-manager  \S+  ready/m);
       expect(status.output).to.include('groups 1  endpoints 2  aclUpdatesPublished 3  resyncsStarted 1  resyncsCompleted 1');
+
+      // What explain reads (issue #16): the endpoint's groups, its ACLs, and the group rule behind each rule.
+      const view = await get(metrics, '/status/endpoint?id=ep1');
+      expect(view.code).to.equal(200);
+      const doc = JSON.parse(view.body) as AclEndpointView;
+      expect(doc.groups.map((g) => g.group)).to.deep.equal(['g1']);
+      expect(doc.addrs).to.deep.equal(['192.168.1.1']);
+      expect(doc.acls.v4.inbound.map((r) => r.cidr)).to.deep.equal(['192.168.1.1/32', '192.168.1.2/32']);
+      expect(doc.sources.v4.inbound.map((s) => s.map((x) => `${x.group} ${x.direction}[${x.index}] via ${x.via}`))).to.deep.equal([['g1 inbound[0] via g1'], ['g1 inbound[0] via g1']]);
+      expect(await get(metrics, '/status/endpoint?id=nobody')).to.include({ code: 404, body: 'endpoint nobody is in no group the ACL manager knows\n' });
+      expect(await get(metrics, '/status/endpoint')).to.include({ code: 400, body: 'missing query parameter id\n' });
+      expect((await get(metrics, '/status/constructor')).code).to.equal(404);
     });
 
     it('stops with one line naming file, section and key on a bad [metrics] value', async () => {
