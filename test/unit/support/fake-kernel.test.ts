@@ -235,13 +235,13 @@ describe('FakeKernel', () => {
 
     it('applies what renderIptablesRestore writes, and removes it again', async () => {
       const write = [{ name: 'felix-to-a', rules: ['-j DROP'] }, { name: 'felix-TO-ENDPOINT', rules: ['-o tapa -g felix-to-a', '-j DROP'] }];
-      await restore(renderIptablesRestore([{ table: 'filter', write, replace: [], remove: [], insertJumps: [{ table: 'filter', from: 'FORWARD', rule: '-j felix-TO-ENDPOINT' }], deleteJumps: [] }]));
+      await restore(renderIptablesRestore([{ table: 'filter', write, edit: [], remove: [], insertJumps: [{ table: 'filter', from: 'FORWARD', rule: '-j felix-TO-ENDPOINT' }], deleteJumps: [] }]));
       const state = parseIptablesSave(await k.runner.run('iptables-save', []));
       expect(state.get('filter')!.get('felix-TO-ENDPOINT')).to.deep.equal(['-o tapa -g felix-to-a', '-j DROP']);
       expect(state.get('filter')!.get('FORWARD')).to.deep.equal(['-j felix-TO-ENDPOINT']);
-      await restore(renderIptablesRestore([{ table: 'filter', write: [], replace: [{ chain: 'felix-to-a', index: 1, rule: '-j RETURN' }], remove: [], insertJumps: [], deleteJumps: [] }]));
+      await restore(renderIptablesRestore([{ table: 'filter', write: [], edit: [{ op: 'replace', chain: 'felix-to-a', index: 1, rule: '-j RETURN' }], remove: [], insertJumps: [], deleteJumps: [] }]));
       expect(k.chains(4, 'filter').get('felix-to-a')).to.deep.equal(['-j RETURN']);
-      await restore(renderIptablesRestore([{ table: 'filter', write: [], replace: [], remove: ['felix-TO-ENDPOINT', 'felix-to-a'], insertJumps: [], deleteJumps: [{ table: 'filter', from: 'FORWARD', rule: '-j felix-TO-ENDPOINT' }] }]));
+      await restore(renderIptablesRestore([{ table: 'filter', write: [], edit: [], remove: ['felix-TO-ENDPOINT', 'felix-to-a'], insertJumps: [], deleteJumps: [{ table: 'filter', from: 'FORWARD', rule: '-j felix-TO-ENDPOINT' }] }]));
       expect([...k.chains(4, 'filter').keys()]).to.deep.equal(['INPUT', 'FORWARD', 'OUTPUT']);
     });
   });
