@@ -26,6 +26,7 @@ import { CommandRunner, execaRunner } from './drivers/commands.js';
 import { Conntrack, ConntrackTool } from './drivers/conntrack.js';
 import { LinkState, Netlink, RtNetlink } from './drivers/netlink.js';
 import { Sysctl, procSysctl } from './drivers/sysctl.js';
+import { DeniedCount, DeniedTotals } from './denied.js';
 import { EndpointFilters, FilterEndpoint } from './filters.js';
 import { LinkTracker } from './links.js';
 import { RouteManager } from './routes.js';
@@ -118,6 +119,10 @@ export class Dataplane {
   private readonly maxBackoffMs: number;
 
   private readonly endpoints = new Map<string, EndpointState>();
+  /** Denied-packet totals, kept growing across chain rewrites and removals (issue #16). */
+  private readonly denied = new DeniedTotals();
+  /** The counter read in flight: concurrent scrapes share it. */
+  private deniedRead: Promise<DeniedCount[]> | null = null;
   private readonly filterDirty = new Set<EndpointState>();
   private readonly routesDirty = new Set<EndpointState>();
   /** Interfaces whose routes and neighbours must go (their endpoint went or moved). */
@@ -236,6 +241,7 @@ export class Dataplane {
     if (!e) return;
     if (e.retryTimer !== null) this.clock.clearTimeout(e.retryTimer);
     this.endpoints.delete(id);
+    this.denied.forget(id);
     this.filterDirty.delete(e);
     this.routesDirty.delete(e);
     this.filters.unstage(id);
@@ -282,6 +288,30 @@ export class Dataplane {
       interfaceUp: this.links.get(e.spec.ifname)?.up ?? false,
       ...(error !== null ? { error } : {}),
     };
+  }
+
+  /**
+   * Packets denied per endpoint, direction and family (issue #16), read from
+   * the kernel's rule counters now: the DROP rules of each endpoint's chains,
+   * and under endpoint `""` those of the dispatch chains (traffic from or to
+   * a tap interface no endpoint owns). One `iptables-save -c` and one
+   * `ip6tables-save -c` per call, whatever the number of endpoints; calls
+   * made while a read runs share it. A total only grows while its endpoint
+   * exists (see denied.ts). Rejects if a tool fails.
+   */
+  deniedPackets(): Promise<DeniedCount[]> {
+    this.deniedRead ??= (async () => {
+      try {
+        const readings = await this.filters.readCounters();
+        return this.denied.update(readings, new Map([...this.endpoints.values()].map((e) => [e.suffix, e.spec.id])));
+      } catch (err) {
+        this.log.warn({ err }, 'reading the denied-packet counters failed');
+        throw err;
+      } finally {
+        this.deniedRead = null;
+      }
+    })();
+    return this.deniedRead;
   }
 
   /** Resolves once nothing is dirty and no apply runs (endpoints waiting for an interface or a retry do not count). */

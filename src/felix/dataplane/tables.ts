@@ -13,7 +13,7 @@
  */
 import type { Chain, Jump, Table } from './render/chains.js';
 import type { Family } from './render/names.js';
-import { IptablesState, TableChanges, chainEdits, renderIptablesRestore, setsReferenced } from './render/restore.js';
+import { CountedRule, IptablesState, TableChanges, chainEdits, renderIptablesRestore, setsReferenced } from './render/restore.js';
 import type { IptablesDriver } from './drivers/iptables.js';
 
 const TABLES: readonly Table[] = ['raw', 'nat', 'filter'];
@@ -72,6 +72,11 @@ export class IptablesTables {
 
   isSetReferenced(name: string): boolean {
     return (this.refs.get(name) ?? 0) > 0;
+  }
+
+  /** The kernel's filter chains with their rule counters, read now (what is known of the kernel is neither used nor changed). */
+  readCounters(): Promise<Map<string, CountedRule[]>> {
+    return this.driver.readCounters();
   }
 
   /** Reads the kernel again before the next apply and compares every desired chain with it. */

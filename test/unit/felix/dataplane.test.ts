@@ -349,6 +349,98 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     expect([...w.k.sets().get(set)!.members]).to.deep.equal(['10.0.0.0/8']);
   });
 
+  describe('denied packets (issue #16)', () => {
+    /** Packets the kernel counts against the last rule (the final DROP) of a chain. */
+    const hitDrop = (w: World, chain: string, packets: number, family: 4 | 6 = 4) => w.k.hitRule(family, 'filter', chain, filter(w, family).get(chain)!.length, packets);
+    const lastCount = (w: World, chain: string) => w.k.ruleCounters(4, 'filter', chain).at(-1)!;
+    const denied = async (w: World) => Object.fromEntries((await w.dp.deniedPackets()).map((c) => [`${c.endpoint || '-'} ${c.direction} ${c.family}`, c.packets]));
+    const TO = 'felix-to-e0001aaaaaa';
+    const FROM = 'felix-from-e0001aaaaaa';
+    const A = 'e0001aaaaaa0001';
+
+    // name, the ACLs the chain goes to from GROUP (one set rule and DROP in felix-to-S)
+    const changes: Array<[string, Acls]> = [
+      ['the chain grows (a protocol rule and a port set are added)', acls([rule('192.168.0.0/16'), rule('10.0.0.0/8', { protocol: 'tcp' }), rule('10.1.0.0/16', { protocol: 'udp', port: 53 })])],
+      ['the chain shrinks (no inbound rule left: just DROP)', acls([])],
+      ['its middle changes (another set)', acls([rule('10.0.0.0/8')])],
+      ['everything but the DROP changes (protocol rules instead of the set)', acls([rule('10.0.0.0/8', { protocol: 'tcp' }), rule('10.0.0.0/8', { protocol: 'udp' })])],
+    ];
+    for (const [name, next] of changes)
+      it(`an ACL change edits the endpoint chain in place and its DROP keeps counting: ${name}`, async () => {
+        const { a, ...w } = await oneEndpoint();
+        hitDrop(w, TO, 5);
+        hitDrop(w, FROM, 2);
+        w.k.hitRule(4, 'filter', FROM, 3, 1); // the anti-spoofing DROP
+        expect(await denied(w)).to.include({ [`${A} inbound 4`]: 5, [`${A} outbound 4`]: 3 });
+        w.k.resetCalls();
+        w.dp.setAcls(a.id, next);
+        await settle(w);
+        const [text] = restoreInputs(w, 'iptables-restore');
+        expect(text).not.to.include(`:${TO} `, 'not declared (flushed)');
+        expect(text).not.to.match(/^-A felix-to-e0001aaaaaa /m, 'no rule appended: edited by number');
+        expect(lastCount(w, TO)).to.deep.equal({ rule: '-j DROP', packets: 5 });
+        hitDrop(w, TO, 2);
+        expect(await denied(w)).to.include({ [`${A} inbound 4`]: 7, [`${A} outbound 4`]: 3 });
+        // The chain is what a whole rewrite would have made.
+        const fresh = await oneEndpoint();
+        fresh.dp.setAcls(fresh.a.id, next);
+        await settle(fresh);
+        expect(filter(w).get(TO)).to.deep.equal(filter(fresh).get(TO));
+      });
+
+    it('the dispatch chains’ DROP keeps counting as endpoints come and go; it is endpoint ""', async () => {
+      const { b, ...w } = await twoEndpoints();
+      w.k.hitRule(4, 'filter', 'felix-TO-ENDPOINT', 3, 4);
+      w.k.hitRule(4, 'filter', 'felix-FROM-ENDPOINT', 3, 1);
+      const extra = ep(3);
+      plug(w.k, extra);
+      w.dp.upsertEndpoint(extra);
+      w.dp.setAcls(extra.id, GROUP);
+      await settle(w);
+      w.dp.removeEndpoint(b.id);
+      await settle(w);
+      expect(filter(w).get('felix-TO-ENDPOINT')).to.have.length(3);
+      expect(lastCount(w, 'felix-TO-ENDPOINT')).to.deep.equal({ rule: '-j DROP', packets: 4 });
+      expect(await denied(w)).to.include({ '- inbound 4': 4, '- outbound 4': 1, '- inbound 6': 0, '- outbound 6': 0 });
+    });
+
+    it('one iptables-save -c and one ip6tables-save -c per read whatever the endpoints; concurrent reads share them; a count survives the chains going', async () => {
+      const { a, ...w } = await twoEndpoints();
+      hitDrop(w, TO, 6);
+      w.k.resetCalls();
+      const [first, second] = await Promise.all([w.dp.deniedPackets(), w.dp.deniedPackets()]);
+      expect(first).to.equal(second);
+      expect(w.k.calls.map((c) => `${c.cmd} ${c.args.join(' ')}`)).to.deep.equal(['iptables-save -c -t filter', 'ip6tables-save -c -t filter']);
+      expect(first.filter((c) => c.endpoint !== '').map((c) => [c.endpoint, c.direction, c.family, c.packets])).to.deep.equal([
+        [A, 'inbound', 4, 6],
+        [A, 'outbound', 4, 0],
+        ['e0002aaaaaa0002', 'inbound', 4, 0],
+        ['e0002aaaaaa0002', 'outbound', 4, 0],
+      ]);
+      // An update the dataplane cannot program takes its chains out (fail closed): the count stays.
+      w.dp.upsertEndpoint({ ...a, mac: 'not a mac' });
+      await settle(w);
+      expect(filter(w).has(TO)).to.equal(false);
+      expect(await denied(w)).to.include({ [`${A} inbound 4`]: 6 });
+      w.dp.upsertEndpoint(a);
+      await settle(w);
+      hitDrop(w, TO, 1);
+      expect(await denied(w)).to.include({ [`${A} inbound 4`]: 7 });
+      // Removed: no count for it any more.
+      w.dp.removeEndpoint(a.id);
+      await settle(w);
+      expect(await denied(w)).not.to.have.property(`${A} inbound 4`);
+    });
+
+    it('a failed read rejects (the probe shows the counts as unknown); the next read works', async () => {
+      const { ...w } = await oneEndpoint();
+      w.k.failNext((cmd, args) => cmd === 'ip6tables-save' && args.includes('-c'));
+      const err = await w.dp.deniedPackets().then(() => null, (e: Error) => e);
+      expect(err?.message).to.match(/ip6tables-save -c -t filter failed/);
+      expect(await denied(w)).to.include({ [`${A} inbound 4`]: 0 });
+    });
+  });
+
   it('a disabled endpoint: no routes, no allow rules, its flows forgotten; an address it loses is forgotten too', async () => {
     const { a, ...w } = await oneEndpoint(ep(1, { addrs: ['192.168.0.2', '192.168.0.3'] }));
     w.k.addFlow('192.168.0.3', '10.0.0.1');
