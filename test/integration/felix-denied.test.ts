@@ -64,6 +64,9 @@ describe('calico-felix denied-packet counters (built command, real packets, issu
     return Object.fromEntries(status.endpoints.map((e) => [e.id, e.deniedPackets]));
   }
 
+  /** Felix reuses a counter reading for 10 times what it took (tens of ms here): wait that out, so the next read is fresh. */
+  const fresh = () => new Promise((r) => setTimeout(r, 500));
+
   /** Pings `n` times (200 ms apart); returns how many were answered. */
   async function pings(from: Container, to: string, n: number): Promise<number> {
     const r = await from.ns.exec('ping', ['-c', String(n), '-i', '0.2', '-W', '1', to], { timeoutMs: 15000 });
@@ -127,6 +130,7 @@ describe('calico-felix denied-packet counters (built command, real packets, issu
     expect(await denied(C.id, 'outbound')).to.equal(cOutBefore);
     // B, in A's group, is allowed: no change.
     expect(await pings(b, A.ip, 3)).to.equal(3);
+    await fresh();
     expect(await denied(A.id, 'inbound')).to.equal(afterPings);
     // /status sums both families: IPv4 only so far.
     const v6 = (await denied(A.id, 'inbound', 6))!;
@@ -166,6 +170,7 @@ describe('calico-felix denied-packet counters (built command, real packets, issu
     // Pinged only once the kernel has the rule: a ping before it would rightly count.
     await waitFor('A’s chain allowing icmp', async () => (await host.run('iptables-save', ['-t', 'filter'])).includes(`-A ${TO_A} -p icmp -m set --match-set `));
     expect(await pings(c, A.ip, 5)).to.equal(5);
+    await fresh();
     expect(await denied(A.id, 'inbound')).to.equal(afterPings);
     expect((await statusDenied())[A.id]!.inbound).to.be.at.least(afterPings);
   });

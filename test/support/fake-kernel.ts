@@ -4,7 +4,9 @@
  * (and `ip6tables-*`), `ipset`, `conntrack`, rtnetlink and /proc/sys, and
  * refuses what the real ones refuse, with their error texts (checked against
  * iptables v1.8.9 (nf_tables), ipset v7.17, conntrack v1.4.7 and Linux in a
- * throwaway network namespace), so an apply loop can be run through whole
+ * throwaway network namespace), and keeps each rule's packet counters as the
+ * kernel does (a test counts packets with `hitRule`; `iptables-save -c`
+ * prints them; a rule written anew starts at 0), so an apply loop can be run through whole
  * sequences — restarts, failures, teardown while something still refers to
  * the removed object — in milliseconds and without root.
  */

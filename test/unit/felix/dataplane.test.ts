@@ -14,6 +14,7 @@ import type { CommandRunner } from '../../../src/felix/dataplane/drivers/command
 import { contentSetName } from '../../../src/felix/dataplane/render/names.js';
 import { FakeKernel } from '../../support/fake-kernel.js';
 import { FakeClock } from '../../support/fake-clock.js';
+import { waitFor } from '../../../src/common/poll.js';
 
 const rule = (cidr: string, more: Partial<Rule> = {}): Rule => ({ group: null, cidr, protocol: null, port: null, ...more });
 const rules = (inbound: Rule[], outbound: Rule[] = [rule('0.0.0.0/0')]) => ({ inbound, outbound, inbound_default: 'deny' as const, outbound_default: 'deny' as const });
@@ -84,8 +85,8 @@ function holdNext(k: FakeKernel, tool: string) {
 }
 
 /** A started dataplane with endpoints 1 and 2 programmed in GROUP. */
-async function twoEndpoints(): Promise<World & { a: EndpointSpec; b: EndpointSpec }> {
-  const w = await start();
+async function twoEndpoints(over: Partial<DataplaneOptions> = {}): Promise<World & { a: EndpointSpec; b: EndpointSpec }> {
+  const w = await start(new FakeKernel(), over);
   const [a, b] = [ep(1), ep(2)];
   plug(w.k, a, b);
   for (const e of [a, b]) (w.dp.upsertEndpoint(e), w.dp.setAcls(e.id, GROUP));
@@ -94,8 +95,8 @@ async function twoEndpoints(): Promise<World & { a: EndpointSpec; b: EndpointSpe
 }
 
 /** A started dataplane with endpoint 1 programmed in GROUP. */
-async function oneEndpoint(spec = ep(1)): Promise<World & { a: EndpointSpec }> {
-  const w = await start();
+async function oneEndpoint(spec = ep(1), over: Partial<DataplaneOptions> = {}): Promise<World & { a: EndpointSpec }> {
+  const w = await start(new FakeKernel(), over);
   plug(w.k, spec);
   w.dp.upsertEndpoint(spec);
   w.dp.setAcls(spec.id, GROUP);
@@ -357,6 +358,8 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     const TO = 'felix-to-e0001aaaaaa';
     const FROM = 'felix-from-e0001aaaaaa';
     const A = 'e0001aaaaaa0001';
+    /** Every read goes to the kernel (the fake's reads take no time worth reusing). */
+    const FRESH = { countersReuse: 0 };
 
     // name, the ACLs the chain goes to from GROUP (one set rule and DROP in felix-to-S)
     const changes: Array<[string, Acls]> = [
@@ -367,7 +370,7 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     ];
     for (const [name, next] of changes)
       it(`an ACL change edits the endpoint chain in place and its DROP keeps counting: ${name}`, async () => {
-        const { a, ...w } = await oneEndpoint();
+        const { a, ...w } = await oneEndpoint(ep(1), FRESH);
         hitDrop(w, TO, 5);
         hitDrop(w, FROM, 2);
         w.k.hitRule(4, 'filter', FROM, 3, 1); // the anti-spoofing DROP
@@ -382,14 +385,14 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
         hitDrop(w, TO, 2);
         expect(await denied(w)).to.include({ [`${A} inbound 4`]: 7, [`${A} outbound 4`]: 3 });
         // The chain is what a whole rewrite would have made.
-        const fresh = await oneEndpoint();
+        const fresh = await oneEndpoint(ep(1), FRESH);
         fresh.dp.setAcls(fresh.a.id, next);
         await settle(fresh);
         expect(filter(w).get(TO)).to.deep.equal(filter(fresh).get(TO));
       });
 
     it('the dispatch chains’ DROP keeps counting as endpoints come and go; it is endpoint ""', async () => {
-      const { b, ...w } = await twoEndpoints();
+      const { b, ...w } = await twoEndpoints(FRESH);
       w.k.hitRule(4, 'filter', 'felix-TO-ENDPOINT', 3, 4);
       w.k.hitRule(4, 'filter', 'felix-FROM-ENDPOINT', 3, 1);
       const extra = ep(3);
@@ -405,7 +408,7 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     });
 
     it('one iptables-save -c and one ip6tables-save -c per read whatever the endpoints; concurrent reads share them; a count survives the chains going', async () => {
-      const { a, ...w } = await twoEndpoints();
+      const { a, ...w } = await twoEndpoints(FRESH);
       hitDrop(w, TO, 6);
       w.k.resetCalls();
       const [first, second] = await Promise.all([w.dp.deniedPackets(), w.dp.deniedPackets()]);
@@ -432,8 +435,29 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
       expect(await denied(w)).not.to.have.property(`${A} inbound 4`);
     });
 
+    it('a reading is reused while younger than 10 times what it took, so a scraper in a loop cannot keep iptables-save running', async () => {
+      const k = new FakeKernel();
+      // iptables-save -c takes 20 ms here.
+      const commands: CommandRunner = {
+        run: async (cmd, args, input) => {
+          if (cmd.endsWith('-save') && args.includes('-c')) await new Promise((r) => setTimeout(r, 20));
+          return k.runner.run(cmd, args, input);
+        },
+      };
+      const w = await start(k, { commands });
+      const saves = () => k.calls.filter((c) => c.cmd.endsWith('-save') && c.args.includes('-c')).length;
+      const first = await w.dp.deniedPackets();
+      expect(saves()).to.equal(2);
+      const t0 = performance.now();
+      expect(await w.dp.deniedPackets()).to.equal(first, 'reused');
+      expect(saves()).to.equal(2);
+      // Bounded: well within 10 × (20 ms + the fake's turns) plus slack.
+      await waitFor('a fresh read', async () => (await w.dp.deniedPackets(), saves() === 4), 3000, 10);
+      expect(performance.now() - t0).to.be.at.least(150);
+    });
+
     it('a failed read rejects (the probe shows the counts as unknown); the next read works', async () => {
-      const { ...w } = await oneEndpoint();
+      const { ...w } = await oneEndpoint(ep(1), FRESH);
       w.k.failNext((cmd, args) => cmd === 'ip6tables-save' && args.includes('-c'));
       const err = await w.dp.deniedPackets().then(() => null, (e: Error) => e);
       expect(err?.message).to.match(/ip6tables-save -c -t filter failed/);
