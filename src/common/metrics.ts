@@ -45,6 +45,18 @@ export interface LabelledGauge {
   samples: () => Array<{ labels: Record<string, string>; value: number }>;
 }
 
+/**
+ * A counter with labels whose samples the daemon reads when scraped, and may
+ * take a while to read (Felix: denied packets, from the kernel's rule
+ * counters). A failed read leaves the metric out of that scrape.
+ */
+export interface LabelledCounter {
+  metric: string;
+  help: string;
+  labelNames: string[];
+  samples: () => Promise<Array<{ labels: Record<string, string>; value: number }>>;
+}
+
 /** How full one kernel table is (Felix, issue #15). */
 export interface KernelTableStatus {
   /** `ipv4-neighbours`, `ipv6-neighbours` or `conntrack`. */
@@ -89,8 +101,9 @@ export interface DaemonProbe {
   waitingFor(): string[];
   facts?: Fact[];
   gauges?: LabelledGauge[];
-  /** Felix: its endpoints. */
-  endpoints?(): EndpointStatus[];
+  counters?: LabelledCounter[];
+  /** Felix: its endpoints (with their denied-packet counts, read from the kernel). */
+  endpoints?(): EndpointStatus[] | Promise<EndpointStatus[]>;
   /** Felix: the kernel tables it watches. */
   kernelTables?(): KernelTableStatus[];
   /** Conditions an operator should act on, one line each (Felix: tables at 80% of their limit). */
@@ -124,6 +137,12 @@ export interface EndpointStatus {
   error: string | null;
   /** Seconds since the last ACLUPDATE; null while none has arrived (the endpoint is denied). */
   aclAgeSeconds: number | null;
+  /**
+   * Packets its chains' DROP rules denied, both families summed: inbound
+   * (to it), outbound (from it, spoofed ones included); null when the
+   * kernel's counters could not be read.
+   */
+  deniedPackets: { inbound: number; outbound: number } | null;
 }
 
 /** The `/status` document. */
@@ -247,6 +266,15 @@ export class Observability {
           for (const s of g.samples()) this.set(s.labels, s.value);
         },
       });
+    for (const c of probe.counters ?? [])
+      new Counter({
+        name: c.metric, help: c.help, labelNames: c.labelNames, registers,
+        async collect() {
+          const samples = await c.samples().catch(() => []);
+          this.reset();
+          for (const s of samples) this.inc(s.labels, s.value);
+        },
+      });
   }
 
   /** A histogram observed as events happen (the registry's only non-derived metric kind). */
@@ -254,7 +282,8 @@ export class Observability {
     return new Histogram({ name, help, labelNames, buckets, registers: [this.registry] });
   }
 
-  status(): DaemonStatus {
+  /** The /status document; `endpoints: false` leaves out the endpoints (and the kernel read their counts take), as /readyz needs. */
+  async status({ endpoints = true } = {}): Promise<DaemonStatus> {
     const now = Date.now();
     const waitingFor = this.probe.waitingFor();
     const status: DaemonStatus = {
@@ -278,7 +307,7 @@ export class Observability {
     };
     if (this.probe.kernelTables) status.kernelTables = this.probe.kernelTables();
     if (this.probe.warnings) status.warnings = this.probe.warnings();
-    if (this.probe.endpoints) status.endpoints = this.probe.endpoints();
+    if (this.probe.endpoints && endpoints) status.endpoints = await this.probe.endpoints();
     return status;
   }
 
@@ -328,13 +357,13 @@ async function handle(obs: Observability, req: http.IncomingMessage, res: http.S
     case '/livez':
       return send(200, 'text/plain', 'ok\n');
     case '/readyz': {
-      const status = obs.status();
+      const status = await obs.status({ endpoints: false });
       return status.ready ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', `not ready: waiting for ${status.waitingFor.join(', ')}\n`);
     }
     case '/metrics':
       return send(200, obs.registry.contentType, await obs.registry.metrics());
     case '/status':
-      return send(200, 'application/json', `${JSON.stringify(obs.status(), null, 2)}\n`);
+      return send(200, 'application/json', `${JSON.stringify(await obs.status(), null, 2)}\n`);
     default: {
       if (path.startsWith('/status/')) {
         try {

@@ -1,18 +1,31 @@
 /**
  * What Felix shows on /status and /metrics: its connections, resyncs and
- * endpoints, each joined with what the dataplane has programmed for it.
+ * endpoints, each joined with what the dataplane has programmed for it and
+ * the packets its chains denied (read from the kernel's rule counters when
+ * scraped, issue #16).
  */
 import { DaemonProbe, EndpointStatus, StatusQueryError, queryParam } from '../common/metrics.js';
 import type { FelixEndpointView, RouteView } from '../common/status-api.js';
 import { canonicalIp, isIp } from '../common/wire/codec.js';
 import type { RouteLookupResult } from './dataplane/drivers/route-lookup.js';
-import type { Dataplane, EndpointStatus as DataplaneStatus } from './dataplane/index.js';
+import type { Dataplane, DeniedCount, EndpointStatus as DataplaneStatus } from './dataplane/index.js';
+import { deniedByEndpoint } from './dataplane/denied.js';
 import type { FelixAgent } from './agent.js';
 import type { FelixEndpoint } from './endpoints.js';
 import type { KernelTableMonitor } from './kernel-tables.js';
 
-/** One row per endpoint, sorted by id; an endpoint the dataplane does not know is shown as not programmed. */
-export function endpointStatuses(endpoints: Iterable<FelixEndpoint>, dataplane: (id: string) => DataplaneStatus | undefined, now: number): EndpointStatus[] {
+/**
+ * One row per endpoint, sorted by id; an endpoint the dataplane does not know
+ * is shown as not programmed. `denied`: the kernel's denied counts (null:
+ * not read, or the read failed); an endpoint without chains has denied 0.
+ */
+export function endpointStatuses(
+  endpoints: Iterable<FelixEndpoint>,
+  dataplane: (id: string) => DataplaneStatus | undefined,
+  now: number,
+  denied: readonly DeniedCount[] | null = null,
+): EndpointStatus[] {
+  const byEndpoint = denied && deniedByEndpoint(denied);
   return [...endpoints]
     .map((ep) => {
       const dp = dataplane(ep.id);
@@ -28,6 +41,7 @@ export function endpointStatuses(endpoints: Iterable<FelixEndpoint>, dataplane: 
         programmed: dp?.programmed ?? false,
         error: dp?.error ?? null,
         aclAgeSeconds: ep.aclsAt === null ? null : Math.max(0, Math.round(now - ep.aclsAt) / 1000),
+        deniedPackets: byEndpoint ? (byEndpoint.get(ep.id) ?? { inbound: 0, outbound: 0 }) : null,
       };
     })
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -36,24 +50,29 @@ export function endpointStatuses(endpoints: Iterable<FelixEndpoint>, dataplane: 
 /** What Felix's probe reads; `agent` is undefined until the agent has started, `tables` until the first reading. */
 export interface FelixParts {
   agent?: FelixAgent;
-  dataplane: Pick<Dataplane, 'status' | 'inForce'>;
+  dataplane: Pick<Dataplane, 'status' | 'inForce'> & Partial<Pick<Dataplane, 'deniedPackets'>>;
   tables?: Pick<KernelTableMonitor, 'usages' | 'warnings'>;
 }
 
 /** Felix's probe: `host` is FelixHostname; `routes` answers /status/route from the kernel. */
 export function felixProbe(parts: () => FelixParts, host: string, routes: { lookup(dst: string): Promise<RouteLookupResult> }): DaemonProbe {
-  const rows = () => {
+  const rows = (denied: readonly DeniedCount[] | null = null) => {
     const { agent, dataplane } = parts();
-    return agent ? endpointStatuses(agent.manager.endpoints.values(), (id) => dataplane.status(id), Date.now()) : [];
+    return agent ? endpointStatuses(agent.manager.endpoints.values(), (id) => dataplane.status(id), Date.now(), denied) : [];
   };
-  const endpointView = (id: string): FelixEndpointView => {
+  /** The kernel's denied counts, or null if they cannot be read (the rows say so; the metric is left out). */
+  const denied = async (): Promise<DeniedCount[] | null> => {
+    const { dataplane } = parts();
+    return dataplane.deniedPackets ? dataplane.deniedPackets().catch(() => null) : null;
+  };
+  const endpointView = async (id: string): Promise<FelixEndpointView> => {
     const { agent, dataplane } = parts();
     const ep = agent?.manager.endpoints.get(id);
     if (!ep) throw new StatusQueryError(404, `endpoint ${id} is not on this host`);
     const inForce = dataplane.inForce(id);
     return {
       host,
-      endpoint: endpointStatuses([ep], (i) => dataplane.status(i), Date.now())[0]!,
+      endpoint: endpointStatuses([ep], (i) => dataplane.status(i), Date.now(), await denied())[0]!,
       acls: inForce?.acls ?? ep.acls,
       skipped: inForce?.skipped ?? [],
       chains: inForce?.chains ?? [],
@@ -75,7 +94,7 @@ export function felixProbe(parts: () => FelixParts, host: string, routes: { look
     },
     connections: () => parts().agent?.connections() ?? [],
     waitingFor: () => parts().agent?.waitingFor() ?? ['start-up (dataplane, sockets)'],
-    endpoints: rows,
+    endpoints: async () => rows(await denied()),
     kernelTables: () => parts().tables?.usages ?? [],
     warnings: () => parts().tables?.warnings ?? [],
     gauges: [
@@ -90,6 +109,17 @@ export function felixProbe(parts: () => FelixParts, host: string, routes: { look
         help: 'The kernel\'s limit for the table (gc_thresh3, nf_conntrack_max); absent where the namespace cannot see it',
         labelNames: ['table'],
         samples: () => (parts().tables?.usages ?? []).filter((u) => u.limit !== null).map((u) => ({ labels: { table: u.table }, value: u.limit! })),
+      },
+    ],
+    counters: [
+      {
+        metric: 'calico_felix_denied_packets_total',
+        help: 'Packets dropped by the final DROP (and anti-spoofing DROP) of an endpoint\'s chains, by endpoint, direction (inbound: to it) and family; endpoint "" counts the dispatch chains\' DROP (traffic from or to a tap interface no endpoint owns)',
+        labelNames: ['endpoint', 'direction', 'family'],
+        samples: async () => {
+          const counts = await denied();
+          return (counts ?? []).map((c) => ({ labels: { endpoint: c.endpoint, direction: c.direction, family: `ipv${c.family}` }, value: c.packets }));
+        },
       },
     ],
     facts: [

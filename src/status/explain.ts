@@ -148,7 +148,8 @@ interface DirectionVerdict {
 function judgeDirection(end: ExplainEnd, other: ExplainEnd, dir: RuleDirection, family: 4 | 6, packet: PacketQuery, chainName: string): DirectionVerdict {
   const e = end.felix.endpoint;
   const host = end.felix.host;
-  const lines = [`${chainName}: ${programmedState(end)}`];
+  const denied = e.deniedPackets ? `; ${e.deniedPackets[dir]} packets denied ${dir} so far` : '';
+  const lines = [`${chainName}: ${programmedState(end)}${denied}`];
   const hopName: HopName = dir === 'outbound' ? 'outbound' : 'inbound';
   const problem = programmingProblem(e, end.felix);
   if (problem) {

@@ -44,6 +44,10 @@ export function table(rows: string[][]): string[] {
 
 const yesNo = (b: boolean) => (b ? 'yes' : 'no');
 
+/** `in/out` packets denied (issue #16); `-` when Felix could not read them (or predates them). */
+const denied = (e: NonNullable<DaemonStatus['endpoints']>[number]): string =>
+  e.deniedPackets ? `${e.deniedPackets.inbound}/${e.deniedPackets.outbound}` : '-';
+
 function endpointState(e: NonNullable<DaemonStatus['endpoints']>[number]): string {
   if (e.error !== null) return `FAILED: ${e.error}`;
   if (e.programmed) return e.aclAgeSeconds === null ? 'programmed (denied: no ACLs yet)' : 'programmed';
@@ -80,11 +84,11 @@ export function formatResult(r: QueryResult): string[] {
   if (s.endpoints) {
     if (s.endpoints.length === 0) lines.push('  no endpoints');
     else {
-      const rows = [['endpoint', 'interface', 'addresses', 'enabled', 'iface up', 'routes', 'chains', 'ACLs', 'state']];
+      const rows = [['endpoint', 'interface', 'addresses', 'enabled', 'iface up', 'routes', 'chains', 'ACLs', 'denied in/out', 'state']];
       for (const e of s.endpoints)
         rows.push([
           e.id, e.ifname, e.addrs.join(',') || '-', yesNo(e.enabled), yesNo(e.interfaceUp), yesNo(e.routesProgrammed), yesNo(e.chainsProgrammed),
-          e.aclAgeSeconds === null ? 'none' : `${formatAge(e.aclAgeSeconds)} ago`, endpointState(e),
+          e.aclAgeSeconds === null ? 'none' : `${formatAge(e.aclAgeSeconds)} ago`, denied(e), endpointState(e),
         ]);
       lines.push(...table(rows).map((l) => `  ${l}`));
     }

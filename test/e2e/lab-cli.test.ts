@@ -54,7 +54,7 @@ describe('calico-lab (built command, three hosts)', function () {
   });
 
   it('shows every daemon ready and each host’s endpoint programmed (calico-status, in status and on its own)', async () => {
-    const programmedRow = (ip: string) => new RegExp(`^ +[0-9a-f]{12}\\s+tap[0-9a-f]{11}\\s+${ip.replace(/\./g, '\\.')}\\s+yes\\s+yes\\s+yes\\s+yes\\s+\\S+ ago\\s+programmed$`, 'm');
+    const programmedRow = (ip: string) => new RegExp(`^ +[0-9a-f]{12}\\s+tap[0-9a-f]{11}\\s+${ip.replace(/\./g, '\\.')}\\s+yes\\s+yes\\s+yes\\s+yes\\s+\\S+ ago\\s+\\d+/\\d+\\s+programmed$`, 'm');
     const status = await lab('status');
     expect(status.code, status.output).to.equal(0);
     for (const component of ['plugin-ep', 'plugin-network', 'calico-acl-manager'])

@@ -166,7 +166,7 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
     const table = await runCommand(STATUS, ['--url', url], { netns: host.name });
     expect(table.code, table.output).to.equal(0);
     for (const ep of [EP1, EP2])
-      expect(table.output).to.match(new RegExp(`^  ${ep.id}\\s+${tap(ep.id)}\\s+${ep.ip.replace(/\./g, '\\.')}\\s+yes\\s+yes\\s+yes\\s+yes\\s+\\S+ ago\\s+programmed$`, 'm'));
+      expect(table.output).to.match(new RegExp(`^  ${ep.id}\\s+${tap(ep.id)}\\s+${ep.ip.replace(/\./g, '\\.')}\\s+yes\\s+yes\\s+yes\\s+yes\\s+\\S+ ago\\s+\\d+/\\d+\\s+programmed$`, 'm'));
 
     const script = `fetch('${url}/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))`;
     const metrics = await host.run(process.execPath, ['-e', script]);

@@ -18,6 +18,7 @@ import {
   CHAIN_DHCP, CHAIN_FORWARD, CHAIN_FROM_ENDPOINT, CHAIN_INPUT, CHAIN_PREROUTING, CHAIN_RPF, CHAIN_TO_ENDPOINT, FAMILIES, Family,
   OWNED_PREFIX, chainName,
 } from './render/names.js';
+import type { CountedRule } from './render/restore.js';
 import type { CommandRunner } from './drivers/commands.js';
 import { IptablesDriver } from './drivers/iptables.js';
 import { IpsetDriver } from './drivers/ipsets.js';
@@ -183,6 +184,12 @@ export class EndpointFilters {
     // More to apply already: the next apply's set restore destroys what this one left unused.
     if (!moreWaiting()) await this.sets.applyDeletes(referenced);
     return failed;
+  }
+
+  /** Both families' filter chains with their rule counters, read now (one iptables-save -c each). */
+  async readCounters(): Promise<Record<Family, Map<string, CountedRule[]>>> {
+    const [v4, v6] = await Promise.all([this.tables[4].readCounters(), this.tables[6].readCounters()]);
+    return { 4: v4, 6: v6 };
   }
 
   /** Reads the kernel again before the next apply and repairs what drifted. */

@@ -8,12 +8,14 @@
  * dp.setAcls(id, acls);                   // until the first call the endpoint is deny-all
  * dp.cleanupStale();                      // after a completed resync only
  * dp.status(id);                          // { programmed, interfaceUp, error? }
+ * await dp.deniedPackets();               // [{ endpoint, direction, family, packets }] from the kernel's counters
  * ```
  * The process must run inside the network namespace it is meant to program.
  */
 export { Dataplane, realClock } from './dataplane.js';
 export type { Clock, DataplaneOptions, EndpointStatus } from './dataplane.js';
 export type { EndpointSpec } from './render/endpoint.js';
+export type { DeniedCount, DeniedDirection } from './denied.js';
 export type { Acls } from '../../common/wire/acl-api.js';
 export type { CommandRunner } from './drivers/commands.js';
 export { execaRunner, CommandError } from './drivers/commands.js';

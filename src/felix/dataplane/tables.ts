@@ -4,17 +4,19 @@
  * and the chains that changed since the last apply. `apply()` writes only
  * changed chains, every table in one `iptables-restore --noflush` (each table
  * one transaction); after a failure the kernel's state is read again before
- * the next apply. It also counts which ipsets the kernel's rules reference,
+ * the next apply. A chain the kernel already has is edited in place by rule
+ * number (`-R`, `-D`, `-I` on the middle between its longest common prefix
+ * and suffix), never flushed, so the rules it keeps keep their packet
+ * counters: an endpoint chain's or dispatch chain's final DROP counts denied
+ * packets for as long as the chain exists (issue #16). It also counts which ipsets the kernel's rules reference,
  * so a set is destroyed only once no chain uses it.
  */
 import type { Chain, Jump, Table } from './render/chains.js';
 import type { Family } from './render/names.js';
-import { IptablesState, TableChanges, renderIptablesRestore, setsReferenced } from './render/restore.js';
+import { CountedRule, IptablesState, TableChanges, chainEdits, renderIptablesRestore, setsReferenced } from './render/restore.js';
 import type { IptablesDriver } from './drivers/iptables.js';
 
 const TABLES: readonly Table[] = ['raw', 'nat', 'filter'];
-/** At most this many rules of a chain are replaced in place (`-R`); more, and the chain is written whole. */
-const MAX_REPLACED = 4;
 
 const sameList = (a: readonly string[] | undefined, b: readonly string[]): boolean =>
   a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
@@ -72,6 +74,11 @@ export class IptablesTables {
     return (this.refs.get(name) ?? 0) > 0;
   }
 
+  /** The kernel's filter chains with their rule counters, read now (what is known of the kernel is neither used nor changed). */
+  readCounters(): Promise<Map<string, CountedRule[]>> {
+    return this.driver.readCounters();
+  }
+
   /** Reads the kernel again before the next apply and compares every desired chain with it. */
   invalidate(): void {
     this.actual = null;
@@ -116,15 +123,14 @@ export class IptablesTables {
   private plan(table: Table): TableChanges {
     const have = this.actual!.get(table)!;
     const want = this.desired.get(table)!;
-    const changes: TableChanges = { table, write: [], replace: [], remove: [], insertJumps: [], deleteJumps: [] };
+    const changes: TableChanges = { table, write: [], edit: [], remove: [], insertJumps: [], deleteJumps: [] };
     for (const name of this.dirty.get(table)!) {
       const rules = want.get(name);
       const kernel = have.get(name);
       if (rules) {
-        if (sameList(kernel, rules)) continue;
-        const changed = kernel?.length === rules.length ? rules.flatMap((r, i) => (r === kernel[i] ? [] : [i])) : null;
-        // A few rules of a chain that keeps its length: replaced in place; otherwise the chain is written whole.
-        if (changed && changed.length <= MAX_REPLACED) for (const i of changed) changes.replace.push({ chain: name, index: i + 1, rule: rules[i]! });
+        // A chain the kernel has is edited in place (its final DROP, and that DROP's counter, stay); a new one is written whole.
+        const edits = kernel ? chainEdits(name, kernel, rules) : null;
+        if (edits) changes.edit.push(...edits);
         else changes.write.push({ name, rules });
       } else if (have.has(name)) {
         changes.remove.push(name);
@@ -150,11 +156,13 @@ export class IptablesTables {
       have.set(chain.name, [...chain.rules]);
       this.count(chain.rules, 1);
     }
-    for (const r of c.replace) {
-      const rules = have.get(r.chain)!;
-      this.count([rules[r.index - 1]!], -1);
-      rules[r.index - 1] = r.rule;
-      this.count([r.rule], 1);
+    for (const e of c.edit) {
+      const rules = have.get(e.chain)!;
+      if (e.op !== 'insert') this.count([rules[e.index - 1]!], -1);
+      if (e.op !== 'delete') this.count([e.rule], 1);
+      if (e.op === 'replace') rules[e.index - 1] = e.rule;
+      else if (e.op === 'delete') rules.splice(e.index - 1, 1);
+      else rules.splice(e.index - 1, 0, e.rule);
     }
     for (const name of c.remove) {
       this.count(have.get(name) ?? [], -1);

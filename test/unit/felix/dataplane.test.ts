@@ -14,6 +14,7 @@ import type { CommandRunner } from '../../../src/felix/dataplane/drivers/command
 import { contentSetName } from '../../../src/felix/dataplane/render/names.js';
 import { FakeKernel } from '../../support/fake-kernel.js';
 import { FakeClock } from '../../support/fake-clock.js';
+import { waitFor } from '../../../src/common/poll.js';
 
 const rule = (cidr: string, more: Partial<Rule> = {}): Rule => ({ group: null, cidr, protocol: null, port: null, ...more });
 const rules = (inbound: Rule[], outbound: Rule[] = [rule('0.0.0.0/0')]) => ({ inbound, outbound, inbound_default: 'deny' as const, outbound_default: 'deny' as const });
@@ -84,8 +85,8 @@ function holdNext(k: FakeKernel, tool: string) {
 }
 
 /** A started dataplane with endpoints 1 and 2 programmed in GROUP. */
-async function twoEndpoints(): Promise<World & { a: EndpointSpec; b: EndpointSpec }> {
-  const w = await start();
+async function twoEndpoints(over: Partial<DataplaneOptions> = {}): Promise<World & { a: EndpointSpec; b: EndpointSpec }> {
+  const w = await start(new FakeKernel(), over);
   const [a, b] = [ep(1), ep(2)];
   plug(w.k, a, b);
   for (const e of [a, b]) (w.dp.upsertEndpoint(e), w.dp.setAcls(e.id, GROUP));
@@ -94,8 +95,8 @@ async function twoEndpoints(): Promise<World & { a: EndpointSpec; b: EndpointSpe
 }
 
 /** A started dataplane with endpoint 1 programmed in GROUP. */
-async function oneEndpoint(spec = ep(1)): Promise<World & { a: EndpointSpec }> {
-  const w = await start();
+async function oneEndpoint(spec = ep(1), over: Partial<DataplaneOptions> = {}): Promise<World & { a: EndpointSpec }> {
+  const w = await start(new FakeKernel(), over);
   plug(w.k, spec);
   w.dp.upsertEndpoint(spec);
   w.dp.setAcls(spec.id, GROUP);
@@ -347,6 +348,121 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     expect(text).not.to.include(':felix-to-e0001aaaaaa');
     const set = /--match-set (\S+) src/.exec(filter(w).get('felix-to-e0001aaaaaa')!.join('\n'))![1]!;
     expect([...w.k.sets().get(set)!.members]).to.deep.equal(['10.0.0.0/8']);
+  });
+
+  describe('denied packets (issue #16)', () => {
+    /** Packets the kernel counts against the last rule (the final DROP) of a chain. */
+    const hitDrop = (w: World, chain: string, packets: number, family: 4 | 6 = 4) => w.k.hitRule(family, 'filter', chain, filter(w, family).get(chain)!.length, packets);
+    const lastCount = (w: World, chain: string) => w.k.ruleCounters(4, 'filter', chain).at(-1)!;
+    const denied = async (w: World) => Object.fromEntries((await w.dp.deniedPackets()).map((c) => [`${c.endpoint || '-'} ${c.direction} ${c.family}`, c.packets]));
+    const TO = 'felix-to-e0001aaaaaa';
+    const FROM = 'felix-from-e0001aaaaaa';
+    const A = 'e0001aaaaaa0001';
+    /** Every read goes to the kernel (the fake's reads take no time worth reusing). */
+    const FRESH = { countersReuse: 0 };
+
+    // name, the ACLs the chain goes to from GROUP (one set rule and DROP in felix-to-S)
+    const changes: Array<[string, Acls]> = [
+      ['the chain grows (a protocol rule and a port set are added)', acls([rule('192.168.0.0/16'), rule('10.0.0.0/8', { protocol: 'tcp' }), rule('10.1.0.0/16', { protocol: 'udp', port: 53 })])],
+      ['the chain shrinks (no inbound rule left: just DROP)', acls([])],
+      ['its middle changes (another set)', acls([rule('10.0.0.0/8')])],
+      ['everything but the DROP changes (protocol rules instead of the set)', acls([rule('10.0.0.0/8', { protocol: 'tcp' }), rule('10.0.0.0/8', { protocol: 'udp' })])],
+    ];
+    for (const [name, next] of changes)
+      it(`an ACL change edits the endpoint chain in place and its DROP keeps counting: ${name}`, async () => {
+        const { a, ...w } = await oneEndpoint(ep(1), FRESH);
+        hitDrop(w, TO, 5);
+        hitDrop(w, FROM, 2);
+        w.k.hitRule(4, 'filter', FROM, 3, 1); // the anti-spoofing DROP
+        expect(await denied(w)).to.include({ [`${A} inbound 4`]: 5, [`${A} outbound 4`]: 3 });
+        w.k.resetCalls();
+        w.dp.setAcls(a.id, next);
+        await settle(w);
+        const [text] = restoreInputs(w, 'iptables-restore');
+        expect(text).not.to.include(`:${TO} `, 'not declared (flushed)');
+        expect(text).not.to.match(/^-A felix-to-e0001aaaaaa /m, 'no rule appended: edited by number');
+        expect(lastCount(w, TO)).to.deep.equal({ rule: '-j DROP', packets: 5 });
+        hitDrop(w, TO, 2);
+        expect(await denied(w)).to.include({ [`${A} inbound 4`]: 7, [`${A} outbound 4`]: 3 });
+        // The chain is what a whole rewrite would have made.
+        const fresh = await oneEndpoint(ep(1), FRESH);
+        fresh.dp.setAcls(fresh.a.id, next);
+        await settle(fresh);
+        expect(filter(w).get(TO)).to.deep.equal(filter(fresh).get(TO));
+      });
+
+    it('the dispatch chains’ DROP keeps counting as endpoints come and go; it is endpoint ""', async () => {
+      const { b, ...w } = await twoEndpoints(FRESH);
+      w.k.hitRule(4, 'filter', 'felix-TO-ENDPOINT', 3, 4);
+      w.k.hitRule(4, 'filter', 'felix-FROM-ENDPOINT', 3, 1);
+      const extra = ep(3);
+      plug(w.k, extra);
+      w.dp.upsertEndpoint(extra);
+      w.dp.setAcls(extra.id, GROUP);
+      await settle(w);
+      w.dp.removeEndpoint(b.id);
+      await settle(w);
+      expect(filter(w).get('felix-TO-ENDPOINT')).to.have.length(3);
+      expect(lastCount(w, 'felix-TO-ENDPOINT')).to.deep.equal({ rule: '-j DROP', packets: 4 });
+      expect(await denied(w)).to.include({ '- inbound 4': 4, '- outbound 4': 1, '- inbound 6': 0, '- outbound 6': 0 });
+    });
+
+    it('one iptables-save -c and one ip6tables-save -c per read whatever the endpoints; concurrent reads share them; a count survives the chains going', async () => {
+      const { a, ...w } = await twoEndpoints(FRESH);
+      hitDrop(w, TO, 6);
+      w.k.resetCalls();
+      const [first, second] = await Promise.all([w.dp.deniedPackets(), w.dp.deniedPackets()]);
+      expect(first).to.equal(second);
+      expect(w.k.calls.map((c) => `${c.cmd} ${c.args.join(' ')}`)).to.deep.equal(['iptables-save -c -t filter', 'ip6tables-save -c -t filter']);
+      expect(first.filter((c) => c.endpoint !== '').map((c) => [c.endpoint, c.direction, c.family, c.packets])).to.deep.equal([
+        [A, 'inbound', 4, 6],
+        [A, 'outbound', 4, 0],
+        ['e0002aaaaaa0002', 'inbound', 4, 0],
+        ['e0002aaaaaa0002', 'outbound', 4, 0],
+      ]);
+      // An update the dataplane cannot program takes its chains out (fail closed): the count stays.
+      w.dp.upsertEndpoint({ ...a, mac: 'not a mac' });
+      await settle(w);
+      expect(filter(w).has(TO)).to.equal(false);
+      expect(await denied(w)).to.include({ [`${A} inbound 4`]: 6 });
+      w.dp.upsertEndpoint(a);
+      await settle(w);
+      hitDrop(w, TO, 1);
+      expect(await denied(w)).to.include({ [`${A} inbound 4`]: 7 });
+      // Removed: no count for it any more.
+      w.dp.removeEndpoint(a.id);
+      await settle(w);
+      expect(await denied(w)).not.to.have.property(`${A} inbound 4`);
+    });
+
+    it('a reading is reused while younger than 10 times what it took, so a scraper in a loop cannot keep iptables-save running', async () => {
+      const k = new FakeKernel();
+      // iptables-save -c takes 20 ms here.
+      const commands: CommandRunner = {
+        run: async (cmd, args, input) => {
+          if (cmd.endsWith('-save') && args.includes('-c')) await new Promise((r) => setTimeout(r, 20));
+          return k.runner.run(cmd, args, input);
+        },
+      };
+      const w = await start(k, { commands });
+      const saves = () => k.calls.filter((c) => c.cmd.endsWith('-save') && c.args.includes('-c')).length;
+      const first = await w.dp.deniedPackets();
+      expect(saves()).to.equal(2);
+      const t0 = performance.now();
+      expect(await w.dp.deniedPackets()).to.equal(first, 'reused');
+      expect(saves()).to.equal(2);
+      // Bounded: well within 10 × (20 ms + the fake's turns) plus slack.
+      await waitFor('a fresh read', async () => (await w.dp.deniedPackets(), saves() === 4), 3000, 10);
+      expect(performance.now() - t0).to.be.at.least(150);
+    });
+
+    it('a failed read rejects (the probe shows the counts as unknown); the next read works', async () => {
+      const { ...w } = await oneEndpoint(ep(1), FRESH);
+      w.k.failNext((cmd, args) => cmd === 'ip6tables-save' && args.includes('-c'));
+      const err = await w.dp.deniedPackets().then(() => null, (e: Error) => e);
+      expect(err?.message).to.match(/ip6tables-save -c -t filter failed/);
+      expect(await denied(w)).to.include({ [`${A} inbound 4`]: 0 });
+    });
   });
 
   it('a disabled endpoint: no routes, no allow rules, its flows forgotten; an address it loses is forgotten too', async () => {

@@ -69,7 +69,7 @@ class World {
       host: ep.host,
       endpoint: {
         id: ep.id, ifname: ifname(ep), addrs: ep.addrs, mac: 'ee:ee:ee:ee:ee:ee', enabled: true, interfaceUp: true,
-        routesProgrammed: true, chainsProgrammed: true, programmed: true, error: null, aclAgeSeconds: acls === null ? null : 12.5,
+        routesProgrammed: true, chainsProgrammed: true, programmed: true, error: null, aclAgeSeconds: acls === null ? null : 12.5, deniedPackets: null,
         ...over.endpoint,
       },
       acls,

@@ -15,7 +15,8 @@ function daemon(over: Partial<DaemonStatus> = {}): DaemonStatus {
 function endpoint(over: Partial<EndpointStatus> = {}): EndpointStatus {
   return {
     id: 'aaaaaaaaaaaa', ifname: 'tapaaaaaaaaaaa', addrs: ['192.168.1.1'], mac: 'ee:ee:ee:ee:ee:01', enabled: true, interfaceUp: true,
-    routesProgrammed: true, chainsProgrammed: true, programmed: true, error: null, aclAgeSeconds: 12.5, ...over,
+    routesProgrammed: true, chainsProgrammed: true, programmed: true, error: null, aclAgeSeconds: 12.5,
+    deniedPackets: { inbound: 3, outbound: 0 }, ...over,
   };
 }
 
@@ -62,17 +63,19 @@ describe('calico-status formatting', () => {
   });
 
   const states: Array<[string, Partial<EndpointStatus>, RegExp]> = [
-    ['programmed', {}, /yes\s+yes\s+yes\s+yes\s+12s ago\s+programmed$/],
-    ['programmed but no ACLs yet (denied)', { aclAgeSeconds: null }, /none\s+programmed \(denied: no ACLs yet\)$/],
-    ['waiting for its interface', { interfaceUp: false, routesProgrammed: false, programmed: false }, /yes\s+no\s+no\s+yes\s+12s ago\s+waiting for interface$/],
-    ['disabled, routes pending', { enabled: false, routesProgrammed: false, programmed: false }, /no\s+yes\s+no\s+yes\s+12s ago\s+pending$/],
+    ['programmed', {}, /yes\s+yes\s+yes\s+yes\s+12s ago\s+3\/0\s+programmed$/],
+    ['programmed but no ACLs yet (denied)', { aclAgeSeconds: null }, /none\s+3\/0\s+programmed \(denied: no ACLs yet\)$/],
+    ['waiting for its interface', { interfaceUp: false, routesProgrammed: false, programmed: false }, /yes\s+no\s+no\s+yes\s+12s ago\s+3\/0\s+waiting for interface$/],
+    ['disabled, routes pending', { enabled: false, routesProgrammed: false, programmed: false }, /no\s+yes\s+no\s+yes\s+12s ago\s+3\/0\s+pending$/],
+    ['denying in both directions', { deniedPackets: { inbound: 1204, outbound: 17 } }, /12s ago\s+1204\/17\s+programmed$/],
+    ['without denied counts (not readable, or an older Felix)', { deniedPackets: null }, /12s ago\s+-\s+programmed$/],
     ['failed', { programmed: false, chainsProgrammed: false, error: 'programming chains and sets failed: boom' }, /FAILED: programming chains and sets failed: boom$/],
     ['without addresses', { addrs: [] }, /tapaaaaaaaaaaa\s+-\s+yes/],
   ];
   for (const [name, over, row] of states)
     it(`shows a Felix endpoint that is ${name}`, () => {
       const lines = formatResult({ url: 'u', status: daemon({ component: 'calico-felix', endpoints: [endpoint(over)] }) });
-      expect(lines.at(-2)).to.match(/^  endpoint\s+interface\s+addresses\s+enabled\s+iface up\s+routes\s+chains\s+ACLs\s+state$/);
+      expect(lines.at(-2)).to.match(/^  endpoint\s+interface\s+addresses\s+enabled\s+iface up\s+routes\s+chains\s+ACLs\s+denied in\/out\s+state$/);
       expect(lines.at(-1)).to.match(/^  aaaaaaaaaaaa\s+tapaaaaaaaaaaa\s+/);
       expect(lines.at(-1)).to.match(row);
     });

@@ -5,7 +5,10 @@ import { SocketStats, replyKind } from '../../../src/common/zmq/stats.js';
 import { endpointStatuses, felixProbe } from '../../../src/felix/probe.js';
 import type { TableUsage } from '../../../src/felix/kernel-tables.js';
 import type { FelixEndpoint } from '../../../src/felix/endpoints.js';
-import type { EndpointStatus as DataplaneStatus } from '../../../src/felix/dataplane/index.js';
+import type { DeniedCount, EndpointStatus as DataplaneStatus } from '../../../src/felix/dataplane/index.js';
+import type { FelixAgent } from '../../../src/felix/agent.js';
+
+const noRoute = { lookup: async () => ({ dev: null, gateway: null, protocol: null, error: 'no route' }) };
 
 describe('status and metrics from daemon state', () => {
   const kinds: Array<[string, Buffer | object, { type: string; rc: string }]> = [
@@ -55,6 +58,56 @@ describe('status and metrics from daemon state', () => {
     expect(rows[2]!.enabled).to.equal(false);
   });
 
+  it('Felix: denied packets per endpoint on /status (both families summed) and as calico_felix_denied_packets_total, read at scrape time', async () => {
+    const counts: DeniedCount[] = [
+      { endpoint: '', direction: 'inbound', family: 4, packets: 2 },
+      { endpoint: '', direction: 'outbound', family: 4, packets: 0 },
+      { endpoint: 'aaaaaaaaaaaa', direction: 'inbound', family: 4, packets: 5 },
+      { endpoint: 'aaaaaaaaaaaa', direction: 'inbound', family: 6, packets: 7 },
+      { endpoint: 'aaaaaaaaaaaa', direction: 'outbound', family: 4, packets: 1 },
+    ];
+    let reads = 0;
+    let fail = false;
+    const dataplane = {
+      status: () => dp(),
+      inForce: () => undefined,
+      deniedPackets: async () => {
+        reads++;
+        if (fail) throw new Error('iptables-save failed');
+        return counts;
+      },
+    };
+    const endpoints = new Map([['aaaaaaaaaaaa', ep('aaaaaaaaaaaa')], ['bbbbbbbbbbbb', ep('bbbbbbbbbbbb')]]);
+    const agent = { manager: { endpoints, acls: new Map(), resyncsCompleted: 1 }, connections: () => [], waitingFor: () => [], resyncsStarted: 1, aclUpdatesSuperseded: 0 } as unknown as FelixAgent;
+    const obs = new Observability(felixProbe(() => ({ agent, dataplane }), 'host-1', noRoute));
+    expect(reads).to.equal(0, 'nothing is read before a scrape');
+    const status = await obs.status();
+    expect(status.endpoints!.map((e) => [e.id, e.deniedPackets])).to.deep.equal([
+      ['aaaaaaaaaaaa', { inbound: 12, outbound: 1 }],
+      // No chains counted yet: 0, not unknown.
+      ['bbbbbbbbbbbb', { inbound: 0, outbound: 0 }],
+    ]);
+    const text = await obs.registry.metrics();
+    expect(text.split('\n').filter((l) => l.startsWith('calico_felix_denied_packets_total'))).to.deep.equal([
+      'calico_felix_denied_packets_total{endpoint="",direction="inbound",family="ipv4"} 2',
+      'calico_felix_denied_packets_total{endpoint="",direction="outbound",family="ipv4"} 0',
+      'calico_felix_denied_packets_total{endpoint="aaaaaaaaaaaa",direction="inbound",family="ipv4"} 5',
+      'calico_felix_denied_packets_total{endpoint="aaaaaaaaaaaa",direction="inbound",family="ipv6"} 7',
+      'calico_felix_denied_packets_total{endpoint="aaaaaaaaaaaa",direction="outbound",family="ipv4"} 1',
+    ]);
+    expect(text).to.include('# TYPE calico_felix_denied_packets_total counter');
+    // /readyz's status reads no counters.
+    reads = 0;
+    expect(await obs.status({ endpoints: false })).to.include({ ready: true }).and.not.have.property('endpoints');
+    expect(reads).to.equal(0);
+    // A failed read: the rows say unknown, the scrape goes on without the metric.
+    fail = true;
+    expect((await obs.status()).endpoints!.map((e) => e.deniedPackets)).to.deep.equal([null, null]);
+    const without = await obs.registry.metrics();
+    expect(without).not.to.match(/^calico_felix_denied_packets_total\{/m);
+    expect(without).to.include('calico_felix_endpoints 2');
+  });
+
   it('derives metrics and /status from the probe at read time', async () => {
     const stats = new SocketStats();
     let known = 1;
@@ -85,7 +138,7 @@ describe('status and metrics from daemon state', () => {
     expect(text).to.include('type="RESYNCSTATE",rc="SUCCESS"} 2');
     expect(text).to.include('calico_test_resyncs_total 8');
     expect(text).to.include('calico_ready 1');
-    const status = obs.status();
+    const status = await obs.status();
     expect(status).to.include({ component: 'calico-felix', version: '0.1.0', ready: true });
     expect(status.facts).to.deep.equal({ endpoints: 4, resyncs: 8 });
     expect(status.connections).to.have.length(1);
@@ -97,12 +150,11 @@ describe('status and metrics from daemon state', () => {
     let usages: TableUsage[] = [];
     let warnings: string[] = [];
     const tables = { get usages() { return usages; }, get warnings() { return warnings; } };
-    const noRoute = { lookup: async () => ({ dev: null, gateway: null, protocol: null, error: 'no route' }) };
     const obs = new Observability(felixProbe(() => ({ dataplane: { status: () => undefined, inForce: () => undefined }, tables }), 'host-1', noRoute));
     let text = await obs.registry.metrics();
     expect(text).not.to.match(/^calico_felix_kernel_table_(entries|limit)\{/m);
-    expect(obs.status()).to.include({ ready: false });
-    expect(obs.status().kernelTables).to.deep.equal([]);
+    expect(await obs.status()).to.include({ ready: false });
+    expect((await obs.status()).kernelTables).to.deep.equal([]);
     usages = [
       { table: 'ipv4-neighbours', entries: 8, limit: null, scope: 'namespace', sysctl: 'net.ipv4.neigh.default.gc_thresh3' },
       { table: 'conntrack', entries: 240000, limit: 262144, scope: 'namespace', sysctl: 'net.netfilter.nf_conntrack_max' },
@@ -114,7 +166,7 @@ describe('status and metrics from daemon state', () => {
       'calico_felix_kernel_table_entries{table="conntrack",scope="namespace"} 240000',
       'calico_felix_kernel_table_limit{table="conntrack"} 262144',
     ]);
-    const status = obs.status();
+    const status = await obs.status();
     expect(status.kernelTables).to.deep.equal(usages);
     expect(status.warnings).to.deep.equal(warnings);
     // Gone from the reading, gone from the scrape.

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { CommandError } from '../../../src/felix/dataplane/drivers/commands.js';
 import type { LinkEvent } from '../../../src/felix/dataplane/drivers/netlink.js';
-import { parseIpsetSave, parseIptablesSave, renderIpsetRestore, renderIptablesRestore } from '../../../src/felix/dataplane/render/restore.js';
+import { parseIpsetSave, parseIptablesCounters, parseIptablesSave, renderIpsetRestore, renderIptablesRestore } from '../../../src/felix/dataplane/render/restore.js';
 import { FakeKernel } from '../../support/fake-kernel.js';
 
 /** The error a promise rejects with (fails the test if it resolves). */
@@ -77,6 +77,32 @@ describe('FakeKernel', () => {
     it('accepts --noflush --counters and [p:b] rule prefixes', async () => {
       await k.runner.run('iptables-restore', ['--noflush', '--counters'], '*filter\n[3:4] -A INPUT -j ACCEPT\nCOMMIT\n');
       expect(rules('INPUT')).to.deep.equal(['-j ACCEPT']);
+    });
+
+    it('counters as iptables v1.8.9 keeps them (checked in a namespace): -D N / -I N in one restore apply in sequence and keep the other rules’ counters; -R, a declaration (flush) and -Z reset', async () => {
+      const saved = async (chain: string) =>
+        parseIptablesCounters(await k.runner.run('iptables-save', ['-c', '-t', 'filter'])).get('filter')!.get(chain)!.map((r) => `${r.packets} ${r.rule}`);
+      await restore('*filter\n:felix-x - [0:0]\n:felix-y - [0:0]\n' + ['a', 'b', 'c', 'd'].map((c) => `-A felix-x -m comment --comment ${c}`).join('\n') + '\n-A felix-x -j felix-y\n-A felix-x -j DROP\n-A felix-y -j RETURN\nCOMMIT\n');
+      for (let i = 1; i <= 6; i++) k.hitRule(4, 'filter', 'felix-x', i, 3);
+      k.hitRule(4, 'filter', 'felix-y', 1, 3);
+      await restore('*filter\n-D felix-x 2\n-D felix-x 2\n-I felix-x 2 -m comment --comment new1\n-I felix-x 3 -m comment --comment new2\n-R felix-x 4 -m comment --comment d2\nCOMMIT\n');
+      expect(await saved('felix-x')).to.deep.equal(['3 -m comment --comment a', '0 -m comment --comment new1', '0 -m comment --comment new2', '0 -m comment --comment d2', '3 -j felix-y', '3 -j DROP']);
+      expect(k.ruleCounters(4, 'filter', 'felix-x').map((r) => r.packets)).to.deep.equal([3, 0, 0, 0, 3, 3]);
+      // Writing another chain whole leaves these counters alone; the written one starts at 0.
+      await restore('*filter\n:felix-y - [0:0]\n-A felix-y -j RETURN\nCOMMIT\n');
+      expect(await saved('felix-y')).to.deep.equal(['0 -j RETURN']);
+      expect((await saved('felix-x')).at(-1)).to.equal('3 -j DROP');
+      // --counters sets a new rule's counters from its [p:b] prefix (ignored without it); -Z zeroes.
+      await k.runner.run('iptables-restore', ['--noflush'], '*filter\n[5:500] -I felix-y 1 -j RETURN\nCOMMIT\n');
+      await k.runner.run('iptables-restore', ['--noflush', '--counters'], '*filter\n[7:700] -A felix-y -j RETURN\nCOMMIT\n');
+      expect(await saved('felix-y')).to.deep.equal(['0 -j RETURN', '0 -j RETURN', '7 -j RETURN']);
+      await restore('*filter\n-Z felix-x\nCOMMIT\n');
+      expect(k.ruleCounters(4, 'filter', 'felix-x').map((r) => r.packets)).to.deep.equal([0, 0, 0, 0, 0, 0]);
+      expect(k.ruleCounters(4, 'filter', 'felix-y').map((r) => r.packets)).to.deep.equal([0, 0, 7]);
+      // Declaring the chain flushes it: every counter goes with its rule.
+      k.hitRule(4, 'filter', 'felix-x', 6, 2);
+      await restore('*filter\n:felix-x - [0:0]\n-A felix-x -j DROP\nCOMMIT\n');
+      expect(await saved('felix-x')).to.deep.equal(['0 -j DROP']);
     });
 
     it('declaring a user chain creates it or flushes it; declaring a built-in one sets its policy and keeps its rules', async () => {
@@ -235,13 +261,13 @@ describe('FakeKernel', () => {
 
     it('applies what renderIptablesRestore writes, and removes it again', async () => {
       const write = [{ name: 'felix-to-a', rules: ['-j DROP'] }, { name: 'felix-TO-ENDPOINT', rules: ['-o tapa -g felix-to-a', '-j DROP'] }];
-      await restore(renderIptablesRestore([{ table: 'filter', write, replace: [], remove: [], insertJumps: [{ table: 'filter', from: 'FORWARD', rule: '-j felix-TO-ENDPOINT' }], deleteJumps: [] }]));
+      await restore(renderIptablesRestore([{ table: 'filter', write, edit: [], remove: [], insertJumps: [{ table: 'filter', from: 'FORWARD', rule: '-j felix-TO-ENDPOINT' }], deleteJumps: [] }]));
       const state = parseIptablesSave(await k.runner.run('iptables-save', []));
       expect(state.get('filter')!.get('felix-TO-ENDPOINT')).to.deep.equal(['-o tapa -g felix-to-a', '-j DROP']);
       expect(state.get('filter')!.get('FORWARD')).to.deep.equal(['-j felix-TO-ENDPOINT']);
-      await restore(renderIptablesRestore([{ table: 'filter', write: [], replace: [{ chain: 'felix-to-a', index: 1, rule: '-j RETURN' }], remove: [], insertJumps: [], deleteJumps: [] }]));
+      await restore(renderIptablesRestore([{ table: 'filter', write: [], edit: [{ op: 'replace', chain: 'felix-to-a', index: 1, rule: '-j RETURN' }], remove: [], insertJumps: [], deleteJumps: [] }]));
       expect(k.chains(4, 'filter').get('felix-to-a')).to.deep.equal(['-j RETURN']);
-      await restore(renderIptablesRestore([{ table: 'filter', write: [], replace: [], remove: ['felix-TO-ENDPOINT', 'felix-to-a'], insertJumps: [], deleteJumps: [{ table: 'filter', from: 'FORWARD', rule: '-j felix-TO-ENDPOINT' }] }]));
+      await restore(renderIptablesRestore([{ table: 'filter', write: [], edit: [], remove: ['felix-TO-ENDPOINT', 'felix-to-a'], insertJumps: [], deleteJumps: [{ table: 'filter', from: 'FORWARD', rule: '-j felix-TO-ENDPOINT' }] }]));
       expect([...k.chains(4, 'filter').keys()]).to.deep.equal(['INPUT', 'FORWARD', 'OUTPUT']);
     });
   });
