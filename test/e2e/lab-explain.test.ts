@@ -16,6 +16,7 @@ import { Lab } from '../../src/lab/lab.js';
 import { matrixPairs } from '../../src/lab/matrix.js';
 import { LabExplanation, agrees, explainInLab, labExplainSession } from '../../src/lab/explain.js';
 import type { PacketSpec } from '../../src/status/explain.js';
+import type { QueryResult } from '../../src/status/format.js';
 import { runCommand } from '../support/process.js';
 
 /** The demo's containers (src/lab/demo.ts): address or pair, group, host. */
@@ -118,6 +119,22 @@ describe('lab end to end: explain agrees with the kernel for the whole demo matr
     expect(doc.explanation.verdict).to.equal('ALLOW');
     expect(doc.probe).to.equal(true);
     expect(doc.agrees).to.equal(true);
+  });
+
+  it("the denied counter of an endpoint rises when the other group pings it, and explain shows it", async () => {
+    const c2 = lab!.container('192.168.1.2');
+    const c4 = lab!.container('192.168.1.4');
+    const deniedInbound = async (): Promise<number> => {
+      const r = await run('src/status/main.js', '--lab-dir', dir, '--json');
+      const hosts = JSON.parse(r.output) as Array<{ host: string; results: QueryResult[] }>;
+      const row = hosts.flatMap((h) => h.results.flatMap((q) => q.status?.endpoints ?? [])).find((e) => e.id === c4.id);
+      return row!.deniedPackets!.inbound;
+    };
+    const before = await deniedInbound();
+    for (let i = 0; i < 3; i++) expect(await lab!.ping(c2, '192.168.1.4')).to.equal(false);
+    expect(await deniedInbound()).to.be.at.least(before + 3);
+    const x = await run('src/status/main.js', 'explain', '192.168.1.2', '192.168.1.4', '--lab-dir', dir);
+    expect(x.output).to.match(/felix-to chain of \S+: programmed, .*; \d+ packets denied inbound so far/);
   });
 
   it('calico-status explain --lab-dir: exit 0 allowed, 1 denied, 2 for an address no endpoint has; ids work as well as addresses', async () => {
