@@ -360,8 +360,14 @@ async function handle(obs: Observability, req: http.IncomingMessage, res: http.S
       const status = await obs.status({ endpoints: false });
       return status.ready ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', `not ready: waiting for ${status.waitingFor.join(', ')}\n`);
     }
-    case '/metrics':
-      return send(200, obs.registry.contentType, await obs.registry.metrics());
+    case '/metrics': {
+      // `?name=M` (repeatable): only those metrics, so a tight poller of one fact does not make the
+      // daemon read everything each time (Felix's denied counters cost an iptables-save).
+      const names = [...url.searchParams.getAll('name'), ...url.searchParams.getAll('name[]')];
+      if (names.length === 0) return send(200, obs.registry.contentType, await obs.registry.metrics());
+      const texts = await Promise.all(names.filter((n) => obs.registry.getSingleMetric(n)).map((n) => obs.registry.getSingleMetricAsString(n)));
+      return send(200, obs.registry.contentType, texts.map((t) => `${t}\n`).join(''));
+    }
     case '/status':
       return send(200, 'application/json', `${JSON.stringify(await obs.status(), null, 2)}\n`);
     default: {

@@ -215,6 +215,10 @@ describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', funct
       expect(status.output).to.match(/^calico-acl-manager  \S+  ready/m);
       expect(status.output).to.include('groups 1  endpoints 2  aclUpdatesPublished 3  resyncsStarted 1  resyncsCompleted 1');
 
+      // A poller of one fact asks for it alone.
+      const one = (await get(metrics, '/metrics?name=calico_aclmgr_groups&name=calico_ready&name=no_such_metric')).body;
+      expect(one.split('\n').filter((l) => l !== '' && !l.startsWith('#'))).to.deep.equal(['calico_aclmgr_groups 1', 'calico_ready 1']);
+
       // What explain reads (issue #16): the endpoint's groups, its ACLs, and the group rule behind each rule.
       const view = await get(metrics, '/status/endpoint?id=ep1');
       expect(view.code).to.equal(200);
