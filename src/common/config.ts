@@ -3,7 +3,7 @@
  * case-insensitive keys, a warning per unknown key, and a one-line
  * {@link ConfigError} naming file, section and key for anything wrong.
  */
-import fs from 'node:fs';
+import { readTextFile } from './files.js';
 import { parseIni } from './ini.js';
 import { Severity, parseSeverity } from './logging.js';
 
@@ -31,9 +31,9 @@ export interface Loaded<S extends Schema> {
 export function loadConfig<S extends Schema>(file: string, schema: S): Loaded<S> {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readTextFile(file);
   } catch (err) {
-    throw new ConfigError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new ConfigError((err as Error).message);
   }
   const doc = parseIni(text);
   const first = doc.errors[0];
