@@ -16,6 +16,7 @@ import { Container, Netns, createNetns, deleteAllNetns, plugContainer } from '..
 import { waitFor } from '../support/process.js';
 import { contentSetName } from '../../src/felix/dataplane/render/names.js';
 import { chainSets, felixSets, orphanSets, setMembers } from '../support/dataplane.js';
+import { tap } from '../support/felix-peers.js';
 
 const A = { id: 'aaaaaaaaaaaa0001', ifname: 'tapaaaaaaaaaaa', ip: '192.168.10.1', mac: 'ee:ee:00:00:00:01' };
 const B = { id: 'bbbbbbbbbbbb0002', ifname: 'tapbbbbbbbbbbb', ip: '192.168.10.2', mac: 'ee:ee:00:00:00:02' };
@@ -596,10 +597,10 @@ describe('Felix dataplane in network namespaces', function () {
     it('dispatch: with 40 endpoints every dispatch chain stays short and every endpoint is reached', async () => {
       const { host, a, b, driver } = await lab();
       const extra = Array.from({ length: 38 }, (_, i) => ({ id: `${(i * 7919 % 4096).toString(16).padStart(3, '0')}e${i}`.padEnd(16, '0'), ip: `192.168.11.${i + 1}` }));
-      await host.run('ip', ['-batch', '-'], { input: extra.map((e, i) => `link add tap${e.id.slice(0, 11)} type veth peer name xp${i}\nlink set tap${e.id.slice(0, 11)} up\nlink set xp${i} up\n`).join('') });
+      await host.run('ip', ['-batch', '-'], { input: extra.map((e, i) => `link add ${tap(e.id)} type veth peer name xp${i}\nlink set ${tap(e.id)} up\nlink set xp${i} up\n`).join('') });
       await program(driver, [
         [spec(A), OPEN], [spec(B), OPEN],
-        ...extra.map((e, i): [EndpointSpec, Acls] => [{ id: e.id, ifname: `tap${e.id.slice(0, 11)}`, mac: `ee:ee:00:00:01:${i.toString(16).padStart(2, '0')}`, addrs: [e.ip], enabled: true }, OPEN]),
+        ...extra.map((e, i): [EndpointSpec, Acls] => [{ id: e.id, ifname: tap(e.id), mac: `ee:ee:00:00:01:${i.toString(16).padStart(2, '0')}`, addrs: [e.ip], enabled: true }, OPEN]),
       ]);
       const chains = new Map<string, number>();
       for (const line of (await host.run('iptables-save', ['-t', 'filter'])).split('\n')) {
