@@ -84,7 +84,7 @@ export const int = (dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER): KeySp
   parse: (raw) => {
     if (!/^-?\d+$/.test(raw)) throw new Error('expected a whole number');
     const n = Number(raw);
-    if (n < min || n > max) throw new Error(`expected a number from ${min} to ${max}`);
+    if (n < min || n > max) throw new Error(`expected a number from ${min}${max === Number.MAX_SAFE_INTEGER ? ' up' : ` to ${max}`}`);
     return n;
   },
 });
