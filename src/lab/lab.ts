@@ -397,7 +397,7 @@ export class Lab {
   }
 
   /** The data file network-container wrote for `c`. */
-  private dataFile(c: LabContainer): string {
+  dataFile(c: LabContainer): string {
     return path.join(this.dataDir, `${endpointKey(c.ip)}.txt`);
   }
 
