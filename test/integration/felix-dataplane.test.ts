@@ -266,11 +266,13 @@ describe('Felix dataplane in network namespaces', function () {
     expect(await canPing(a, C.ip)).to.equal(true);
   });
 
-  it('repairs drift on the periodic refresh: a deleted jump, a flushed chain, a deleted route', async () => {
+  it('repairs drift on the periodic refresh: a deleted jump, a flushed chain, a deleted route, a set member added', async () => {
     const { host, a, driver } = await lab({ refreshMs: 300 });
     await program(driver, [[spec(A), OPEN], [spec(B), OPEN]]);
     const before = await snapshot(host);
+    expect(before).to.match(/^create felix-4a-/m);
     await host.sh('iptables -D FORWARD -j felix-FORWARD; iptables -F felix-to-bbbbbbbbbbb; ip route del 192.168.10.2 dev tapbbbbbbbbbbb');
+    await host.sh('for s in $(ipset list -n | grep "^felix-4a-"); do ipset add "$s" 10.66.0.0/16; done');
     expect(await snapshot(host)).not.to.equal(before);
     await waitFor('drift repaired', async () => (await snapshot(host)) === before, 10000);
     expect(await canPing(a, B.ip)).to.equal(true);
