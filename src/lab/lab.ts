@@ -23,7 +23,6 @@ import { renderBirdConfig } from './bird-config.js';
 import { neighbourLimitProblem, readNeighbourLimits } from './neighbour-budget.js';
 import { LAB_METRICS_PORTS, LabContainer, LabHost, LabState, addressIn, addressesOf, labStateFile, labStatusUrls, readLabState } from './state.js';
 
-export { LAB_METRICS_PORTS, addressIn, addressesOf } from './state.js';
 export type { LabCommand, LabContainer, LabHost, LabState } from './state.js';
 
 /** dist/ of this build: the lab runs the same build's commands. */
