@@ -10,6 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { defaultInterfaceName, endpointSuffix } from '../../src/common/endpoint-names.js';
+import { formatEndpointSection } from '../../src/plugin/data.js';
 import { seededRandom } from '../../test/support/fuzz.js';
 
 export const HOST = 'churn-host';
@@ -117,7 +118,7 @@ export class ChurnModel {
   private writeEndpoint(i: number, group: number): void {
     const s = this.slots[i]!;
     const tmp = path.join(this.stagingDir, `${s.id}.txt`);
-    fs.writeFileSync(tmp, `[endpoint ${s.id}]\nid=${s.id}\nip=${s.addr}\nmac=${s.mac}\nhost=${HOST}\ngroup=group${group}\n`);
+    fs.writeFileSync(tmp, formatEndpointSection({ id: s.id, ip: s.addr, mac: s.mac, host: HOST, group: `group${group}` }));
     fs.renameSync(tmp, this.file(i));
   }
 }

@@ -33,6 +33,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { endpointSuffix } from '../../src/common/endpoint-names.js';
 import { createNetns, deleteAllNetns, deleteNetns, Netns } from '../../test/support/netns.js';
 import { ipc } from '../../test/support/felix-peers.js';
 import { Running, startCommand, stop, stopAll } from '../../test/support/process.js';
@@ -192,7 +193,7 @@ async function ours(kind: WorkloadKind, n: number): Promise<Ours> {
     const scrape = await watch.send<{ ms: number; applies: Record<string, { count: number; seconds: number }> }>({ op: 'scrape', port: METRICS_PORT, count: 5 });
 
     // Confirm from the kernel itself.
-    const suffixes = new Set(w.map(({ spec }) => spec.id.slice(0, 11)));
+    const suffixes = new Set(w.map(({ spec }) => endpointSuffix(spec.id)));
     const save = await ns.run('iptables-save', ['-t', 'filter'], { timeoutMs: 120000 });
     const declared = save.split('\n').filter((l) => l.startsWith(':felix-')).map((l) => l.slice(1).split(' ')[0]!);
     const chainsOf = (dir: 'to' | 'from') => declared.filter((c) => c.startsWith(`felix-${dir}-`) && suffixes.has(c.slice(`felix-${dir}-`.length))).length;
@@ -207,8 +208,8 @@ async function ours(kind: WorkloadKind, n: number): Promise<Ours> {
     if (routes !== n || neighbours !== n) throw new Error(`kernel has ${routes} routes and ${neighbours} permanent neighbours for ${n} endpoints`);
     for (const i of [...new Set([0, Math.floor(n / 2), n - 1])]) {
       const { spec, expect } = w[i]!;
-      const sets = await watch.send<Record<string, string[]>>({ op: 'members', chain: `felix-to-${spec.id.slice(0, 11)}` });
-      if (!Object.values(sets).some((m) => m.includes(expect))) throw new Error(`endpoint ${spec.id}: ${expect} not in the sets felix-to-${spec.id.slice(0, 11)} references (${Object.keys(sets).join(', ')})`);
+      const sets = await watch.send<Record<string, string[]>>({ op: 'members', chain: `felix-to-${endpointSuffix(spec.id)}` });
+      if (!Object.values(sets).some((m) => m.includes(expect))) throw new Error(`endpoint ${spec.id}: ${expect} not in the sets felix-to-${endpointSuffix(spec.id)} references (${Object.keys(sets).join(', ')})`);
     }
     const rules = save.split('\n').filter((l) => l.startsWith('-A felix-')).length;
     const ipsets = (await ns.run('ipset', ['save'], { timeoutMs: 120000 })).split('\n');
@@ -219,7 +220,7 @@ async function ours(kind: WorkloadKind, n: number): Promise<Ours> {
     const mid = Math.floor(n / 2);
     const { spec } = w[mid]!;
     const change = aclChange(kind, w, mid);
-    const chain = `felix-to-${spec.id.slice(0, 11)}`;
+    const chain = `felix-to-${endpointSuffix(spec.id)}`;
     const before = await watch.send<Record<string, string[]>>({ op: 'members', chain });
     if (Object.values(before).some((m) => m.includes(change.entry))) throw new Error(`${change.entry} already programmed before the change`);
     const t1 = wall();

@@ -7,6 +7,7 @@
  */
 import type { Acls } from '../../src/common/wire/acl-api.js';
 import type { Rule, Rules } from '../../src/common/wire/rules.js';
+import { defaultInterfaceName } from '../../src/common/endpoint-names.js';
 
 export type WorkloadKind = 'distinct' | 'group';
 export const WORKLOAD_KINDS: readonly WorkloadKind[] = ['distinct', 'group'];
@@ -48,7 +49,7 @@ export function aclsFor(i: number, n: number, extra = 0): Acls {
 
 function endpoint(prefix: string, i: number): BenchEndpoint {
   const id = `${prefix}${hex(i, 6)}${hex((i * 2654435761) % 0xffffffff, 8)}`;
-  return { id, ifname: `tap${id.slice(0, 11)}`, mac: `ee:ee:00:${hex(i >> 16, 2)}:${hex((i >> 8) & 255, 2)}:${hex(i & 255, 2)}`, addrs: [endpointAddr(i)], enabled: true };
+  return { id, ifname: defaultInterfaceName('tap', id), mac: `ee:ee:00:${hex(i >> 16, 2)}:${hex((i >> 8) & 255, 2)}:${hex(i & 255, 2)}`, addrs: [endpointAddr(i)], enabled: true };
 }
 
 export function workload(n: number): Workload[] {

@@ -4,6 +4,7 @@
  */
 import yargs, { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import type { KeySpec } from './config.js';
 
 /** A yargs parser that fails with one line (`cmd: reason`) and exit code 2. */
 export function commandLine(name: string, usage: string): Argv {
@@ -20,6 +21,28 @@ export function commandLine(name: string, usage: string): Argv {
       process.stderr.write(`${name}: ${msg ?? err?.message ?? 'bad arguments'} (see --help)\n`);
       process.exit(2);
     });
+}
+
+/**
+ * A yargs `coerce` that checks a flag's value with a config key's parser, so
+ * a flag and the config key it stands beside accept the same values: a bad
+ * one fails with one line naming the flag, `--FLAG: bad value "V": why`.
+ */
+export function flagParser<T>(flag: string, parse: (raw: string) => T): (raw: unknown) => T {
+  return (raw) => {
+    const text = String(raw);
+    try {
+      return parse(text);
+    } catch (err) {
+      throw new Error(`--${flag}: bad value ${JSON.stringify(text)}: ${(err as Error).message}`);
+    }
+  };
+}
+
+/** A yargs option checked by a config key ({@link flagParser}), defaulting to the key's default (which it must have). */
+export function keyOption<T>(flag: string, spec: KeySpec<T>, describe?: string): { type: 'string'; default: T; describe: string | undefined; coerce: (raw: unknown) => T } {
+  if (spec.default === undefined) throw new Error(`--${flag}: its config key has no default`);
+  return { type: 'string', default: spec.default, describe, coerce: flagParser(flag, spec.parse) };
 }
 
 /**

@@ -3,7 +3,7 @@
  * case-insensitive keys, a warning per unknown key, and a one-line
  * {@link ConfigError} naming file, section and key for anything wrong.
  */
-import fs from 'node:fs';
+import { readTextFile } from './files.js';
 import { parseIni } from './ini.js';
 import { Severity, parseSeverity } from './logging.js';
 
@@ -31,9 +31,9 @@ export interface Loaded<S extends Schema> {
 export function loadConfig<S extends Schema>(file: string, schema: S): Loaded<S> {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readTextFile(file);
   } catch (err) {
-    throw new ConfigError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new ConfigError((err as Error).message);
   }
   const doc = parseIni(text);
   const first = doc.errors[0];
@@ -84,7 +84,7 @@ export const int = (dflt: number, min = 0, max = Number.MAX_SAFE_INTEGER): KeySp
   parse: (raw) => {
     if (!/^-?\d+$/.test(raw)) throw new Error('expected a whole number');
     const n = Number(raw);
-    if (n < min || n > max) throw new Error(`expected a number from ${min} to ${max}`);
+    if (n < min || n > max) throw new Error(`expected a number from ${min}${max === Number.MAX_SAFE_INTEGER ? ' up' : ` to ${max}`}`);
     return n;
   },
 });

@@ -6,6 +6,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { KeySpec } from './config.js';
+import { CannotReadError, errorReason, readTextFile } from './files.js';
 import type { CurveKeyPair } from './zmq/options.js';
 
 const Z85 = '0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#';
@@ -56,13 +57,7 @@ export function curvePublicOf(secretKey: string): string {
 
 /** Reads a key file: one 40-character Z85 key (surrounding white space allowed). Throws a one-line reason. */
 export function readKeyFile(file: string): string {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new Error(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  const key = text.trim();
+  const key = readTextFile(file).trim();
   if (!z85Decode(key)) throw new Error(`${file}: not a CurveZMQ key (expected 40 Z85 characters)`);
   return key;
 }
@@ -77,7 +72,7 @@ export function readSecretKeyFile(file: string): string {
   try {
     mode = fs.statSync(file).mode & 0o777;
   } catch (err) {
-    throw new Error(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new CannotReadError(file, errorReason(err));
   }
   if (mode & 0o077) throw new Error(`${file}: mode ${mode.toString(8).padStart(4, '0')} gives group or others access to this secret key (chmod 600 it)`);
   return readKeyFile(file);
@@ -95,14 +90,8 @@ export const secretKeyFile = (): KeySpec<string | null> => ({ default: null, par
  * lone `#`) are skipped. A key itself may contain `#`. Throws a one-line reason.
  */
 export function readKeyListFile(file: string): string[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new Error(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
   const keys: string[] = [];
-  for (const [i, line] of text.split('\n').entries()) {
+  for (const [i, line] of readTextFile(file).split('\n').entries()) {
     const key = line.trim().split(/\s+/)[0]!;
     if (key === '' || key === '#') continue;
     if (!z85Decode(key)) throw new Error(`${file}:${i + 1}: not a CurveZMQ key (expected 40 Z85 characters)`);

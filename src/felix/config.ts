@@ -1,6 +1,7 @@
 /** felix.cfg (SPEC §7), plus port overrides. */
 import os from 'node:os';
 import { ConfigOf, bool, host, int, loadConfig, logSection, orNone, port, str } from '../common/config.js';
+import { interfacePrefix } from '../common/endpoint-names.js';
 import { metricsSection } from '../common/metrics.js';
 import { daemonSocketOptions, maxMessageBytes, securitySection } from '../common/security.js';
 import type { SocketOptions } from '../common/zmq/options.js';
@@ -17,10 +18,7 @@ export const felixSchema = {
     EndpointRetryTimeMillis: int(500, 10),
     MetadataAddr: orNone(host('127.0.0.1')),
     MetadataPort: port(9697),
-    InterfacePrefix: { default: 'tap', parse: (raw: string) => {
-      if (!/^[A-Za-z0-9_-]{1,4}$/.test(raw)) throw new Error('expected 1-4 letters or digits');
-      return raw;
-    } },
+    InterfacePrefix: interfacePrefix('tap'),
     /** What a container may send to the host itself beyond DHCP, neighbour/router discovery and metadata (SPEC §6 v2). */
     EndpointToHostAction: { default: 'DROP' as 'DROP' | 'ACCEPT', parse: (raw: string): 'DROP' | 'ACCEPT' => {
       const v = raw.trim().toUpperCase();

@@ -18,7 +18,7 @@ import {
   ResyncResponse,
 } from '../common/wire/endpoint-api.js';
 import type { EndpointSpec } from './dataplane/index.js';
-import { defaultInterfaceName, endpointSuffix } from '../common/endpoint-names.js';
+import { defaultInterfaceName, endpointSuffix, isInterfaceName } from '../common/endpoint-names.js';
 
 export type { EndpointSpec };
 
@@ -39,9 +39,6 @@ export interface AclSink {
   watch(id: string): void;
   unwatch(id: string): void;
 }
-
-/** Interface names go into iptables rules and /proc paths: Linux's 15 characters, nothing special. */
-const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 
 export interface FelixEndpoint extends EndpointSpec {
   acls: Acls | null;
@@ -196,7 +193,7 @@ export class EndpointManager {
    */
   private claim(id: string, ifname: string, addrs: string[], authoritative: boolean, hostRefusal: string | null): string | null {
     const prefix = this.opts.interfacePrefix;
-    if (!ifname.startsWith(prefix) || !IFNAME_RE.test(ifname))
+    if (!ifname.startsWith(prefix) || !isInterfaceName(ifname))
       return `interface name ${JSON.stringify(ifname)} must start with ${prefix} and have at most 15 of [A-Za-z0-9_.-]`;
     if (hostRefusal !== null) return hostRefusal;
     const held = new Map<string, string>();

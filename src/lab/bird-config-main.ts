@@ -4,9 +4,9 @@
  * (SPEC §8): writes BIRD 2's configuration for one host of the felix.txt
  * mesh, to stdout or atomically to `--out`.
  */
-import fs from 'node:fs';
 import os from 'node:os';
 import { commandLine } from '../common/cli.js';
+import { CannotReadError, readTextFile, writeFileAtomic } from '../common/files.js';
 import { DEFAULT_AS, DEFAULT_PREFIXES, meshFor, meshOptions, parseFelixTxt, renderBirdConfig } from './bird-config.js';
 
 const NAME = 'calico-bird-config';
@@ -40,9 +40,9 @@ function main(): void {
   const file = argv['felix-txt'];
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readTextFile(file);
   } catch (err) {
-    fail(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    fail(`cannot read ${file}: ${(err as CannotReadError).reason}`);
   }
   const { hosts, problems } = parseFelixTxt(text, file);
   // A generator must not silently drop a peer: any bad section stops it.
@@ -58,12 +58,9 @@ function main(): void {
     process.stdout.write(config);
     return;
   }
-  const tmp = `${argv.out}.${process.pid}.tmp`;
   try {
-    fs.writeFileSync(tmp, config);
-    fs.renameSync(tmp, argv.out);
+    writeFileAtomic(argv.out, config);
   } catch (err) {
-    fs.rmSync(tmp, { force: true });
     fail(`cannot write ${argv.out}: ${(err as Error).message}`);
   }
 }

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { waitFor } from '../common/poll.js';
 import type { PacketSpec } from '../status/explain.js';
-import type { LabContainer } from './lab.js';
+import type { LabContainer } from './state.js';
 
 /** The TCP port every lab container listens on (Lab.addContainer). */
 export const LAB_TCP_PORT = 7000;

@@ -15,55 +15,20 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { readTextFile, writeFileAtomic } from '../common/files.js';
+import { IniSections, formatIni } from '../common/ini.js';
 import { waitFor } from '../common/poll.js';
-import { canonicalEndpointIp, endpointKey } from '../plugin/data.js';
-import { ipFamily } from '../common/wire/codec.js';
+import { canonicalEndpointIp, endpointKey, formatEndpointSection, formatFelixSection, readEndpointSection } from '../plugin/data.js';
 import { renderBirdConfig } from './bird-config.js';
 import { neighbourLimitProblem, readNeighbourLimits } from './neighbour-budget.js';
+import { LAB_METRICS_PORTS, LabContainer, LabHost, LabState, addressIn, addressesOf, labStateFile, labStatusUrls, readLabState } from './state.js';
+
+export type { LabCommand, LabContainer, LabHost, LabState } from './state.js';
 
 /** dist/ of this build: the lab runs the same build's commands. */
 const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const FABRIC_PREFIX = '198.18.0';
 const FABRIC6_PREFIX = 'fd00:198:18::';
-/** HTTP ports of /livez, /readyz, /metrics, /status on 127.0.0.1 inside each host's namespace. */
-export const LAB_METRICS_PORTS = { felix: 9091, 'acl-manager': 9092, 'plugin-ep': 9093, 'plugin-network': 9094 } as const;
-
-export interface LabHost {
-  name: string;
-  ns: string;
-  ip: string;
-  /** Its IPv6 fabric address (felix.txt `ip6=`): BIRD's IPv6 sessions run between these. */
-  ip6: string;
-}
-
-export interface LabContainer {
-  id: string;
-  /** Its address, or for a dual-stack container its IPv4,IPv6 pair (network-container's IP, canonical). */
-  ip: string;
-  group: string;
-  host: string;
-  ns: string;
-}
-
-export interface LabState {
-  prefix: string;
-  dir: string;
-  hosts: LabHost[];
-  containers: LabContainer[];
-  /** process name → pid */
-  pids: Record<string, number>;
-  /** process name → how it was started, so it can be restarted (absent in labs from older builds). */
-  commands?: Record<string, LabCommand>;
-  /** Folder of the CurveZMQ key pairs when every socket of the lab is authenticated (`up --curve`). */
-  keysDir?: string;
-}
-
-export interface LabCommand {
-  ns: string;
-  cmd: string;
-  args: string[];
-}
-
 /**
  * Connection timings for every daemon of the lab. The defaults suit a demo;
  * fault tests want failures noticed within seconds.
@@ -120,16 +85,6 @@ async function probe(ns: string, cmd: string, ...args: string[]): Promise<ProbeO
   return { ok: r.exitCode === 0, stderr: String(r.stderr ?? '') };
 }
 
-/** A container's addresses: one, or IPv4 and IPv6 for a dual-stack container. */
-export function addressesOf(c: Pick<LabContainer, 'ip'>): string[] {
-  return c.ip.split(',');
-}
-
-/** A container's address in `family`, if it has one. */
-export function addressIn(c: Pick<LabContainer, 'ip'>, family: 4 | 6): string | undefined {
-  return addressesOf(c).find((a) => ipFamily(a) === family);
-}
-
 /** Endpoint ids look like docker ids: hex, unique in their first 11 characters. */
 export function endpointIdFor(ip: string): string {
   return createHash('sha1').update(ip).digest('hex').slice(0, 12);
@@ -155,11 +110,11 @@ export class Lab {
   }
 
   static stateFile(dir: string): string {
-    return path.join(dir, 'lab.json');
+    return labStateFile(dir);
   }
 
   static load(dir: string): Lab {
-    return new Lab(JSON.parse(fs.readFileSync(Lab.stateFile(dir), 'utf8')) as LabState);
+    return new Lab(readLabState(dir));
   }
 
   /** Builds the hosts and starts every daemon; on failure removes what it made. */
@@ -205,8 +160,9 @@ export class Lab {
     if (this.state.keysDir) fs.rmSync(this.state.keysDir, { recursive: true, force: true });
   }
 
+  /** Records the lab; atomically, as calico-status may be reading it. */
   private save(): void {
-    fs.writeFileSync(Lab.stateFile(this.state.dir), JSON.stringify(this.state, null, 2));
+    writeFileAtomic(Lab.stateFile(this.state.dir), JSON.stringify(this.state, null, 2));
   }
 
   private async buildFabric(): Promise<void> {
@@ -238,18 +194,18 @@ export class Lab {
     this.state.keysDir = path.join(this.state.dir, 'keys');
     for (const role of LAB_KEY_ROLES)
       await execa(process.execPath, [path.join(DIST, 'src/keygen/main.js'), '--out-dir', this.state.keysDir, '--name', role, '--force']);
-    const clients = LAB_KEY_ROLES.map((role) => `${fs.readFileSync(this.keyFile(role, 'pub'), 'utf8').trim()} ${role}\n`).join('');
+    const clients = LAB_KEY_ROLES.map((role) => `${readTextFile(this.keyFile(role, 'pub')).trim()} ${role}\n`).join('');
     fs.writeFileSync(path.join(this.state.keysDir, LAB_CLIENT_KEYS), clients);
     this.save();
   }
 
-  /** The `[security]` section for a daemon with `own` keys and these peers' public keys; empty without curve. */
-  private securitySection(own: LabKeyRole, peers: Record<string, LabKeyRole>): string {
-    if (!this.state.keysDir) return '';
-    const lines = [`CurveSecretKeyFile = ${this.keyFile(own, 'key')}`, `CurvePublicKeyFile = ${this.keyFile(own, 'pub')}`];
-    for (const [key, role] of Object.entries(peers)) lines.push(`${key} = ${this.keyFile(role, 'pub')}`);
-    lines.push(`CurveClientKeysFile = ${path.join(this.state.keysDir, LAB_CLIENT_KEYS)}`);
-    return `\n[security]\n${lines.join('\n')}\n`;
+  /** The `[security]` section for a daemon with `own` keys and these peers' public keys; none without curve. */
+  private securitySection(own: LabKeyRole, peers: Record<string, LabKeyRole>): IniSections {
+    if (!this.state.keysDir) return {};
+    const keys: Record<string, string> = { CurveSecretKeyFile: this.keyFile(own, 'key'), CurvePublicKeyFile: this.keyFile(own, 'pub') };
+    for (const [key, role] of Object.entries(peers)) keys[key] = this.keyFile(role, 'pub');
+    keys['CurveClientKeysFile'] = path.join(this.state.keysDir, LAB_CLIENT_KEYS);
+    return { security: keys };
   }
 
   /** The plugin's `--curve-*` flags for `role`; none without curve. */
@@ -262,35 +218,31 @@ export class Lab {
 
   private writeConfigs(asNumber: number, timings: LabTimings): void {
     const dir = this.state.dir;
-    const felixConnection = `ConnectionTimeoutMillis = ${timings.connectionTimeoutMs}\nConnectionKeepaliveIntervalMillis = ${timings.keepaliveMs}\n`;
-    const felixResync = `ResyncIntervalSecs = ${timings.resyncIntervalSecs}\n`;
-    // Sections may repeat: these keys add to [global] and fill [connection]. The ACL heartbeat
-    // must come more often than Felix's timeout, or Felix would keep resubscribing.
-    const aclManagerTimings =
-      `\n[global]\nAclHeartbeatIntervalMillis = ${timings.keepaliveMs}\n\n[connection]\nConnectionTimeoutMillis = ${timings.connectionTimeoutMs}\n` +
-      `ConnectionKeepaliveIntervalMillis = ${timings.keepaliveMs}\nPluginTimeoutMillis = ${3 * timings.keepaliveMs}\n`;
     const first = this.state.hosts[0]!;
-    const felixTxt = this.state.hosts.map((h) => `[felix ${h.name}]\nip=${h.ip}\nip6=${h.ip6}\nhost=${h.name}\n`).join('\n');
-    fs.writeFileSync(path.join(this.dataDir, 'felix.txt'), felixTxt);
+    const log = (name: string) => ({ LogFilePath: path.join(this.logDir, `${name}.log`), LogSeverityFile: 'INFO', LogSeverityScreen: 'ERROR' });
+    fs.writeFileSync(path.join(this.dataDir, 'felix.txt'), this.state.hosts.map((h) => formatFelixSection({ host: h.name, ip: h.ip, ip6: h.ip6 })).join('\n'));
     for (const h of this.state.hosts) {
-      fs.writeFileSync(
-        path.join(dir, `felix-${h.name}.cfg`),
-        `[global]\nPluginAddress = ${first.ip}\nACLAddress = ${first.ip}\nFelixHostname = ${h.name}\nMetadataAddr = None\n${felixResync}\n` +
-          `[log]\nLogFilePath = ${path.join(this.logDir, `felix-${h.name}.log`)}\nLogSeverityFile = INFO\nLogSeverityScreen = ERROR\n\n` +
-          `[connection]\n${felixConnection}\n` +
-          `[metrics]\nMetricsPort = ${LAB_METRICS_PORTS.felix}\n` +
-          this.securitySection('felix', { PluginPublicKeyFile: 'plugin', AclManagerPublicKeyFile: 'aclmgr' }),
-      );
+      const felix = {
+        global: { PluginAddress: first.ip, ACLAddress: first.ip, FelixHostname: h.name, MetadataAddr: 'None', ResyncIntervalSecs: timings.resyncIntervalSecs },
+        log: log(`felix-${h.name}`),
+        connection: { ConnectionTimeoutMillis: timings.connectionTimeoutMs, ConnectionKeepaliveIntervalMillis: timings.keepaliveMs },
+        metrics: { MetricsPort: LAB_METRICS_PORTS.felix },
+        ...this.securitySection('felix', { PluginPublicKeyFile: 'plugin', AclManagerPublicKeyFile: 'aclmgr' }),
+      };
+      fs.writeFileSync(path.join(dir, `felix-${h.name}.cfg`), formatIni(felix));
       // No prefixes given: the generator carries both default ranges (192.168.0.0/16, fd00:192:168::/48), as every host has ip6.
       const peers = this.state.hosts.filter((p) => p !== h).map((p) => ({ host: p.name, ip: p.ip, ip6: p.ip6 }));
       fs.writeFileSync(this.birdConfig(h), renderBirdConfig({ self: { host: h.name, ip: h.ip, ip6: h.ip6 }, peers, asNumber }));
     }
-    fs.writeFileSync(
-      path.join(dir, 'acl_manager.cfg'),
-      `[global]\nPluginAddress = ${first.ip}\n\n[log]\nLogFilePath = ${path.join(this.logDir, 'acl_manager.log')}\nLogSeverityFile = INFO\nLogSeverityScreen = ERROR\n\n` +
-        `[metrics]\nMetricsPort = ${LAB_METRICS_PORTS['acl-manager']}\n${aclManagerTimings}` +
-          this.securitySection('aclmgr', { PluginPublicKeyFile: 'plugin' }),
-    );
+    const aclManager = {
+      // The ACL heartbeat must come more often than Felix's timeout, or Felix would keep resubscribing.
+      global: { PluginAddress: first.ip, AclHeartbeatIntervalMillis: timings.keepaliveMs },
+      log: log('acl_manager'),
+      connection: { ConnectionTimeoutMillis: timings.connectionTimeoutMs, ConnectionKeepaliveIntervalMillis: timings.keepaliveMs, PluginTimeoutMillis: 3 * timings.keepaliveMs },
+      metrics: { MetricsPort: LAB_METRICS_PORTS['acl-manager'] },
+      ...this.securitySection('aclmgr', { PluginPublicKeyFile: 'plugin' }),
+    };
+    fs.writeFileSync(path.join(dir, 'acl_manager.cfg'), formatIni(aclManager));
   }
 
   private async startDaemons(timings: LabTimings): Promise<void> {
@@ -312,8 +264,7 @@ export class Lab {
 
   /** The /status URLs of the daemons in host `h` (reachable only inside its namespace). */
   statusUrls(h: LabHost): string[] {
-    const names = h.name === this.state.hosts[0]!.name ? (['plugin-ep', 'plugin-network', 'acl-manager', 'felix'] as const) : (['felix'] as const);
-    return names.map((n) => `http://127.0.0.1:${LAB_METRICS_PORTS[n]}/status`);
+    return labStatusUrls(this.state, h);
   }
 
   /** Runs `calico-status` for host `h`'s daemons inside its namespace; exit code and output, never throws for a non-zero exit. */
@@ -445,7 +396,7 @@ export class Lab {
   }
 
   /** The data file network-container wrote for `c`. */
-  private dataFile(c: LabContainer): string {
+  dataFile(c: LabContainer): string {
     return path.join(this.dataDir, `${endpointKey(c.ip)}.txt`);
   }
 
@@ -470,9 +421,7 @@ export class Lab {
   setGroup(ip: string, group: string): void {
     const c = this.container(ip);
     const file = this.dataFile(c);
-    const text = fs.readFileSync(file, 'utf8').replace(/^group=.*$/m, `group=${group}`);
-    fs.writeFileSync(`${file}.tmp`, text);
-    fs.renameSync(`${file}.tmp`, file);
+    writeFileAtomic(file, formatEndpointSection({ ...readEndpointSection(readTextFile(file), file), group }));
     c.group = group;
     this.save();
   }

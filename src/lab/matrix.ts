@@ -5,7 +5,8 @@
  * an IPv6 container can never talk, whatever their groups. Two dual-stack
  * containers are probed once per family.
  */
-import { type Lab, type LabContainer, addressIn } from './lab.js';
+import type { Lab } from './lab.js';
+import { type LabContainer, addressIn } from './state.js';
 
 export interface Probe {
   from: LabContainer;

@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { commandLine } from '../common/cli.js';
+import { writeFileAtomic } from '../common/files.js';
 import { ipFamily } from '../common/wire/codec.js';
 import { defaultInterfaceName } from '../common/endpoint-names.js';
 import { canonicalEndpointIp, endpointKey, formatEndpointSection, unwritable } from '../plugin/data.js';
@@ -100,9 +101,7 @@ async function main(): Promise<void> {
     const mac = (await inContainer('cat', '/sys/class/net/eth0/address')).stdout.trim();
     const section = formatEndpointSection({ id: cid, ip, mac, host: argv.hostname, group });
     fs.mkdirSync(argv['data-dir'], { recursive: true });
-    const tmp = `${dataFile}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, section);
-    fs.renameSync(tmp, dataFile);
+    writeFileAtomic(dataFile, section);
     process.stdout.write(`networked ${cid}: ${tap} <-> eth0 ${ip} mac ${mac} group ${group}; wrote ${dataFile}\n`);
   } catch (err) {
     // Deleting either end removes the pair, wherever the peer is by now.

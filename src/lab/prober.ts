@@ -8,7 +8,7 @@
  * deny new traffic.
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { type LabContainer, addressesOf } from './lab.js';
+import { type LabContainer, addressesOf } from './state.js';
 
 /** `from` pings `to` (its IPv4 address if it has one; the ping works out the family). */
 export interface ProbePair {

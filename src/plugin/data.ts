@@ -8,7 +8,7 @@
  * value or a line's text: a data file may be something else (a secret that a
  * link pointed at, a token pasted by mistake), and the log is read by others.
  */
-import { parseIni, IniSection } from '../common/ini.js';
+import { formatIni, parseIni, IniSection } from '../common/ini.js';
 import { canonicalIp, ipFamily, isEndpointId, isIp, isMac } from '../common/wire/codec.js';
 
 export interface FelixHost {
@@ -217,7 +217,44 @@ export function formatEndpointSection(e: EndpointSectionValues): string {
     const why = unwritable(key, e[key]);
     if (why) throw new Error(`cannot write ${key} ${JSON.stringify(e[key])}: ${why}`);
   }
-  return `[endpoint ${endpointKey(e.ip)}]\nid=${e.id}\nip=${e.ip}\nmac=${e.mac}\nhost=${e.host}\ngroup=${e.group}\n`;
+  return formatIni({ [`endpoint ${endpointKey(e.ip)}`]: { id: e.id, ip: e.ip, mac: e.mac, host: e.host, group: e.group } }, { separator: '=' });
+}
+
+/**
+ * The endpoint of a file that holds one `[endpoint]` section (what
+ * {@link formatEndpointSection} wrote), as the values to write it again:
+ * as the plugin reads them (host up to its first dot, MAC in lower case).
+ * Throws naming the file when it holds anything else or is not good data.
+ */
+export function readEndpointSection(text: string, file: string): EndpointSectionValues {
+  const parsed = parseDataFile(text, file);
+  const problem = [...parsed.syntaxErrors, ...parsed.badSections.values()][0];
+  if (problem) throw new Error(problem);
+  const entries = [...parsed.entries.values()];
+  const ep = entries[0];
+  if (entries.length !== 1 || ep?.kind !== 'endpoint') throw new Error(`${file}: expected one [endpoint] section, found ${entries.length} sections`);
+  return { id: ep.value.id, ip: ep.value.addrs.join(','), mac: ep.value.mac, host: ep.value.host, group: ep.value.groups.join(',') };
+}
+
+/** What the `[felix HOST]` section of a host says (SPEC §7): its address, its IPv6 fabric address for BIRD, its endpoint port. */
+export interface FelixSectionValues {
+  host: string;
+  ip: string;
+  ip6?: string | undefined;
+  port?: number | undefined;
+}
+
+/** One host's `[felix HOST]` section, as the lab writes felix.txt; throws naming the key if a value would not read back. */
+export function formatFelixSection(f: FelixSectionValues): string {
+  const problems: Array<[string, unknown, string | null]> = [
+    ['host', f.host, unwritable('host', f.host)],
+    ['ip', f.ip, isIp(f.ip) ? null : 'not an IP address'],
+    ['ip6', f.ip6, f.ip6 === undefined || (isIp(f.ip6) && ipFamily(f.ip6) === 6) ? null : 'not an IPv6 address'],
+    ['port', f.port, f.port === undefined || (Number.isInteger(f.port) && f.port >= 1 && f.port <= 65535) ? null : 'not a port number (1-65535)'],
+  ];
+  const bad = problems.find(([, , why]) => why !== null);
+  if (bad) throw new Error(`cannot write ${bad[0]} ${JSON.stringify(String(bad[1]))}: ${bad[2]}`);
+  return formatIni({ [`felix ${f.host}`]: { ip: f.ip, ip6: f.ip6, port: f.port, host: f.host } }, { separator: '=' });
 }
 
 /**

@@ -3,20 +3,23 @@
  * `plugin network|ep`: the orchestrator's stand-in (SPEC §1, §8).
  */
 import path from 'node:path';
-import { commandLine, runDaemon } from '../common/cli.js';
-import { zmqAddress } from '../common/config.js';
-import { createLogger, parseSeverity } from '../common/logging.js';
+import { commandLine, flagParser, keyOption, runDaemon } from '../common/cli.js';
+import { host, int, port, severity, zmqAddress } from '../common/config.js';
+import { createLogger } from '../common/logging.js';
 import { readKeyFile, readKeyListFile, readSecretKeyFile, resolveCurve } from '../common/curve.js';
+import { interfacePrefix } from '../common/endpoint-names.js';
 import { CurveAuthorizer } from '../common/zmq/zap.js';
-import { DEFAULT_MAX_MESSAGE_BYTES } from '../common/security.js';
+import { maxMessageBytes } from '../common/security.js';
 import { DataSource } from './source.js';
 import { EndpointRole } from './ep-role.js';
 import { NetworkRole } from './network-role.js';
-import { Observability, serveMetrics } from '../common/metrics.js';
-import { isIp } from '../common/wire/codec.js';
+import { Observability, metricsAddress, metricsSection, serveMetrics } from '../common/metrics.js';
 import { pluginProbe } from './probe.js';
 import type { CurveKeyPair, SocketOptions } from '../common/zmq/options.js';
 
+// Each flag is checked by the parser of the config key it corresponds to in felix.cfg or
+// acl_manager.cfg (ports, timings, metrics, size limit, key files): the same values pass.
+const positive = (dflt: number) => int(dflt, 1);
 const argv = commandLine('plugin', '$0 <network|ep> [options]')
   .command('network', 'serve the Network API to the ACL manager (REP 9903, PUB 9904)')
   .command('ep', 'serve the Endpoint API to every Felix (REP 9901, REQ to each Felix 9902)')
@@ -24,37 +27,33 @@ const argv = commandLine('plugin', '$0 <network|ep> [options]')
   .options({
     data: { type: 'string', default: '/opt/plugin/data.txt', describe: 'data file, or a directory whose *.txt files are merged' },
     'log-dir': { type: 'string', default: '/var/log/calico', describe: "log folder ('none' for no log file)" },
-    'log-severity-file': { type: 'string', default: 'INFO', coerce: parseSeverity },
-    'log-severity-screen': { type: 'string', default: 'INFO', coerce: parseSeverity },
-    bind: { type: 'string', default: '*', describe: 'address the sockets bind to' },
-    'ep-port': { type: 'number', default: 9901, describe: 'ep: RESYNCSTATE port' },
-    'felix-port': { type: 'number', default: 9902, describe: "ep: each Felix's endpoint port (unless its [felix] section has port=)" },
-    'groups-port': { type: 'number', default: 9903, describe: 'network: GETGROUPS port' },
-    'publish-port': { type: 'number', default: 9904, describe: 'network: GROUPUPDATE publication port' },
-    'timeout-ms': { type: 'number', default: 40000, describe: 'ep: a Felix that does not answer within this is reconnected' },
-    'keepalive-ms': { type: 'number', default: 5000, describe: 'ep: HEARTBEAT to an idle Felix after this' },
-    'heartbeat-ms': { type: 'number', default: 10000, describe: 'network: networkheartbeat interval' },
-    'republish-secs': { type: 'number', default: 300, describe: 'network: full republication interval (safety net)' },
-    'interface-prefix': { type: 'string', default: 'tap', describe: 'ep: interface prefix told to Felix' },
-    'metrics-port': { type: 'number', default: 0, describe: 'serve /livez, /readyz, /metrics, /status on this HTTP port (0 = off)' },
-    'metrics-address': { type: 'string', default: '127.0.0.1', describe: 'address of the metrics HTTP server' },
-    'max-message-bytes': { type: 'number', default: DEFAULT_MAX_MESSAGE_BYTES, describe: 'a peer sending a larger message is disconnected' },
-    'curve-secret-key': { type: 'string', coerce: readSecretKeyFile, describe: "CurveZMQ: the plugin's secret key file (turns security on)" },
-    'curve-public-key': { type: 'string', coerce: readKeyFile, describe: "CurveZMQ: the plugin's public key file (checked against the secret key)" },
-    'felix-public-key': { type: 'string', coerce: readKeyFile, describe: "ep, CurveZMQ: the Felixes' public key file" },
-    'curve-client-keys': { type: 'string', coerce: readKeyListFile, describe: 'CurveZMQ: file of the client public keys to admit, one per line (default: any client)' },
+    'log-severity-file': keyOption('log-severity-file', severity('INFO')),
+    'log-severity-screen': keyOption('log-severity-screen', severity('INFO')),
+    bind: keyOption('bind', host('*'), 'address the sockets bind to'),
+    'ep-port': keyOption('ep-port', port(9901), 'ep: RESYNCSTATE port'),
+    'felix-port': keyOption('felix-port', port(9902), "ep: each Felix's endpoint port (unless its [felix] section has port=)"),
+    'groups-port': keyOption('groups-port', port(9903), 'network: GETGROUPS port'),
+    'publish-port': keyOption('publish-port', port(9904), 'network: GROUPUPDATE publication port'),
+    'timeout-ms': keyOption('timeout-ms', positive(40000), 'ep: a Felix that does not answer within this is reconnected'),
+    'keepalive-ms': keyOption('keepalive-ms', positive(5000), 'ep: HEARTBEAT to an idle Felix after this'),
+    'heartbeat-ms': keyOption('heartbeat-ms', positive(10000), 'network: networkheartbeat interval'),
+    'republish-secs': keyOption('republish-secs', positive(300), 'network: full republication interval (safety net)'),
+    'interface-prefix': keyOption('interface-prefix', interfacePrefix('tap'), 'ep: interface prefix told to Felix'),
+    'metrics-port': keyOption('metrics-port', metricsSection().MetricsPort, 'serve /livez, /readyz, /metrics, /status on this HTTP port (0 = off)'),
+    'metrics-address': keyOption('metrics-address', metricsAddress('127.0.0.1'), 'address of the metrics HTTP server'),
+    'max-message-bytes': keyOption('max-message-bytes', maxMessageBytes(), 'a peer sending a larger message is disconnected'),
+    'curve-secret-key': { type: 'string', coerce: flagParser('curve-secret-key', readSecretKeyFile), describe: "CurveZMQ: the plugin's secret key file (turns security on)" },
+    'curve-public-key': { type: 'string', coerce: flagParser('curve-public-key', readKeyFile), describe: "CurveZMQ: the plugin's public key file (checked against the secret key)" },
+    'felix-public-key': { type: 'string', coerce: flagParser('felix-public-key', readKeyFile), describe: "ep, CurveZMQ: the Felixes' public key file" },
+    'curve-client-keys': {
+      type: 'string',
+      coerce: flagParser('curve-client-keys', readKeyListFile),
+      describe: 'CurveZMQ: file of the client public keys to admit, one per line (default: any client)',
+    },
   })
   .check((a) => {
     const role = String(a._[0]);
     if (role !== 'network' && role !== 'ep') throw new Error(`unknown role '${role}' (expected network or ep)`);
-    for (const k of ['ep-port', 'felix-port', 'groups-port', 'publish-port'] as const)
-      if (!Number.isInteger(a[k]) || a[k] < 1 || a[k] > 65535) throw new Error(`--${k} must be a port number`);
-    for (const k of ['timeout-ms', 'keepalive-ms', 'heartbeat-ms', 'republish-secs'] as const)
-      if (!Number.isFinite(a[k]) || a[k] <= 0) throw new Error(`--${k} must be a positive number`);
-    if (!/^[A-Za-z0-9_-]{1,4}$/.test(a['interface-prefix'])) throw new Error('--interface-prefix must be 1-4 letters or digits');
-    if (!Number.isInteger(a['metrics-port']) || a['metrics-port'] < 0 || a['metrics-port'] > 65535) throw new Error('--metrics-port must be a port number, or 0 for none');
-    if (!isIp(a['metrics-address']) && a['metrics-address'] !== 'localhost') throw new Error('--metrics-address must be an IP address (or localhost)');
-    if (!Number.isInteger(a['max-message-bytes']) || a['max-message-bytes'] < 1024) throw new Error('--max-message-bytes must be a whole number of at least 1024');
     curveOf(a);
     return true;
   })

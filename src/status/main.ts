@@ -12,7 +12,7 @@
  * this command asks them from there (`ip netns exec`).
  */
 import { commandLine } from '../common/cli.js';
-import { Lab } from '../lab/lab.js';
+import { labStatusUrls, readLabState } from '../lab/state.js';
 import { DaemonRef, httpGet, netnsGet, queryStatus } from './daemons.js';
 import { ExplainError, ExplainSession } from './explain-session.js';
 import { explain, formatExplanation } from './explain.js';
@@ -50,8 +50,8 @@ function checkWhere(a: Where): true {
 /** The daemons to ask: the URLs given, or every daemon of every host of a lab (asked from inside its namespace). */
 export function daemonRefs(a: Where): DaemonRef[] {
   if (a.url?.length) return a.url.map((u) => ({ url: statusUrl(u), get: httpGet }));
-  const lab = Lab.load(a['lab-dir']!);
-  return lab.hosts.flatMap((h) => lab.statusUrls(h).map((url) => ({ url, get: netnsGet(h.ns) })));
+  const lab = readLabState(a['lab-dir']!);
+  return lab.hosts.flatMap((h) => labStatusUrls(lab, h).map((url) => ({ url, get: netnsGet(h.ns) })));
 }
 
 async function status(a: Where & { json: boolean }): Promise<number> {
@@ -60,10 +60,10 @@ async function status(a: Where & { json: boolean }): Promise<number> {
     process.stdout.write(a.json ? `${JSON.stringify(results, null, 2)}\n` : `${formatReport(results)}\n`);
     return allReady(results) ? 0 : 1;
   }
-  const lab = Lab.load(a['lab-dir']!);
+  const lab = readLabState(a['lab-dir']!);
   const hosts: Array<{ host: string; results: QueryResult[] }> = [];
   for (const h of lab.hosts) {
-    const refs = lab.statusUrls(h).map((url) => ({ url, get: netnsGet(h.ns) }));
+    const refs = labStatusUrls(lab, h).map((url) => ({ url, get: netnsGet(h.ns) }));
     hosts.push({ host: h.name, results: await Promise.all(refs.map((r) => queryStatus(r, a['timeout-ms']))) });
   }
   if (a.json) process.stdout.write(`${JSON.stringify(hosts, null, 2)}\n`);

@@ -9,13 +9,14 @@
  */
 import { expect } from 'chai';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { Lab, LabContainer } from '../../src/lab/lab.js';
+import type { Lab, LabContainer } from '../../src/lab/lab.js';
 import { formatMatrix, measureMatrix, probeOk } from '../../src/lab/matrix.js';
 import { OutageProber, OutageReport } from '../../src/lab/prober.js';
 import { waitFor } from '../../src/common/poll.js';
+import { writeFileAtomic } from '../../src/common/files.js';
+import { useLab } from '../support/lab.js';
 
 const TIMINGS = { connectionTimeoutMs: 3000, keepaliveMs: 1000, resyncIntervalSecs: 5 };
 /** Long enough for any peer's request to time out: a hung process is noticed. */
@@ -39,9 +40,8 @@ interface FaultRow {
 
 describe('faults in the lab (kill -9, restart, hangs)', function () {
   this.timeout(60000);
-  const prefix = `cfl${process.pid.toString(36)}`;
+  const fixture = useLab('cfl', { timings: TIMINGS });
   const rows: FaultRow[] = [];
-  let dir: string;
   let lab: Lab;
   let c1: LabContainer, c2: LabContainer, c4: LabContainer;
   let prober: OutageProber;
@@ -50,8 +50,7 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
 
   before(async function () {
     this.timeout(90000);
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'calico-faults-'));
-    lab = await Lab.up({ dir, hosts: 2, prefix, timings: TIMINGS });
+    lab = fixture.lab;
     c1 = await lab.addContainer('192.168.1.1', 'group1', 'instance-1');
     c2 = await lab.addContainer('192.168.1.2', 'group2', 'instance-1');
     c4 = await lab.addContainer('192.168.1.4', 'group1', 'instance-2');
@@ -63,8 +62,7 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
     prober = new OutageProber({ from: c1, to: c4 }, { from: c2, to: c4 });
   });
 
-  after(async function () {
-    this.timeout(30000);
+  after(() => {
     if (rows.length > 0) {
       const lines = rows.map(
         (r) =>
@@ -79,10 +77,6 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
           `   kill until every pair (ping and TCP) is as the groups say, floor = one matrix round on a healthy lab = ${matrixRoundMs} ms)\n\n`,
       );
     }
-    if (lab) await lab.down();
-    const left = (await execa('ip', ['netns', 'list'])).stdout.split('\n').filter((l) => l.startsWith(`${prefix}-`));
-    fs.rmSync(dir, { recursive: true, force: true });
-    expect(left, 'namespaces left behind').to.deep.equal([]);
   });
 
   /** Waits (bounded) until every pair of containers is as the groups say; returns how long it took. */
@@ -244,7 +238,7 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
     });
 
     it('resyncs go on after a resync of 0 endpoints, and a later endpoint still works', async () => {
-      const file = path.join(lab.dataDir, `${c4.ip.replace(/\./g, '_')}.txt`);
+      const file = lab.dataFile(c4);
       const saved = fs.readFileSync(file, 'utf8');
       lab.removeData(c4.ip);
       await waitFor('192.168.1.4 gone from instance-2', async () => !/^192\.168\.1\.4 /m.test(await lab.routes(lab.hosts[1]!)), RECOVERY_MS, 100);
@@ -252,8 +246,7 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
       await killRestart('felix-instance-2');
       await waitFor('a resync of 0 endpoints on instance-2', () => logLines(felixLog('2'), t0).some((l) => l.msg === 'resync complete' && l.endpoints === 0), RECOVERY_MS, 100);
       const t1 = Date.now();
-      fs.writeFileSync(`${file}.tmp`, saved);
-      fs.renameSync(`${file}.tmp`, file);
+      writeFileAtomic(file, saved);
       await matrixBack('the matrix with 192.168.1.4 back');
       await waitFor('a later periodic resync on instance-2 that includes 192.168.1.4', () =>
         logLines(felixLog('2'), t1).some((l) => l.msg === 'resync complete' && l.endpoints === 1), RECOVERY_MS, 200);

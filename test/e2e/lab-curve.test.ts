@@ -5,13 +5,13 @@
  */
 import { expect } from 'chai';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { Lab, LabContainer, LabHost, endpointIdFor } from '../../src/lab/lab.js';
+import { type Lab, type LabContainer, type LabHost, endpointIdFor } from '../../src/lab/lab.js';
 import { formatMatrix, measureMatrix, probeOk } from '../../src/lab/matrix.js';
 import { waitFor } from '../../src/common/poll.js';
 import { ROOT } from '../support/process.js';
+import { useLab } from '../support/lab.js';
 
 /**
  * A SUB socket subscribed to everything: prints the topics received as JSON, once `until` arrives or after `ms`.
@@ -37,24 +37,16 @@ process.exit(0);
 
 describe('lab end to end with CurveZMQ (two hosts, every socket authenticated)', function () {
   this.timeout(120000);
-  const prefix = `clc${process.pid.toString(36)}`;
-  let dir: string;
+  const fixture = useLab('clc', { curve: true });
   let lab: Lab | undefined;
+  let dir: string;
   let c1: LabContainer, c2: LabContainer, c4: LabContainer;
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'calico-e2e-curve-'));
-    lab = await Lab.up({ dir, hosts: 2, prefix, curve: true });
+    ({ lab, dir } = fixture);
     c1 = await lab.addContainer('192.168.60.1', 'g1', 'instance-1');
     c2 = await lab.addContainer('192.168.60.2', 'g2', 'instance-1');
     c4 = await lab.addContainer('192.168.60.4', 'g1', 'instance-2');
-  });
-
-  after(async () => {
-    if (lab) await lab.down();
-    const left = (await execa('ip', ['netns', 'list'])).stdout.split('\n').filter((l) => l.startsWith(`${prefix}-`));
-    fs.rmSync(dir, { recursive: true, force: true });
-    expect(left, 'namespaces left behind').to.deep.equal([]);
   });
 
   /** Topics a SUB on the ACL manager's 9906 receives from inside host `h`, with the felix keys or none. */

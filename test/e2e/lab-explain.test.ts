@@ -8,16 +8,13 @@
  * explain --lab-dir`.
  */
 import { expect } from 'chai';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { execa } from 'execa';
-import { Lab } from '../../src/lab/lab.js';
+import type { Lab } from '../../src/lab/lab.js';
 import { matrixPairs } from '../../src/lab/matrix.js';
 import { LabExplanation, agrees, explainInLab, labExplainSession } from '../../src/lab/explain.js';
 import type { PacketSpec } from '../../src/status/explain.js';
 import type { QueryResult } from '../../src/status/format.js';
 import { runCommand } from '../support/process.js';
+import { useLab } from '../support/lab.js';
 
 /** The demo's containers (src/lab/demo.ts): address or pair, group, host. */
 const CONTAINERS: Array<[string, string, string]> = [
@@ -48,24 +45,15 @@ async function inBatches<T, R>(items: T[], limit: number, work: (item: T, i: num
 
 describe('lab end to end: explain agrees with the kernel for the whole demo matrix (issue #16)', function () {
   this.timeout(300000);
-  const prefix = `clx${process.pid.toString(36)}`;
+  const fixture = useLab('clx');
   let dir: string;
   let lab: Lab | undefined;
 
   const run = (script: string, ...args: string[]) => runCommand(script, args, { timeoutMs: 60000 });
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'calico-e2e-explain-'));
-    lab = await Lab.up({ dir, hosts: 2, prefix });
+    ({ lab, dir } = fixture);
     for (const [ip, group, host] of CONTAINERS) await lab.addContainer(ip, group, host);
-  });
-
-  after(async () => {
-    if (lab) await lab.down();
-    else if (fs.existsSync(Lab.stateFile(dir))) await Lab.load(dir).down();
-    const left = (await execa('ip', ['netns', 'list'])).stdout.split('\n').filter((l) => l.startsWith(`${prefix}-`));
-    fs.rmSync(dir, { recursive: true, force: true });
-    expect(left, 'namespaces left behind').to.deep.equal([]);
   });
 
   it('every pair × tcp, udp, icmp: the verdict is the seed rule and a real probe agrees', async () => {

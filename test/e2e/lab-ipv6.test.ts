@@ -8,14 +8,12 @@
  * sends from an address that is not its own gets nothing out.
  */
 import { expect } from 'chai';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { execa } from 'execa';
 import { Lab, LabContainer, inNs } from '../../src/lab/lab.js';
 import { formatMatrix, measureMatrix, probeOk } from '../../src/lab/matrix.js';
 import { waitFor } from '../../src/common/poll.js';
 import { runCommand } from '../support/process.js';
+import { useLab } from '../support/lab.js';
 
 const LAB = 'src/lab/main.js';
 
@@ -31,7 +29,7 @@ const CONTAINERS: Array<[string, string, string]> = [
 
 describe('lab end to end, IPv6 and dual stack (two hosts, BIRD, all components)', function () {
   this.timeout(120000);
-  const prefix = `cl6${process.pid.toString(36)}`;
+  const fixture = useLab('cl6');
   let dir: string;
   let lab: Lab | undefined;
   /** Single-stack IPv6: a1 and b2 (group2) on instance-1, c4 on instance-2. */
@@ -42,8 +40,8 @@ describe('lab end to end, IPv6 and dual stack (two hosts, BIRD, all components)'
   const calicoLab = (...args: string[]) => runCommand(LAB, [...args, '--dir', dir], { timeoutMs: 60000 });
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'calico-e2e-ipv6-'));
-    await Lab.up({ dir, hosts: 2, prefix });
+    dir = fixture.dir;
+    // The containers are added by the built command, as a user would: lab.json, not the fixture's Lab, knows them.
     for (const [ip, group, host] of CONTAINERS) {
       const r = await calicoLab('add-container', ip, group, '--host', host);
       expect(r.code, r.output).to.equal(0);
@@ -51,14 +49,6 @@ describe('lab end to end, IPv6 and dual stack (two hosts, BIRD, all components)'
     }
     lab = Lab.load(dir);
     [a1, b2, d6, c4, d5] = CONTAINERS.map(([ip]) => lab!.container(ip));
-  });
-
-  after(async () => {
-    if (lab) await lab.down();
-    else if (fs.existsSync(Lab.stateFile(dir))) await Lab.load(dir).down();
-    const left = (await execa('ip', ['netns', 'list'])).stdout.split('\n').filter((l) => l.startsWith(`${prefix}-`));
-    fs.rmSync(dir, { recursive: true, force: true });
-    expect(left, 'namespaces left behind').to.deep.equal([]);
   });
 
   /** The IPv6 address of a container that has one. */

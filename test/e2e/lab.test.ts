@@ -3,34 +3,22 @@
  * real component (plugin, ACL manager, Felix, BIRD) running as in the demo.
  */
 import { expect } from 'chai';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { execa } from 'execa';
-import { Lab, LabContainer } from '../../src/lab/lab.js';
+import type { Lab, LabContainer } from '../../src/lab/lab.js';
 import { formatMatrix, measureMatrix, probeOk } from '../../src/lab/matrix.js';
 import { waitFor } from '../../src/common/poll.js';
+import { useLab } from '../support/lab.js';
 
 describe('lab end to end (two hosts, BIRD, all components)', function () {
   this.timeout(120000);
-  const prefix = `cle${process.pid.toString(36)}`;
-  let dir: string;
+  const fixture = useLab('cle');
   let lab: Lab;
   let c1: LabContainer, c2: LabContainer, c4: LabContainer;
 
   before(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'calico-e2e-'));
-    lab = await Lab.up({ dir, hosts: 2, prefix });
+    lab = fixture.lab;
     c1 = await lab.addContainer('192.168.1.1', 'group1', 'instance-1');
     c2 = await lab.addContainer('192.168.1.2', 'group2', 'instance-1');
     c4 = await lab.addContainer('192.168.1.4', 'group1', 'instance-2');
-  });
-
-  after(async () => {
-    if (lab) await lab.down();
-    const left = (await execa('ip', ['netns', 'list'])).stdout.split('\n').filter((l) => l.startsWith(`${prefix}-`));
-    fs.rmSync(dir, { recursive: true, force: true });
-    expect(left, 'namespaces left behind').to.deep.equal([]);
   });
 
   async function matrixMatches(): Promise<boolean> {

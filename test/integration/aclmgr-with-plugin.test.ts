@@ -10,14 +10,17 @@ import path from 'node:path';
 import { freePorts } from '../support/ports.js';
 import { Running, startCommand, stop, stopAll, waitFor } from '../support/process.js';
 import { RequestPeer, SubscribePeer } from '../support/peers.js';
+import { writeFileAtomic } from '../../src/common/files.js';
+import { formatEndpointSection, formatFelixSection } from '../../src/plugin/data.js';
 
 const rule = (cidr: string) => ({ group: null, cidr, protocol: null, port: null });
 const deny = { inbound: [], outbound: [], inbound_default: 'deny', outbound_default: 'deny' };
 
-const FELIX = '[felix instance-1]\nip=127.0.0.1\nhost=instance-1\n\n';
+/** Sections end with a blank line, so that they can be joined. */
+const FELIX = `${formatFelixSection({ host: 'instance-1', ip: '127.0.0.1' })}\n`;
 
 function endpoint(n: number, group: string, id = `ep${n}`): string {
-  return `[endpoint 192_168_1_${n}]\nid=${id}\nip=192.168.1.${n}\nmac=ee:ee:ee:ee:ee:0${n}\nhost=instance-1\ngroup=${group}\n\n`;
+  return `${formatEndpointSection({ id, ip: `192.168.1.${n}`, mac: `ee:ee:ee:ee:ee:0${n}`, host: 'instance-1', group })}\n`;
 }
 
 /** Prototype ACLs of an endpoint whose group has these addresses, rules in the manager's order. */
@@ -72,8 +75,7 @@ describe('calico-acl-manager with plugin network (built commands)', function () 
     expect((await update('ep3'))['acls']).to.deep.equal(acls(['192.168.1.3']));
 
     // ep2 moves to group2: all three endpoints' ACLs change.
-    fs.writeFileSync(`${data}.tmp`, fs.readFileSync(data, 'utf8').replace('group=group1\n\n[endpoint 192_168_1_3]', 'group=group2\n\n[endpoint 192_168_1_3]'));
-    fs.renameSync(`${data}.tmp`, data);
+    writeFileAtomic(data, fs.readFileSync(data, 'utf8').replace('group=group1\n\n[endpoint 192_168_1_3]', 'group=group2\n\n[endpoint 192_168_1_3]'));
     expect((await update('ep1'))['acls']).to.deep.equal(acls(['192.168.1.1']));
     // The plugin publishes the two groups one after the other: if group1 comes first, ep2 is in no group for a
     // moment and gets deny-all (failing closed) before group2's update gives it its new ACLs.
@@ -115,8 +117,7 @@ describe('calico-acl-manager with plugin network (built commands)', function () 
     for (const ep of ids) expect(await req.request({ type: 'GETACLSTATE', endpoint_id: ep, issued: Date.now() })).to.include({ rc: 'SUCCESS', endpoint_id: ep });
     for (const ep of ids) await settles(ep, acls(['192.168.1.1', '192.168.1.2', '192.168.1.3', '192.168.1.4']));
 
-    fs.writeFileSync(`${data}.tmp`, `${FELIX}${endpoints('group2')}`);
-    fs.renameSync(`${data}.tmp`, data);
+    writeFileAtomic(data, `${FELIX}${endpoints('group2')}`);
     for (const ep of ids) await settles(ep, acls(['192.168.1.2', '192.168.1.3', '192.168.1.4', '192.168.1.5']));
   });
 });

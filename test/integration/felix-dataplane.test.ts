@@ -16,6 +16,7 @@ import { Container, Netns, createNetns, deleteAllNetns, plugContainer } from '..
 import { waitFor } from '../support/process.js';
 import { contentSetName } from '../../src/felix/dataplane/render/names.js';
 import { chainSets, felixSets, orphanSets, setMembers } from '../support/dataplane.js';
+import { tap } from '../support/felix-peers.js';
 
 const A = { id: 'aaaaaaaaaaaa0001', ifname: 'tapaaaaaaaaaaa', ip: '192.168.10.1', mac: 'ee:ee:00:00:00:01' };
 const B = { id: 'bbbbbbbbbbbb0002', ifname: 'tapbbbbbbbbbbb', ip: '192.168.10.2', mac: 'ee:ee:00:00:00:02' };
@@ -265,11 +266,13 @@ describe('Felix dataplane in network namespaces', function () {
     expect(await canPing(a, C.ip)).to.equal(true);
   });
 
-  it('repairs drift on the periodic refresh: a deleted jump, a flushed chain, a deleted route', async () => {
+  it('repairs drift on the periodic refresh: a deleted jump, a flushed chain, a deleted route, a set member added', async () => {
     const { host, a, driver } = await lab({ refreshMs: 300 });
     await program(driver, [[spec(A), OPEN], [spec(B), OPEN]]);
     const before = await snapshot(host);
+    expect(before).to.match(/^create felix-4a-/m);
     await host.sh('iptables -D FORWARD -j felix-FORWARD; iptables -F felix-to-bbbbbbbbbbb; ip route del 192.168.10.2 dev tapbbbbbbbbbbb');
+    await host.sh('for s in $(ipset list -n | grep "^felix-4a-"); do ipset add "$s" 10.66.0.0/16; done');
     expect(await snapshot(host)).not.to.equal(before);
     await waitFor('drift repaired', async () => (await snapshot(host)) === before, 10000);
     expect(await canPing(a, B.ip)).to.equal(true);
@@ -596,10 +599,10 @@ describe('Felix dataplane in network namespaces', function () {
     it('dispatch: with 40 endpoints every dispatch chain stays short and every endpoint is reached', async () => {
       const { host, a, b, driver } = await lab();
       const extra = Array.from({ length: 38 }, (_, i) => ({ id: `${(i * 7919 % 4096).toString(16).padStart(3, '0')}e${i}`.padEnd(16, '0'), ip: `192.168.11.${i + 1}` }));
-      await host.run('ip', ['-batch', '-'], { input: extra.map((e, i) => `link add tap${e.id.slice(0, 11)} type veth peer name xp${i}\nlink set tap${e.id.slice(0, 11)} up\nlink set xp${i} up\n`).join('') });
+      await host.run('ip', ['-batch', '-'], { input: extra.map((e, i) => `link add ${tap(e.id)} type veth peer name xp${i}\nlink set ${tap(e.id)} up\nlink set xp${i} up\n`).join('') });
       await program(driver, [
         [spec(A), OPEN], [spec(B), OPEN],
-        ...extra.map((e, i): [EndpointSpec, Acls] => [{ id: e.id, ifname: `tap${e.id.slice(0, 11)}`, mac: `ee:ee:00:00:01:${i.toString(16).padStart(2, '0')}`, addrs: [e.ip], enabled: true }, OPEN]),
+        ...extra.map((e, i): [EndpointSpec, Acls] => [{ id: e.id, ifname: tap(e.id), mac: `ee:ee:00:00:01:${i.toString(16).padStart(2, '0')}`, addrs: [e.ip], enabled: true }, OPEN]),
       ]);
       const chains = new Map<string, number>();
       for (const line of (await host.run('iptables-save', ['-t', 'filter'])).split('\n')) {

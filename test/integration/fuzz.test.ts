@@ -12,7 +12,7 @@ import { expect } from 'chai';
 import * as zmq from 'zeromq';
 import fs from 'node:fs';
 import path from 'node:path';
-import { FakeAclManager, FakePlugin, createMsg, ipc, tap, writeFelixConfig } from '../support/felix-peers.js';
+import { FakeAclManager, FakePlugin, createMsg, ipc, suffix, tap, writeFelixConfig } from '../support/felix-peers.js';
 import { Fuzzer, Kind, Template, seededRandom } from '../support/fuzz.js';
 import { Netns, createNetns, plugContainer } from '../support/netns.js';
 import { ReplyPeer, RequestPeer, SubscribePeer } from '../support/peers.js';
@@ -268,7 +268,7 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
     const acls = (inbound: string[]) => ({ v4: { inbound: inbound.map(rule), outbound: [rule('0.0.0.0/0')], inbound_default: 'deny', outbound_default: 'deny' } });
     aclmgr.acls.set(EP1.id, acls(['192.168.50.2/32']));
     const felix = startCommand('src/felix/main.js', ['--config-file', cfg], { netns: host.name });
-    await waitFor('EP1 programmed with its ACLs', async () => (await chainSets(host, `felix-to-${EP1.id.slice(0, 11)}`))['addr']?.includes('192.168.50.2') ?? false, 15000);
+    await waitFor('EP1 programmed with its ACLs', async () => (await chainSets(host, `felix-to-${suffix(EP1.id)}`))['addr']?.includes('192.168.50.2') ?? false, 15000);
     const snapshot = async () => ({
       routes: await host.run('ip', ['route', 'show']),
       neigh: await host.run('ip', ['neigh', 'show', 'nud', 'permanent']),
@@ -315,6 +315,6 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
     expect(alive(felix), felix.output()).to.equal(true);
     expect(await snapshot(), 'dataplane after fuzzing the SUB').to.deep.equal(before);
     await aclmgr.set(EP1.id, acls(['192.168.50.2/32', '192.168.50.3/32']));
-    await waitFor('a valid ACL change programmed', async () => (await chainSets(host, `felix-to-${EP1.id.slice(0, 11)}`))['addr']?.includes('192.168.50.3') ?? false, 10000);
+    await waitFor('a valid ACL change programmed', async () => (await chainSets(host, `felix-to-${suffix(EP1.id)}`))['addr']?.includes('192.168.50.3') ?? false, 10000);
   });
 });

@@ -116,7 +116,7 @@ describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', funct
   });
 
   it('plugin: refuses a bad --metrics-port or --metrics-address with one line', async () => {
-    for (const [args, reason] of [[['--metrics-port', '70000'], /--metrics-port must be a port number/], [['--metrics-address', 'ipc:///x'], /--metrics-address must be an IP address/]] as const) {
+    for (const [args, reason] of [[['--metrics-port', '70000'], /--metrics-port: bad value "70000": expected a number from 0 to 65535/], [['--metrics-address', 'ipc:///x'], /--metrics-address: bad value "ipc:\/\/\/x": expected an IP address/]] as const) {
       const r = await runCommand(PLUGIN, ['ep', '--data', path.join(ws.dir, 'none.txt'), '--log-dir', 'none', ...args]);
       expect(r.code).to.equal(2);
       expect(r.output.trim().split('\n')).to.have.length(1);

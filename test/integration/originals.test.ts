@@ -12,6 +12,7 @@ import { perTestWorkspace } from '../support/workspace.js';
 import { freePorts } from '../support/ports.js';
 import { Running, startCommand, waitFor } from '../support/process.js';
 import { SubscribePeer } from '../support/peers.js';
+import { writeFileAtomic } from '../../src/common/files.js';
 import { OriginalAclManager, OriginalFelix, OriginalPlugin, prototypeAcls } from '../support/originals.js';
 
 type Json = Record<string, unknown>;
@@ -27,12 +28,6 @@ function felixSection(port: number, name = 'felix'): string {
 function endpointSection(n: number, group: string, o: { name?: string; ip?: string; mac?: string } = {}): string {
   const mac = o.mac ?? `ee:ee:ee:ee:ee:${n.toString(16).padStart(2, '0')}`;
   return `[${o.name ?? 'endpoint'} 192_168_1_${n}]\nid=ep${n}\nip=${o.ip ?? `192.168.1.${n}`}\nmac=${mac}\nhost=instance-1\ngroup=${group}\n\n`;
-}
-
-/** Writes a data file the way network-container does: aside, then renamed into place. */
-function writeByRename(file: string, text: string): void {
-  fs.writeFileSync(`${file}.tmp`, text);
-  fs.renameSync(`${file}.tmp`, file);
 }
 
 /** ACLs with each rule list sorted, so two calculators' (deterministic but different) orders compare equal. */
@@ -211,7 +206,7 @@ describe('drop-in with the 2014 originals (stand-ins per SPEC §11, built comman
 
     // About 12 s of normal running, with an update to ep2 in the middle.
     await waitFor('the second resync completed', () => completed().length >= 2, 8000);
-    writeByRename(file(2), endpointSection(2, 'group1', { mac: 'ee:ee:ee:ee:ee:22' }));
+    writeFileAtomic(file(2), endpointSection(2, 'group1', { mac: 'ee:ee:ee:ee:ee:22' }));
     await waitFor('the third resync completed', () => completed().length >= 3, 8000);
     expect(felix.resyncs).to.have.length(3);
     for (const r of felix.resyncs) {

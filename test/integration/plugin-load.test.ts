@@ -12,6 +12,8 @@ import { perTestWorkspace } from '../support/workspace.js';
 import { freePorts } from '../support/ports.js';
 import { startCommand, waitFor } from '../support/process.js';
 import { ReplyPeer, RequestPeer } from '../support/peers.js';
+import { writeFileAtomic } from '../../src/common/files.js';
+import { formatEndpointSection } from '../../src/plugin/data.js';
 
 type Json = Record<string, unknown>;
 
@@ -25,7 +27,7 @@ const FELIX_DELAY_MS = 2;
 function endpointSection(id: string, n: number): string {
   const ip = `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
   const mac = `ee:ee:ee:${((n >> 16) & 255).toString(16).padStart(2, '0')}:${((n >> 8) & 255).toString(16).padStart(2, '0')}:${(n & 255).toString(16).padStart(2, '0')}`;
-  return `[endpoint ${id}]\nid=${id}\nip=${ip}\nmac=${mac}\nhost=h1\ngroup=g1\n\n`;
+  return `${formatEndpointSection({ id, ip, mac, host: 'h1', group: 'g1' })}\n`;
 }
 
 /** A Felix (REP 9902) that records every request (its inbox) and answers each after `delayMs`. */
@@ -65,8 +67,7 @@ describe('plugin ep under a RESYNCSTATE flood (built command, real sockets)', fu
     for (let i = 0; i < FLOOD; i++) {
       replies.push(await attacker.request({ type: 'RESYNCSTATE', resync_id: `flood-${i}`, hostname: 'h1', issued: Date.now() }));
       if (i === FLOOD / 2) {
-        fs.writeFileSync(`${data}.tmp`, text + endpointSection('fresh', ENDPOINTS));
-        fs.renameSync(`${data}.tmp`, data);
+        writeFileAtomic(data, text + endpointSection('fresh', ENDPOINTS));
         written = Date.now();
       }
     }

@@ -10,22 +10,19 @@ import { perTestWorkspace } from '../support/workspace.js';
 import { freePorts } from '../support/ports.js';
 import { Running, runCommand, startCommand, stopAll, waitFor } from '../support/process.js';
 import { ReplyPeer, RequestPeer, SubscribePeer } from '../support/peers.js';
+import { writeFileAtomic } from '../../src/common/files.js';
+import { formatEndpointSection, formatFelixSection } from '../../src/plugin/data.js';
 
 type Json = Record<string, unknown>;
 const PLUGIN = 'src/plugin/main.js';
 
+/** Sections end with a blank line, so that they can be joined. */
 function felixSection(host: string, port: number): string {
-  return `[felix ${host}]\nip=127.0.0.1\nport=${port}\nhost=${host}\n\n`;
+  return `${formatFelixSection({ host, ip: '127.0.0.1', port })}\n`;
 }
 
 function endpointSection(n: number, host: string, group: string, mac = `ee:ee:ee:ee:ee:0${n}`): string {
-  return `[endpoint 192_168_1_${n}]\nid=ep${n}\nip=192.168.1.${n}\nmac=${mac}\nhost=${host}\ngroup=${group}\n\n`;
-}
-
-/** Replaces a file the way editors and network-container do: write aside, then rename. */
-function writeByRename(file: string, text: string): void {
-  fs.writeFileSync(`${file}.tmp`, text);
-  fs.renameSync(`${file}.tmp`, file);
+  return `${formatEndpointSection({ id: `ep${n}`, ip: `192.168.1.${n}`, mac, host, group })}\n`;
 }
 
 describe('plugin (built command, real sockets)', function () {
@@ -90,11 +87,11 @@ describe('plugin (built command, real sockets)', function () {
       const created = await felix.inbox.take((m) => m['type'] === 'ENDPOINTCREATED', 'pushed create', 3000);
       expect(created).to.include({ endpoint_id: 'ep3', mac: 'ee:ee:ee:ee:ee:03', resync_id: null, state: 'enabled' });
 
-      writeByRename(data, base + endpointSection(3, 'instance-1', 'group1', 'ee:ee:ee:ee:ee:33'));
+      writeFileAtomic(data, base + endpointSection(3, 'instance-1', 'group1', 'ee:ee:ee:ee:ee:33'));
       const updated = await felix.inbox.take((m) => m['type'] === 'ENDPOINTUPDATED', 'pushed update', 3000);
       expect(updated).to.include({ endpoint_id: 'ep3', mac: 'ee:ee:ee:ee:ee:33' });
 
-      writeByRename(data, base);
+      writeFileAtomic(data, base);
       const destroyed = await felix.inbox.take((m) => m['type'] === 'ENDPOINTDESTROYED', 'pushed destroy', 3000);
       expect(destroyed['endpoint_id']).to.equal('ep3');
       // Nothing reached this Felix about the other host's endpoint.
@@ -104,10 +101,10 @@ describe('plugin (built command, real sockets)', function () {
     it('keeps the last good state when the data file breaks', async () => {
       const base = fs.readFileSync(data, 'utf8');
       // A line that is not INI: the whole file is unusable, nothing may be destroyed.
-      writeByRename(data, base.replace('[endpoint 192_168_1_2]', '[endpoint 192_168_1_2\nthis is not ini'));
+      writeFileAtomic(data, base.replace('[endpoint 192_168_1_2]', '[endpoint 192_168_1_2\nthis is not ini'));
       await waitFor('syntax error logged', () => /data\.txt:\d+: expected '\[section\]'/.test(plugin.output()), 3000);
       // A bad MAC in one entry: that entry keeps its last good version.
-      writeByRename(data, base.replace('mac=ee:ee:ee:ee:ee:01', 'mac=ee:ee:zz'));
+      writeFileAtomic(data, base.replace('mac=ee:ee:ee:ee:ee:01', 'mac=ee:ee:zz'));
       await waitFor('bad entry logged', () => /data\.txt:\d+: \[endpoint\] mac: not a MAC address \(keeping its last good version\)/.test(plugin.output()), 3000);
       expect(plugin.output()).not.to.include('ee:ee:zz');
       expect(felix.inbox.messages.filter((m) => m['type'] !== 'HEARTBEAT')).to.deep.equal([]);
@@ -128,7 +125,7 @@ describe('plugin (built command, real sockets)', function () {
     it('refuses a resync while one is being sent; after a lost push, the resync asked meanwhile still reaches the Felix that answers', async function () {
       this.timeout(15000);
       // instance-2 has two endpoints and its Felix does not answer: the push of ep5 waits for a reply.
-      writeByRename(data, fs.readFileSync(data, 'utf8') + endpointSection(5, 'instance-2', 'group1'));
+      writeFileAtomic(data, fs.readFileSync(data, 'utf8') + endpointSection(5, 'instance-2', 'group1'));
       await waitFor('ep5 loaded', () => plugin.output().includes('"endpoint":"ep5"'), 3000);
       const ask = (id: string) => resync.request({ type: 'RESYNCSTATE', resync_id: id, hostname: 'instance-2', issued: Date.now() });
       expect(await ask('r-5')).to.include({ rc: 'SUCCESS', endpoint_count: 2 });
@@ -303,7 +300,7 @@ describe('plugin (built command, real sockets)', function () {
       const reads = () => fs.readFileSync(logFile(), 'utf8').split('\n').filter((l) => l.includes('"data files read"')).map((l) => JSON.parse(l) as Json);
       await startPlugin('network', data, ['--log-dir', logDir, '--groups-port', String(groupsPort), '--publish-port', String(pubPort), '--log-severity-file', 'DEBUG']);
       expect(reads().map((r) => [r['files'], r['all']])).to.deep.equal([[201, true]]);
-      writeByRename(path.join(data, 'ep7.txt'), endpointSection(7, 'instance-1', 'group2', 'ee:ee:ee:ee:ee:07'));
+      writeFileAtomic(path.join(data, 'ep7.txt'), endpointSection(7, 'instance-1', 'group2', 'ee:ee:ee:ee:ee:07'));
       const moved = await sub.inbox.take((m) => m['group'] === 'group2', 'group2 published', 5000);
       expect(Object.keys(moved['members'] as Json)).to.deep.equal(['ep7']);
       expect(reads().slice(1).map((r) => [r['files'], r['all']])).to.deep.equal([[1, false]]);
@@ -371,6 +368,6 @@ describe('plugin (built command, real sockets)', function () {
     expect(r.output).to.match(/^plugin: /);
     const r2 = await runCommand(PLUGIN, ['ep', '--ep-port', '70000']);
     expect(r2.code).to.equal(2);
-    expect(r2.output).to.match(/--ep-port must be a port number/);
+    expect(r2.output.trim()).to.equal('plugin: --ep-port: bad value "70000": expected a number from 1 to 65535 (see --help)');
   });
 });

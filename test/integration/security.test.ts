@@ -202,7 +202,7 @@ describe('CurveZMQ on every socket (built commands)', function () {
     for (const [cmd, args, code, line] of [
       [ACLMGR, ['--config-file', cfg], 1, `calico-acl-manager: ${cfg}:6: [security] CurveSecretKeyFile: bad value "${loose}": ${loosely}`],
       [FELIX, ['--config-file', felixCfg], 1, `calico-felix: ${felixCfg}:19: [security] CurveSecretKeyFile: bad value "${loose}": ${loosely}`],
-      [PLUGIN, ['network', '--data', cfg, '--log-dir', 'none', '--curve-secret-key', loose], 2, `plugin: ${loosely} (see --help)`],
+      [PLUGIN, ['network', '--data', cfg, '--log-dir', 'none', '--curve-secret-key', loose], 2, `plugin: --curve-secret-key: bad value "${loose}": ${loosely} (see --help)`],
     ] as Array<[string, string[], number, string]>) {
       const r = await runCommand(cmd, args);
       expect(r.code, r.output).to.equal(code);

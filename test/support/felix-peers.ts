@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { defaultInterfaceName, endpointSuffix } from '../../src/common/endpoint-names.js';
+import { formatIni } from '../../src/common/ini.js';
 import { PeerOptions, PublishPeer, ReplyPeer, RequestPeer } from './peers.js';
 
 type Json = Record<string, unknown>;
@@ -27,13 +28,21 @@ export const ipc = (dir: string, name: string) => `ipc://${path.join(dir, name)}
  */
 export function writeFelixConfig(dir: string, extra = ''): string {
   const cfg = path.join(dir, 'felix.cfg');
-  fs.writeFileSync(
-    cfg,
-    `[global]\nPluginAddress = ${ipc(dir, 'plugin.sock')}\nACLAddress = ${ipc(dir, 'acl.sock')}\nACLPublishAddress = ${ipc(dir, 'aclpub.sock')}\n` +
-      `LocalAddress = ${ipc(dir, 'felix.sock')}\nFelixHostname = host1.example.com\nMetadataAddr = None\nEndpointRetryTimeMillis = 100\n\n` +
-      `[log]\nLogFilePath = ${path.join(dir, 'felix.log')}\nLogSeverityScreen = WARNING\n\n` +
-      `[connection]\nConnectionTimeoutMillis = 2000\nConnectionKeepaliveIntervalMillis = 300\n\n${extra}`,
-  );
+  const base = formatIni({
+    global: {
+      PluginAddress: ipc(dir, 'plugin.sock'),
+      ACLAddress: ipc(dir, 'acl.sock'),
+      ACLPublishAddress: ipc(dir, 'aclpub.sock'),
+      LocalAddress: ipc(dir, 'felix.sock'),
+      FelixHostname: 'host1.example.com',
+      MetadataAddr: 'None',
+      EndpointRetryTimeMillis: 100,
+    },
+    log: { LogFilePath: path.join(dir, 'felix.log'), LogSeverityScreen: 'WARNING' },
+    connection: { ConnectionTimeoutMillis: 2000, ConnectionKeepaliveIntervalMillis: 300 },
+  });
+  // `extra` (more sections, as text) starts at line 18: tests name lines of it.
+  fs.writeFileSync(cfg, `${base}\n${extra}`);
   return cfg;
 }
 

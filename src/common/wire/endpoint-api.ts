@@ -14,6 +14,7 @@ import {
   isPlainObject,
   makeDecoder,
 } from './codec.js';
+import { isInterfaceName, isInterfacePrefix } from '../endpoint-names.js';
 
 export const ENDPOINTCREATED = 'ENDPOINTCREATED';
 export const ENDPOINTUPDATED = 'ENDPOINTUPDATED';
@@ -87,7 +88,7 @@ function decodeAddrs(r: FieldReader): EndpointAddr[] {
 
 function interfaceName(r: FieldReader): string | undefined {
   const v = r.optString('interface_name');
-  if (v !== undefined && !/^[A-Za-z0-9_.-]{1,15}$/.test(v)) throw new FieldError(`field 'interface_name' is not a valid interface name`);
+  if (v !== undefined && !isInterfaceName(v)) throw new FieldError(`field 'interface_name' is not a valid interface name`);
   return v;
 }
 
@@ -133,7 +134,7 @@ export function decodeResyncResponse(body: Buffer | string): Decoded<ResyncRespo
     const msg: ResyncResponse = { ...base.msg, type: RESYNCSTATE, endpoint_count: base.msg.rc === Rc.SUCCESS ? r.count('endpoint_count') : 0 };
     const prefix = r.optString('interface_prefix');
     if (prefix !== undefined) {
-      if (!/^[A-Za-z0-9_-]{1,4}$/.test(prefix)) throw new FieldError(`field 'interface_prefix' must be 1-4 letters`);
+      if (!isInterfacePrefix(prefix)) throw new FieldError(`field 'interface_prefix' must be 1-4 letters`);
       msg.interface_prefix = prefix;
     }
     return { ok: true, msg };

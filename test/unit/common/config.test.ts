@@ -133,13 +133,13 @@ connectionkeepaliveintervalmillis = 0
   const bad: [string, string, number, string][] = [
     ['a word for a number', 'ResyncIntervalSecs = soon', 4, '[global] ResyncIntervalSecs: bad value "soon": expected a whole number'],
     ['a fraction for a number', 'ResyncIntervalSecs = 1.5', 4, '[global] ResyncIntervalSecs: bad value "1.5": expected a whole number'],
-    ['a negative number', 'ResyncIntervalSecs = -1', 4, '[global] ResyncIntervalSecs: bad value "-1": expected a number from 0 to'],
+    ['a negative number', 'ResyncIntervalSecs = -1', 4, '[global] ResyncIntervalSecs: bad value "-1": expected a number from 0 up'],
     ['port 0', 'MetadataPort = 0', 4, '[global] MetadataPort: bad value "0": expected a number from 1 to 65535'],
     ['port 65536', 'MetadataPort = 65536', 4, '[global] MetadataPort: bad value "65536": expected a number from 1 to 65535'],
     ['a URL for a host', 'LocalAddress = http://0.0.0.0', 4, '[global] LocalAddress: bad value "http://0.0.0.0": expected a host name, an IP address or a ZeroMQ endpoint'],
     ['a host with a space', 'MetadataAddr = a b', 4, '[global] MetadataAddr: bad value "a b": expected a host name, an IP address or a ZeroMQ endpoint'],
     ['an unknown severity', '[log]\nLogSeverityScreen = LOUD', 5, '[log] LogSeverityScreen: bad value "LOUD": must be one of NONE, DEBUG, INFO, WARNING, ERROR, CRITICAL'],
-    ['a zero timeout below its minimum', '[connection]\nConnectionTimeoutMillis = 0', 5, '[connection] ConnectionTimeoutMillis: bad value "0": expected a number from 1 to'],
+    ['a zero timeout below its minimum', '[connection]\nConnectionTimeoutMillis = 0', 5, '[connection] ConnectionTimeoutMillis: bad value "0": expected a number from 1 up'],
   ];
   for (const [name, line, lineNo, what] of bad)
     it(`a bad value stops loading, naming file:line, section and key: ${name}`, () => {

@@ -520,6 +520,34 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     expect([...again.k.sets().get(name)!.members]).to.deep.equal(['192.168.0.0/16']);
   });
 
+  it("the periodic refresh re-reads set members and repairs a set whose members drifted (a member added, one removed)", async () => {
+    const { a, ...w } = await oneEndpoint(ep(1), { refreshMs: 90000 });
+    const name = contentSetName(4, 'addr', ['192.168.0.0/16']);
+    expect([...w.k.sets().get(name)!.members]).to.deep.equal(['192.168.0.0/16']);
+    await w.k.runner.run('ipset', ['restore'], `add ${name} 10.66.0.0/16\ndel ${name} 192.168.0.0/16\nadd ${OUT} 10.77.0.0/16\n`);
+    w.k.resetCalls();
+    w.clock.advance(89000);
+    await settle(w);
+    expect([...w.k.sets().get(name)!.members], 'not yet: nothing re-read before the refresh').to.deep.equal(['10.66.0.0/16']);
+    expect(w.k.calls.filter((c) => c.cmd === 'ipset')).to.deep.equal([]);
+
+    w.clock.advance(1000);
+    await settle(w);
+    // One `ipset save` (members included), then both drifted sets rebuilt under a temporary name and swapped in.
+    expect(w.k.calls.filter((c) => c.cmd === 'ipset' && c.args[0] === 'save')).to.have.length(1);
+    expect(restoreInputs(w, 'ipset').join('')).to.contain(`swap felix-tmp-${name.slice(6)} ${name}`).and.to.contain(`swap felix-tmp-${OUT.slice(6)} ${OUT}`);
+    expect([...w.k.sets().get(name)!.members]).to.deep.equal(['192.168.0.0/16']);
+    expect([...w.k.sets().get(OUT)!.members].sort()).to.deep.equal(['0.0.0.0/1', '128.0.0.0/1']);
+    expect(w.dp.status(a.id)!.programmed).to.equal(true);
+
+    // A refresh that finds every set as it should be writes none.
+    w.k.resetCalls();
+    w.clock.advance(90000);
+    await settle(w);
+    expect(w.k.calls.filter((c) => c.cmd === 'ipset' && c.args[0] === 'save')).to.have.length(1);
+    expect(restoreInputs(w, 'ipset')).to.deep.equal([]);
+  });
+
   it('programs routes when the interface appears, and puts them back after it goes down and up', async () => {
     const w = await start();
     const a = ep(1);

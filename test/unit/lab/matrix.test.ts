@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { LabContainer } from '../../../src/lab/lab.js';
+import type { LabContainer } from '../../../src/lab/state.js';
 import { Probe, formatMatrix, isNeighbourTableFull, matrixPairs } from '../../../src/lab/matrix.js';
 
 const container = (ip: string, group: string, host = 'instance-1'): LabContainer => ({ id: ip, ip, group, host, ns: `ns-${ip}` });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { DataMerger, EndpointSectionValues, canonicalEndpointIp, endpointKey, formatEndpointSection, parseDataFile, shortHost } from '../../../src/plugin/data.js';
+import { DataMerger, EndpointSectionValues, FelixSectionValues, canonicalEndpointIp, endpointKey, formatEndpointSection, formatFelixSection, parseDataFile, readEndpointSection, shortHost } from '../../../src/plugin/data.js';
 
 describe('plugin data parsing', () => {
   const good = `[felix instance-1]\nip=10.240.0.2\nhost=instance-1.example.com\n\n[endpoint 192_168_1_1]\nid=abc123\nip=192.168.1.1, fd00::1\nMAC=EE:EE:EE:EE:EE:01\nhost=Instance-1\n`;
@@ -160,6 +160,57 @@ describe('formatEndpointSection (what network-container writes)', () => {
       expect(() => formatEndpointSection({ ...base, ...over })).to.throw(message);
     });
   }
+});
+
+describe('readEndpointSection (a written endpoint file, to write it again)', () => {
+  const base: EndpointSectionValues = { id: 'abc', ip: '192.168.1.5,fd00:192:168::1:5', mac: 'ee:ee:ee:ee:ee:01', host: 'instance-1', group: 'group1' };
+
+  it('reads back what formatEndpointSection wrote; writing it again gives the same text', () => {
+    const text = formatEndpointSection(base);
+    expect(readEndpointSection(text, 'x.txt')).to.deep.equal(base);
+    expect(formatEndpointSection(readEndpointSection(text, 'x.txt'))).to.equal(text);
+  });
+
+  it('changes one value through a read and a write (the lab moves a container to another group so)', () => {
+    const text = formatEndpointSection({ ...readEndpointSection(formatEndpointSection(base), 'x.txt'), group: 'group2' });
+    expect(parseDataFile(text, 'x.txt').entries.get('endpoint 192_168_1_5-fd00_192_168__1_5')!.value).to.deep.include({ groups: ['group2'] });
+  });
+
+  const refused: Array<[string, string, string | RegExp]> = [
+    ['no section', '', 'x.txt: expected one [endpoint] section, found 0 sections'],
+    ['a felix section', '[felix h]\nip=10.0.0.1\n', 'x.txt: expected one [endpoint] section, found 1 sections'],
+    ['two endpoints', `${formatEndpointSection(base)}\n${formatEndpointSection({ ...base, ip: '192.168.1.6' })}`, 'x.txt: expected one [endpoint] section, found 2 sections'],
+    ['a bad section', '[endpoint x]\nid=a\n', "x.txt:1: [endpoint] missing 'ip'"],
+    ['a line that is not INI', 'nonsense\n', "x.txt:1: expected '[section]' or 'key = value'"],
+  ];
+  for (const [name, text, message] of refused)
+    it(`refuses a file with ${name}, naming the file`, () => {
+      expect(() => readEndpointSection(text, 'x.txt')).to.throw(message);
+    });
+});
+
+describe('formatFelixSection (felix.txt, as the lab writes it)', () => {
+  it('writes a host that reads back as given; ip6 and port only when set', () => {
+    const text = formatFelixSection({ host: 'instance-1', ip: '198.18.0.1', ip6: 'fd00:198:18::1' });
+    expect(text).to.equal('[felix instance-1]\nip=198.18.0.1\nip6=fd00:198:18::1\nhost=instance-1\n');
+    const p = parseDataFile(`${text}\n${formatFelixSection({ host: 'h2', ip: '127.0.0.1', port: 9902 })}`, 'felix.txt');
+    expect([...p.badSections.values(), ...p.syntaxErrors]).to.deep.equal([]);
+    expect([...p.entries.values()].map((e) => ({ ...e.value, source: '' }))).to.deep.equal([
+      { host: 'instance-1', ip: '198.18.0.1', ip6: 'fd00:198:18::1', port: null, source: '' },
+      { host: 'h2', ip: '127.0.0.1', ip6: null, port: 9902, source: '' },
+    ]);
+  });
+
+  const refused: Array<[string, Partial<FelixSectionValues>, string]> = [
+    ['a host with a line break', { host: 'h\n[felix evil]' }, 'cannot write host "h\\n[felix evil]": not a host name'],
+    ['an ip that is not an address', { ip: '10.0.0' }, 'cannot write ip "10.0.0": not an IP address'],
+    ['an IPv4 ip6', { ip6: '10.0.0.2' }, 'cannot write ip6 "10.0.0.2": not an IPv6 address'],
+    ['port 0', { port: 0 }, 'cannot write port "0": not a port number (1-65535)'],
+  ];
+  for (const [name, over, message] of refused)
+    it(`refuses ${name}`, () => {
+      expect(() => formatFelixSection({ host: 'h', ip: '10.0.0.1', ...over })).to.throw(message);
+    });
 });
 
 describe('canonicalEndpointIp and endpointKey (network-container’s IP argument → ip= and the data file name)', () => {

@@ -6,6 +6,7 @@
  * line the operator reads out.
  */
 import { expect } from 'chai';
+import { defaultInterfaceName } from '../../../src/common/endpoint-names.js';
 import { AclCalculator } from '../../../src/aclmgr/calculator.js';
 import type { EndpointStatus } from '../../../src/common/metrics.js';
 import type { AclEndpointView, FelixEndpointView, RouteView, SkippedRule } from '../../../src/common/status-api.js';
@@ -25,7 +26,7 @@ interface Ep {
   groups: string[];
 }
 
-const ifname = (ep: Ep): string => `tap${ep.id.slice(0, 11)}`;
+const ifname = (ep: Ep): string => defaultInterfaceName('tap', ep.id);
 
 /** The prototype's picture: group1 on both hosts, group2 on instance-1. */
 const A: Ep = { id: '1f0e7c2a-aaaa-4aaa-8aaa-000000000001', host: 'instance-1', addrs: ['192.168.1.1', 'fd00:1::1'], groups: ['group1'] };

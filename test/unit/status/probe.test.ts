@@ -1,5 +1,6 @@
 /** What daemons put in /status and /metrics, from their state: socket counts, Felix's endpoint rows, the registry. */
 import { expect } from 'chai';
+import { defaultInterfaceName } from '../../../src/common/endpoint-names.js';
 import { Observability } from '../../../src/common/metrics.js';
 import { SocketStats, replyKind } from '../../../src/common/zmq/stats.js';
 import { endpointStatuses, felixProbe } from '../../../src/felix/probe.js';
@@ -39,7 +40,7 @@ describe('status and metrics from daemon state', () => {
   });
 
   const ep = (id: string, over: Partial<FelixEndpoint> = {}): FelixEndpoint => ({
-    id, ifname: `tap${id.slice(0, 11)}`, mac: 'ee:ee:ee:ee:ee:01', addrs: ['192.168.1.1'], enabled: true, acls: null, aclsAt: null, ...over,
+    id, ifname: defaultInterfaceName('tap', id), mac: 'ee:ee:ee:ee:ee:01', addrs: ['192.168.1.1'], enabled: true, acls: null, aclsAt: null, ...over,
   });
   const dp = (over: Partial<DataplaneStatus> = {}): DataplaneStatus => ({ programmed: true, routesProgrammed: true, filterProgrammed: true, interfaceUp: true, ...over });
 
