@@ -96,26 +96,10 @@ export function renderIptablesRestore(changes: TableChanges[]): string {
 /** table → chain → rules (each without its `-A chain` prefix). */
 export type IptablesState = Map<string, Map<string, string[]>>;
 
+/** Parses `iptables-save` (with or without `-c`): the rules alone. */
 export function parseIptablesSave(text: string): IptablesState {
   const state: IptablesState = new Map();
-  let table: Map<string, string[]> | undefined;
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (line.startsWith('*')) {
-      table = new Map();
-      state.set(line.slice(1), table);
-    } else if (!table || line === '' || line.startsWith('#') || line === 'COMMIT') {
-      continue;
-    } else if (line.startsWith(':')) {
-      table.set(line.slice(1).split(' ')[0]!, []);
-    } else if (line.startsWith('-A ')) {
-      const space = line.indexOf(' ', 3);
-      const chain = line.slice(3, space);
-      const rules = table.get(chain) ?? [];
-      rules.push(line.slice(space + 1));
-      table.set(chain, rules);
-    }
-  }
+  for (const [table, chains] of parseIptablesCounters(text)) state.set(table, new Map([...chains].map(([chain, rules]) => [chain, rules.map((r) => r.rule)])));
   return state;
 }
 
