@@ -18,6 +18,7 @@ import ipaddr from 'ipaddr.js';
 import type { Logger } from 'pino';
 import type { Acls } from '../../common/wire/acl-api.js';
 import type { SkippedRule } from '../../common/status-api.js';
+import { Clock, realClock } from '../../common/clock.js';
 import { isEndpointId, isIp, isMac } from '../../common/wire/codec.js';
 import type { ProtocolNames } from './render/acl.js';
 import type { EndpointToHostAction } from './render/chains.js';
@@ -69,21 +70,6 @@ export interface DataplaneOptions {
 
 const DEFAULT_COUNTERS_REUSE = 10;
 const MAX_COUNTERS_REUSE_MS = 10000;
-
-export interface Clock {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-  setInterval(fn: () => void, ms: number): unknown;
-  clearInterval(handle: unknown): void;
-}
-
-/** Real timers, unref'd: they never keep the process alive. */
-export const realClock: Clock = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-  setInterval: (fn, ms) => setInterval(fn, ms).unref(),
-  clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
-};
 
 export interface EndpointStatus {
   /** Routes and chains/sets in place, nothing pending, no error. */
@@ -324,13 +310,13 @@ export class Dataplane {
   deniedPackets(): Promise<DeniedCount[]> {
     const last = this.deniedLast;
     const reuse = this.opts.countersReuse ?? DEFAULT_COUNTERS_REUSE;
-    if (last && performance.now() - last.at < Math.min(reuse * last.ms, MAX_COUNTERS_REUSE_MS)) return Promise.resolve(last.counts);
+    if (last && this.clock.now() - last.at < Math.min(reuse * last.ms, MAX_COUNTERS_REUSE_MS)) return Promise.resolve(last.counts);
     this.deniedRead ??= (async () => {
       try {
-        const started = performance.now();
+        const started = this.clock.now();
         const readings = await this.filters.readCounters();
         const counts = this.denied.update(readings, new Map([...this.endpoints.values()].map((e) => [e.suffix, e.spec.id])));
-        this.deniedLast = { at: performance.now(), ms: performance.now() - started, counts };
+        this.deniedLast = { at: this.clock.now(), ms: this.clock.now() - started, counts };
         return counts;
       } catch (err) {
         this.log.warn({ err }, 'reading the denied-packet counters failed');
