@@ -6,6 +6,7 @@
  * to the {@link EndpointManager}.
  */
 import type { Logger } from '../common/logging.js';
+import { Backoff } from '../common/backoff.js';
 import { zmqAddress } from '../common/config.js';
 import { HEARTBEAT, Rc, decodeResponse, rememberingDecoder } from '../common/wire/codec.js';
 import { ENDPOINTDESTROYED, RESYNCSTATE, decodeFelixRequest, decodeResyncResponse } from '../common/wire/endpoint-api.js';
@@ -67,7 +68,7 @@ export class FelixAgent {
    * timer of the next GETACLSTATE and the wait before it (100 ms after
    * subscribing, then doubling from each reply, up to the connection timeout).
    */
-  private readonly aclPending = new Map<string, { timer: NodeJS.Timeout | undefined; backoffMs: number }>();
+  private readonly aclPending = new Map<string, { timer: NodeJS.Timeout | undefined; backoff: Backoff }>();
   /** Endpoints with a GETACLSTATE outstanding (at most one each). */
   private readonly aclAsking = new Set<string>();
   private stopped = false;
@@ -264,7 +265,14 @@ export class FelixAgent {
   /** Just subscribed to `id`'s topic: ask for its ACLs unless an ACLUPDATE arrives within 100 ms. */
   private awaitAcls(id: string): void {
     // Already waiting: its timer or outstanding request will do.
-    if (!this.aclPending.has(id)) this.aclPending.set(id, { timer: setTimeout(() => this.requestAcls(id), FIRST_ACL_WAIT_MS), backoffMs: FIRST_ACL_WAIT_MS });
+    if (this.aclPending.has(id)) return;
+    const backoff = this.aclBackoff();
+    this.aclPending.set(id, { timer: setTimeout(() => this.requestAcls(id), backoff.next()), backoff });
+  }
+
+  /** 100 ms, then twice the last wait, up to the connection timeout (SPEC §5). */
+  private aclBackoff(): Backoff {
+    return new Backoff(FIRST_ACL_WAIT_MS, this.opts.config.connection.ConnectionTimeoutMillis);
   }
 
   private clearAclPending(id: string): void {
@@ -277,7 +285,10 @@ export class FelixAgent {
     if (this.stopped) return;
     let entry = this.aclPending.get(id);
     if (!entry) {
-      entry = { timer: undefined, backoffMs: FIRST_ACL_WAIT_MS };
+      // Asked at once, in place of the first wait: the next ask comes twice as late.
+      const backoff = this.aclBackoff();
+      backoff.next();
+      entry = { timer: undefined, backoff };
       this.aclPending.set(id, entry);
     }
     clearTimeout(entry.timer);
@@ -289,9 +300,8 @@ export class FelixAgent {
       const current = this.aclPending.get(id);
       if (!current || this.stopped) return;
       // Still no ACLUPDATE: ask again, waiting twice as long as last time from this reply.
-      current.backoffMs = Math.min(current.backoffMs * 2, this.opts.config.connection.ConnectionTimeoutMillis);
       clearTimeout(current.timer);
-      current.timer = setTimeout(() => this.requestAcls(id), current.backoffMs);
+      current.timer = setTimeout(() => this.requestAcls(id), current.backoff.next());
     };
     this.aclClient.request({ type: GETACLSTATE, endpoint_id: id, issued: Date.now() }).then(
       (body) => {

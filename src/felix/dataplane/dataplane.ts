@@ -18,6 +18,7 @@ import ipaddr from 'ipaddr.js';
 import type { Logger } from 'pino';
 import type { Acls } from '../../common/wire/acl-api.js';
 import type { SkippedRule } from '../../common/status-api.js';
+import { Backoff } from '../../common/backoff.js';
 import { Clock, realClock } from '../../common/clock.js';
 import { isEndpointId, isIp, isMac } from '../../common/wire/codec.js';
 import type { ProtocolNames } from './render/acl.js';
@@ -94,7 +95,8 @@ interface EndpointState {
   routesProgrammed: boolean;
   filterError: string | null;
   routesError: string | null;
-  backoffMs: number;
+  /** The waits between retries of its programming. */
+  backoff: Backoff;
   retryTimer: unknown;
 }
 
@@ -138,7 +140,7 @@ export class Dataplane {
   /** A host-level apply failed: wait for a timer instead of spinning the loop. */
   private hostRetryPending = false;
   private hostRetryTimer: unknown = null;
-  private hostBackoffMs = 0;
+  private readonly hostBackoff: Backoff;
 
   private started = false;
   private stopped = false;
@@ -159,6 +161,7 @@ export class Dataplane {
     this.conntrack = opts.conntrack ?? new ConntrackTool(runner);
     this.clock = opts.clock ?? realClock;
     this.maxBackoffMs = opts.maxBackoffMs ?? 30000;
+    this.hostBackoff = new Backoff(Math.max(200, opts.retryMs), this.maxBackoffMs);
     this.links = new LinkTracker(this.netlink, (name, before) => this.onLinkChange(name, before));
     this.routes = new RouteManager(this.netlink, this.sysctl, this.log);
   }
@@ -217,7 +220,7 @@ export class Dataplane {
     } else {
       const e: EndpointState = {
         spec: { ...spec, addrs: [...spec.addrs] }, suffix: endpointSuffix(spec.id), addrs, acls: null, version: 0, filterProgrammed: false, routesProgrammed: false,
-        filterError: null, routesError: null, backoffMs: 0, retryTimer: null,
+        filterError: null, routesError: null, backoff: new Backoff(Math.max(50, this.opts.retryMs), this.maxBackoffMs), retryTimer: null,
       };
       this.endpoints.set(spec.id, e);
       this.markDirty(e);
@@ -482,7 +485,7 @@ export class Dataplane {
     try {
       await this.applyFilter(batch, moreWaiting);
       for (const e of batch) this.filterSucceeded(e, versions.get(e)!);
-      this.hostBackoffMs = 0;
+      this.hostBackoff.reset();
       if (batch.length) this.log.info({ endpoints: batch.length, ms: Math.round(performance.now() - started) }, 'chains and sets programmed');
     } catch (err) {
       // The managers re-read the kernel before the next try; the batch stays dirty.
@@ -511,7 +514,7 @@ export class Dataplane {
     e.filterProgrammed = true;
     if (e.filterError !== null) {
       e.filterError = null;
-      e.backoffMs = 0;
+      e.backoff.reset();
       this.log.info({ endpoint: e.spec.id }, 'chains and sets programmed after earlier failure');
     }
   }
@@ -521,12 +524,12 @@ export class Dataplane {
     this.hostRetryPending = true;
     this.filters.dirty = true;
     if (this.hostRetryTimer !== null) return;
-    this.hostBackoffMs = Math.min(this.hostBackoffMs ? this.hostBackoffMs * 2 : Math.max(200, this.opts.retryMs), this.maxBackoffMs);
+    const wait = this.hostBackoff.next();
     this.hostRetryTimer = this.clock.setTimeout(() => {
       this.hostRetryTimer = null;
       this.hostRetryPending = false;
       this.schedule();
-    }, this.hostBackoffMs);
+    }, wait);
   }
 
   /** Fail closed: out of dispatch, its flows forgotten, retried with backoff. */
@@ -540,15 +543,15 @@ export class Dataplane {
     } else {
       e.routesError = message;
     }
-    e.backoffMs = Math.min(e.backoffMs ? e.backoffMs * 2 : Math.max(50, this.opts.retryMs), this.maxBackoffMs);
-    this.log.error({ err, endpoint: e.spec.id, retryMs: e.backoffMs }, `${what} failed; endpoint left denied, will retry`);
+    const wait = e.backoff.next();
+    this.log.error({ err, endpoint: e.spec.id, retryMs: wait }, `${what} failed; endpoint left denied, will retry`);
     if (e.retryTimer !== null) this.clock.clearTimeout(e.retryTimer);
     e.retryTimer = this.clock.setTimeout(() => {
       e.retryTimer = null;
       if (kind === 'filter') this.filterDirty.add(e);
       else this.routesDirty.add(e);
       this.schedule();
-    }, e.backoffMs);
+    }, wait);
   }
 
   // ---- routes ----
