@@ -5,9 +5,9 @@
  */
 import type { Logger } from '../common/logging.js';
 import { HEARTBEAT, Rc, decodeResponse } from '../common/wire/codec.js';
-import { GETGROUPS, GROUPUPDATE, GroupUpdate, TOPIC_GROUPS, TOPIC_NETWORK_HEARTBEAT, decodeNetworkPublication } from '../common/wire/network-api.js';
+import { GETGROUPS, GROUPUPDATE, GroupUpdate, NetworkPublication, TOPIC_GROUPS, TOPIC_NETWORK_HEARTBEAT, decodeNetworkPublication } from '../common/wire/network-api.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
-import { Subscriber } from '../common/zmq/subscriber.js';
+import { Subscriber, decodingSubscriber } from '../common/zmq/subscriber.js';
 import { SocketStats } from '../common/zmq/stats.js';
 import type { SocketOptions } from '../common/zmq/options.js';
 
@@ -74,7 +74,20 @@ export class NetworkClient {
   readonly stats = { requests: new SocketStats(), publications: new SocketStats() };
 
   constructor(private readonly opts: NetworkClientOptions) {
-    this.sub = new Subscriber(opts.publishAddress, (topic, body) => this.onPublication(topic, body), opts.log, opts.socketOptions);
+    const decoding = decodingSubscriber(
+      { decode: decodeNetworkPublication, log: opts.log, stats: this.stats.publications, badMessage: 'bad publication from the plugin ignored' },
+      (topic, msg) => this.onPublication(topic, msg),
+    );
+    this.sub = new Subscriber(
+      opts.publishAddress,
+      (topic, body) => {
+        // Anything, even a bad publication, shows the plugin is alive.
+        this.lastHeard = Date.now();
+        decoding(topic, body);
+      },
+      opts.log,
+      opts.socketOptions,
+    );
     this.sub.subscribe(TOPIC_GROUPS);
     this.sub.subscribe(TOPIC_NETWORK_HEARTBEAT);
     // The plugin's PUB socket came back (it restarted): what it holds now may differ from what we had.
@@ -184,15 +197,7 @@ export class NetworkClient {
     this.opts.onResynced(resync.seen);
   }
 
-  private onPublication(topic: string, body: Buffer): void {
-    this.lastHeard = Date.now();
-    const decoded = decodeNetworkPublication(body);
-    this.stats.publications.record(decoded.ok ? decoded.msg.type : 'ERROR', decoded.ok ? '' : decoded.error.rc);
-    if (!decoded.ok) {
-      this.opts.log.warn({ topic, ...decoded.error }, 'bad publication from the plugin ignored');
-      return;
-    }
-    const msg = decoded.msg;
+  private onPublication(topic: string, msg: NetworkPublication): void {
     const expected = msg.type === HEARTBEAT ? TOPIC_NETWORK_HEARTBEAT : TOPIC_GROUPS;
     if (topic !== expected) {
       this.opts.log.warn({ topic, type: msg.type }, 'publication on the wrong topic ignored');

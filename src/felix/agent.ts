@@ -10,11 +10,11 @@ import { Backoff } from '../common/backoff.js';
 import { zmqAddress } from '../common/config.js';
 import { HEARTBEAT, Rc, decodeResponse, rememberingDecoder } from '../common/wire/codec.js';
 import { ENDPOINTDESTROYED, RESYNCSTATE, decodeFelixRequest, decodeResyncResponse } from '../common/wire/endpoint-api.js';
-import { GETACLSTATE, TOPIC_ACL_HEARTBEAT, decodeAclPublication } from '../common/wire/acl-api.js';
+import { AclPublication, GETACLSTATE, TOPIC_ACL_HEARTBEAT, decodeAclPublication } from '../common/wire/acl-api.js';
 import { ReplyServer, RequestHandler, decodingHandler } from '../common/zmq/reply-server.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
 import { LatestPerTopic } from '../common/zmq/latest-per-topic.js';
-import { Subscriber } from '../common/zmq/subscriber.js';
+import { Subscriber, decodingSubscriber } from '../common/zmq/subscriber.js';
 import { SocketStats } from '../common/zmq/stats.js';
 import type { Connection } from '../common/metrics.js';
 import { SocketOptions, clientOptions } from '../common/zmq/options.js';
@@ -48,8 +48,6 @@ export class FelixAgent {
   private readonly aclClient: RequestClient;
   private readonly aclSub: Subscriber;
   private readonly aclInbox: LatestPerTopic;
-  /** The members of a group arrive with the same bytes in a row: parsed once (a few groups may interleave). */
-  private readonly decodeAcls = rememberingDecoder(decodeAclPublication, 8);
   private epServer: ReplyServer | undefined;
   private readonly endpointHandler: RequestHandler;
   private readonly timers: NodeJS.Timeout[] = [];
@@ -99,7 +97,16 @@ export class FelixAgent {
       socketOptions: toAclManager,
     });
     // A Felix that fell behind decodes only each endpoint's newest ACLUPDATE of what it had queued.
-    this.aclInbox = new LatestPerTopic((topic, body) => this.onAclPublication(topic, body));
+    const decoding = decodingSubscriber(
+      // The members of a group arrive with the same bytes in a row: parsed once (a few groups may interleave).
+      { decode: rememberingDecoder(decodeAclPublication, 8), log, stats: this.stats.aclUpdates, badMessage: 'bad ACL publication ignored' },
+      (topic, msg) => this.onAclPublication(topic, msg),
+    );
+    this.aclInbox = new LatestPerTopic((topic, body) => {
+      // Anything, even a bad publication, shows the ACL manager is alive.
+      this.lastAclMessage = Date.now();
+      decoding(topic, body);
+    });
     this.aclSub = new Subscriber(zmqAddress(g.ACLPublishAddress ?? g.ACLAddress, g.ACLPublishPort), (topic, body) => this.aclInbox.push(topic, body), log, toAclManager, ACL_QUEUE);
     // Read ACLs between applies only: what comes meanwhile waits at the ACL manager, which keeps the
     // newest per endpoint, so under churn Felix is sent about what it can apply, not every state.
@@ -322,19 +329,12 @@ export class FelixAgent {
     for (const id of this.manager.endpoints.keys()) this.requestAcls(id);
   }
 
-  private onAclPublication(topic: string, body: Buffer): void {
-    this.lastAclMessage = Date.now();
-    const decoded = this.decodeAcls(body);
-    this.stats.aclUpdates.record(decoded.ok ? decoded.msg.type : 'ERROR', decoded.ok ? '' : decoded.error.rc);
-    if (!decoded.ok) {
-      this.opts.log.warn({ topic, ...decoded.error }, 'bad ACL publication ignored');
-      return;
-    }
-    if (decoded.msg.type === HEARTBEAT) return;
+  private onAclPublication(topic: string, msg: AclPublication): void {
+    if (msg.type === HEARTBEAT) return;
     if (topic === TOPIC_ACL_HEARTBEAT) return;
-    this.opts.log.info({ endpoint: topic, v4: decoded.msg.acls.v4.inbound.length + decoded.msg.acls.v4.outbound.length, v6: decoded.msg.acls.v6.inbound.length + decoded.msg.acls.v6.outbound.length }, 'ACLs received');
+    this.opts.log.info({ endpoint: topic, v4: msg.acls.v4.inbound.length + msg.acls.v4.outbound.length, v6: msg.acls.v6.inbound.length + msg.acls.v6.outbound.length }, 'ACLs received');
     this.clearAclPending(topic);
-    this.manager.aclUpdate(topic, decoded.msg.acls);
+    this.manager.aclUpdate(topic, msg.acls);
   }
 
   /** Runs every keepalive interval: recreates sockets that went silent, re-asks what got lost. */
