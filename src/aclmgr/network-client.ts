@@ -5,7 +5,7 @@
  */
 import type { Logger } from '../common/logging.js';
 import { HEARTBEAT, Rc, decodeResponse } from '../common/wire/codec.js';
-import { GETGROUPS, GROUPUPDATE, GroupUpdate, NetworkPublication, TOPIC_GROUPS, TOPIC_NETWORK_HEARTBEAT, decodeNetworkPublication } from '../common/wire/network-api.js';
+import { GETGROUPS, GROUPUPDATE, GroupUpdate, NetworkPublication, NetworkRequest, TOPIC_GROUPS, TOPIC_NETWORK_HEARTBEAT, decodeNetworkPublication } from '../common/wire/network-api.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
 import { Subscriber, decodingSubscriber } from '../common/zmq/subscriber.js';
 import { SocketStats } from '../common/zmq/stats.js';
@@ -59,7 +59,7 @@ interface Resync {
  */
 export class NetworkClient {
   private readonly sub: Subscriber;
-  private req: RequestClient;
+  private req: RequestClient<NetworkRequest>;
   private lastHeard = Date.now();
   private generation = 0;
   private resync: Resync | undefined;
@@ -107,8 +107,8 @@ export class NetworkClient {
     this.sub.close();
   }
 
-  private newRequestClient(): RequestClient {
-    return new RequestClient({
+  private newRequestClient(): RequestClient<NetworkRequest> {
+    return new RequestClient<NetworkRequest>({
       address: this.opts.requestAddress,
       timeoutMs: this.opts.timeoutMs,
       keepaliveMs: this.opts.keepaliveMs,

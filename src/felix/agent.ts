@@ -9,8 +9,8 @@ import type { Logger } from '../common/logging.js';
 import { Backoff } from '../common/backoff.js';
 import { zmqAddress } from '../common/config.js';
 import { HEARTBEAT, Rc, decodeResponse, rememberingDecoder } from '../common/wire/codec.js';
-import { ENDPOINTDESTROYED, RESYNCSTATE, decodeFelixRequest, decodeResyncResponse } from '../common/wire/endpoint-api.js';
-import { AclPublication, GETACLSTATE, TOPIC_ACL_HEARTBEAT, decodeAclPublication } from '../common/wire/acl-api.js';
+import { ENDPOINTDESTROYED, PluginRequest, RESYNCSTATE, decodeFelixRequest, decodeResyncResponse } from '../common/wire/endpoint-api.js';
+import { AclPublication, AclRequest, GETACLSTATE, TOPIC_ACL_HEARTBEAT, decodeAclPublication } from '../common/wire/acl-api.js';
 import { ReplyServer, RequestHandler, decodingHandler } from '../common/zmq/reply-server.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
 import { LatestPerTopic } from '../common/zmq/latest-per-topic.js';
@@ -44,8 +44,8 @@ const MAX_ACL_PAUSE_MS = 1000;
 
 export class FelixAgent {
   readonly manager: EndpointManager;
-  private readonly pluginClient: RequestClient;
-  private readonly aclClient: RequestClient;
+  private readonly pluginClient: RequestClient<PluginRequest>;
+  private readonly aclClient: RequestClient<AclRequest>;
   private readonly aclSub: Subscriber;
   private readonly aclInbox: LatestPerTopic;
   private epServer: ReplyServer | undefined;
@@ -78,7 +78,7 @@ export class FelixAgent {
     const own = opts.socketOptions ?? {};
     const toPlugin = clientOptions(own, opts.config.security.PluginPublicKeyFile);
     const toAclManager = clientOptions(own, opts.config.security.AclManagerPublicKeyFile);
-    this.pluginClient = new RequestClient({
+    this.pluginClient = new RequestClient<PluginRequest>({
       address: zmqAddress(g.PluginAddress, g.PluginPort),
       timeoutMs: c.ConnectionTimeoutMillis,
       keepaliveMs: c.ConnectionKeepaliveIntervalMillis,
@@ -87,7 +87,7 @@ export class FelixAgent {
       stats: this.stats.plugin,
       socketOptions: toPlugin,
     });
-    this.aclClient = new RequestClient({
+    this.aclClient = new RequestClient<AclRequest>({
       address: zmqAddress(g.ACLAddress, g.ACLPort),
       timeoutMs: c.ConnectionTimeoutMillis,
       keepaliveMs: c.ConnectionKeepaliveIntervalMillis,
