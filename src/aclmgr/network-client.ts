@@ -4,6 +4,7 @@
  * re-synchronisation by itself whenever the plugin seems lost.
  */
 import type { Logger } from '../common/logging.js';
+import { Clock, realClock } from '../common/clock.js';
 import { HEARTBEAT, Rc, decodeResponse } from '../common/wire/codec.js';
 import { GETGROUPS, GROUPUPDATE, GroupUpdate, NetworkPublication, NetworkRequest, TOPIC_GROUPS, TOPIC_NETWORK_HEARTBEAT, decodeNetworkPublication } from '../common/wire/network-api.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
@@ -31,6 +32,8 @@ export interface NetworkClientOptions {
   onResynced: (seen: ReadonlySet<string>) => void;
   /** For both sockets: size limit, and CURVE keys including the plugin's. */
   socketOptions?: SocketOptions;
+  /** Watchdog, settle, retry and the REQ socket's keepalive and timeout; real timers unless a test passes a fake. */
+  clock?: Clock;
 }
 
 interface Resync {
@@ -39,7 +42,7 @@ interface Resync {
   seen: Set<string>;
   replied: boolean;
   settleDeadline: number;
-  settleTimer?: NodeJS.Timeout;
+  settleTimer?: unknown;
 }
 
 /**
@@ -60,11 +63,12 @@ interface Resync {
 export class NetworkClient {
   private readonly sub: Subscriber;
   private req: RequestClient<NetworkRequest>;
-  private lastHeard = Date.now();
+  private readonly clock: Clock;
+  private lastHeard: number;
   private generation = 0;
   private resync: Resync | undefined;
-  private readonly watchdog: NodeJS.Timeout;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly watchdog: unknown;
+  private retryTimer: unknown;
   private stopped = false;
   /** Completed resyncs, for tests and logs. */
   resyncs = 0;
@@ -74,6 +78,8 @@ export class NetworkClient {
   readonly stats = { requests: new SocketStats(), publications: new SocketStats() };
 
   constructor(private readonly opts: NetworkClientOptions) {
+    this.clock = opts.clock ?? realClock;
+    this.lastHeard = this.clock.now();
     const decoding = decodingSubscriber(
       { decode: decodeNetworkPublication, log: opts.log, stats: this.stats.publications, badMessage: 'bad publication from the plugin ignored' },
       (topic, msg) => this.onPublication(topic, msg),
@@ -82,7 +88,7 @@ export class NetworkClient {
       opts.publishAddress,
       (topic, body) => {
         // Anything, even a bad publication, shows the plugin is alive.
-        this.lastHeard = Date.now();
+        this.lastHeard = this.clock.now();
         decoding(topic, body);
       },
       opts.log,
@@ -93,16 +99,16 @@ export class NetworkClient {
     // The plugin's PUB socket came back (it restarted): what it holds now may differ from what we had.
     this.sub.onReconnect = () => this.pluginLost('plugin reconnected');
     this.req = this.newRequestClient();
-    this.watchdog = setInterval(() => this.checkPlugin(), Math.max(10, Math.min(1000, Math.floor(opts.pluginTimeoutMs / 4))));
+    this.watchdog = this.clock.setInterval(() => this.checkPlugin(), Math.max(10, Math.min(1000, Math.floor(opts.pluginTimeoutMs / 4))));
     this.startResync('start');
   }
 
   stop(): void {
     this.stopped = true;
     this.generation++;
-    clearInterval(this.watchdog);
-    clearTimeout(this.retryTimer);
-    clearTimeout(this.resync?.settleTimer);
+    this.clock.clearInterval(this.watchdog);
+    this.clock.clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.resync?.settleTimer);
     this.req.close();
     this.sub.close();
   }
@@ -117,11 +123,12 @@ export class NetworkClient {
       onReset: (reason) => this.startResync(`request timed out: ${reason}`),
       stats: this.stats.requests,
       socketOptions: this.opts.socketOptions,
+      clock: this.clock,
     });
   }
 
   private checkPlugin(): void {
-    const silent = Date.now() - this.lastHeard;
+    const silent = this.clock.now() - this.lastHeard;
     if (silent <= this.opts.pluginTimeoutMs) return;
     this.opts.log.warn({ address: this.opts.publishAddress, silentMs: silent }, 'nothing from the plugin; taking it as lost');
     this.stats.publications.resets++;
@@ -139,11 +146,11 @@ export class NetworkClient {
   /** Starts a resync, abandoning any in progress. */
   private startResync(reason: string): void {
     if (this.stopped) return;
-    clearTimeout(this.retryTimer);
-    clearTimeout(this.resync?.settleTimer);
+    this.clock.clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.resync?.settleTimer);
     const generation = ++this.generation;
     this.resyncsStarted++;
-    this.lastHeard = Date.now();
+    this.lastHeard = this.clock.now();
     // A fresh subscription each time: the old socket may be attached to a dead peer.
     if (generation > 1) this.sub.recreate();
     this.resync = { generation, reason, seen: new Set(), replied: false, settleDeadline: 0 };
@@ -173,20 +180,20 @@ export class NetworkClient {
     }
     const resync = this.resync!;
     resync.replied = true;
-    resync.settleDeadline = Date.now() + 10 * this.opts.settleMs;
+    resync.settleDeadline = this.clock.now() + 10 * this.opts.settleMs;
     this.armSettle(resync);
   }
 
   private retryLater(generation: number): void {
-    this.retryTimer = setTimeout(() => {
+    this.retryTimer = this.clock.setTimeout(() => {
       if (generation === this.generation) this.startResync('retrying GETGROUPS');
     }, this.opts.keepaliveMs);
   }
 
   private armSettle(resync: Resync): void {
-    clearTimeout(resync.settleTimer);
-    const wait = Math.max(0, Math.min(this.opts.settleMs, resync.settleDeadline - Date.now()));
-    resync.settleTimer = setTimeout(() => this.finishResync(resync), wait);
+    this.clock.clearTimeout(resync.settleTimer);
+    const wait = Math.max(0, Math.min(this.opts.settleMs, resync.settleDeadline - this.clock.now()));
+    resync.settleTimer = this.clock.setTimeout(() => this.finishResync(resync), wait);
   }
 
   private finishResync(resync: Resync): void {
