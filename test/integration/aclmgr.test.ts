@@ -37,7 +37,7 @@ const byJson = (x: Json, y: Json) => JSON.stringify(x).localeCompare(JSON.string
 describe('calico-acl-manager (built command, real sockets)', function () {
   this.timeout(30000);
   let dir: string;
-  let ports: { groups: number; pub: number; aclReq: number; aclPub: number };
+  let ports: { groups: number; pub: number; aclReq: number; aclPub: number; metrics: number };
   let plugin: PluginNetworkPeer;
   let manager: Running;
   let closers: Array<{ close(): void }>;
@@ -66,6 +66,9 @@ LogSeverityScreen = INFO
 
 [connection]
 ${extra.connection ?? 'ConnectionTimeoutMillis = 1000\nConnectionKeepaliveIntervalMillis = 300\nPluginTimeoutMillis = 1000\nResyncSettleMillis = 200'}
+
+[metrics]
+MetricsPort = ${ports.metrics}
 `,
     );
     return file;
@@ -75,11 +78,25 @@ ${extra.connection ?? 'ConnectionTimeoutMillis = 1000\nConnectionKeepaliveInterv
     return track(new PluginNetworkPeer(`tcp://127.0.0.1:${ports.groups}`, `tcp://127.0.0.1:${ports.pub}`, heartbeatMs));
   }
 
-  const resyncCount = () => manager.output().split('resynchronised with the plugin').length - 1;
+  /** One sample of the manager's /metrics, e.g. `calico_aclmgr_resyncs_completed_total`; NaN until it answers. */
+  async function metric(sample: string): Promise<number> {
+    try {
+      const text = await (await fetch(`http://127.0.0.1:${ports.metrics}/metrics`)).text();
+      const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
+      return line === undefined ? NaN : Number(line.slice(sample.length + 1));
+    } catch {
+      return NaN;
+    }
+  }
+
+  const resyncCount = () => metric('calico_aclmgr_resyncs_completed_total');
+  const resyncsStarted = () => metric('calico_aclmgr_resyncs_started_total');
+  /** Timeouts short enough for a test to see the manager give up on a plugin and come back, in well under a second. */
+  const QUICK = 'ConnectionTimeoutMillis = 400\nConnectionKeepaliveIntervalMillis = 50\nPluginTimeoutMillis = 400\nResyncSettleMillis = 100';
 
   async function startManager(config = writeConfig()): Promise<void> {
     manager = startCommand(ACLMGR, ['--config-file', config]);
-    await waitFor('first resync', () => resyncCount() >= 1, 10000);
+    await waitFor('first resync', async () => (await resyncCount()) >= 1, 10000);
   }
 
   /**
@@ -100,8 +117,8 @@ ${extra.connection ?? 'ConnectionTimeoutMillis = 1000\nConnectionKeepaliveInterv
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aclmgr-test-'));
     closers = [];
-    const [a, b, c, d] = await freePorts(4);
-    ports = { groups: a!, pub: b!, aclReq: c!, aclPub: d! };
+    const [a, b, c, d, e] = await freePorts(5);
+    ports = { groups: a!, pub: b!, aclReq: c!, aclPub: d!, metrics: e! };
   });
 
   afterEach(async () => {
@@ -288,10 +305,14 @@ ${extra.connection ?? 'ConnectionTimeoutMillis = 1000\nConnectionKeepaliveInterv
     });
 
     it('resynchronises by itself when the plugin restarts, serving the last ACLs meanwhile', async () => {
+      // Short timeouts, so it gives up on the plugin soon.
+      await stop(manager);
+      await startManager(writeConfig({ connection: QUICK }));
       const { sub, req } = await felix(['ep']);
       plugin.close();
-      // Away for longer than every timeout: the manager keeps retrying and keeps serving.
-      await new Promise((r) => setTimeout(r, 1500));
+      // Away until the manager has given up on it (a new resync started; when, exactly, is the unit
+      // tests' business): it keeps serving what it had meanwhile.
+      await waitFor('a resync after the plugin went', async () => (await resyncsStarted()) >= 2, 10000);
       await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep1' });
       expect(sorted((await update(sub, 'ep1'))['acls'])).to.deep.equal(sorted(prototypeAcls(['192.168.1.1', '192.168.1.2'])));
       // The plugin returns with g1 changed and g2 gone; nobody tells the manager.
@@ -386,14 +407,17 @@ ${extra.connection ?? 'ConnectionTimeoutMillis = 1000\nConnectionKeepaliveInterv
   });
 
   it('takes a silent plugin as lost and asks GETGROUPS again', async () => {
+    // No networkheartbeat: the PUB socket stays silent while the REQ socket's HEARTBEATs are answered.
     plugin = newPlugin(0);
     plugin.setGroupQuietly('g1', { ep1: ['192.168.1.1'] });
     await plugin.start();
-    await startManager();
+    await startManager(writeConfig({ connection: QUICK }));
     await plugin.requests.take((m) => m['type'] === 'GETGROUPS', 'first GETGROUPS');
     await plugin.requests.take((m) => m['type'] === 'GETGROUPS', 'GETGROUPS after silence', 10000);
-    await waitFor('second resync', () => resyncCount() >= 2, 10000);
-    expect(manager.output()).to.include('nothing from the plugin; taking it as lost');
+    await waitFor('second resync', async () => (await resyncCount()) >= 2, 10000);
+    // Lost through the silence of its PUB socket (a reset of that connection), not a REQ timeout.
+    expect(await metric('calico_connection_resets_total{connection="plugin-groups",api="network"}')).to.be.at.least(1);
+    expect(await metric('calico_connection_resets_total{connection="plugin",api="network"}')).to.equal(0);
     // Still serving the groups it has.
     const { sub, req } = await felix(['ep1']);
     await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep1' });
@@ -405,10 +429,12 @@ ${extra.connection ?? 'ConnectionTimeoutMillis = 1000\nConnectionKeepaliveInterv
     plugin.setGroupQuietly('g1', { ep1: ['192.168.1.1'] });
     plugin.badReplies.push('not json', JSON.stringify({ type: 'GETGROUPS', rc: 'FAILURE', message: 'busy' }));
     await plugin.start();
-    await startManager();
+    // Asked again after the keepalive interval: 50 ms here.
+    await startManager(writeConfig({ connection: QUICK }));
     const getGroups = plugin.requests.messages.filter((m) => m['type'] === 'GETGROUPS');
     expect(getGroups).to.have.length(3);
-    expect(manager.output().split('GETGROUPS refused; asking again').length - 1).to.equal(2);
+    const replies = (type: string, rc: string) => metric(`calico_messages_received_total{connection="plugin",api="network",type="${type}",rc="${rc}"}`);
+    expect([await replies('ERROR', 'INVALID'), await replies('GETGROUPS', 'FAILURE'), await replies('GETGROUPS', 'SUCCESS')]).to.deep.equal([1, 1, 1]);
     const { sub, req } = await felix(['ep1']);
     await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep1' });
     expect(sorted((await update(sub, 'ep1'))['acls'])).to.deep.equal(sorted(prototypeAcls(['192.168.1.1'])));
