@@ -203,6 +203,23 @@ describe('FelixAgent timing (fake clock, real sockets)', () => {
       await until('the second GETACLSTATE', () => aclmgr.requestsFor(ep.id) === 2);
     });
 
+    it('an apply pauses ACL reads for at most 1 s, and that pause is not counted as the ACL manager’s silence', async () => {
+      const { plugin, agent: a } = await start();
+      const resets = () => stats(a, 'aclmgr-updates').resets;
+      // Nothing from the ACL manager since the start (t = 0). An apply begins and does not end.
+      dataplane.onApplying!(true);
+      clock.advance(1000);
+      // The pause ended by itself at 1 s: silent 1 s of the 2 s at the 2 s check, 2 s at the 3 s one (not more than the timeout).
+      for (const t of [2000, 3000]) {
+        await plugin.send({ type: 'HEARTBEAT' });
+        clock.advance(1000);
+        expect(resets(), `at ${t} ms`).to.equal(0);
+      }
+      await plugin.send({ type: 'HEARTBEAT' });
+      clock.advance(1000);
+      expect(resets(), 'at 4000 ms').to.equal(1);
+    });
+
     it('a RESYNCSTATE unanswered for the timeout: a new socket to the plugin and a new resync', async () => {
       // A plugin that takes requests and never answers.
       const asked: Json[] = [];
