@@ -4,10 +4,11 @@
  * re-synchronisation by itself whenever the plugin seems lost.
  */
 import type { Logger } from '../common/logging.js';
+import { Clock, realClock } from '../common/clock.js';
 import { HEARTBEAT, Rc, decodeResponse } from '../common/wire/codec.js';
-import { GETGROUPS, GROUPUPDATE, GroupUpdate, TOPIC_GROUPS, TOPIC_NETWORK_HEARTBEAT, decodeNetworkPublication } from '../common/wire/network-api.js';
+import { GETGROUPS, GROUPUPDATE, GroupUpdate, NetworkPublication, NetworkRequest, TOPIC_GROUPS, TOPIC_NETWORK_HEARTBEAT, decodeNetworkPublication } from '../common/wire/network-api.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
-import { Subscriber } from '../common/zmq/subscriber.js';
+import { Subscriber, decodingSubscriber } from '../common/zmq/subscriber.js';
 import { SocketStats } from '../common/zmq/stats.js';
 import type { SocketOptions } from '../common/zmq/options.js';
 
@@ -31,6 +32,8 @@ export interface NetworkClientOptions {
   onResynced: (seen: ReadonlySet<string>) => void;
   /** For both sockets: size limit, and CURVE keys including the plugin's. */
   socketOptions?: SocketOptions;
+  /** Watchdog, settle, retry and the REQ socket's keepalive and timeout; real timers unless a test passes a fake. */
+  clock?: Clock;
 }
 
 interface Resync {
@@ -39,7 +42,7 @@ interface Resync {
   seen: Set<string>;
   replied: boolean;
   settleDeadline: number;
-  settleTimer?: NodeJS.Timeout;
+  settleTimer?: unknown;
 }
 
 /**
@@ -59,12 +62,13 @@ interface Resync {
  */
 export class NetworkClient {
   private readonly sub: Subscriber;
-  private req: RequestClient;
-  private lastHeard = Date.now();
+  private req: RequestClient<NetworkRequest>;
+  private readonly clock: Clock;
+  private lastHeard: number;
   private generation = 0;
   private resync: Resync | undefined;
-  private readonly watchdog: NodeJS.Timeout;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly watchdog: unknown;
+  private retryTimer: unknown;
   private stopped = false;
   /** Completed resyncs, for tests and logs. */
   resyncs = 0;
@@ -74,28 +78,43 @@ export class NetworkClient {
   readonly stats = { requests: new SocketStats(), publications: new SocketStats() };
 
   constructor(private readonly opts: NetworkClientOptions) {
-    this.sub = new Subscriber(opts.publishAddress, (topic, body) => this.onPublication(topic, body), opts.log, opts.socketOptions);
+    this.clock = opts.clock ?? realClock;
+    this.lastHeard = this.clock.now();
+    const decoding = decodingSubscriber(
+      { decode: decodeNetworkPublication, log: opts.log, stats: this.stats.publications, badMessage: 'bad publication from the plugin ignored' },
+      (topic, msg) => this.onPublication(topic, msg),
+    );
+    this.sub = new Subscriber(
+      opts.publishAddress,
+      (topic, body) => {
+        // Anything, even a bad publication, shows the plugin is alive.
+        this.lastHeard = this.clock.now();
+        decoding(topic, body);
+      },
+      opts.log,
+      opts.socketOptions,
+    );
     this.sub.subscribe(TOPIC_GROUPS);
     this.sub.subscribe(TOPIC_NETWORK_HEARTBEAT);
     // The plugin's PUB socket came back (it restarted): what it holds now may differ from what we had.
     this.sub.onReconnect = () => this.pluginLost('plugin reconnected');
     this.req = this.newRequestClient();
-    this.watchdog = setInterval(() => this.checkPlugin(), Math.max(10, Math.min(1000, Math.floor(opts.pluginTimeoutMs / 4))));
+    this.watchdog = this.clock.setInterval(() => this.checkPlugin(), Math.max(10, Math.min(1000, Math.floor(opts.pluginTimeoutMs / 4))));
     this.startResync('start');
   }
 
   stop(): void {
     this.stopped = true;
     this.generation++;
-    clearInterval(this.watchdog);
-    clearTimeout(this.retryTimer);
-    clearTimeout(this.resync?.settleTimer);
+    this.clock.clearInterval(this.watchdog);
+    this.clock.clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.resync?.settleTimer);
     this.req.close();
     this.sub.close();
   }
 
-  private newRequestClient(): RequestClient {
-    return new RequestClient({
+  private newRequestClient(): RequestClient<NetworkRequest> {
+    return new RequestClient<NetworkRequest>({
       address: this.opts.requestAddress,
       timeoutMs: this.opts.timeoutMs,
       keepaliveMs: this.opts.keepaliveMs,
@@ -104,11 +123,12 @@ export class NetworkClient {
       onReset: (reason) => this.startResync(`request timed out: ${reason}`),
       stats: this.stats.requests,
       socketOptions: this.opts.socketOptions,
+      clock: this.clock,
     });
   }
 
   private checkPlugin(): void {
-    const silent = Date.now() - this.lastHeard;
+    const silent = this.clock.now() - this.lastHeard;
     if (silent <= this.opts.pluginTimeoutMs) return;
     this.opts.log.warn({ address: this.opts.publishAddress, silentMs: silent }, 'nothing from the plugin; taking it as lost');
     this.stats.publications.resets++;
@@ -126,11 +146,11 @@ export class NetworkClient {
   /** Starts a resync, abandoning any in progress. */
   private startResync(reason: string): void {
     if (this.stopped) return;
-    clearTimeout(this.retryTimer);
-    clearTimeout(this.resync?.settleTimer);
+    this.clock.clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.resync?.settleTimer);
     const generation = ++this.generation;
     this.resyncsStarted++;
-    this.lastHeard = Date.now();
+    this.lastHeard = this.clock.now();
     // A fresh subscription each time: the old socket may be attached to a dead peer.
     if (generation > 1) this.sub.recreate();
     this.resync = { generation, reason, seen: new Set(), replied: false, settleDeadline: 0 };
@@ -160,20 +180,20 @@ export class NetworkClient {
     }
     const resync = this.resync!;
     resync.replied = true;
-    resync.settleDeadline = Date.now() + 10 * this.opts.settleMs;
+    resync.settleDeadline = this.clock.now() + 10 * this.opts.settleMs;
     this.armSettle(resync);
   }
 
   private retryLater(generation: number): void {
-    this.retryTimer = setTimeout(() => {
+    this.retryTimer = this.clock.setTimeout(() => {
       if (generation === this.generation) this.startResync('retrying GETGROUPS');
     }, this.opts.keepaliveMs);
   }
 
   private armSettle(resync: Resync): void {
-    clearTimeout(resync.settleTimer);
-    const wait = Math.max(0, Math.min(this.opts.settleMs, resync.settleDeadline - Date.now()));
-    resync.settleTimer = setTimeout(() => this.finishResync(resync), wait);
+    this.clock.clearTimeout(resync.settleTimer);
+    const wait = Math.max(0, Math.min(this.opts.settleMs, resync.settleDeadline - this.clock.now()));
+    resync.settleTimer = this.clock.setTimeout(() => this.finishResync(resync), wait);
   }
 
   private finishResync(resync: Resync): void {
@@ -184,15 +204,7 @@ export class NetworkClient {
     this.opts.onResynced(resync.seen);
   }
 
-  private onPublication(topic: string, body: Buffer): void {
-    this.lastHeard = Date.now();
-    const decoded = decodeNetworkPublication(body);
-    this.stats.publications.record(decoded.ok ? decoded.msg.type : 'ERROR', decoded.ok ? '' : decoded.error.rc);
-    if (!decoded.ok) {
-      this.opts.log.warn({ topic, ...decoded.error }, 'bad publication from the plugin ignored');
-      return;
-    }
-    const msg = decoded.msg;
+  private onPublication(topic: string, msg: NetworkPublication): void {
     const expected = msg.type === HEARTBEAT ? TOPIC_NETWORK_HEARTBEAT : TOPIC_GROUPS;
     if (topic !== expected) {
       this.opts.log.warn({ topic, type: msg.type }, 'publication on the wrong topic ignored');

@@ -6,14 +6,16 @@
  * to the {@link EndpointManager}.
  */
 import type { Logger } from '../common/logging.js';
+import { Backoff } from '../common/backoff.js';
+import { Clock, realClock } from '../common/clock.js';
 import { zmqAddress } from '../common/config.js';
 import { HEARTBEAT, Rc, decodeResponse, rememberingDecoder } from '../common/wire/codec.js';
-import { ENDPOINTDESTROYED, RESYNCSTATE, decodeFelixRequest, decodeResyncResponse } from '../common/wire/endpoint-api.js';
-import { GETACLSTATE, TOPIC_ACL_HEARTBEAT, decodeAclPublication } from '../common/wire/acl-api.js';
+import { ENDPOINTDESTROYED, PluginRequest, RESYNCSTATE, decodeFelixRequest, decodeResyncResponse } from '../common/wire/endpoint-api.js';
+import { AclPublication, AclRequest, GETACLSTATE, TOPIC_ACL_HEARTBEAT, decodeAclPublication } from '../common/wire/acl-api.js';
 import { ReplyServer, RequestHandler, decodingHandler } from '../common/zmq/reply-server.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
 import { LatestPerTopic } from '../common/zmq/latest-per-topic.js';
-import { Subscriber } from '../common/zmq/subscriber.js';
+import { Subscriber, decodingSubscriber } from '../common/zmq/subscriber.js';
 import { SocketStats } from '../common/zmq/stats.js';
 import type { Connection } from '../common/metrics.js';
 import { SocketOptions, clientOptions } from '../common/zmq/options.js';
@@ -26,6 +28,8 @@ export interface FelixAgentOptions {
   dataplane: DataplaneSink;
   /** For every socket: size limit and Felix's own CURVE keys (peers' keys come from `config.security`). */
   socketOptions?: SocketOptions;
+  /** Watchdog, periodic resync, retries, GETACLSTATE waits, the ACL pause and both REQ sockets' timers; real ones unless a test passes a fake. */
+  clock?: Clock;
 }
 
 /** How long Felix waits after subscribing to an endpoint's topic before asking GETACLSTATE (SPEC §5). */
@@ -43,43 +47,45 @@ const MAX_ACL_PAUSE_MS = 1000;
 
 export class FelixAgent {
   readonly manager: EndpointManager;
-  private readonly pluginClient: RequestClient;
-  private readonly aclClient: RequestClient;
+  private readonly pluginClient: RequestClient<PluginRequest>;
+  private readonly aclClient: RequestClient<AclRequest>;
   private readonly aclSub: Subscriber;
   private readonly aclInbox: LatestPerTopic;
-  /** The members of a group arrive with the same bytes in a row: parsed once (a few groups may interleave). */
-  private readonly decodeAcls = rememberingDecoder(decodeAclPublication, 8);
   private epServer: ReplyServer | undefined;
   private readonly endpointHandler: RequestHandler;
-  private readonly timers: NodeJS.Timeout[] = [];
-  private lastEndpointRequest = Date.now();
-  private lastAclMessage = Date.now();
+  private readonly timers: unknown[] = [];
+  private readonly clock: Clock;
+  private lastEndpointRequest: number;
+  private lastAclMessage: number;
   /** When the ACL subscription was paused for an apply, or null; the timer that ends a long pause. */
   private aclPausedAt: number | null = null;
-  private aclPauseTimer: NodeJS.Timeout | undefined;
+  private aclPauseTimer: unknown;
   private resyncStarted = 0;
   private resyncCount = 0;
   /** Per connection, for status and metrics: plugin (REQ), endpoints (REP), ACL requests (REQ), ACL updates (SUB). */
   private readonly stats = { plugin: new SocketStats(), endpoints: new SocketStats(), aclRequests: new SocketStats(), aclUpdates: new SocketStats() };
-  private retryTimer: NodeJS.Timeout | undefined;
+  private retryTimer: unknown;
   /**
    * Endpoints waiting for an ACLUPDATE (SPEC §5 "No lost first ACLs"): the
    * timer of the next GETACLSTATE and the wait before it (100 ms after
    * subscribing, then doubling from each reply, up to the connection timeout).
    */
-  private readonly aclPending = new Map<string, { timer: NodeJS.Timeout | undefined; backoffMs: number }>();
+  private readonly aclPending = new Map<string, { timer: unknown; backoff: Backoff }>();
   /** Endpoints with a GETACLSTATE outstanding (at most one each). */
   private readonly aclAsking = new Set<string>();
   private stopped = false;
 
   private constructor(private readonly opts: FelixAgentOptions) {
+    this.clock = opts.clock ?? realClock;
+    this.lastEndpointRequest = this.clock.now();
+    this.lastAclMessage = this.clock.now();
     const g = opts.config.global;
     const c = opts.config.connection;
     const log = opts.log;
     const own = opts.socketOptions ?? {};
     const toPlugin = clientOptions(own, opts.config.security.PluginPublicKeyFile);
     const toAclManager = clientOptions(own, opts.config.security.AclManagerPublicKeyFile);
-    this.pluginClient = new RequestClient({
+    this.pluginClient = new RequestClient<PluginRequest>({
       address: zmqAddress(g.PluginAddress, g.PluginPort),
       timeoutMs: c.ConnectionTimeoutMillis,
       keepaliveMs: c.ConnectionKeepaliveIntervalMillis,
@@ -87,8 +93,9 @@ export class FelixAgent {
       onReset: () => this.resync('plugin connection timed out'),
       stats: this.stats.plugin,
       socketOptions: toPlugin,
+      clock: this.clock,
     });
-    this.aclClient = new RequestClient({
+    this.aclClient = new RequestClient<AclRequest>({
       address: zmqAddress(g.ACLAddress, g.ACLPort),
       timeoutMs: c.ConnectionTimeoutMillis,
       keepaliveMs: c.ConnectionKeepaliveIntervalMillis,
@@ -96,9 +103,19 @@ export class FelixAgent {
       onReset: () => this.requestAllAcls('ACL manager connection timed out'),
       stats: this.stats.aclRequests,
       socketOptions: toAclManager,
+      clock: this.clock,
     });
     // A Felix that fell behind decodes only each endpoint's newest ACLUPDATE of what it had queued.
-    this.aclInbox = new LatestPerTopic((topic, body) => this.onAclPublication(topic, body));
+    const decoding = decodingSubscriber(
+      // The members of a group arrive with the same bytes in a row: parsed once (a few groups may interleave).
+      { decode: rememberingDecoder(decodeAclPublication, 8), log, stats: this.stats.aclUpdates, badMessage: 'bad ACL publication ignored' },
+      (topic, msg) => this.onAclPublication(topic, msg),
+    );
+    this.aclInbox = new LatestPerTopic((topic, body) => {
+      // Anything, even a bad publication, shows the ACL manager is alive.
+      this.lastAclMessage = this.clock.now();
+      decoding(topic, body);
+    });
     this.aclSub = new Subscriber(zmqAddress(g.ACLPublishAddress ?? g.ACLAddress, g.ACLPublishPort), (topic, body) => this.aclInbox.push(topic, body), log, toAclManager, ACL_QUEUE);
     // Read ACLs between applies only: what comes meanwhile waits at the ACL manager, which keeps the
     // newest per endpoint, so under churn Felix is sent about what it can apply, not every state.
@@ -133,17 +150,17 @@ export class FelixAgent {
 
   private pauseAclReads(): void {
     this.aclSub.pause();
-    this.aclPausedAt = Date.now();
-    clearTimeout(this.aclPauseTimer);
-    this.aclPauseTimer = setTimeout(() => this.resumeAclReads(), MAX_ACL_PAUSE_MS);
+    this.aclPausedAt = this.clock.now();
+    this.clock.clearTimeout(this.aclPauseTimer);
+    this.aclPauseTimer = this.clock.setTimeout(() => this.resumeAclReads(), MAX_ACL_PAUSE_MS);
   }
 
   private resumeAclReads(): void {
-    clearTimeout(this.aclPauseTimer);
+    this.clock.clearTimeout(this.aclPauseTimer);
     if (this.aclPausedAt === null) return;
     this.aclSub.resume();
     // Silence while Felix itself was not reading says nothing about the ACL manager.
-    this.lastAclMessage += Date.now() - this.aclPausedAt;
+    this.lastAclMessage += this.clock.now() - this.aclPausedAt;
     this.aclPausedAt = null;
   }
 
@@ -155,6 +172,11 @@ export class FelixAgent {
   /** RESYNCSTATEs sent so far. */
   get resyncsStarted(): number {
     return this.resyncCount;
+  }
+
+  /** Endpoints with a GETACLSTATE awaiting its reply (at most one each, SPEC §5). */
+  get aclRequestsOutstanding(): number {
+    return this.aclAsking.size;
   }
 
   /** The endpoint socket is bound and a resync has completed. */
@@ -179,17 +201,17 @@ export class FelixAgent {
     const agent = new FelixAgent(opts);
     await agent.bindEndpointServer();
     const c = opts.config.connection;
-    agent.timers.push(setInterval(() => agent.watchdog(), Math.min(c.ConnectionKeepaliveIntervalMillis, 1000)));
-    agent.timers.push(setInterval(() => agent.resync('periodic'), opts.config.global.ResyncIntervalSecs * 1000));
+    agent.timers.push(agent.clock.setInterval(() => agent.watchdog(), Math.min(c.ConnectionKeepaliveIntervalMillis, 1000)));
+    agent.timers.push(agent.clock.setInterval(() => agent.resync('periodic'), opts.config.global.ResyncIntervalSecs * 1000));
     agent.resync('start-up');
     return agent;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const t of this.timers) clearInterval(t);
-    clearTimeout(this.retryTimer);
-    clearTimeout(this.aclPauseTimer);
+    for (const t of this.timers) this.clock.clearInterval(t);
+    this.clock.clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.aclPauseTimer);
     for (const id of [...this.aclPending.keys()]) this.clearAclPending(id);
     this.pluginClient.close();
     this.aclClient.close();
@@ -207,15 +229,16 @@ export class FelixAgent {
         break;
       } catch (err) {
         if (attempt >= 20) throw err;
+        // Real time, not the clock: this waits for the kernel, not for a peer.
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-    this.lastEndpointRequest = Date.now();
+    this.lastEndpointRequest = this.clock.now();
   }
 
   /** Any request, even a bad one or a heartbeat, shows the plugin is alive. */
   private onEndpointRequest(body: Buffer): object | Promise<object> {
-    this.lastEndpointRequest = Date.now();
+    this.lastEndpointRequest = this.clock.now();
     return this.endpointHandler(body);
   }
 
@@ -233,12 +256,12 @@ export class FelixAgent {
   /** Starts a fresh resync (abandoning any unfinished one). */
   private resync(reason: string): void {
     if (this.stopped) return;
-    clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.retryTimer);
     const abandoned = this.manager.abandonResync();
     if (abandoned) this.opts.log.warn({ resyncId: abandoned }, 'unfinished resync abandoned');
     const g = this.opts.config.global;
     const id = `${g.FelixHostname}-${process.pid}-${++this.resyncCount}-${Date.now()}`;
-    this.resyncStarted = Date.now();
+    this.resyncStarted = this.clock.now();
     this.opts.log.info({ resyncId: id, reason }, 'resyncing with the plugin');
     this.manager.beginResync(id);
     this.pluginClient.request({ type: RESYNCSTATE, resync_id: id, hostname: g.FelixHostname, issued: Date.now() }).then(
@@ -256,19 +279,26 @@ export class FelixAgent {
   }
 
   private retryResync(): void {
-    clearTimeout(this.retryTimer);
+    this.clock.clearTimeout(this.retryTimer);
     const delay = Math.min(5000, this.opts.config.connection.ConnectionTimeoutMillis);
-    this.retryTimer = setTimeout(() => this.resync('retry after refused resync'), delay);
+    this.retryTimer = this.clock.setTimeout(() => this.resync('retry after refused resync'), delay);
   }
 
   /** Just subscribed to `id`'s topic: ask for its ACLs unless an ACLUPDATE arrives within 100 ms. */
   private awaitAcls(id: string): void {
     // Already waiting: its timer or outstanding request will do.
-    if (!this.aclPending.has(id)) this.aclPending.set(id, { timer: setTimeout(() => this.requestAcls(id), FIRST_ACL_WAIT_MS), backoffMs: FIRST_ACL_WAIT_MS });
+    if (this.aclPending.has(id)) return;
+    const backoff = this.aclBackoff();
+    this.aclPending.set(id, { timer: this.clock.setTimeout(() => this.requestAcls(id), backoff.next()), backoff });
+  }
+
+  /** 100 ms, then twice the last wait, up to the connection timeout (SPEC §5). */
+  private aclBackoff(): Backoff {
+    return new Backoff(FIRST_ACL_WAIT_MS, this.opts.config.connection.ConnectionTimeoutMillis);
   }
 
   private clearAclPending(id: string): void {
-    clearTimeout(this.aclPending.get(id)?.timer);
+    this.clock.clearTimeout(this.aclPending.get(id)?.timer);
     this.aclPending.delete(id);
   }
 
@@ -277,10 +307,13 @@ export class FelixAgent {
     if (this.stopped) return;
     let entry = this.aclPending.get(id);
     if (!entry) {
-      entry = { timer: undefined, backoffMs: FIRST_ACL_WAIT_MS };
+      // Asked at once, in place of the first wait: the next ask comes twice as late.
+      const backoff = this.aclBackoff();
+      backoff.next();
+      entry = { timer: undefined, backoff };
       this.aclPending.set(id, entry);
     }
-    clearTimeout(entry.timer);
+    this.clock.clearTimeout(entry.timer);
     entry.timer = undefined;
     if (this.aclAsking.has(id)) return;
     this.aclAsking.add(id);
@@ -289,9 +322,8 @@ export class FelixAgent {
       const current = this.aclPending.get(id);
       if (!current || this.stopped) return;
       // Still no ACLUPDATE: ask again, waiting twice as long as last time from this reply.
-      current.backoffMs = Math.min(current.backoffMs * 2, this.opts.config.connection.ConnectionTimeoutMillis);
-      clearTimeout(current.timer);
-      current.timer = setTimeout(() => this.requestAcls(id), current.backoffMs);
+      this.clock.clearTimeout(current.timer);
+      current.timer = this.clock.setTimeout(() => this.requestAcls(id), current.backoff.next());
     };
     this.aclClient.request({ type: GETACLSTATE, endpoint_id: id, issued: Date.now() }).then(
       (body) => {
@@ -312,24 +344,17 @@ export class FelixAgent {
     for (const id of this.manager.endpoints.keys()) this.requestAcls(id);
   }
 
-  private onAclPublication(topic: string, body: Buffer): void {
-    this.lastAclMessage = Date.now();
-    const decoded = this.decodeAcls(body);
-    this.stats.aclUpdates.record(decoded.ok ? decoded.msg.type : 'ERROR', decoded.ok ? '' : decoded.error.rc);
-    if (!decoded.ok) {
-      this.opts.log.warn({ topic, ...decoded.error }, 'bad ACL publication ignored');
-      return;
-    }
-    if (decoded.msg.type === HEARTBEAT) return;
+  private onAclPublication(topic: string, msg: AclPublication): void {
+    if (msg.type === HEARTBEAT) return;
     if (topic === TOPIC_ACL_HEARTBEAT) return;
-    this.opts.log.info({ endpoint: topic, v4: decoded.msg.acls.v4.inbound.length + decoded.msg.acls.v4.outbound.length, v6: decoded.msg.acls.v6.inbound.length + decoded.msg.acls.v6.outbound.length }, 'ACLs received');
+    this.opts.log.info({ endpoint: topic, v4: msg.acls.v4.inbound.length + msg.acls.v4.outbound.length, v6: msg.acls.v6.inbound.length + msg.acls.v6.outbound.length }, 'ACLs received');
     this.clearAclPending(topic);
-    this.manager.aclUpdate(topic, decoded.msg.acls);
+    this.manager.aclUpdate(topic, msg.acls);
   }
 
   /** Runs every keepalive interval: recreates sockets that went silent, re-asks what got lost. */
   private watchdog(): void {
-    const now = Date.now();
+    const now = this.clock.now();
     const timeout = this.opts.config.connection.ConnectionTimeoutMillis;
     if (now - this.lastEndpointRequest > timeout) {
       this.opts.log.warn({ silentMs: now - this.lastEndpointRequest }, 'no endpoint request from the plugin within the timeout; rebinding and resyncing');

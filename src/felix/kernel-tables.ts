@@ -15,7 +15,7 @@
 import type { KernelTableStatus } from '../common/metrics.js';
 import type { Logger } from '../common/logging.js';
 import { ipFamily } from '../common/wire/codec.js';
-import { Clock, realClock } from './dataplane/index.js';
+import { Clock, realClock } from '../common/clock.js';
 import { CONNTRACK_MAX, KernelTableFacts, KernelTableReader, NeighbourThresholds, neighbourSysctl } from './dataplane/drivers/kernel-tables.js';
 import { Sysctl, sysctlName } from './dataplane/drivers/sysctl.js';
 import type { Family } from './dataplane/render/names.js';

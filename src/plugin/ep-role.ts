@@ -9,7 +9,7 @@
 import type { Logger } from '../common/logging.js';
 import { zmqAddress } from '../common/config.js';
 import { Rc, decodeResponse } from '../common/wire/codec.js';
-import { RESYNCSTATE, ResyncResponse, ResyncState, decodePluginRequest } from '../common/wire/endpoint-api.js';
+import { EndpointCreated, EndpointDestroyed, EndpointUpdated, FelixRequest, RESYNCSTATE, ResyncResponse, ResyncState, decodePluginRequest } from '../common/wire/endpoint-api.js';
 import { PLUGIN_HEARTBEAT_REPLY, ReplyServer, decodingHandler } from '../common/zmq/reply-server.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
 import { SocketStats } from '../common/zmq/stats.js';
@@ -25,7 +25,7 @@ const REFUSAL_LOG_INTERVAL_MS = 10000;
 /** One Felix: its REQ client, what waits for it, and whether a message is in flight. */
 interface Felix {
   host: string;
-  client: RequestClient;
+  client: RequestClient<FelixRequest>;
   queue: FelixQueue;
   sending: boolean;
   /** RESYNCSTATEs refused since the last line about them, and when that line was written. */
@@ -33,7 +33,7 @@ interface Felix {
   refusalLoggedAt: number;
 }
 
-function encodeOutgoing(out: Outgoing): { type: string; endpoint_id: string } {
+function encodeOutgoing(out: Outgoing): EndpointCreated | EndpointUpdated | EndpointDestroyed {
   switch (out.kind) {
     case 'created':
       return endpointCreated(out.endpoint, out.resyncId);
@@ -183,7 +183,7 @@ export class EndpointRole {
       const address = this.felixAddress(host);
       this.opts.log.info({ host, address }, 'connecting to Felix');
       const queue = new FelixQueue();
-      const client = new RequestClient({
+      const client = new RequestClient<FelixRequest>({
         address,
         timeoutMs: this.opts.timeoutMs,
         keepaliveMs: this.opts.keepaliveMs,

@@ -8,32 +8,47 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { type Lab, type LabContainer, type LabHost, endpointIdFor } from '../../src/lab/lab.js';
+import { LAB_METRICS_PORTS } from '../../src/lab/state.js';
 import { formatMatrix, measureMatrix, probeOk } from '../../src/lab/matrix.js';
 import { waitFor } from '../../src/common/poll.js';
 import { ROOT } from '../support/process.js';
 import { useLab } from '../support/lab.js';
 
 /**
- * A SUB socket subscribed to everything: prints the topics received as JSON, once `until` arrives or after `ms`.
- * With a server key and a key pair it is a CURVE client, without them a plain one.
+ * A SUB socket subscribed to everything: prints each topic received as a JSON line as it comes, and
+ * stops when its stdin ends (or after `ms`, should nobody end it). With a server key and a key pair
+ * it is a CURVE client, without them a plain one.
  */
 const SUBSCRIBER = `
 import { Subscriber } from 'zeromq';
-const [address, ms, until, serverKey, publicKey, secretKey] = process.argv.slice(1);
+const [address, ms, serverKey, publicKey, secretKey] = process.argv.slice(1);
 const sub = new Subscriber(serverKey ? { curveServerKey: serverKey, curvePublicKey: publicKey, curveSecretKey: secretKey } : {});
 sub.connect(address);
 sub.subscribe();
-const topics = [];
-setTimeout(() => sub.close(), Number(ms));
+const stop = () => sub.close();
+setTimeout(stop, Number(ms));
+process.stdin.on('end', stop);
+process.stdin.resume();
 try {
-  for await (const [topic] of sub) {
-    topics.push(topic.toString());
-    if (topics.at(-1) === until) break;
-  }
+  for await (const [topic] of sub) process.stdout.write(JSON.stringify(topic.toString()) + '\\n');
 } catch {}
-process.stdout.write(JSON.stringify(topics));
 process.exit(0);
 `;
+
+/** A SUBSCRIBER running in a host's namespace: the topics it has received so far, and a way to stop it. */
+interface Listening {
+  topics: string[];
+  /** Ends its stdin; resolves with every topic it received. */
+  stop(): Promise<string[]>;
+}
+
+/** The sum of a counter's samples (every label set) in Prometheus text. */
+function counterTotal(text: string, name: string): number {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`))
+    .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+}
 
 describe('lab end to end with CurveZMQ (two hosts, every socket authenticated)', function () {
   this.timeout(120000);
@@ -49,14 +64,35 @@ describe('lab end to end with CurveZMQ (two hosts, every socket authenticated)',
     c4 = await lab.addContainer('192.168.60.4', 'g1', 'instance-2');
   });
 
-  /** Topics a SUB on the ACL manager's 9906 receives from inside host `h`, with the felix keys or none. */
-  async function subscribe(h: LabHost, ms: number, until: string, keyed: boolean): Promise<string[]> {
+  /** A SUB on the ACL manager's 9906 from inside host `h`, with the felix keys or none, listening until stopped. */
+  function subscribe(h: LabHost, keyed: boolean): Listening {
     const keys = keyed ? [lab!.keyFile('aclmgr', 'pub'), lab!.keyFile('felix', 'pub'), lab!.keyFile('felix', 'key')].map((f) => fs.readFileSync(f, 'utf8').trim()) : [];
-    const r = await execa('ip', ['netns', 'exec', h.ns, process.execPath, '--input-type=module', '-e', SUBSCRIBER, `tcp://${h.ip}:9906`, String(ms), until, ...keys], {
+    const child = execa('ip', ['netns', 'exec', h.ns, process.execPath, '--input-type=module', '-e', SUBSCRIBER, `tcp://${h.ip}:9906`, '60000', ...keys], {
       cwd: ROOT,
-      timeout: ms + 10000,
+      timeout: 70000,
     });
-    return JSON.parse(r.stdout) as string[];
+    const topics: string[] = [];
+    let partial = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      const lines = (partial + chunk.toString()).split('\n');
+      partial = lines.pop()!;
+      for (const l of lines) if (l) topics.push(JSON.parse(l) as string);
+    });
+    return {
+      topics,
+      stop: async () => {
+        child.stdin!.end();
+        await child;
+        return topics;
+      },
+    };
+  }
+
+  /** Handshakes the ACL manager has refused (the CURVE refusal counter on its /metrics, in host 1). */
+  async function refusals(): Promise<number> {
+    const script = `fetch('http://127.0.0.1:${LAB_METRICS_PORTS['acl-manager']}/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))`;
+    const r = await execa('ip', ['netns', 'exec', lab!.hosts[0]!.ns, process.execPath, '-e', script]);
+    return counterTotal(r.stdout, 'calico_curve_handshakes_refused_total');
   }
 
   it('configures every daemon with the lab’s keys', () => {
@@ -80,13 +116,20 @@ describe('lab end to end with CurveZMQ (two hosts, every socket authenticated)',
     const h1 = lab!.hosts[0]!;
     const moved = endpointIdFor(c2.ip);
     // Both listen while the ACL manager heartbeats (every 2 s) and publishes the moved endpoint's new ACLs.
-    const unkeyed = subscribe(h1, 4000, moved, false);
-    const keyed = subscribe(h1, 20000, moved, true);
-    await new Promise((r) => setTimeout(r, 500));
-    lab!.setGroup(c2.ip, 'g1');
-    const [plain, curve] = await Promise.all([unkeyed, keyed]);
-    expect(curve, 'the keyed control subscriber').to.include(moved);
-    expect(plain, 'the unkeyed subscriber').to.deep.equal([]);
+    const refusedBefore = await refusals();
+    const unkeyed = subscribe(h1, false);
+    const keyed = subscribe(h1, true);
+    try {
+      // The keyed one is in (a heartbeat came), then the move goes out and reaches it.
+      await waitFor('a heartbeat at the keyed subscriber', () => keyed.topics.includes('aclheartbeat'), 20000, 50);
+      lab!.setGroup(c2.ip, 'g1');
+      await waitFor('the moved endpoint’s ACLs at the keyed subscriber', () => keyed.topics.includes(moved), 20000, 50);
+      // The unkeyed one, started at the same time, has had as long, and tried: the manager refused it.
+      await waitFor('the unkeyed handshake refused', async () => (await refusals()) > refusedBefore, 20000, 200);
+    } finally {
+      await Promise.all([unkeyed.stop(), keyed.stop()]);
+    }
+    expect(unkeyed.topics, 'the unkeyed subscriber').to.deep.equal([]);
     await waitFor(`${c2.ip} to reach g1 after the move`, async () => (await lab!.ping(c2, c4.ip)) && (await lab!.tcp(c1, c2.ip)), 20000, 100);
   });
 });

@@ -61,6 +61,9 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
     // A TCP listener in c2 for connection checks.
     void c2.ns.exec('timeout', ['55', 'nc', '-lk', '7000'], { timeoutMs: 56000 });
     cfg = writeFelixConfig(dir, `[metrics]\nMetricsPort = ${METRICS_PORT}\n`);
+    // A lost plugin is noticed within about a second (the plugin's own REQ still gives up on a dead Felix sooner).
+    fs.writeFileSync(cfg, fs.readFileSync(cfg, 'utf8').replace(/^ConnectionTimeoutMillis = \d+$/m, 'ConnectionTimeoutMillis = 1200'));
+    expect(fs.readFileSync(cfg, 'utf8')).to.match(/^ConnectionTimeoutMillis = 1200$/m);
     plugin = new FakePlugin(sock('plugin.sock'), sock('felix.sock'));
     plugin.endpoints.set(EP1.id, createMsg(EP1, c1.mac));
     plugin.endpoints.set(EP2.id, createMsg(EP2, c2.mac));
@@ -135,7 +138,10 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
     await aclmgr.set(EP2.id, acls([]));
     await waitFor('c2 closed', async () => !(await ping(c1, c2)), 5000);
     await aclmgr.pub.publish(`${EP2.id}x`, { type: 'ACLUPDATE', acls: acls([rule('0.0.0.0/0')]), issued: Date.now() });
-    await new Promise((r) => setTimeout(r, 500));
+    // Published after it on the same socket, EP1's new ACLs reach the kernel only once Felix has read,
+    // and (had it taken it) applied, the longer topic's.
+    await aclmgr.set(EP1.id, acls([rule(`${EP2.ip}/32`), rule('10.77.0.1/32')]));
+    await waitFor('EP1’s later ACLs programmed', async () => ((await chainSets(host, `felix-to-${suffix(EP1.id)}`))['addr'] ?? []).includes('10.77.0.1'), 5000);
     expect(await ping(c1, c2)).to.equal(false);
     await aclmgr.set(EP2.id, acls([rule(`${EP1.ip}/32`)]));
     await waitFor('c2 open again', () => ping(c1, c2), 5000);
@@ -249,16 +255,20 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
   });
 
   it('resyncs by itself when the plugin goes away and comes back', async () => {
+    const pluginResets = async () => {
+      const r = await runCommand(STATUS, ['--url', `http://127.0.0.1:${METRICS_PORT}`, '--json'], { netns: host.name });
+      const conns = ((JSON.parse(r.output) as Json[])[0]!['status'] as Json)['connections'] as Json[];
+      return conns.find((c) => c['name'] === 'plugin')!['resets'] as number;
+    };
+    const before = await pluginResets();
     plugin.rep!.close();
     plugin.endpoints.set(EP1.id, createMsg(EP1, c1.mac));
-    await new Promise((r) => setTimeout(r, 2500));
+    // Away until Felix has given up on it: its unanswered HEARTBEAT timed out, a reset of the plugin
+    // connection in status (when, exactly, is the unit tests' business).
+    await waitFor('a reset of the plugin connection', async () => (await pluginResets()) > before, 15000, 200);
     await plugin.listen();
     await plugin.rep!.inbox.take((m) => m['type'] === 'RESYNCSTATE', 'RESYNCSTATE to the new plugin', 15000);
     await waitFor('EP1 programmed again', async () => (await routes()).includes(`${EP1.ip} dev ${tap(EP1.id)}`), 10000);
-    // The timeout shows in status as a reset of the plugin connection.
-    const r = await runCommand(STATUS, ['--url', `http://127.0.0.1:${METRICS_PORT}`, '--json'], { netns: host.name });
-    const conns = ((JSON.parse(r.output) as Json[])[0]!['status'] as Json)['connections'] as Json[];
-    expect(conns.find((c) => c['name'] === 'plugin')!['resets']).to.be.at.least(1);
   });
 
   it('is live but not ready while no plugin answers its resync', async () => {

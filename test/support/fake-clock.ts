@@ -1,5 +1,5 @@
-/** A clock whose timers run only when a test advances it (the Dataplane's `Clock`). */
-import type { Clock } from '../../src/felix/dataplane/index.js';
+/** A {@link Clock} whose time moves and timers run only when a test advances it. */
+import type { Clock } from '../../src/common/clock.js';
 
 interface Timer {
   at: number;
@@ -8,13 +8,17 @@ interface Timer {
 }
 
 export class FakeClock implements Clock {
-  now = 0;
+  private time = 0;
   private readonly timers = new Map<number, Timer>();
   private next = 1;
 
+  now(): number {
+    return this.time;
+  }
+
   setTimeout(fn: () => void, ms: number): unknown {
     const id = this.next++;
-    this.timers.set(id, { at: this.now + ms, fn, everyMs: null });
+    this.timers.set(id, { at: this.time + Math.max(0, ms), fn, everyMs: null });
     return id;
   }
 
@@ -24,7 +28,9 @@ export class FakeClock implements Clock {
 
   setInterval(fn: () => void, ms: number): unknown {
     const id = this.next++;
-    this.timers.set(id, { at: this.now + ms, fn, everyMs: ms });
+    // Node runs an interval of 0 ms (or less) every 1 ms.
+    const every = Math.max(1, ms);
+    this.timers.set(id, { at: this.time + every, fn, everyMs: every });
     return id;
   }
 
@@ -37,19 +43,26 @@ export class FakeClock implements Clock {
     return this.timers.size;
   }
 
-  /** Moves time forward, running every timer that falls due (intervals repeatedly). */
+  /** When the next timer falls due, or null if none is set. */
+  get nextDue(): number | null {
+    let at: number | null = null;
+    for (const t of this.timers.values()) if (at === null || t.at < at) at = t.at;
+    return at;
+  }
+
+  /** Moves time forward, running every timer that falls due (intervals repeatedly), in order. */
   advance(ms: number): void {
-    const end = this.now + ms;
+    const end = this.time + ms;
     for (;;) {
       let due: [number, Timer] | undefined;
       for (const entry of this.timers) if (entry[1].at <= end && (!due || entry[1].at < due[1].at)) due = entry;
       if (!due) break;
       const [id, t] = due;
-      this.now = t.at;
+      this.time = t.at;
       if (t.everyMs === null) this.timers.delete(id);
       else t.at += t.everyMs;
       t.fn();
     }
-    this.now = end;
+    this.time = end;
   }
 }

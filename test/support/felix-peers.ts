@@ -55,17 +55,21 @@ export class FakePlugin {
   rep: ReplyPeer | undefined;
   private readonly felix: RequestPeer;
   private chain: Promise<unknown> = Promise.resolve();
-  private readonly heartbeat: NodeJS.Timeout;
+  private readonly heartbeat: NodeJS.Timeout | undefined;
 
-  /** `options.server` for its REP socket, `options.client` for its REQ to Felix. */
+  /**
+   * `options.server` for its REP socket, `options.client` for its REQ to Felix; `heartbeatMs` how often
+   * it sends Felix HEARTBEAT (default 300; 0: never, for a Felix on a fake clock, whose test sends them).
+   */
   constructor(
     private readonly address: string,
     felixAddress: string,
-    private readonly options: { server?: PeerOptions; client?: PeerOptions } = {},
+    private readonly options: { server?: PeerOptions; client?: PeerOptions; heartbeatMs?: number } = {},
   ) {
     // A Felix killed mid-request never answers: give up well within Felix's own timeout.
     this.felix = new RequestPeer(felixAddress, 1000, options.client);
-    this.heartbeat = setInterval(() => void this.send({ type: 'HEARTBEAT' }).catch(() => {}), 300);
+    const every = options.heartbeatMs ?? 300;
+    this.heartbeat = every > 0 ? setInterval(() => void this.send({ type: 'HEARTBEAT' }).catch(() => {}), every) : undefined;
   }
 
   async listen(): Promise<void> {

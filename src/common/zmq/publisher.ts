@@ -9,6 +9,7 @@
  */
 import * as zmq from 'zeromq';
 import type { Logger } from '../logging.js';
+import { Backoff } from '../backoff.js';
 import { encode } from '../wire/codec.js';
 import { SocketOptions, bindSocket } from './options.js';
 
@@ -91,7 +92,8 @@ export class Publisher {
 
   /** Sends, retrying with back-off while the socket refuses at the high-water mark; false if closed first. */
   private async sendPaced(frames: Array<string | Buffer>): Promise<boolean> {
-    let delay = RETRY_MIN_MS;
+    // Made on the first refusal only: nearly every send goes through at once.
+    let backoff: Backoff | undefined;
     for (;;) {
       if (this.closed && this.socket instanceof zmq.XPublisher) return false;
       try {
@@ -100,8 +102,8 @@ export class Publisher {
       } catch (err) {
         if ((err as { code?: string }).code !== 'EAGAIN') throw err;
         this.retries++;
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, RETRY_MAX_MS);
+        const wait = (backoff ??= new Backoff(RETRY_MIN_MS, RETRY_MAX_MS)).next();
+        await new Promise((r) => setTimeout(r, wait));
       }
     }
   }

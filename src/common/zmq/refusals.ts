@@ -7,6 +7,7 @@
  */
 import type * as zmq from 'zeromq';
 import type { Logger } from '../logging.js';
+import { Clock, realClock } from '../clock.js';
 
 /** Why a handshake was refused (the `reason` label of the metric). */
 export type RefusalReason = 'unauthorised_key' | 'mechanism_mismatch' | 'bad_keys' | 'protocol' | 'other';
@@ -20,12 +21,7 @@ const SAYS: Record<RefusalReason, string> = {
 };
 
 /** What the limiter needs of a clock (tests pass a fake one). */
-export interface RefusalClock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-}
-
-const realClock: RefusalClock = { now: () => Date.now(), setTimeout: (fn, ms) => setTimeout(fn, ms).unref() };
+export type RefusalClock = Pick<Clock, 'now' | 'setTimeout'>;
 
 /** Per reason: until when lines are held back, and how many were since the last line. */
 interface Window {

@@ -7,7 +7,9 @@
  */
 import * as zmq from 'zeromq';
 import type { Logger } from '../logging.js';
+import { Clock, realClock } from '../clock.js';
 import { encode, heartbeat } from '../wire/codec.js';
+import type { WireRequest } from '../wire/requests.js';
 import { SocketOptions, applySocketOptions } from './options.js';
 import { SocketStats, replyKind } from './stats.js';
 
@@ -29,6 +31,8 @@ export interface RequestClientOptions {
   socketOptions?: SocketOptions;
   /** Counts replies (by type and rc) and resets; kept by the owner across clients. */
   stats?: SocketStats;
+  /** Keepalive and timeout timers; real ones unless a test passes a fake. */
+  clock?: Clock;
 }
 
 interface Pending {
@@ -37,19 +41,27 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
-export class RequestClient {
+/**
+ * One REQ connection to one API's server (see the file comment). `R` is that
+ * API's request union from wire/requests.ts (`AclRequest` for the ACL
+ * manager, …): {@link request} takes only those messages, so a literal that
+ * is not one fails to compile. Its timers run on `opts.clock`.
+ */
+export class RequestClient<R extends WireRequest = WireRequest> {
   private socket: zmq.Request;
   private readonly queue: Pending[] = [];
   private busy = false;
   private closed = false;
-  private lastActivity = Date.now();
-  private readonly keepaliveTimer: NodeJS.Timeout | undefined;
+  private readonly clock: Clock;
+  private lastActivity: number;
+  private readonly keepaliveTimer: unknown;
 
   constructor(private readonly opts: RequestClientOptions) {
+    this.clock = opts.clock ?? realClock;
+    this.lastActivity = this.clock.now();
     this.socket = this.connect();
     if (opts.keepaliveMs > 0) {
-      this.keepaliveTimer = setInterval(() => this.keepalive(), Math.max(50, Math.floor(opts.keepaliveMs / 4)));
-      this.keepaliveTimer.unref();
+      this.keepaliveTimer = this.clock.setInterval(() => this.keepalive(), Math.max(50, Math.floor(opts.keepaliveMs / 4)));
     }
   }
 
@@ -62,11 +74,20 @@ export class RequestClient {
     return this.queue.length;
   }
 
+  /** A request (a HEARTBEAT too) has been handed to the socket and its reply is awaited. */
+  get inFlight(): boolean {
+    return this.busy;
+  }
+
   /** Queues `msg`; resolves with the raw reply body. */
-  request(msg: object): Promise<Buffer> {
+  request(msg: R): Promise<Buffer> {
+    return this.enqueue(encode(msg));
+  }
+
+  private enqueue(body: string): Promise<Buffer> {
     if (this.closed) return Promise.reject(new Error('request client is closed'));
     return new Promise((resolve, reject) => {
-      this.queue.push({ body: encode(msg), resolve, reject });
+      this.queue.push({ body, resolve, reject });
       void this.pump();
     });
   }
@@ -74,7 +95,7 @@ export class RequestClient {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.keepaliveTimer) clearInterval(this.keepaliveTimer);
+    if (this.keepaliveTimer !== undefined) this.clock.clearInterval(this.keepaliveTimer);
     this.failQueued(new Error('request client is closed'));
     this.socket.close();
   }
@@ -92,10 +113,10 @@ export class RequestClient {
     const next = this.queue.shift();
     if (!next) return;
     this.busy = true;
-    this.lastActivity = Date.now();
+    this.lastActivity = this.clock.now();
     const socket = this.socket;
     let timedOut = false;
-    const timer = setTimeout(() => {
+    const timer = this.clock.setTimeout(() => {
       timedOut = true;
       this.reset(`no reply from ${this.opts.address} within ${this.opts.timeoutMs} ms`);
     }, this.opts.timeoutMs);
@@ -110,8 +131,8 @@ export class RequestClient {
     } catch (err) {
       next.reject(timedOut ? new ConnectionResetError(`no reply from ${this.opts.address}`) : (err as Error));
     } finally {
-      clearTimeout(timer);
-      this.lastActivity = Date.now();
+      this.clock.clearTimeout(timer);
+      this.lastActivity = this.clock.now();
       this.busy = false;
       void this.pump();
     }
@@ -138,8 +159,8 @@ export class RequestClient {
   }
 
   private keepalive(): void {
-    if (this.busy || this.queue.length > 0 || Date.now() - this.lastActivity < this.opts.keepaliveMs) return;
-    this.request(heartbeat()).catch(() => {
+    if (this.busy || this.queue.length > 0 || this.clock.now() - this.lastActivity < this.opts.keepaliveMs) return;
+    this.enqueue(encode(heartbeat())).catch(() => {
       /* a lost heartbeat already triggered reset() */
     });
   }

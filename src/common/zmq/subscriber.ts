@@ -8,10 +8,41 @@
  */
 import * as zmq from 'zeromq';
 import type { Logger } from '../logging.js';
+import type { Decoded } from '../wire/codec.js';
 import { SocketOptions, applySocketOptions } from './options.js';
+import type { SocketStats } from './stats.js';
 
 /** May be async: a rejection is logged like a throw, never left unhandled. */
 export type TopicHandler = (topic: string, body: Buffer) => void;
+
+export interface DecodingSubscriberOptions<T> {
+  /** The API's decoder for what arrives on this socket. */
+  decode: (body: Buffer) => Decoded<T>;
+  log: Logger;
+  /** Counts every publication: its `type`, or `ERROR` with the rc of why it was refused. */
+  stats: SocketStats;
+  /** The warning a bad publication is logged with (its topic and the decoder's error alongside). */
+  badMessage: string;
+}
+
+/**
+ * The usual handler of an API's SUB socket, as `decodingHandler` (reply-server.ts) is of
+ * its server socket: decodes each publication, counts it, logs a bad one (and
+ * drops it), and hands every good one, HEARTBEAT included, to `handle`, which
+ * checks the topic against the type. Decoding happens here, at the edge
+ * (STYLE: socket → decode → state).
+ */
+export function decodingSubscriber<T extends { type: string }>(opts: DecodingSubscriberOptions<T>, handle: (topic: string, msg: T) => void): TopicHandler {
+  return (topic, body) => {
+    const decoded = opts.decode(body);
+    opts.stats.record(decoded.ok ? decoded.msg.type : 'ERROR', decoded.ok ? '' : decoded.error.rc);
+    if (!decoded.ok) {
+      opts.log.warn({ topic, ...decoded.error }, opts.badMessage);
+      return;
+    }
+    handle(topic, decoded.msg);
+  };
+}
 
 /** A disconnected socket that has not completed a handshake again within this is replaced. */
 export const REVIVE_MS = 1000;

@@ -18,6 +18,8 @@ import ipaddr from 'ipaddr.js';
 import type { Logger } from 'pino';
 import type { Acls } from '../../common/wire/acl-api.js';
 import type { SkippedRule } from '../../common/status-api.js';
+import { Backoff } from '../../common/backoff.js';
+import { Clock, realClock } from '../../common/clock.js';
 import { isEndpointId, isIp, isMac } from '../../common/wire/codec.js';
 import type { ProtocolNames } from './render/acl.js';
 import type { EndpointToHostAction } from './render/chains.js';
@@ -70,21 +72,6 @@ export interface DataplaneOptions {
 const DEFAULT_COUNTERS_REUSE = 10;
 const MAX_COUNTERS_REUSE_MS = 10000;
 
-export interface Clock {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-  setInterval(fn: () => void, ms: number): unknown;
-  clearInterval(handle: unknown): void;
-}
-
-/** Real timers, unref'd: they never keep the process alive. */
-export const realClock: Clock = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms).unref(),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-  setInterval: (fn, ms) => setInterval(fn, ms).unref(),
-  clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
-};
-
 export interface EndpointStatus {
   /** Routes and chains/sets in place, nothing pending, no error. */
   programmed: boolean;
@@ -108,7 +95,8 @@ interface EndpointState {
   routesProgrammed: boolean;
   filterError: string | null;
   routesError: string | null;
-  backoffMs: number;
+  /** The waits between retries of its programming. */
+  backoff: Backoff;
   retryTimer: unknown;
 }
 
@@ -152,7 +140,7 @@ export class Dataplane {
   /** A host-level apply failed: wait for a timer instead of spinning the loop. */
   private hostRetryPending = false;
   private hostRetryTimer: unknown = null;
-  private hostBackoffMs = 0;
+  private readonly hostBackoff: Backoff;
 
   private started = false;
   private stopped = false;
@@ -173,6 +161,7 @@ export class Dataplane {
     this.conntrack = opts.conntrack ?? new ConntrackTool(runner);
     this.clock = opts.clock ?? realClock;
     this.maxBackoffMs = opts.maxBackoffMs ?? 30000;
+    this.hostBackoff = new Backoff(Math.max(200, opts.retryMs), this.maxBackoffMs);
     this.links = new LinkTracker(this.netlink, (name, before) => this.onLinkChange(name, before));
     this.routes = new RouteManager(this.netlink, this.sysctl, this.log);
   }
@@ -231,7 +220,7 @@ export class Dataplane {
     } else {
       const e: EndpointState = {
         spec: { ...spec, addrs: [...spec.addrs] }, suffix: endpointSuffix(spec.id), addrs, acls: null, version: 0, filterProgrammed: false, routesProgrammed: false,
-        filterError: null, routesError: null, backoffMs: 0, retryTimer: null,
+        filterError: null, routesError: null, backoff: new Backoff(Math.max(50, this.opts.retryMs), this.maxBackoffMs), retryTimer: null,
       };
       this.endpoints.set(spec.id, e);
       this.markDirty(e);
@@ -324,13 +313,13 @@ export class Dataplane {
   deniedPackets(): Promise<DeniedCount[]> {
     const last = this.deniedLast;
     const reuse = this.opts.countersReuse ?? DEFAULT_COUNTERS_REUSE;
-    if (last && performance.now() - last.at < Math.min(reuse * last.ms, MAX_COUNTERS_REUSE_MS)) return Promise.resolve(last.counts);
+    if (last && this.clock.now() - last.at < Math.min(reuse * last.ms, MAX_COUNTERS_REUSE_MS)) return Promise.resolve(last.counts);
     this.deniedRead ??= (async () => {
       try {
-        const started = performance.now();
+        const started = this.clock.now();
         const readings = await this.filters.readCounters();
         const counts = this.denied.update(readings, new Map([...this.endpoints.values()].map((e) => [e.suffix, e.spec.id])));
-        this.deniedLast = { at: performance.now(), ms: performance.now() - started, counts };
+        this.deniedLast = { at: this.clock.now(), ms: this.clock.now() - started, counts };
         return counts;
       } catch (err) {
         this.log.warn({ err }, 'reading the denied-packet counters failed');
@@ -496,7 +485,7 @@ export class Dataplane {
     try {
       await this.applyFilter(batch, moreWaiting);
       for (const e of batch) this.filterSucceeded(e, versions.get(e)!);
-      this.hostBackoffMs = 0;
+      this.hostBackoff.reset();
       if (batch.length) this.log.info({ endpoints: batch.length, ms: Math.round(performance.now() - started) }, 'chains and sets programmed');
     } catch (err) {
       // The managers re-read the kernel before the next try; the batch stays dirty.
@@ -525,7 +514,7 @@ export class Dataplane {
     e.filterProgrammed = true;
     if (e.filterError !== null) {
       e.filterError = null;
-      e.backoffMs = 0;
+      e.backoff.reset();
       this.log.info({ endpoint: e.spec.id }, 'chains and sets programmed after earlier failure');
     }
   }
@@ -535,12 +524,12 @@ export class Dataplane {
     this.hostRetryPending = true;
     this.filters.dirty = true;
     if (this.hostRetryTimer !== null) return;
-    this.hostBackoffMs = Math.min(this.hostBackoffMs ? this.hostBackoffMs * 2 : Math.max(200, this.opts.retryMs), this.maxBackoffMs);
+    const wait = this.hostBackoff.next();
     this.hostRetryTimer = this.clock.setTimeout(() => {
       this.hostRetryTimer = null;
       this.hostRetryPending = false;
       this.schedule();
-    }, this.hostBackoffMs);
+    }, wait);
   }
 
   /** Fail closed: out of dispatch, its flows forgotten, retried with backoff. */
@@ -554,15 +543,15 @@ export class Dataplane {
     } else {
       e.routesError = message;
     }
-    e.backoffMs = Math.min(e.backoffMs ? e.backoffMs * 2 : Math.max(50, this.opts.retryMs), this.maxBackoffMs);
-    this.log.error({ err, endpoint: e.spec.id, retryMs: e.backoffMs }, `${what} failed; endpoint left denied, will retry`);
+    const wait = e.backoff.next();
+    this.log.error({ err, endpoint: e.spec.id, retryMs: wait }, `${what} failed; endpoint left denied, will retry`);
     if (e.retryTimer !== null) this.clock.clearTimeout(e.retryTimer);
     e.retryTimer = this.clock.setTimeout(() => {
       e.retryTimer = null;
       if (kind === 'filter') this.filterDirty.add(e);
       else this.routesDirty.add(e);
       this.schedule();
-    }, e.backoffMs);
+    }, wait);
   }
 
   // ---- routes ----

@@ -12,8 +12,10 @@
  * ```
  * The process must run inside the network namespace it is meant to program.
  */
-export { Dataplane, realClock } from './dataplane.js';
-export type { Clock, DataplaneOptions, EndpointStatus } from './dataplane.js';
+export { Dataplane } from './dataplane.js';
+export type { DataplaneOptions, EndpointStatus } from './dataplane.js';
+export { realClock } from '../../common/clock.js';
+export type { Clock } from '../../common/clock.js';
 export type { EndpointSpec } from './render/endpoint.js';
 export type { DeniedCount, DeniedDirection } from './denied.js';
 export type { Acls } from '../../common/wire/acl-api.js';

@@ -12,7 +12,7 @@ describe('CurveRefusals: counted always, logged once per reason per interval', (
     const clock = new FakeClock();
     const lines: Array<{ reason: string; suppressed?: number; msg: string }> = [];
     const log = pino({ level: 'info' }, { write: (s: string) => lines.push(JSON.parse(s) as (typeof lines)[number]) });
-    const refusals = new CurveRefusals(10000, { now: () => clock.now, setTimeout: (fn, ms) => clock.setTimeout(fn, ms) });
+    const refusals = new CurveRefusals(10000, clock);
     return { clock, lines, log, refusals };
   }
 

@@ -14,7 +14,6 @@ import type { CommandRunner } from '../../../src/felix/dataplane/drivers/command
 import { contentSetName } from '../../../src/felix/dataplane/render/names.js';
 import { FakeKernel } from '../../support/fake-kernel.js';
 import { FakeClock } from '../../support/fake-clock.js';
-import { waitFor } from '../../../src/common/poll.js';
 
 const rule = (cidr: string, more: Partial<Rule> = {}): Rule => ({ group: null, cidr, protocol: null, port: null, ...more });
 const rules = (inbound: Rule[], outbound: Rule[] = [rule('0.0.0.0/0')]) => ({ inbound, outbound, inbound_default: 'deny' as const, outbound_default: 'deny' as const });
@@ -34,8 +33,11 @@ interface World {
   dp: Dataplane;
 }
 
-async function start(k = new FakeKernel(), over: Partial<DataplaneOptions> = {}): Promise<World> {
-  const clock = new FakeClock();
+/** Dataplane options over the defaults below; a test that needs its clock early passes its own. */
+type Options = Omit<Partial<DataplaneOptions>, 'clock'> & { clock?: FakeClock };
+
+async function start(k = new FakeKernel(), over: Options = {}): Promise<World> {
+  const clock = over.clock ?? new FakeClock();
   const dp = new Dataplane({
     log: pino({ level: 'silent' }), interfacePrefix: 'tap', metadata: null, retryMs: 100, refreshMs: 0,
     commands: k.runner, netlink: k.newNetlink(), sysctl: k.sysctl, clock, ...over,
@@ -85,7 +87,7 @@ function holdNext(k: FakeKernel, tool: string) {
 }
 
 /** A started dataplane with endpoints 1 and 2 programmed in GROUP. */
-async function twoEndpoints(over: Partial<DataplaneOptions> = {}): Promise<World & { a: EndpointSpec; b: EndpointSpec }> {
+async function twoEndpoints(over: Options = {}): Promise<World & { a: EndpointSpec; b: EndpointSpec }> {
   const w = await start(new FakeKernel(), over);
   const [a, b] = [ep(1), ep(2)];
   plug(w.k, a, b);
@@ -95,7 +97,7 @@ async function twoEndpoints(over: Partial<DataplaneOptions> = {}): Promise<World
 }
 
 /** A started dataplane with endpoint 1 programmed in GROUP. */
-async function oneEndpoint(spec = ep(1), over: Partial<DataplaneOptions> = {}): Promise<World & { a: EndpointSpec }> {
+async function oneEndpoint(spec = ep(1), over: Options = {}): Promise<World & { a: EndpointSpec }> {
   const w = await start(new FakeKernel(), over);
   plug(w.k, spec);
   w.dp.upsertEndpoint(spec);
@@ -435,25 +437,38 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
       expect(await denied(w)).not.to.have.property(`${A} inbound 4`);
     });
 
-    it('a reading is reused while younger than 10 times what it took, so a scraper in a loop cannot keep iptables-save running', async () => {
+    it('a reading is reused while younger than 10 times what it took (at most 10 s), so a scraper in a loop cannot keep iptables-save running', async () => {
       const k = new FakeKernel();
-      // iptables-save -c takes 20 ms here.
+      const clock = new FakeClock();
+      // Each iptables-save -c (one per family) takes `saveMs` of the clock.
+      let saveMs = 10;
       const commands: CommandRunner = {
         run: async (cmd, args, input) => {
-          if (cmd.endsWith('-save') && args.includes('-c')) await new Promise((r) => setTimeout(r, 20));
+          if (cmd.endsWith('-save') && args.includes('-c')) clock.advance(saveMs);
           return k.runner.run(cmd, args, input);
         },
       };
-      const w = await start(k, { commands });
+      const w = await start(k, { commands, clock });
       const saves = () => k.calls.filter((c) => c.cmd.endsWith('-save') && c.args.includes('-c')).length;
       const first = await w.dp.deniedPackets();
       expect(saves()).to.equal(2);
-      const t0 = performance.now();
+      // The read took 20 ms: reused for 200 ms after it ended, not a moment longer.
+      w.clock.advance(199);
       expect(await w.dp.deniedPackets()).to.equal(first, 'reused');
       expect(saves()).to.equal(2);
-      // Bounded: well within 10 × (20 ms + the fake's turns) plus slack.
-      await waitFor('a fresh read', async () => (await w.dp.deniedPackets(), saves() === 4), 3000, 10);
-      expect(performance.now() - t0).to.be.at.least(150);
+      w.clock.advance(1);
+      expect(await w.dp.deniedPackets()).to.not.equal(first, 'read afresh');
+      expect(saves()).to.equal(4);
+      // A read of 2 s would be reused for 20 s: the reuse is capped at 10 s.
+      saveMs = 1000;
+      w.clock.advance(200);
+      const slow = await w.dp.deniedPackets();
+      expect(saves()).to.equal(6);
+      w.clock.advance(9999);
+      expect(await w.dp.deniedPackets()).to.equal(slow, 'reused');
+      w.clock.advance(1);
+      await w.dp.deniedPackets();
+      expect(saves()).to.equal(8);
     });
 
     it('a failed read rejects (the probe shows the counts as unknown); the next read works', async () => {
