@@ -21,6 +21,7 @@ import type { SkippedRule } from '../../common/status-api.js';
 import { Backoff } from '../../common/backoff.js';
 import { Clock, realClock } from '../../common/clock.js';
 import { isEndpointId, isIp, isMac } from '../../common/wire/codec.js';
+import { isInterfaceName } from '../../common/endpoint-names.js';
 import type { ProtocolNames } from './render/acl.js';
 import type { EndpointToHostAction } from './render/chains.js';
 import { EndpointSpec, addrsOf } from './render/endpoint.js';
@@ -100,8 +101,6 @@ interface EndpointState {
   retryTimer: unknown;
 }
 
-/** Interface names go into iptables-restore text and /proc paths: Linux's 15 characters, no specials. */
-const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 /** ipaddr.js ranges of addresses that cannot be routed to one endpoint (IPv4 and IPv6 names). */
 const UNROUTABLE_RANGES = new Set(['unspecified', 'loopback', 'linkLocal', 'multicast', 'broadcast']);
 
@@ -353,7 +352,7 @@ export class Dataplane {
 
   private specProblem(spec: EndpointSpec): string | null {
     if (!isEndpointId(spec.id)) return `bad endpoint id ${JSON.stringify(spec.id)}`;
-    if (!IFNAME_RE.test(spec.ifname) || !spec.ifname.startsWith(this.opts.interfacePrefix)) return `bad interface name ${JSON.stringify(spec.ifname)}`;
+    if (!isInterfaceName(spec.ifname) || !spec.ifname.startsWith(this.opts.interfacePrefix)) return `bad interface name ${JSON.stringify(spec.ifname)}`;
     if (!isMac(spec.mac)) return `bad mac ${JSON.stringify(spec.mac)}`;
     const bad = spec.addrs.find((a) => !isIp(a));
     return bad === undefined ? null : `bad address ${JSON.stringify(bad)}`;
