@@ -36,6 +36,14 @@ describe('npm run test:docker (scripts/test-docker)', () => {
     }
   });
 
+  it('runs in CI after the main tests, and the README and docs/docker.md say how to run it', () => {
+    const ci = fs.readFileSync(path.join(ROOT, '.ci/run'), 'utf8').split('\n');
+    expect(ci.indexOf('npm run test:docker')).to.be.greaterThan(ci.indexOf('npm test'));
+    expect(ci.indexOf('npm test')).to.be.greaterThan(0);
+    expect(fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8')).to.include('`npm run test:docker`');
+    expect(fs.readFileSync(path.join(ROOT, 'docs/docker.md'), 'utf8')).to.include('### On a Docker engine: `npm run test:docker`');
+  });
+
   describe('docs/docker.md still has what the engine test runs', () => {
     it("step 1's block, step 2's felix.txt and step 6's network_container function, none with a heredoc to run", async () => {
       const block = await doc('block', 'for module in');
