@@ -74,6 +74,48 @@ describe('docker start scripts', function () {
       expect(fs.readdirSync(path.join(dir, 'etc'))).to.deep.equal([]);
     });
 
+    describe('with /proc/sys read-only, as Docker mounts it', () => {
+      /**
+       * The entrypoint running `calico-felix` (a stand-in that reports what it
+       * may write and its capabilities) in a mount namespace of its own, never
+       * the machine's: /proc/sys bound read-only over itself there, as in a
+       * container. `dropSysAdmin`: without SYS_ADMIN, as a container without
+       * cap_add SYS_ADMIN. Nothing is written under /proc/sys.
+       */
+      async function inContainerLikeProc(dropSysAdmin: boolean) {
+        const bin = path.join(dir, 'bin');
+        fs.mkdirSync(bin);
+        fs.writeFileSync(
+          path.join(bin, 'calico-felix'),
+          '#!/bin/sh\nfor f in net/ipv4/ip_forward kernel/hostname; do if [ -w /proc/sys/$f ]; then echo "$f writable"; else echo "$f read-only"; fi; done\ngrep CapEff /proc/self/status\n',
+          { mode: 0o755 },
+        );
+        const drop = dropSysAdmin ? 'setpriv --inh-caps=-sys_admin --bounding-set=-sys_admin -- ' : '';
+        const script = `mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys && [ ! -w /proc/sys/net/ipv4/ip_forward ] && exec ${drop}sh ${ENTRYPOINT} calico-felix`;
+        return execa('unshare', ['--mount', '--propagation', 'private', '--', 'sh', '-c', script], {
+          env: { PATH: `${bin}:${process.env.PATH}`, CALICO_CONFIG_DIR: path.join(dir, 'etc'), CALICO_LOG_DIR: path.join(dir, 'log') },
+          extendEnv: false,
+          reject: false,
+        });
+      }
+      const hasSysAdmin = (out: string) => (BigInt(`0x${/CapEff:\s*([0-9a-f]+)/.exec(out)![1]}`) >> 21n) & 1n;
+
+      it('with SYS_ADMIN: mounts /proc/sys/net alone read-write, then runs the command without SYS_ADMIN', async () => {
+        const r = await inContainerLikeProc(false);
+        expect(r.exitCode, r.stderr).to.equal(0);
+        expect(r.stdout).to.include('net/ipv4/ip_forward writable').and.include('kernel/hostname read-only');
+        expect(hasSysAdmin(r.stdout), r.stdout).to.equal(0n);
+        expect(r.stderr).to.include('calico-entrypoint: made /proc/sys/net writable');
+      });
+
+      it('without SYS_ADMIN: leaves it read-only and says what Felix needs', async () => {
+        const r = await inContainerLikeProc(true);
+        expect(r.exitCode, r.stderr).to.equal(0);
+        expect(r.stdout).to.include('net/ipv4/ip_forward read-only');
+        expect(r.stderr).to.include('Felix cannot set its sysctls; give the container SYS_ADMIN');
+      });
+    });
+
     const refusals: [string, Record<string, string>, RegExp][] = [
       ['a value of two lines', { PluginAddress: '10.240.0.2', FelixHostname: 'a\n[global]' }, /FelixHostname must be one line/],
       ['an unknown iptables backend', { PluginAddress: '10.240.0.2', IPTABLES_BACKEND: 'xtables' }, /IPTABLES_BACKEND must be nft or legacy, not 'xtables'/],

@@ -32,12 +32,22 @@ interface Expected {
 }
 
 /**
- * What each container needs (issue #18, measured): BIRD NET_ADMIN (routes);
- * Felix NET_ADMIN and a writable /proc/sys (systempaths=unconfined; and
- * apparmor=unconfined, as Docker's default AppArmor profile denies writes
- * under /proc/sys/net); the plugin and the ACL manager nothing.
+ * What each container needs (issue #18, measured on an engine by
+ * scripts/test-docker): BIRD NET_ADMIN (routes); Felix NET_ADMIN, and
+ * SYS_ADMIN for its entrypoint to mount /proc/sys/net read-write (Felix then
+ * runs without it), and apparmor=unconfined, as Docker's default AppArmor
+ * profile denies that mount and writes under /proc/sys/net; the plugin and
+ * the ACL manager nothing.
  */
-const FELIX_PRIVILEGES = { cap_add: ['NET_ADMIN'], security_opt: ['systempaths=unconfined', 'apparmor=unconfined'] };
+const FELIX_PRIVILEGES = { cap_add: ['NET_ADMIN', 'SYS_ADMIN'], security_opt: ['apparmor=unconfined'] };
+/**
+ * The security options the engine itself takes (moby's parseSecurityOpt):
+ * compose v1 passes security_opt to the engine as written, and the engine
+ * refuses the rest. systempaths=unconfined is one of the docker CLI's (and
+ * compose v2's), which turn it into masked and read-only path lists: on an
+ * engine docker-compose 1.29.2 failed with "invalid --security-opt 2".
+ */
+const ENGINE_SECURITY_OPTS = /^(apparmor=|seccomp=|label[=:]|no-new-privileges(=(true|false))?$)/;
 const BIRD_PRIVILEGES = { cap_add: ['NET_ADMIN'] };
 const CALICO_LOGS = '/var/log/calico:/var/log/calico';
 const ROLES: [string, Record<string, Expected>][] = [
@@ -109,6 +119,11 @@ describe('docker/compose', () => {
       it('has no privileged anywhere, anchors included', () => {
         expect(pathsOfKey(readCompose(file), 'privileged')).to.deep.equal([]);
         expect(fs.readFileSync(file, 'utf8')).to.not.match(/^\s*privileged\s*:/m);
+      });
+
+      it('has only security options the engine takes (compose v1 passes them on as written)', () => {
+        for (const [name, s] of Object.entries(services)) for (const opt of s.security_opt ?? []) expect(opt, name).to.match(ENGINE_SECURITY_OPTS);
+        expect('systempaths=unconfined', 'the option compose v1 could not start').to.not.match(ENGINE_SECURITY_OPTS);
       });
 
       it('has the expected services', () => {
