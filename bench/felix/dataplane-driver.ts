@@ -60,13 +60,13 @@ async function perform(c: Command): Promise<unknown> {
       for (const item of c.items ?? []) await perform(item);
       return null;
     case 'upsert':
-      return dataplane().upsertEndpoint(c['ep'] as never);
+      { dataplane().upsertEndpoint(c['ep'] as never); return; }
     case 'acls':
-      return dataplane().setAcls(c['id'] as string, c['acls'] as never);
+      { dataplane().setAcls(c['id'] as string, c['acls'] as never); return; }
     case 'remove':
-      return dataplane().removeEndpoint(c['id'] as string);
+      { dataplane().removeEndpoint(c['id'] as string); return; }
     case 'cleanup':
-      return dataplane().cleanupStale();
+      { dataplane().cleanupStale(); return; }
     case 'status':
       return dataplane().status(c['id'] as string) ?? null;
     case 'stats':

@@ -67,7 +67,7 @@ export function parseIni(text: string): IniDocument {
     // An inline comment needs white space before it, as in ConfigParser; a
     // value that is only a comment (`key = ; none`) is empty.
     const value = entry[2]!.replace(/(^|\s)[;#].*$/, '').trim();
-    (current as IniSection).entries.set(key.toLowerCase(), { key, value, line });
+    (current).entries.set(key.toLowerCase(), { key, value, line });
   });
   return doc;
 }

@@ -352,35 +352,35 @@ async function handle(obs: Observability, req: http.IncomingMessage, res: http.S
     res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
     res.end(req.method === 'HEAD' ? undefined : body);
   };
-  if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'only GET\n');
+  if (req.method !== 'GET' && req.method !== 'HEAD') { send(405, 'text/plain', 'only GET\n'); return; }
   switch (path) {
     case '/livez':
-      return send(200, 'text/plain', 'ok\n');
+      { send(200, 'text/plain', 'ok\n'); return; }
     case '/readyz': {
       const status = await obs.status({ endpoints: false });
-      return status.ready ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', `not ready: waiting for ${status.waitingFor.join(', ')}\n`);
+      status.ready ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', `not ready: waiting for ${status.waitingFor.join(', ')}\n`); return;
     }
     case '/metrics': {
       // `?name=M` (repeatable): only those metrics, so a tight poller of one fact does not make the
       // daemon read everything each time (Felix's denied counters cost an iptables-save).
       const names = [...url.searchParams.getAll('name'), ...url.searchParams.getAll('name[]')];
-      if (names.length === 0) return send(200, obs.registry.contentType, await obs.registry.metrics());
+      if (names.length === 0) { send(200, obs.registry.contentType, await obs.registry.metrics()); return; }
       const texts = await Promise.all(names.filter((n) => obs.registry.getSingleMetric(n)).map((n) => obs.registry.getSingleMetricAsString(n)));
-      return send(200, obs.registry.contentType, texts.map((t) => `${t}\n`).join(''));
+      send(200, obs.registry.contentType, texts.map((t) => `${t}\n`).join('')); return;
     }
     case '/status':
-      return send(200, 'application/json', `${JSON.stringify(await obs.status(), null, 2)}\n`);
+      { send(200, 'application/json', `${JSON.stringify(await obs.status(), null, 2)}\n`); return; }
     default: {
       if (path.startsWith('/status/')) {
         try {
           const v = await obs.view(path.slice('/status/'.length), url.searchParams);
-          if (v.found) return send(200, 'application/json', `${JSON.stringify(v.doc, null, 2)}\n`);
+          if (v.found) { send(200, 'application/json', `${JSON.stringify(v.doc, null, 2)}\n`); return; }
         } catch (err) {
-          if (err instanceof StatusQueryError) return send(err.httpStatus, 'text/plain', `${err.message}\n`);
+          if (err instanceof StatusQueryError) { send(err.httpStatus, 'text/plain', `${err.message}\n`); return; }
           throw err;
         }
       }
-      return send(404, 'text/plain', 'not found: try /livez, /readyz, /metrics or /status\n');
+      send(404, 'text/plain', 'not found: try /livez, /readyz, /metrics or /status\n'); return;
     }
   }
 }

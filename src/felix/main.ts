@@ -70,7 +70,7 @@ runDaemon('calico-felix', async () => {
   return async () => {
     log.info('stopping');
     authorizer?.close();
-    await agent!.stop();
+    await agent.stop();
     await tables.stop();
     await dataplane.stop();
     await stopMetrics();

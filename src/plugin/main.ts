@@ -117,13 +117,13 @@ runDaemon('plugin', async () => {
           },
           data,
         );
-  onChange = (d) => server!.update(d);
+  onChange = (d) => server.update(d);
   log.info('ready');
   return async () => {
     log.info('stopping');
     authorizer?.close();
     await source.stop();
-    await server!.stop();
+    await server.stop();
     await stopMetrics();
   };
 });

@@ -184,7 +184,7 @@ function judgeDirection(end: ExplainEnd, other: ExplainEnd, dir: RuleDirection, 
     // Same peer, other protocol or port: worth saying.
     if (ruleMatches(peerOnly(rule), family, packet) === true) sameCidr.push(describeRule(rule));
   }
-  const peer = `${other.addr}`;
+  const peer = other.addr;
   const reasons = [
     unprogrammed.length
       ? `${peer} would be allowed by ${unprogrammed.map((u) => u.rule).join(', ')}, which Felix has not programmed (${[...new Set(unprogrammed.map((u) => u.why))].join('; ')})`

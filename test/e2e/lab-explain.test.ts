@@ -60,7 +60,7 @@ describe('lab end to end: explain agrees with the kernel for the whole demo matr
     const pairs = matrixPairs(lab!.containers);
     expect(pairs.length).to.equal(32);
     const cases = pairs.flatMap((p, i) =>
-      (['tcp', 'udp', 'icmp'] as const).map((protocol) => ({ ...p, packet: { protocol, port: protocol === 'icmp' ? null : 20000 + i } as PacketSpec })),
+      (['tcp', 'udp', 'icmp'] as const).map((protocol) => ({ ...p, packet: { protocol, port: protocol === 'icmp' ? null : 20000 + i } })),
     );
     // The daemons need a moment after the last container: wait until every pair is explained as the rule says.
     const session = () => labExplainSession(lab!);

@@ -48,7 +48,8 @@ describe('lab end to end, IPv6 and dual stack (two hosts, BIRD, all components)'
       expect(r.output).to.include(`container ${ip} (${group}) on ${host}`);
     }
     lab = Lab.load(dir);
-    [a1, b2, d6, c4, d5] = CONTAINERS.map(([ip]) => lab!.container(ip));
+    const nth = (i: number) => lab!.container(CONTAINERS[i]![0]);
+    [a1, b2, d6, c4, d5] = [nth(0), nth(1), nth(2), nth(3), nth(4)];
   });
 
   /** The IPv6 address of a container that has one. */

@@ -123,7 +123,7 @@ describe('docker start scripts', function () {
       const vars = birdEnv(env);
       const child = spawn('ip', runBirdArgs(vars), { stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
-      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       const exited = new Promise((r) => child.once('exit', r));
       try {
         await waitFor('BIRD to answer on its socket', async () => {

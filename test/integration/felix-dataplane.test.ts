@@ -206,7 +206,7 @@ describe('Felix dataplane in network namespaces', function () {
     await a.ns.run('ip', ['addr', 'add', '192.168.10.99/32', 'dev', 'eth0']);
     expect(await canPing(a, B.ip)).to.equal(true);
     expect(await canPing(a, B.ip, '192.168.10.99'), 'spoofed source').to.equal(false);
-    void b;
+    b;
   });
 
   it('a new endpoint is denied until its ACLs arrive; disabled has no routes and empty sets; enable restores', async () => {

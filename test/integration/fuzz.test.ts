@@ -68,7 +68,7 @@ async function fuzzRequests(name: string, address: string, fuzzer: Fuzzer): Prom
     peer.close();
   }
   const raw = await dealerBurst(address, new Fuzzer(fuzzer.seed + 1000, fuzzer.templates, fuzzer.limit));
-  console.log(`      fuzz ${name} seed=${fuzzer.seed}: sent ${sent} (${fuzzer.summary()}); rc ${histogram(run.rcs)}; unanswered ${histogram(run.unanswered as Record<string, number>)}; raw DEALER ${raw}`);
+  console.log(`      fuzz ${name} seed=${fuzzer.seed}: sent ${sent} (${fuzzer.summary()}); rc ${histogram(run.rcs)}; unanswered ${histogram(run.unanswered)}; raw DEALER ${raw}`);
   expect(sent, 'all sent within the time budget').to.equal(N);
   // Only the message over the size limit goes unanswered: ZeroMQ drops that connection.
   expect(run.unanswered).to.deep.equal({ oversized: 1 });
@@ -169,7 +169,7 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
   it(`plugin ep (REP 9901): alive, still answers RESYNCSTATE with the right count and pushes the endpoints`, async () => {
     const [epPort, felixPort] = await freePorts(2);
     const felix = ws.track(await new ReplyPeer().bind(`tcp://127.0.0.1:${felixPort}`));
-    const plugin = await startPlugin('ep', ['--ep-port', String(epPort!)], felixPort);
+    const plugin = await startPlugin('ep', ['--ep-port', String(epPort)], felixPort);
     const resync = { type: 'RESYNCSTATE', resync_id: 'r-1', hostname: 'h1', issued: Date.now() };
     const templates: Template[] = [
       { msg: resync, fields: [{ name: 'resync_id', type: 'string' }, { name: 'hostname', type: 'string' }] },
@@ -184,7 +184,7 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
 
   it(`plugin network (REP 9903; PUB 9904 only sends): alive, GETGROUPS still answered and the groups republished unchanged`, async () => {
     const [groups, pub] = await freePorts(2);
-    const plugin = await startPlugin('network', ['--groups-port', String(groups!), '--publish-port', String(pub!)]);
+    const plugin = await startPlugin('network', ['--groups-port', String(groups), '--publish-port', String(pub)]);
     const templates: Template[] = [
       { msg: { type: 'GETGROUPS', issued: Date.now() }, fields: [] },
       { msg: { type: 'HEARTBEAT' }, fields: [] },

@@ -1105,7 +1105,7 @@ export class FakeKernel {
       if (set.family !== family) throw fail.paramFail(n, `The protocol family of set ${s} is IPv${set.family}, which is not applicable.\n`);
     }
     const invalid = (): ToolFailure => fail.kernelFail(n, `${verb} failed (Invalid argument): rule in chain ${chain}`);
-    for (const m of rule.matches) if (MATCH_TABLES[m] && !MATCH_TABLES[m]!.includes(table)) throw invalid();
+    for (const m of rule.matches) if (MATCH_TABLES[m] && !MATCH_TABLES[m].includes(table)) throw invalid();
     if (rule.target) {
       const { kind, name } = rule.target;
       const target = tx.chains.get(name);
@@ -1113,7 +1113,7 @@ export class FakeKernel {
       if (!target) {
         // nf_tables looks the chain up at this line but reports it at COMMIT.
         if (kind === 'goto' || !isBuiltinTarget(name)) tx.missingChain ??= `Chain '${name}' does not exist`;
-        if (TARGET_TABLES[name] && !TARGET_TABLES[name]!.includes(table)) throw invalid();
+        if (TARGET_TABLES[name] && !TARGET_TABLES[name].includes(table)) throw invalid();
       }
     }
     return rule;

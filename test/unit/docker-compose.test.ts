@@ -74,7 +74,7 @@ function formatProblems(doc: Record<string, unknown>): string[] {
   if (!doc.services) problems.push('no services');
   for (const [name, s] of Object.entries((doc.services ?? {}) as Record<string, Record<string, unknown>>)) {
     for (const key of Object.keys(s)) if (!SERVICE_KEYS.includes(key)) problems.push(`${name}.${key}`);
-    for (const key of Object.keys((s.build ?? {}) as object)) if (!BUILD_KEYS.includes(key)) problems.push(`${name}.build.${key}`);
+    for (const key of Object.keys((s.build ?? {}))) if (!BUILD_KEYS.includes(key)) problems.push(`${name}.build.${key}`);
   }
   return problems;
 }

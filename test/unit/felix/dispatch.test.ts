@@ -22,7 +22,7 @@ function treeOf(names: Iterable<string>): DispatchTree {
 }
 
 function pick<T>(rand: () => number, xs: ArrayLike<T>): T {
-  return xs[Math.floor(rand() * xs.length)];
+  return xs[Math.floor(rand() * xs.length)]!;
 }
 
 function randomName(rand: () => number, alphabet: string, len: number): string {
@@ -55,8 +55,8 @@ function walk(chains: Map<string, string[]>, dir: 'from' | 'to', ifname: string)
         const m = RULE_RE.exec(rule);
         if (!m) throw new Error(`unexpected rule ${rule} in ${chain}`);
         if (!rule.startsWith(dir === 'from' ? '-i ' : '-o ')) throw new Error(`wrong direction: ${rule} in ${chain}`);
-        const pat = m[1];
-        if (pat.endsWith('+') ? ifname.startsWith(pat.slice(0, -1)) : ifname === pat) return m[2];
+        const pat = m[1]!;
+        if (pat.endsWith('+') ? ifname.startsWith(pat.slice(0, -1)) : ifname === pat) return m[2]!;
       }
       throw new Error(`chain ${chain} fell through without a final DROP`);
     };
@@ -208,7 +208,7 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
           expect(name.startsWith('felix-')).to.equal(true);
           for (const r of rules) {
             const m = RULE_RE.exec(r);
-            if (m) expect(m[1].length, r).to.be.at.most(15);
+            if (m) expect(m[1]!.length, r).to.be.at.most(15);
           }
         }
       }
@@ -302,7 +302,7 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
         expect(rules[rules.length - 1], name).to.equal('-j DROP');
         expect(rules.slice(0, -1)).to.not.include('-j DROP');
         const path = name === CHAIN_FROM_ENDPOINT || name === CHAIN_TO_ENDPOINT ? PREFIX : name.replace(/^felix-(FROM|TO)-IF-/, '');
-        const pats = rules.slice(0, -1).map((r) => RULE_RE.exec(r)![1]);
+        const pats = rules.slice(0, -1).map((r) => RULE_RE.exec(r)![1]!);
         for (const p of pats) expect(p.startsWith(path), `${name}: ${p}`).to.equal(true);
         const nexts = new Set(pats.filter((p) => p !== path).map((p) => p[path.length]));
         expect(rules.length, name).to.be.at.most(Math.max(DISPATCH_LEAF_MAX + 1, nexts.size + 2));
@@ -328,7 +328,7 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
             sum += w.rules;
           }
         }
-        for (const unknown of ['tapzzz', 'tap', randomName(rand, HEX, 14), [...names][0] + '0', [...names][0].slice(0, 10)]) {
+        for (const unknown of ['tapzzz', 'tap', randomName(rand, HEX, 14), [...names][0]! + '0', [...names][0]!.slice(0, 10)]) {
           if (names.has(unknown)) continue;
           expect(walk(chains, 'from', unknown).end).to.equal('DROP');
           expect(walk(chains, 'to', unknown).end).to.equal('DROP');
@@ -395,7 +395,7 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
           t.set(n, target(n));
           present.push(n);
         } else {
-          t.set(present.splice(Math.floor(rand() * present.length), 1)[0], null);
+          t.set(present.splice(Math.floor(rand() * present.length), 1)[0]!, null);
         }
         chainsOut += t.flush().size;
       }
