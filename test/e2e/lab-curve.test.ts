@@ -73,7 +73,7 @@ describe('lab end to end with CurveZMQ (two hosts, every socket authenticated)',
     });
     const topics: string[] = [];
     let partial = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       const lines = (partial + chunk.toString()).split('\n');
       partial = lines.pop()!;
       for (const l of lines) if (l) topics.push(JSON.parse(l) as string);
@@ -81,7 +81,7 @@ describe('lab end to end with CurveZMQ (two hosts, every socket authenticated)',
     return {
       topics,
       stop: async () => {
-        child.stdin!.end();
+        child.stdin.end();
         await child;
         return topics;
       },

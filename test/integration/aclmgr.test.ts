@@ -131,7 +131,7 @@ MetricsPort = ${ports.metrics}
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aclmgr-test-'));
     closers = [];
     const [a, b, c, d, e] = await freePorts(5);
-    ports = { groups: a!, pub: b!, aclReq: c!, aclPub: d!, metrics: e! };
+    ports = { groups: a, pub: b, aclReq: c, aclPub: d, metrics: e };
   });
 
   afterEach(async () => {

@@ -38,6 +38,8 @@ function sortedAcls(acls: unknown): unknown {
   return { v4: fam(a.v4), v6: fam(a.v6) };
 }
 
+const isJson = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
 /** The command's JSON log lines (screen output), parsed; other lines are left out. */
 function logLines(r: Running): Json[] {
   return r
@@ -46,7 +48,7 @@ function logLines(r: Running): Json[] {
     .flatMap((l) => {
       try {
         const j = JSON.parse(l) as unknown;
-        return j && typeof j === 'object' ? [j as Json] : [];
+        return isJson(j) ? [j] : [];
       } catch {
         return [];
       }
