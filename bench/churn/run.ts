@@ -183,7 +183,7 @@ main().then(
     await cleanup();
     process.exit(0);
   },
-  async (err: Error) => {
+  async (err: unknown) => {
     console.error(err);
     await cleanup();
     process.exit(1);

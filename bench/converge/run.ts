@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Lab } from '../../src/lab/lab.js';
 import { ConvergenceStep, networkAndTime } from '../../src/lab/converge.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 const runsArg = process.argv.indexOf('--runs');
 const runs = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 5;
@@ -46,7 +47,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: Error) => {
-  console.error(`bench/converge: ${err.message}`);
+main().catch((err: unknown) => {
+  console.error(`bench/converge: ${errorMessage(err)}`);
   process.exit(1);
 });

@@ -21,6 +21,7 @@ import http from 'node:http';
 import readline from 'node:readline';
 import childProcess from 'node:child_process';
 import { promisify } from 'node:util';
+import { errorMessage } from '../../src/common/errors.js';
 
 interface Command {
   op: string;
@@ -190,7 +191,7 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
   const c = JSON.parse(line) as Command;
   perform(c).then(
     (result) => out({ seq: c.seq, ok: true, result }),
-    (err: Error) => out({ seq: c.seq, ok: false, error: err.message }),
+    (err: unknown) => out({ seq: c.seq, ok: false, error: errorMessage(err) }),
   );
 });
 process.stdin.on('end', () => process.exit(0));

@@ -321,7 +321,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const)
   });
 
 main()
-  .catch((err) => {
+  .catch((err: unknown) => {
     console.error(err);
     process.exitCode = 1;
   })

@@ -125,7 +125,7 @@ async function main(): Promise<void> {
 
 main().then(
   () => process.exit(0),
-  (err: Error) => {
+  (err: unknown) => {
     console.error(err);
     process.exit(1);
   },

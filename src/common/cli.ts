@@ -5,6 +5,7 @@
 import yargs, { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { KeySpec } from './config.js';
+import { errorMessage } from './errors.js';
 
 /** A yargs parser that fails with one line (`cmd: reason`) and exit code 2. */
 export function commandLine(name: string, usage: string): Argv {
@@ -58,8 +59,8 @@ export function runDaemon(name: string, start: () => Promise<() => Promise<void>
         stopping = true;
         stop().then(
           () => process.exit(0),
-          (err: Error) => {
-            process.stderr.write(`${name}: error while stopping on ${signal}: ${err.message}\n`);
+          (err: unknown) => {
+            process.stderr.write(`${name}: error while stopping on ${signal}: ${errorMessage(err)}\n`);
             process.exit(1);
           },
         );
@@ -67,8 +68,8 @@ export function runDaemon(name: string, start: () => Promise<() => Promise<void>
       process.on('SIGINT', () => onSignal('SIGINT'));
       process.on('SIGTERM', () => onSignal('SIGTERM'));
     },
-    (err: Error) => {
-      process.stderr.write(`${name}: ${err.message}\n`);
+    (err: unknown) => {
+      process.stderr.write(`${name}: ${errorMessage(err)}\n`);
       process.exit(1);
     },
   );

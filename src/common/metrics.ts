@@ -325,7 +325,7 @@ export class MetricsServer {
   /** Listens on `host:port`; a failure to bind stops start-up with the address in the message. */
   static async start(obs: Observability, host: string, port: number, log: Logger): Promise<MetricsServer> {
     const server = http.createServer((req, res) => {
-      void handle(obs, req, res).catch((err: Error) => {
+      void handle(obs, req, res).catch((err: unknown) => {
         log.error({ err, path: req.url }, 'metrics request failed');
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
         res.end('internal error\n');

@@ -271,7 +271,7 @@ export class FelixAgent {
         if (!reply.ok) this.opts.log.warn({ resyncId: id, reason: reply.error.reason }, 'bad RESYNCSTATE reply');
         if (!ok) this.retryResync();
       },
-      (err: Error) => {
+      (err: unknown) => {
         // A timeout has already started a new resync through onReset.
         if (!(err instanceof ConnectionResetError)) this.opts.log.error({ err }, 'RESYNCSTATE failed');
       },
@@ -331,7 +331,7 @@ export class FelixAgent {
         if (!reply.ok || reply.msg.rc !== Rc.SUCCESS) this.opts.log.warn({ endpoint: id, reply: body.toString().slice(0, 200) }, 'GETACLSTATE refused');
         done();
       },
-      (err: Error) => {
+      (err: unknown) => {
         if (!(err instanceof ConnectionResetError)) this.opts.log.error({ err, endpoint: id }, 'GETACLSTATE failed');
         done();
       },
@@ -365,7 +365,7 @@ export class FelixAgent {
         if (this.stopped) return;
         await this.bindEndpointServer();
         this.resync('endpoint socket timed out');
-      })().catch((err: Error) => this.opts.log.error({ err }, 'rebinding the endpoint socket failed'));
+      })().catch((err: unknown) => this.opts.log.error({ err }, 'rebinding the endpoint socket failed'));
     }
     if (this.aclPausedAt === null && now - this.lastAclMessage > timeout) {
       this.lastAclMessage = now;

@@ -9,6 +9,7 @@ import { runDemo } from './demo.js';
 import { formatMatrix, measureMatrix } from './matrix.js';
 import { ExplainError } from '../status/explain-session.js';
 import { agrees, explainInLab, formatLabExplanation, labExplainSession } from './explain.js';
+import { errorMessage } from '../common/errors.js';
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 const curveOption = { curve: { type: 'boolean' as const, default: false, describe: 'CurveZMQ on every socket, key pairs in DIR/keys' } };
@@ -54,7 +55,7 @@ async function main(): Promise<number> {
           say(`\n${h.name} (${h.ns}) calico-status:\n${(status.stdout || status.stderr).trimEnd().replace(/^/gm, '  ')}`);
           say(`${h.name} (${h.ns}, ${h.ip}) routes:\n${(await lab.routes(h)).replace(/^/gm, '  ')}`);
           say(`${h.name} (${h.ns}, ${h.ip6}) IPv6 routes:\n${(await lab.routes(h, 6)).replace(/^/gm, '  ')}`);
-          say(`${h.name} BGP:\n${(await lab.birdc(h, 'show', 'protocols').catch((e: Error) => e.message)).replace(/^/gm, '  ')}`);
+          say(`${h.name} BGP:\n${(await lab.birdc(h, 'show', 'protocols').catch((e: unknown) => errorMessage(e))).replace(/^/gm, '  ')}`);
         }
         if (lab.containers.length > 1) say(`\nconnectivity (pairs sharing an address family):\n${formatMatrix(await measureMatrix(lab))}`);
         return code;
@@ -98,7 +99,7 @@ async function main(): Promise<number> {
             say(a.json ? JSON.stringify({ ...r, agrees: agrees(r) }, null, 2) : formatLabExplanation(r));
             return agrees(r) === false ? 1 : 0;
           },
-          (err: Error) => {
+          (err: unknown) => {
             if (!(err instanceof ExplainError)) throw err;
             process.stderr.write(`calico-lab: ${err.message}\n`);
             return 2;
@@ -117,8 +118,8 @@ async function main(): Promise<number> {
 
 main().then(
   (code) => process.exit(code),
-  (err: Error) => {
-    process.stderr.write(`calico-lab: ${err.message}\n`);
+  (err: unknown) => {
+    process.stderr.write(`calico-lab: ${errorMessage(err)}\n`);
     process.exit(1);
   },
 );

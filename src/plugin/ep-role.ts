@@ -160,7 +160,7 @@ export class EndpointRole {
           if (!reply.ok || reply.msg.rc !== Rc.SUCCESS)
             this.opts.log.warn({ host: felix.host, endpoint: msg.endpoint_id, type: msg.type, reply: body.toString().slice(0, 200) }, 'Felix refused a request');
         },
-        (err: Error) => {
+        (err: unknown) => {
           if (!(err instanceof ConnectionResetError)) this.opts.log.error({ err, host: felix.host }, 'request to Felix failed');
         },
       )

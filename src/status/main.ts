@@ -17,6 +17,7 @@ import { DaemonRef, httpGet, netnsGet, queryStatus } from './daemons.js';
 import { ExplainError, ExplainSession } from './explain-session.js';
 import { explain, formatExplanation } from './explain.js';
 import { QueryResult, allReady, formatReport, statusUrl } from './format.js';
+import { errorMessage } from '../common/errors.js';
 
 interface Where {
   url?: string[] | undefined;
@@ -117,8 +118,8 @@ commandLine('calico-status', '$0 --url URL [--url URL…] | --lab-dir DIR [--jso
 
 result.then(
   (code) => process.exit(code),
-  (err: Error) => {
-    process.stderr.write(`calico-status: ${err.message}\n`);
+  (err: unknown) => {
+    process.stderr.write(`calico-status: ${errorMessage(err)}\n`);
     process.exit(err instanceof ExplainError ? 2 : 1);
   },
 );

@@ -17,6 +17,7 @@ import { OutageProber, OutageReport } from '../../src/lab/prober.js';
 import { waitFor } from '../../src/common/poll.js';
 import { writeFileAtomic } from '../../src/common/files.js';
 import { useLab } from '../support/lab.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 const TIMINGS = { connectionTimeoutMs: 3000, keepaliveMs: 1000, resyncIntervalSecs: 5 };
 /** Long enough for any peer's request to time out: a hung process is noticed. */
@@ -81,8 +82,8 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
 
   /** Waits (bounded) until every pair of containers is as the groups say; returns how long it took. */
   async function matrixBack(what: string, since = Date.now()): Promise<number> {
-    await waitFor(what, async () => (await measureMatrix(lab)).every(probeOk), RECOVERY_MS, 100).catch(async (err: Error) => {
-      throw new Error(`${err.message}\n${formatMatrix(await measureMatrix(lab))}`);
+    await waitFor(what, async () => (await measureMatrix(lab)).every(probeOk), RECOVERY_MS, 100).catch(async (err: unknown) => {
+      throw new Error(`${errorMessage(err)}\n${formatMatrix(await measureMatrix(lab))}`);
     });
     return Date.now() - since;
   }

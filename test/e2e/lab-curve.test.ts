@@ -13,6 +13,7 @@ import { formatMatrix, measureMatrix, probeOk } from '../../src/lab/matrix.js';
 import { waitFor } from '../../src/common/poll.js';
 import { ROOT } from '../support/process.js';
 import { useLab } from '../support/lab.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 /**
  * A SUB socket subscribed to everything: prints each topic received as a JSON line as it comes, and
@@ -103,8 +104,8 @@ describe('lab end to end with CurveZMQ (two hosts, every socket authenticated)',
   });
 
   it('lets containers of one group talk, across hosts too, and keeps groups apart', async () => {
-    await waitFor('the seed’s connectivity rule', async () => (await measureMatrix(lab!)).every(probeOk), 30000, 200).catch(async (err: Error) => {
-      throw new Error(`${err.message}\n${formatMatrix(await measureMatrix(lab!))}`);
+    await waitFor('the seed’s connectivity rule', async () => (await measureMatrix(lab!)).every(probeOk), 30000, 200).catch(async (err: unknown) => {
+      throw new Error(`${errorMessage(err)}\n${formatMatrix(await measureMatrix(lab!))}`);
     });
     expect(await lab!.ping(c1, c4.ip)).to.equal(true);
     expect(await lab!.tcp(c4, c1.ip)).to.equal(true);

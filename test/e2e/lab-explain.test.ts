@@ -67,7 +67,7 @@ describe('lab end to end: explain agrees with the kernel for the whole demo matr
     let results: LabExplanation[] = [];
     for (let attempt = 0; attempt < 20; attempt++) {
       const s = session();
-      const tried = await inBatches(cases, 8, (c) => explainInLab(lab!, s, { src: c.fromIp, dst: c.toIp, packet: c.packet }).catch((err: Error) => err));
+      const tried = await inBatches(cases, 8, (c) => explainInLab(lab!, s, { src: c.fromIp, dst: c.toIp, packet: c.packet }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))));
       const failed = tried.find((r): r is Error => r instanceof Error);
       if (failed && attempt === 19) throw failed;
       results = tried.filter((r): r is LabExplanation => !(r instanceof Error));

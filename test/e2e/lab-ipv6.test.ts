@@ -14,6 +14,7 @@ import { formatMatrix, measureMatrix, probeOk } from '../../src/lab/matrix.js';
 import { waitFor } from '../../src/common/poll.js';
 import { runCommand } from '../support/process.js';
 import { useLab } from '../support/lab.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 const LAB = 'src/lab/main.js';
 
@@ -67,14 +68,14 @@ describe('lab end to end, IPv6 and dual stack (two hosts, BIRD, all components)'
         // The dual-stack containers' IPv4 halves travel over the IPv4 sessions.
         /^192\.168\.1\.6 via 198\.18\.0\.1 dev fab0 proto bird/m.test(r2v4) && /^192\.168\.1\.5 via 198\.18\.0\.2 dev fab0 proto bird/m.test(r1v4)
       );
-    }, 20000, 100).catch(async (err: Error) => {
-      throw new Error(`${err.message}\ninstance-1:\n${await lab!.routes(h1!, 6)}\ninstance-2:\n${await lab!.routes(h2!, 6)}`);
+    }, 20000, 100).catch(async (err: unknown) => {
+      throw new Error(`${errorMessage(err)}\ninstance-1:\n${await lab!.routes(h1!, 6)}\ninstance-2:\n${await lab!.routes(h2!, 6)}`);
     });
   });
 
   it('holds the group rule for every pair sharing a family (ping and TCP), and pairs no others', async () => {
-    await waitFor('the group rule for IPv4 and IPv6', async () => (await measureMatrix(lab!)).every(probeOk), 40000, 200).catch(async (err: Error) => {
-      throw new Error(`${err.message}\n${formatMatrix(await measureMatrix(lab!))}`);
+    await waitFor('the group rule for IPv4 and IPv6', async () => (await measureMatrix(lab!)).every(probeOk), 40000, 200).catch(async (err: unknown) => {
+      throw new Error(`${errorMessage(err)}\n${formatMatrix(await measureMatrix(lab!))}`);
     });
     const probes = await measureMatrix(lab!);
     // 5 containers with IPv6 (20 ordered pairs), 3 with IPv4 (6): the IPv4-only 192.168.1.4 is never paired with an IPv6-only one.

@@ -7,6 +7,7 @@ import type { Lab, LabContainer } from '../../src/lab/lab.js';
 import { formatMatrix, measureMatrix, probeOk } from '../../src/lab/matrix.js';
 import { waitFor } from '../../src/common/poll.js';
 import { useLab } from '../support/lab.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 describe('lab end to end (two hosts, BIRD, all components)', function () {
   this.timeout(120000);
@@ -36,8 +37,8 @@ describe('lab end to end (two hosts, BIRD, all components)', function () {
   });
 
   it('lets containers of one group talk, across hosts too, and keeps groups apart', async () => {
-    await waitFor('the seed’s connectivity rule', matrixMatches, 30000, 200).catch(async (err: Error) => {
-      throw new Error(`${err.message}\n${formatMatrix(await measureMatrix(lab))}`);
+    await waitFor('the seed’s connectivity rule', matrixMatches, 30000, 200).catch(async (err: unknown) => {
+      throw new Error(`${errorMessage(err)}\n${formatMatrix(await measureMatrix(lab))}`);
     });
     expect(await lab.ping(c1, c4.ip)).to.equal(true);
     expect(await lab.tcp(c4, c1.ip)).to.equal(true);

@@ -14,6 +14,7 @@ import { ConnectionResetError, RequestClient, RequestClientOptions } from '../..
 import { REVIVE_MS, Subscriber } from '../../src/common/zmq/subscriber.js';
 import { freePort } from '../support/ports.js';
 import { waitFor } from '../support/process.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 /** Upper bound for anything that should happen "soon" on loopback. */
 const BOUND_MS = 5000;
@@ -153,12 +154,12 @@ describe('zmq: ReplyServer', () => {
     const addr = await address();
     const { log } = recordingLog();
     closeLater(await ReplyServer.bind('rep', addr, () => ({}), log), (s) => s.close());
-    let error: Error | undefined;
+    let error: unknown;
     await ReplyServer.bind('router', addr, () => ({}), log).then(
       (s) => closeLater(s, (x) => x.close()),
-      (err: Error) => (error = err),
+      (err: unknown) => (error = err),
     );
-    expect(error?.message).to.match(new RegExp(`^cannot bind ${addr}:`));
+    expect(errorMessage(error)).to.match(new RegExp(`^cannot bind ${addr}:`));
   });
 });
 
@@ -266,9 +267,9 @@ describe('zmq: RequestClient', () => {
     expect(a.status).to.equal('rejected');
     expect(b.status).to.equal('rejected');
     expect(((b as PromiseRejectedResult).reason as Error).message).to.equal('request client is closed');
-    let error: Error | undefined;
-    await c.request(ask('c')).catch((err: Error) => (error = err));
-    expect(error?.message).to.equal('request client is closed');
+    let error: unknown;
+    await c.request(ask('c')).catch((err: unknown) => (error = err));
+    expect(errorMessage(error)).to.equal('request client is closed');
   });
 });
 

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { Container, Netns, createNetns, deleteAllNetns, plugContainer } from '../support/netns.js';
 import { FakeAclManager, FakePlugin, createMsg, ipc, suffix, tap, writeFelixConfig } from '../support/felix-peers.js';
 import { Running, runCommand, startCommand, stopAll, waitFor } from '../support/process.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 type Json = Record<string, unknown>;
 const FELIX = 'src/felix/main.js';
@@ -104,8 +105,8 @@ describe('calico-felix denied-packet counters (built command, real packets, issu
       const r = await runCommand(STATUS, ['--url', `http://127.0.0.1:${METRICS_PORT}`, '--json'], { netns: host.name });
       const eps = ((JSON.parse(r.output) as Json[])[0]?.['status'] as Json | undefined)?.['endpoints'] as Json[] | undefined;
       return eps?.length === 3 && eps.every((e) => e['programmed'] === true && e['aclAgeSeconds'] !== null) && (await pings(b, A.ip, 1)) === 1;
-    }, 30000).catch((err: Error) => {
-      throw new Error(`${err.message}\n${felix.output()}`);
+    }, 30000).catch((err: unknown) => {
+      throw new Error(`${errorMessage(err)}\n${felix.output()}`);
     });
   });
 

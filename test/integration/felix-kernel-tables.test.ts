@@ -13,6 +13,7 @@ import path from 'node:path';
 import { Container, Netns, createNetns, deleteAllNetns, plugContainer } from '../support/netns.js';
 import { FakeAclManager, FakePlugin, createMsg, ipc, tap, writeFelixConfig } from '../support/felix-peers.js';
 import { Running, runCommand, startCommand, stopAll, waitFor } from '../support/process.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 type Json = Record<string, unknown>;
 const FELIX = 'src/felix/main.js';
@@ -71,8 +72,8 @@ describe('calico-felix kernel tables (built command, in a namespace)', function 
     await waitFor('both endpoints routed', async () => {
       const r = await host.run('ip', ['-6', 'route', 'show']);
       return r.includes(`${EP2.ip6} dev ${tap(EP2.id)}`) && (await host.run('ip', ['route', 'show'])).includes(`${EP1.ip} dev ${tap(EP1.id)}`);
-    }, 15000).catch((err: Error) => {
-      throw new Error(`${err.message}\n${felix.output()}`);
+    }, 15000).catch((err: unknown) => {
+      throw new Error(`${errorMessage(err)}\n${felix.output()}`);
     });
   });
 

@@ -13,6 +13,7 @@ import { Container, Netns, createNetns, deleteAllNetns, plugContainer } from '..
 import { FakeAclManager, FakePlugin, createMsg, ipc, suffix, tap, writeFelixConfig } from '../support/felix-peers.js';
 import { Running, runCommand, startCommand, stop, stopAll, waitFor } from '../support/process.js';
 import { chainSets, felixSets, orphanSets } from '../support/dataplane.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 type Json = Record<string, unknown>;
 const FELIX = 'src/felix/main.js';
@@ -238,8 +239,8 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
     await waitFor('EP2 cleaned up', async () => {
       const chains = await host.run('iptables-save', ['-t', 'filter']);
       return !(await routes()).includes(EP2.ip) && !chains.includes(suffix(EP2.id)) && (await orphanSets(host)).length === 0;
-    }, 10000).catch(async (err: Error) => {
-      throw new Error(`${err.message}\n${await routes()}\n${await host.run('iptables-save', ['-t', 'filter'])}\n${await host.run('ipset', ['list', '-n'])}\n${fs.readFileSync(path.join(dir, 'felix.log'), 'utf8').split('\n').slice(-15).join('\n')}`);
+    }, 10000).catch(async (err: unknown) => {
+      throw new Error(`${errorMessage(err)}\n${await routes()}\n${await host.run('iptables-save', ['-t', 'filter'])}\n${await host.run('ipset', ['list', '-n'])}\n${fs.readFileSync(path.join(dir, 'felix.log'), 'utf8').split('\n').slice(-15).join('\n')}`);
     });
     expect(await routes()).to.include(`${EP1.ip} dev ${tap(EP1.id)}`);
   });

@@ -21,6 +21,7 @@ import { perTestWorkspace } from '../support/workspace.js';
 import { freePorts } from '../support/ports.js';
 import { Running, startCommand, waitFor } from '../support/process.js';
 import { chainSets } from '../support/dataplane.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 const SEED = Number(process.env['FUZZ_SEED'] ?? 20261128);
 const N = 300;
@@ -241,8 +242,8 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
     ];
     const decodable = await fuzzPublications('ACL manager SUB (as the plugin PUB 9904)', (frames) => plugin.raw(...frames), new Fuzzer(SEED + 3, publications, LIMIT, ['groups', 'networkheartbeat']), 'groups', () => probesIn(manager.output()));
     // Every one reached the decoder and was refused (so the fuzzing was not lost on the way).
-    await waitFor('every bad publication refused', () => count(manager.output(), 'bad publication from the plugin ignored') === decodable, 10000).catch((err: Error) => {
-      throw new Error(`${err.message}: ${count(manager.output(), 'bad publication from the plugin ignored')} of ${decodable}`);
+    await waitFor('every bad publication refused', () => count(manager.output(), 'bad publication from the plugin ignored') === decodable, 10000).catch((err: unknown) => {
+      throw new Error(`${errorMessage(err)}: ${count(manager.output(), 'bad publication from the plugin ignored')} of ${decodable}`);
     });
     expect(alive(manager), manager.output()).to.equal(true);
     sub.inbox.messages.splice(0);

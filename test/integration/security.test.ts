@@ -15,6 +15,7 @@ import { Netns, createNetns, deleteAllNetns, plugContainer } from '../support/ne
 import { PeerOptions, ReplyPeer, RequestPeer, SubscribePeer, curveClient, curveServer } from '../support/peers.js';
 import { freePorts } from '../support/ports.js';
 import { Running, runCommand, startCommand, stopAll, waitFor } from '../support/process.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 type Pair = { publicKey: string; secretKey: string };
 
@@ -155,9 +156,9 @@ describe('CurveZMQ on every socket (built commands)', function () {
     const felix = startCommand(FELIX, ['--config-file', cfg], { netns: host.name });
     const routes = () => host.run('ip', ['route', 'show']);
     // Felix's keyed REQ to the plugin and REQ to the ACL manager got through.
-    await plugin.rep!.inbox.take((m) => m['type'] === 'RESYNCSTATE', 'RESYNCSTATE', 10000).catch((err: Error) => {
+    await plugin.rep!.inbox.take((m) => m['type'] === 'RESYNCSTATE', 'RESYNCSTATE', 10000).catch((err: unknown) => {
       const log = path.join(fdir, 'felix.log');
-      throw new Error(`${err.message}\n${felix.output()}\n${fs.existsSync(log) ? fs.readFileSync(log, 'utf8').slice(-3000) : 'no log'}`);
+      throw new Error(`${errorMessage(err)}\n${felix.output()}\n${fs.existsSync(log) ? fs.readFileSync(log, 'utf8').slice(-3000) : 'no log'}`);
     });
     await waitFor('route to EP1', async () => (await routes()).includes(`${EP1.ip} dev ${tap(EP1.id)}`), 10000);
     await aclmgr.rep.inbox.take((m) => m['type'] === 'GETACLSTATE' && m['endpoint_id'] === EP1.id, 'GETACLSTATE for EP1');
@@ -225,8 +226,8 @@ describe('CurveZMQ on every socket (built commands)', function () {
       const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
       return text.split('\n').filter((l) => l.startsWith('calico_curve_handshakes_refused_total')).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
     };
-    await waitFor('200 refusals counted', async () => (await refused()) >= 200, 15000).catch((err: Error) => {
-      throw new Error(`${err.message}; ${refusedLines().length} refusal lines logged meanwhile`);
+    await waitFor('200 refusals counted', async () => (await refused()) >= 200, 15000).catch((err: unknown) => {
+      throw new Error(`${errorMessage(err)}; ${refusedLines().length} refusal lines logged meanwhile`);
     });
     expect(await refused()).to.equal(200);
     expect(refusedLines().length, refusedLines().join('\n')).to.be.within(1, 4);

@@ -613,7 +613,7 @@ export class Dataplane {
   private refresh({ chains = true } = {}): void {
     if (chains) this.filters.invalidate();
     this.routes.invalidate();
-    void this.links.refresh().catch((err: Error) => this.log.error({ err }, 'listing links failed'));
+    void this.links.refresh().catch((err: unknown) => this.log.error({ err }, 'listing links failed'));
     for (const e of this.endpoints.values()) this.routesDirty.add(e);
     this.schedule();
   }

@@ -14,6 +14,7 @@ import type { CommandRunner } from '../../../src/felix/dataplane/drivers/command
 import { contentSetName } from '../../../src/felix/dataplane/render/names.js';
 import { FakeKernel } from '../../support/fake-kernel.js';
 import { FakeClock } from '../../support/fake-clock.js';
+import { errorMessage } from '../../../src/common/errors.js';
 
 const rule = (cidr: string, more: Partial<Rule> = {}): Rule => ({ group: null, cidr, protocol: null, port: null, ...more });
 const rules = (inbound: Rule[], outbound: Rule[] = [rule('0.0.0.0/0')]) => ({ inbound, outbound, inbound_default: 'deny' as const, outbound_default: 'deny' as const });
@@ -474,8 +475,8 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     it('a failed read rejects (the probe shows the counts as unknown); the next read works', async () => {
       const { ...w } = await oneEndpoint(ep(1), FRESH);
       w.k.failNext((cmd, args) => cmd === 'ip6tables-save' && args.includes('-c'));
-      const err = await w.dp.deniedPackets().then(() => null, (e: Error) => e);
-      expect(err?.message).to.match(/ip6tables-save -c -t filter failed/);
+      const err = await w.dp.deniedPackets().then(() => null, (e: unknown) => e);
+      expect(errorMessage(err)).to.match(/ip6tables-save -c -t filter failed/);
       expect(await denied(w)).to.include({ [`${A} inbound 4`]: 0 });
     });
   });
