@@ -16,12 +16,12 @@ import { ipBatchText, ipsetRestoreText, iptablesRestoreText, renderV1, ruleCount
 
 const [mode, nText, kindText] = process.argv.slice(2);
 const n = Number(nText);
-const kind = (kindText ?? 'distinct') as WorkloadKind;
+const kind: string = kindText ?? 'distinct';
 if ((mode !== 'floor' && mode !== 'per-command') || !(n > 0) || (kind !== 'distinct' && kind !== 'group')) {
   console.error('usage: baseline floor|per-command N [distinct|group]');
   process.exit(2);
 }
-const layout = renderV1(workloadOf(kind, n));
+const layout = renderV1(workloadOf(kind as WorkloadKind, n));
 
 async function sysctls(ifname: string): Promise<void> {
   await fs.writeFile(`/proc/sys/net/ipv4/conf/${ifname}/proxy_arp`, '1');

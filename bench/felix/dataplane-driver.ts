@@ -44,9 +44,9 @@ async function perform(c: Command): Promise<unknown> {
     case 'start':
       dp = new Dataplane({
         log,
-        interfacePrefix: (c['interfacePrefix'] as string) ?? 'tap',
+        interfacePrefix: (c['interfacePrefix'] as string | undefined) ?? 'tap',
         metadata: (c['metadata'] as { addr: string; port: number } | null) ?? null,
-        retryMs: (c['retryMs'] as number) ?? 500,
+        retryMs: (c['retryMs'] as number | undefined) ?? 500,
         ...(c['refreshMs'] !== undefined ? { refreshMs: c['refreshMs'] as number } : {}),
         ...(c['endpointToHost'] !== undefined ? { endpointToHost: c['endpointToHost'] as 'DROP' | 'ACCEPT' } : {}),
         protocols: readProtocolNames(),

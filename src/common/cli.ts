@@ -18,7 +18,7 @@ export function commandLine(name: string, usage: string): Argv {
     .strict()
     .help()
     .version(false)
-    .fail((msg, err) => {
+    .fail((msg: string | null | undefined, err: Error | undefined) => {
       process.stderr.write(`${name}: ${msg ?? err?.message ?? 'bad arguments'} (see --help)\n`);
       process.exit(2);
     });

@@ -358,7 +358,9 @@ async function handle(obs: Observability, req: http.IncomingMessage, res: http.S
       { send(200, 'text/plain', 'ok\n'); return; }
     case '/readyz': {
       const status = await obs.status({ endpoints: false });
-      status.ready ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', `not ready: waiting for ${status.waitingFor.join(', ')}\n`); return;
+      if (status.ready) send(200, 'text/plain', 'ready\n');
+      else send(503, 'text/plain', `not ready: waiting for ${status.waitingFor.join(', ')}\n`);
+      return;
     }
     case '/metrics': {
       // `?name=M` (repeatable): only those metrics, so a tight poller of one fact does not make the

@@ -239,7 +239,7 @@ export class KernelTableMonitor {
       do {
         this.again = false;
         await this.checkOnce();
-      } while (this.again);
+      } while (this.again as boolean); // set by a check() meanwhile
     })().finally(() => (this.running = null));
     return this.running;
   }

@@ -36,7 +36,8 @@ runDaemon('calico-felix', async () => {
   const authorizer = clientKeys ? await CurveAuthorizer.start(new Set(clientKeys), log) : undefined;
   const g = config.global;
   const netlink = new RtNetlink();
-  let agent: FelixAgent | undefined;
+  // Read (by the probes) before it is started: undefined until then.
+  let agent: FelixAgent | undefined = undefined;
   const tables = new KernelTableMonitor({
     reader: new ProcKernelTables(procSysctl, netlink),
     sysctl: procSysctl,

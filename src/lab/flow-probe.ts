@@ -23,7 +23,7 @@ const within = (what: string, check: () => boolean | Promise<boolean>, ms: numbe
 
 /** Waits (bounded) until something in `ns` listens on `port`. */
 function listening(ns: string, proto: 'tcp' | 'udp', port: number): Promise<boolean> {
-  return within('listener', async () => String((await inNs(ns, 'ss', ['-H', proto === 'tcp' ? '-ltn' : '-lun', 'sport', '=', `:${port}`], 2000)).stdout).trim() !== '', 2000);
+  return within('listener', async () => (await inNs(ns, 'ss', ['-H', proto === 'tcp' ? '-ltn' : '-lun', 'sport', '=', `:${port}`], 2000)).stdout.trim() !== '', 2000);
 }
 
 /**
@@ -43,7 +43,7 @@ export async function probeFlow(from: LabContainer, to: LabContainer, toIp: stri
     if (proto === 'tcp') return (await inNs(from.ns, 'nc', ['-z', '-w', '1', toIp, String(port)], 5000)).exitCode === 0;
     const token = randomBytes(8).toString('hex');
     let received = '';
-    listener.stdout?.on('data', (d: Buffer) => (received += d.toString()));
+    listener.stdout.on('data', (d: Buffer) => (received += d.toString()));
     await inNs(from.ns, 'nc', ['-u', '-w', '1', toIp, String(port)], 5000, `${token}\n`);
     return await within('datagram', () => received.includes(token), 1000);
   } finally {

@@ -82,7 +82,7 @@ export interface ProbeOutcome {
 /** Succeeds or not, quietly: for probes. */
 async function probe(ns: string, cmd: string, ...args: string[]): Promise<ProbeOutcome> {
   const r = await execa('ip', ['netns', 'exec', ns, cmd, ...args], { reject: false, timeout: 5000 });
-  return { ok: r.exitCode === 0, stderr: String(r.stderr ?? '') };
+  return { ok: r.exitCode === 0, stderr: r.stderr };
 }
 
 /** Endpoint ids look like docker ids: hex, unique in their first 11 characters. */
@@ -140,7 +140,7 @@ export class Lab {
       }
       lab.writeConfigs(opts.asNumber ?? 64511, opts.timings ?? DEFAULT_LAB_TIMINGS);
       say('starting plugin (ep, network), ACL manager, Felix and BIRD');
-      await lab.startDaemons(opts.timings ?? DEFAULT_LAB_TIMINGS);
+      lab.startDaemons(opts.timings ?? DEFAULT_LAB_TIMINGS);
       await lab.waitForBgp();
       say('all BGP sessions established');
       return lab;
@@ -245,7 +245,7 @@ export class Lab {
     fs.writeFileSync(path.join(dir, 'acl_manager.cfg'), formatIni(aclManager));
   }
 
-  private async startDaemons(timings: LabTimings): Promise<void> {
+  private startDaemons(timings: LabTimings): void {
     const dir = this.state.dir;
     const [first, ...others] = this.state.hosts;
     const common = ['--data', this.dataDir, '--log-dir', this.logDir, '--log-severity-screen', 'ERROR'];
@@ -271,7 +271,7 @@ export class Lab {
   async calicoStatus(h: LabHost, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     const urls = this.statusUrls(h).flatMap((u) => ['--url', u]);
     const r = await execa('ip', ['netns', 'exec', h.ns, process.execPath, path.join(DIST, 'src/status/main.js'), ...urls, ...args], { reject: false, timeout: 20000 });
-    return { code: r.exitCode ?? 1, stdout: String(r.stdout), stderr: String(r.stderr) };
+    return { code: r.exitCode ?? 1, stdout: r.stdout, stderr: r.stderr };
   }
 
   birdConfig(h: LabHost): string {
@@ -411,7 +411,7 @@ export class Lab {
     this.removeData(ip);
     const pid = this.state.pids[`tcp-${c.id}`];
     if (pid) await stopProcess(pid);
-    delete this.state.pids[`tcp-${c.id}`];
+    this.state.pids = Object.fromEntries(Object.entries(this.state.pids).filter(([name]) => name !== `tcp-${c.id}`));
     await execa('ip', ['netns', 'del', c.ns], { reject: false });
     this.state.containers = this.state.containers.filter((x) => x !== c);
     this.save();

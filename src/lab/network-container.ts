@@ -42,7 +42,7 @@ const argv = commandLine('network-container', '$0 [--netns NAME] [--data-dir DIR
     refuse('container id', a.cid, unwritable('id', String(a.cid)));
     refuse('IP address', a.ip, unwritable('ip', String(a.ip)));
     refuse('group name', a.group, unwritable('group', String(a.group)));
-    refuse('--hostname', a.hostname, unwritable('host', String(a.hostname)));
+    refuse('--hostname', a.hostname, unwritable('host', a.hostname));
     return true;
   })
   .parseSync();

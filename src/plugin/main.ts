@@ -87,7 +87,8 @@ runDaemon('plugin', async () => {
   const source = new DataSource({ path: argv.data, log, onChange: (d) => onChange(d) });
   const data = await source.start();
   log.info({ data: argv.data, felixes: data.felixes.size, endpoints: data.endpoints.size }, 'starting');
-  let server: EndpointRole | NetworkRole | undefined;
+  // Read (by the probe) before it is started: undefined until then.
+  let server: EndpointRole | NetworkRole | undefined = undefined;
   const obs = new Observability(pluginProbe(role, () => source.current, () => server));
   const stopMetrics = await serveMetrics(obs, argv['metrics-address'], argv['metrics-port'], log);
 

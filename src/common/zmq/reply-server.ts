@@ -68,7 +68,7 @@ export class ReplyServer {
       try {
         frames = await this.socket.receive();
       } catch (err) {
-        if (this.closed) return;
+        if (this.closed as boolean) return; // close() may have run while this awaited
         // A REP socket discards a request without an envelope (a DEALER that left out the empty
         // delimiter) after it was signalled readable; zeromq.js reports that as EAGAIN. Nothing to answer.
         if ((err as { code?: string }).code === 'EAGAIN') {
@@ -89,7 +89,7 @@ export class ReplyServer {
       try {
         await this.socket.send([...head, reply]);
       } catch (err) {
-        if (this.closed) return;
+        if (this.closed as boolean) return; // close() may have run while this awaited
         this.log.warn({ err }, 'reply could not be sent');
       }
     }

@@ -115,7 +115,7 @@ export class RequestClient<R extends WireRequest = WireRequest> {
     this.busy = true;
     this.lastActivity = this.clock.now();
     const socket = this.socket;
-    let timedOut = false;
+    let timedOut = false as boolean; // set by the timer while the request is in flight
     const timer = this.clock.setTimeout(() => {
       timedOut = true;
       this.reset(`no reply from ${this.opts.address} within ${this.opts.timeoutMs} ms`);

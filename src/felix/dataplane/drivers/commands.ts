@@ -20,6 +20,6 @@ export const execaRunner: CommandRunner = {
   async run(cmd, args, input) {
     const r = await execa(cmd, args, { input: input ?? '', reject: false, stripFinalNewline: false, maxBuffer: 1 << 30 });
     if (r.exitCode !== 0) throw new CommandError(`${cmd} ${args.join(' ')}`, String(r.stderr || r.stdout || r.message));
-    return String(r.stdout);
+    return r.stdout;
   },
 };

@@ -411,8 +411,8 @@ function rangeEntries(cidr: string, proto: string, lo: number, hi: number): read
   let entries = rangeCache.get(key);
   if (entries === undefined) {
     const prefix = `${cidr},${proto}:`;
-    const list: string[] = new Array(hi - lo + 1);
-    for (let p = lo; p <= hi; p++) list[p - lo] = prefix + p;
+    const list = new Array<string>(hi - lo + 1);
+    for (let p = lo; p <= hi; p++) list[p - lo] = `${prefix}${p}`;
     if (rangeCacheStrings + list.length > RANGE_CACHE_LIMIT) {
       rangeCache.clear();
       rangeCacheStrings = 0;
