@@ -15,4 +15,11 @@ export default tseslint.config(
       '@typescript-eslint/no-confusing-void-expression': ['error', { ignoreArrowShorthand: true }],
     },
   },
+  {
+    files: ['test/**/*.ts'],
+    rules: {
+      // chai's property assertions (`expect(x).to.be.true`, `.to.not.be.empty`) are expressions by design.
+      '@typescript-eslint/no-unused-expressions': 'off',
+    },
+  },
 );

@@ -11,7 +11,7 @@
  */
 import fs from 'node:fs/promises';
 import { execa } from 'execa';
-import { WorkloadKind, workloadOf } from './workload.js';
+import { workloadOf } from './workload.js';
 import { ipBatchText, ipsetRestoreText, iptablesRestoreText, renderV1, ruleCount } from './v1-layout.js';
 
 const [mode, nText, kindText] = process.argv.slice(2);
@@ -21,7 +21,7 @@ if ((mode !== 'floor' && mode !== 'per-command') || !(n > 0) || (kind !== 'disti
   console.error('usage: baseline floor|per-command N [distinct|group]');
   process.exit(2);
 }
-const layout = renderV1(workloadOf(kind as WorkloadKind, n));
+const layout = renderV1(workloadOf(kind, n));
 
 async function sysctls(ifname: string): Promise<void> {
   await fs.writeFile(`/proc/sys/net/ipv4/conf/${ifname}/proxy_arp`, '1');

@@ -116,8 +116,8 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
   function establishedPing(count: number) {
     const child = execa('ip', ['netns', 'exec', c1.ns, 'ping', '-n', '-i', '0.1', '-W', '1', '-c', String(count), c4.ip], { reject: false, timeout: count * 100 + 10000 });
     const done = child.then((r) => {
-      const m = /(\d+) packets transmitted, (\d+) received/.exec(String(r.stdout));
-      if (!m) throw new Error(`no ping statistics: ${String(r.stdout)} ${String(r.stderr)}`);
+      const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
+      if (!m) throw new Error(`no ping statistics: ${r.stdout} ${r.stderr}`);
       return { sent: Number(m[1]), received: Number(m[2]), endedAt: Date.now() };
     });
     // A test that fails before awaiting it must not leave an unhandled rejection behind.

@@ -11,7 +11,6 @@ import { expect } from 'chai';
 import type { Lab } from '../../src/lab/lab.js';
 import { matrixPairs } from '../../src/lab/matrix.js';
 import { LabExplanation, agrees, explainInLab, labExplainSession } from '../../src/lab/explain.js';
-import type { PacketSpec } from '../../src/status/explain.js';
 import type { QueryResult } from '../../src/status/format.js';
 import { runCommand } from '../support/process.js';
 import { useLab } from '../support/lab.js';
@@ -30,7 +29,7 @@ const CONTAINERS: Array<[string, string, string]> = [
 
 /** Runs `work` over `items`, at most `limit` at a time, results in order. */
 async function inBatches<T, R>(items: T[], limit: number, work: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
+  const out = new Array<R>(items.length);
   let next = 0;
   await Promise.all(
     Array.from({ length: limit }, async () => {

@@ -405,7 +405,7 @@ MetricsPort = ${ports.metrics}
       let got: string | undefined;
       while (!got) {
         const [topic, body] = await xsub.receive();
-        if (JSON.parse(body!.toString())['type'] === 'ACLUPDATE') got = topic!.toString();
+        if ((JSON.parse(body!.toString()) as Record<string, unknown>)['type'] === 'ACLUPDATE') got = topic!.toString();
       }
       expect(got).to.equal('xp5');
       expect(manager.child.exitCode).to.equal(null);

@@ -144,7 +144,7 @@ describe('calico-bird-config with BIRD 2', function () {
 
     after(async () => {
       for (const b of birds) b.kill('SIGTERM');
-      await Promise.all(birds.map((b) => (b.exitCode === null && b.signalCode === null ? new Promise((r) => b.once('exit', r)) : undefined)));
+      await Promise.all(birds.map((b) => (b.exitCode === null && b.signalCode === null ? new Promise((r) => b.once('exit', r)) : Promise.resolve())));
       for (const n of ns) await execa('ip', ['netns', 'del', n], { reject: false });
       const left = (await execa('ip', ['netns', 'list'])).stdout.split('\n').filter((l) => l.startsWith(`${prefix}-`));
       expect(left, 'namespaces left behind').to.deep.equal([]);

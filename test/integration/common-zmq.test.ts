@@ -203,7 +203,7 @@ describe('zmq: RequestClient', () => {
     closeLater(server, (s) => s.close());
     const c = client(addr);
     const replies = await Promise.all(['a', 'b', 'c'].map((m) => c.request(ask(m))));
-    expect(replies.map((r) => JSON.parse(JSON.parse(r.toString()).message).endpoint_id)).to.deep.equal(['a', 'b', 'c']);
+    expect(replies.map((r) => (JSON.parse((JSON.parse(r.toString()) as { message: string }).message) as { endpoint_id: string }).endpoint_id)).to.deep.equal(['a', 'b', 'c']);
   });
 
   // When keepalives and timeouts fire, exactly, is proven on a fake clock in
@@ -216,7 +216,7 @@ describe('zmq: RequestClient', () => {
     void (async () => {
       try {
         for await (const [id, delimiter, body] of router) {
-          received.push(JSON.parse(body!.toString()).endpoint_id);
+          received.push((JSON.parse(body!.toString()) as { endpoint_id: string }).endpoint_id);
           if (received.length > 1) await router.send([id!, delimiter!, JSON.stringify({ type: GETACLSTATE, rc: 'SUCCESS', message: received.at(-1) })]);
         }
       } catch {

@@ -298,7 +298,7 @@ describe('util image: docker stop (issue #18)', function () {
     const ended = new Promise((r) => child.once('exit', r));
     let pid1 = 0;
     let inner = 0;
-    await waitFor('PID 1 and its child to start', async () => {
+    await waitFor('PID 1 and its child to start', () => {
       pid1 = descendantsOf(child.pid!).find((p) => cmdline(p).join(' ') === argv.join(' ')) ?? 0;
       inner = pid1 ? (childrenOf(pid1)[0] ?? 0) : 0;
       return inner !== 0 && cmdline(inner)[0] === command[0];

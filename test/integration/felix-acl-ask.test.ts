@@ -24,10 +24,10 @@ const allowAll: Json = { v4: { ...noRules, inbound: [{ group: null, cidr: '0.0.0
 
 class RecordingDataplane implements DataplaneSink {
   readonly acls = new Map<string, { acls: Acls; at: number }>();
-  async addressProblem(): Promise<string | null> {
-    return null;
+  addressProblem(): Promise<string | null> {
+    return Promise.resolve(null);
   }
-  upsertEndpoint(_ep: EndpointSpec): void {}
+  upsertEndpoint(): void {}
   setAcls(id: string, acls: Acls): void {
     this.acls.set(id, { acls, at: Date.now() });
   }
@@ -59,8 +59,9 @@ describe('Felix asks GETACLSTATE only when the ACLUPDATE is late (in process, re
   afterEach(async () => {
     await agent?.stop();
     agent = undefined;
-    plugin?.close();
-    aclmgr?.close();
+    // Unset if the before hook failed.
+    (plugin as FakePlugin | undefined)?.close();
+    (aclmgr as FakeAclManager | undefined)?.close();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 

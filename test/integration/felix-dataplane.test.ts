@@ -201,12 +201,11 @@ describe('Felix dataplane in network namespaces', function () {
   });
 
   it('drops a spoofed source address', async () => {
-    const { a, b, driver } = await lab();
+    const { a, driver } = await lab();
     await program(driver, [[spec(A), OPEN], [spec(B), v4([rule({ cidr: '0.0.0.0/0' })])]]);
     await a.ns.run('ip', ['addr', 'add', '192.168.10.99/32', 'dev', 'eth0']);
     expect(await canPing(a, B.ip)).to.equal(true);
     expect(await canPing(a, B.ip, '192.168.10.99'), 'spoofed source').to.equal(false);
-    b;
   });
 
   it('a new endpoint is denied until its ACLs arrive; disabled has no routes and empty sets; enable restores', async () => {

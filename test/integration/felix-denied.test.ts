@@ -111,8 +111,9 @@ describe('calico-felix denied-packet counters (built command, real packets, issu
   });
 
   after(async () => {
-    plugin?.close();
-    aclmgr?.close();
+    // Unset if the before hook failed.
+    (plugin as FakePlugin | undefined)?.close();
+    (aclmgr as FakeAclManager | undefined)?.close();
     await stopAll();
     await deleteAllNetns();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });

@@ -78,8 +78,9 @@ describe('calico-felix kernel tables (built command, in a namespace)', function 
   });
 
   after(async () => {
-    plugin?.close();
-    aclmgr?.close();
+    // Unset if the before hook failed.
+    (plugin as FakePlugin | undefined)?.close();
+    (aclmgr as FakeAclManager | undefined)?.close();
     await stopAll();
     await deleteAllNetns();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });

@@ -75,8 +75,9 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
   });
 
   after(async () => {
-    plugin?.close();
-    aclmgr?.close();
+    // Unset if the before hook failed.
+    (plugin as FakePlugin | undefined)?.close();
+    (aclmgr as FakeAclManager | undefined)?.close();
     await stopAll();
     await deleteAllNetns();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
@@ -164,7 +165,7 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
     ]);
     for (const e of eps) expect(e['aclAgeSeconds']).to.be.a('number').and.at.least(0);
     expect(status!['facts']).to.include({ endpoints: 2, endpointsProgrammed: 2, endpointsWithoutAcls: 0, endpointsFailed: 0, resyncsCompleted: 1 });
-    const conns = Object.fromEntries((status!['connections'] as Json[]).map((c) => [c['name'], c]));
+    const conns = Object.fromEntries((status!['connections'] as Json[]).map((c) => [c['name'] as string, c]));
     expect(Object.keys(conns)).to.deep.equal(['plugin', 'plugin-requests', 'aclmgr', 'aclmgr-updates']);
     expect(conns['plugin']!['address']).to.equal(sock('plugin.sock'));
     expect(conns['plugin-requests']!['received']).to.be.at.least(2);

@@ -88,7 +88,8 @@ async function dealerBurst(address: string, fuzzer: Fuzzer): Promise<string> {
   const drained = (async () => {
     let replies = 0;
     try {
-      for await (const _ of dealer) replies++;
+      const replyStream = dealer[Symbol.asyncIterator]();
+      while (!(await replyStream.next()).done) replies++;
     } catch {
       /* closed */
     }

@@ -15,7 +15,7 @@ export const DOCKERFILE = path.join(ROOT, 'docker/Dockerfile');
 /** The build context's ignore file: at the context root, where both builders read it. */
 export const DOCKERIGNORE = path.join(ROOT, '.dockerignore');
 export const COMPOSE_DIR = path.join(ROOT, 'docker/compose');
-export const BINS: Record<string, string> = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).bin;
+export const BINS = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin;
 
 export interface Copy {
   from: string | null;
@@ -281,7 +281,7 @@ export interface Service {
 
 /** A compose file as YAML gives it, merge keys (`<<`) applied. */
 export function readCompose(file: string): Record<string, unknown> & { services: Record<string, Service> } {
-  return YAML.parse(fs.readFileSync(file, 'utf8'), { merge: true, uniqueKeys: true });
+  return YAML.parse(fs.readFileSync(file, 'utf8'), { merge: true, uniqueKeys: true }) as Record<string, unknown> & { services: Record<string, Service> };
 }
 
 /** The services of a compose file, each `extends` resolved (the base's keys, then the service's own). */

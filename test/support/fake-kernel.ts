@@ -125,11 +125,11 @@ class ToolFailure extends Error {
 /** The three ways iptables-restore reports a bad line (checked against v1.8.9 nf_tables). */
 interface RestoreFailures {
   /** While parsing: `TOOL v1.8.9 (nf_tables): MSG` (or bare MSG), `Error occurred at line: N`, `Try …`. */
-  paramFail(n: number, msg: string, bare?: boolean): ToolFailure;
+  paramFail: (n: number, msg: string, bare?: boolean) => ToolFailure;
   /** From the rule cache: `TOOL: line N failed: MSG`. */
-  lineFail(n: number, msg?: string): ToolFailure;
+  lineFail: (n: number, msg?: string) => ToolFailure;
   /** From the kernel at COMMIT: `TOOL v1.8.9 (nf_tables): \nline N: MSG`. */
-  kernelFail(n: number, msg: string): ToolFailure;
+  kernelFail: (n: number, msg: string) => ToolFailure;
 }
 
 /** An ipset command refusing; `restore` prefixes `Error in line N: `. */
@@ -594,7 +594,7 @@ export class FakeKernel {
   resetCalls(): void {
     this.calls.length = 0;
     this.ops.length = 0;
-    for (const k of Object.keys(this.counts)) delete this.counts[k];
+    for (const k of Object.keys(this.counts)) Reflect.deleteProperty(this.counts, k);
   }
 
   /** Resolves once queued link events and pending calls started before it have run. */

@@ -67,7 +67,8 @@ function parseDockerRun(argv: string[]): DockerRun {
   const r: DockerRun = { name: null, net: null, init: false, restart: null, pid: null, privileged: false, capAdd: [], securityOpt: [], volumes: [], env: [], image: '', command: [] };
   let i = 2;
   for (; i < argv.length && argv[i]!.startsWith('-'); i++) {
-    let [flag, value] = argv[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
+    const [flag, given] = argv[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
+    let value = given;
     if (VALUE_FLAGS.includes(flag) && value === undefined) value = argv[++i];
     if (flag === '--name') r.name = value!;
     else if (flag === '--net' || flag === '--network') r.net = value!;

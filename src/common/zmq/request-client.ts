@@ -27,7 +27,7 @@ export interface RequestClientOptions {
    * Called after the socket was recreated; outstanding requests have failed.
    * May be async; a throw or rejection is logged, since it happens on a timer.
    */
-  onReset?: (reason: string) => void;
+  onReset?: (reason: string) => unknown;
   socketOptions?: SocketOptions;
   /** Counts replies (by type and rc) and resets; kept by the owner across clients. */
   stats?: SocketStats;

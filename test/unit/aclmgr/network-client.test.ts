@@ -146,7 +146,7 @@ describe('NetworkClient timing (fake clock, real sockets)', () => {
     const asked: string[] = [];
     void (async () => {
       try {
-        for await (const [, , body] of silent) asked.push(String(JSON.parse(body!.toString()).type));
+        for await (const [, , body] of silent) asked.push(String((JSON.parse(body!.toString()) as { type: unknown }).type));
       } catch {
         /* closed */
       }

@@ -32,8 +32,8 @@ class RecordingDataplane implements DataplaneSink {
   readonly acls = new Map<string, Acls>();
   readonly endpoints = new Set<string>();
   onApplying: ((applying: boolean) => void) | undefined;
-  async addressProblem(): Promise<string | null> {
-    return null;
+  addressProblem(): Promise<string | null> {
+    return Promise.resolve(null);
   }
   upsertEndpoint(ep: EndpointSpec): void {
     this.endpoints.add(ep.id);

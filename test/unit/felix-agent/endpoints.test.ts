@@ -8,8 +8,8 @@ import { emptyRules } from '../../../src/common/wire/rules.js';
 class Recorder {
   readonly calls: string[] = [];
   readonly programmed = new Map<string, EndpointSpec>();
-  async addressProblem() {
-    return null;
+  addressProblem() {
+    return Promise.resolve(null);
   }
   upsertEndpoint(ep: EndpointSpec) {
     this.programmed.set(ep.id, ep);

@@ -92,7 +92,10 @@ async function twoEndpoints(over: Options = {}): Promise<World & { a: EndpointSp
   const w = await start(new FakeKernel(), over);
   const [a, b] = [ep(1), ep(2)];
   plug(w.k, a, b);
-  for (const e of [a, b]) (w.dp.upsertEndpoint(e), w.dp.setAcls(e.id, GROUP));
+  for (const e of [a, b]) {
+    w.dp.upsertEndpoint(e);
+    w.dp.setAcls(e.id, GROUP);
+  }
   await settle(w);
   return { ...w, a, b };
 }
@@ -186,7 +189,10 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     const w = await start();
     const eps = Array.from({ length: 1000 }, (_, i) => ep(i, { ifname: `tap${((i * 2654435761) >>> 0).toString(16).padStart(8, '0')}` }));
     plug(w.k, ...eps);
-    for (const e of eps) (w.dp.upsertEndpoint(e), w.dp.setAcls(e.id, GROUP));
+    for (const e of eps) {
+      w.dp.upsertEndpoint(e);
+      w.dp.setAcls(e.id, GROUP);
+    }
     await settle(w);
     const dispatch = [...filter(w)].filter(([n]) => /^felix-(FROM|TO)-(ENDPOINT|IF-)/.test(n));
     expect(dispatch.length).to.be.greaterThan(2);
@@ -248,7 +254,10 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     const w = await start();
     const [a, b] = [ep(1), ep(2)];
     plug(w.k, a, b);
-    for (const e of [a, b]) (w.dp.upsertEndpoint(e), w.dp.setAcls(e.id, acls([rule(`${e.addrs[0]}/32`)])));
+    for (const e of [a, b]) {
+      w.dp.upsertEndpoint(e);
+      w.dp.setAcls(e.id, acls([rule(`${e.addrs[0]}/32`)]));
+    }
     await settle(w);
     expect(w.k.routes().map((r) => r.dst).sort()).to.deep.equal([a.addrs[0], b.addrs[0]].sort());
     w.k.addFlow(a.addrs[0]!, b.addrs[0]!);
@@ -499,7 +508,10 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     const w = await start();
     const [a, b] = [ep(1), ep(2)];
     plug(w.k, a, b);
-    for (const e of [a, b]) (w.dp.upsertEndpoint(e), w.dp.setAcls(e.id, acls([rule(`${e.addrs[0]}/32`), rule('10.0.0.0/8')])));
+    for (const e of [a, b]) {
+      w.dp.upsertEndpoint(e);
+      w.dp.setAcls(e.id, acls([rule(`${e.addrs[0]}/32`), rule('10.0.0.0/8')]));
+    }
     await settle(w);
     const before = snapshot(w);
     await w.dp.stop();
@@ -587,7 +599,10 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
   it('link events lost to a full netlink buffer: links, routes and neighbours are read again and every endpoint is programmed', async () => {
     const w = await start();
     const eps = Array.from({ length: 50 }, (_, i) => ep(i + 1));
-    for (const e of eps) (w.dp.upsertEndpoint(e), w.dp.setAcls(e.id, GROUP));
+    for (const e of eps) {
+      w.dp.upsertEndpoint(e);
+      w.dp.setAcls(e.id, GROUP);
+    }
     await settle(w);
     expect(eps.filter((e) => w.dp.status(e.id)!.interfaceUp)).to.have.length(0);
     w.k.loseLinkEvents(() => plug(w.k, ...eps));
@@ -661,6 +676,6 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     await settle(w);
     expect(w.dp.status(a.id)!.error).to.match(/bad interface name/);
     expect(filter(w).get('felix-FROM-ENDPOINT')).to.deep.equal(['-j DROP']);
-    expect(w.k.ops.filter((o) => o.args.some((x) => String(x).includes('eth9')))).to.deep.equal([]);
+    expect(w.k.ops.filter((o) => o.args.some((x) => x.includes('eth9')))).to.deep.equal([]);
   });
 });

@@ -71,7 +71,7 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
   this.timeout(60000); // the property and 5000-interface cases take seconds, not milliseconds
 
   describe('golden rule lists for small trees', () => {
-    const hexRange = (stem: string, n: number): string[] => Array.from({ length: n }, (_, i) => stem + HEX[i]);
+    const hexRange = (stem: string, n: number): string[] => Array.from({ length: n }, (_, i) => stem + HEX[i]!);
     const leaves = (names: string[], dir: 'from' | 'to'): string[] =>
       [...names].sort().map((n) => (dir === 'from' ? `-i ${n} -g ${target(n).from}` : `-o ${n} -g ${target(n).to}`));
     const tree = (path: string, dir: 'from' | 'to'): string =>
@@ -184,7 +184,7 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
       // 15 characters its path has at most 14: 'felix-FROM-IF-' (14) + 14 = 28.
       // Build that worst case: 17 names below a 13-character path, two of them below a 14-character one.
       const p13 = PREFIX + 'a'.repeat(10);
-      const names = [`${p13}a0`, `${p13}a1`, ...Array.from({ length: 15 }, (_, i) => p13 + MIXED[27 + i])];
+      const names = [`${p13}a0`, `${p13}a1`, ...Array.from({ length: 15 }, (_, i) => p13 + MIXED[27 + i]!)];
       expect(Math.max(...names.map((n) => n.length))).to.equal(15);
       const chains = treeOf(names).chains();
       expect(chains.has(`felix-FROM-IF-${p13}a`)).to.equal(true);

@@ -136,7 +136,7 @@ describe('kernel tables: monitor (fake kernel, fake clock)', () => {
     seed(k);
     clock = new FakeClock();
     logs = [];
-    const log = pino({ level: 'info' }, { write: (s: string) => logs.push(JSON.parse(s)) });
+    const log = pino({ level: 'info' }, { write: (s: string) => logs.push(JSON.parse(s) as (typeof logs)[number]) });
     monitor = new KernelTableMonitor({
       reader: failing(new ProcKernelTables(k.sysctl, k.netlink, (name) => k.readProcNetStat(name))),
       sysctl: k.sysctl,
@@ -163,7 +163,7 @@ describe('kernel tables: monitor (fake kernel, fake clock)', () => {
     addresses = { 4: 0, 6: 0 };
     readsFail = false;
   });
-  afterEach(() => monitor?.stop());
+  afterEach(() => (monitor as KernelTableMonitor | undefined)?.stop()); // unset if beforeEach failed
 
   it('root namespace: raises the limits the endpoints need, logs each raise, and reports the new limits', async () => {
     addresses = { 4: 300, 6: 0 };

@@ -9,7 +9,7 @@ import type { FelixEndpoint } from '../../../src/felix/endpoints.js';
 import type { DeniedCount, EndpointStatus as DataplaneStatus } from '../../../src/felix/dataplane/index.js';
 import type { FelixAgent } from '../../../src/felix/agent.js';
 
-const noRoute = { lookup: async () => ({ dev: null, gateway: null, protocol: null, error: 'no route' }) };
+const noRoute = { lookup: () => Promise.resolve({ dev: null, gateway: null, protocol: null, error: 'no route' }) };
 
 describe('status and metrics from daemon state', () => {
   const kinds: Array<[string, Buffer | object, { type: string; rc: string }]> = [
@@ -72,10 +72,10 @@ describe('status and metrics from daemon state', () => {
     const dataplane = {
       status: () => dp(),
       inForce: () => undefined,
-      deniedPackets: async () => {
+      deniedPackets: () => {
         reads++;
-        if (fail) throw new Error('iptables-save failed');
-        return counts;
+        if (fail) return Promise.reject(new Error('iptables-save failed'));
+        return Promise.resolve(counts);
       },
     };
     const endpoints = new Map([['aaaaaaaaaaaa', ep('aaaaaaaaaaaa')], ['bbbbbbbbbbbb', ep('bbbbbbbbbbbb')]]);
