@@ -14,7 +14,7 @@ import { createLogger } from '../../src/common/logging.js';
 import type { Acls } from '../../src/common/wire/acl-api.js';
 import { FelixAgent } from '../../src/felix/agent.js';
 import { loadFelixConfig } from '../../src/felix/config.js';
-import type { DataplaneSink, EndpointSpec } from '../../src/felix/endpoints.js';
+import type { DataplaneSink } from '../../src/felix/endpoints.js';
 import { FakeAclManager, FakePlugin, createMsg, ipc, writeFelixConfig } from '../support/felix-peers.js';
 import { waitFor } from '../support/process.js';
 

@@ -125,7 +125,7 @@ describe('calico-felix kernel tables (built command, in a namespace)', function 
     expect(text.output).not.to.include('WARNING');
   });
 
-  it('says it only reports, raises nothing, and leaves the root namespace’s limits as they were', async () => {
+  it('says it only reports, raises nothing, and leaves the root namespace’s limits as they were', () => {
     const lines = log();
     const said = lines.filter((l) => String(l['msg']).startsWith('kernel tables: in a network namespace'));
     expect(said).to.have.length(1);

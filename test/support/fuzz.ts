@@ -95,8 +95,7 @@ export class Fuzzer {
         body = JSON.stringify(msg);
         break;
       case 'missing-field':
-        delete msg[field.name];
-        body = JSON.stringify(msg);
+        body = JSON.stringify(Object.fromEntries(Object.entries(msg).filter(([name]) => name !== field.name)));
         break;
       case 'unknown-type':
         msg['type'] = this.pick([`X${this.int(1e9)}`, '', 'endpointcreated', 7, null, ['ENDPOINTCREATED'], { type: 'HEARTBEAT' }]);

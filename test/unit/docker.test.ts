@@ -35,7 +35,7 @@ describe('docker/Dockerfile', () => {
   const { args, stages } = parseDockerfile(text);
 
   it('lints clean', () => {
-    expect(validate(text).map((d) => `line ${d.range.start.line + 1}: ${d.message}`)).to.deep.equal([]);
+    expect(validate(text).map((d) => `line ${d.range.start.line + 1}: ${typeof d.message === 'string' ? d.message : d.message.value}`)).to.deep.equal([]);
   });
 
   it('the checks here catch a broken Dockerfile', () => {

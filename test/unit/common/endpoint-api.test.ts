@@ -28,9 +28,7 @@ const createdDecoded = {
 const updated = { type: 'ENDPOINTUPDATED', endpoint_id: 'ep1', mac: 'aa:bb:cc:dd:ee:01', addrs: [{ addr: '10.0.0.2' }], state: 'disabled', issued: MS };
 
 function without<T extends object>(o: T, ...keys: string[]): Partial<T> {
-  const copy = { ...o } as Record<string, unknown>;
-  for (const k of keys) delete copy[k];
-  return copy as Partial<T>;
+  return Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k))) as Partial<T>;
 }
 
 const invalid = (type: string, reason: RegExp) => ({ type, rc: Rc.INVALID, reason });

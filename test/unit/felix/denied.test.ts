@@ -81,16 +81,16 @@ describe('denied packets: totals that only grow', () => {
     let seed = 7;
     const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % n);
     const names = ['felix-to-aaaaaaaaaaa', 'felix-from-aaaaaaaaaaa', 'felix-to-bbbbbbbbbbb', 'felix-TO-ENDPOINT', 'felix-TO-IF-tapa', 'felix-TO-IF-tapb'];
-    const now: Record<string, number> = {};
+    const now = new Map<string, number>();
     let before: Record<string, number> = {};
     for (let step = 0; step < 300; step++) {
       for (const n of names) {
         const r = rand(10);
-        if (r === 0) delete now[n]; // chain gone
-        else if (r === 1) now[n] = 0; // written whole
-        else if (n in now || r > 5) now[n] = (now[n] ?? 0) + rand(5);
+        if (r === 0) now.delete(n); // chain gone
+        else if (r === 1) now.set(n, 0); // written whole
+        else if (now.has(n) || r > 5) now.set(n, (now.get(n) ?? 0) + rand(5));
       }
-      const after = totals(t, reading({ ...now }, { ...now }));
+      const after = totals(t, reading(Object.fromEntries(now), Object.fromEntries(now)));
       for (const [k, v] of Object.entries(before)) expect(after[k], `${k} at step ${step}`).to.be.at.least(v);
       before = after;
     }
