@@ -537,7 +537,7 @@ export class FakeKernel {
   /** Every netlink (`cmd: 'netlink'`, args `[op, …]`) and sysctl (`cmd: 'sysctl'`, args `['ensure', key, value]`) operation. */
   readonly ops: FakeCall[] = [];
   /** Runs per tool (`iptables-restore`, `ipset`, …) and operations per kind (`netlink.setRoute`, `sysctl.ensure`). */
-  readonly counts: Record<string, number> = {};
+  counts: Record<string, number> = {};
 
   private failures: Array<{ predicate: FailurePredicate; stderr: string | undefined }> = [];
   private readonly iptables: Record<Family, Record<IptablesTable, Table>>;
@@ -594,7 +594,7 @@ export class FakeKernel {
   resetCalls(): void {
     this.calls.length = 0;
     this.ops.length = 0;
-    for (const k of Object.keys(this.counts)) Reflect.deleteProperty(this.counts, k);
+    this.counts = {};
   }
 
   /** Resolves once queued link events and pending calls started before it have run. */
