@@ -40,7 +40,9 @@ async function main(): Promise<void> {
       console.log(`  ${what.padEnd(48)} ${String(median(values)).padStart(6)}   (min ${Math.min(...values)}, max ${Math.max(...values)})`);
     }
     const key = all.map((steps) => steps.find((s) => s.what === 'first ping new -> 192.168.1.4 (across hosts)')!.ms);
-    console.log(`\nfirst ping across hosts: median ${median(key)} ms  |  goal < 3000 ms  |  2014 prototype: up to minutes (plugin and Felix polled; seed guide: "up to a minute or two")`);
+    console.log(
+      `\nfirst ping across hosts: median ${median(key)} ms  |  goal < 3000 ms  |  2014 prototype: up to minutes (plugin and Felix polled; seed guide: "up to a minute or two")`,
+    );
   } finally {
     await lab.down();
     fs.rmSync(dir, { recursive: true, force: true });

@@ -59,14 +59,22 @@ async function perform(c: Command): Promise<unknown> {
     case 'batch':
       for (const item of c.items ?? []) await perform(item);
       return null;
-    case 'upsert':
-      { dataplane().upsertEndpoint(c['ep'] as never); return; }
-    case 'acls':
-      { dataplane().setAcls(c['id'] as string, c['acls'] as never); return; }
-    case 'remove':
-      { dataplane().removeEndpoint(c['id'] as string); return; }
-    case 'cleanup':
-      { dataplane().cleanupStale(); return; }
+    case 'upsert': {
+      dataplane().upsertEndpoint(c['ep'] as never);
+      return;
+    }
+    case 'acls': {
+      dataplane().setAcls(c['id'] as string, c['acls'] as never);
+      return;
+    }
+    case 'remove': {
+      dataplane().removeEndpoint(c['id'] as string);
+      return;
+    }
+    case 'cleanup': {
+      dataplane().cleanupStale();
+      return;
+    }
     case 'status':
       return dataplane().status(c['id'] as string) ?? null;
     case 'stats':

@@ -48,7 +48,12 @@ runDaemon('calico-felix', async () => {
   });
   // The probe reads the dataplane only when scraped, after serveMetrics below.
   const obs = new Observability(felixProbe(() => ({ agent, dataplane, tables }), g.FelixHostname, new IpRouteLookup(execaRunner)));
-  const applySeconds = obs.histogram('calico_felix_dataplane_apply_seconds', 'Time to apply chains and sets, or routes', ['part'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+  const applySeconds = obs.histogram(
+    'calico_felix_dataplane_apply_seconds',
+    'Time to apply chains and sets, or routes',
+    ['part'],
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  );
   const dataplane = new Dataplane({
     log: root,
     interfacePrefix: g.InterfacePrefix,

@@ -83,7 +83,10 @@ export class OutageProber {
       children.map(
         (c) =>
           new Promise<void>((resolve) => {
-            if (c.exitCode !== null || c.signalCode !== null) { resolve(); return; }
+            if (c.exitCode !== null || c.signalCode !== null) {
+              resolve();
+              return;
+            }
             c.once('close', () => resolve());
             try {
               process.kill(-c.pid!, 'SIGTERM');

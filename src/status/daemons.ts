@@ -45,7 +45,10 @@ export function netnsGet(ns: string): HttpGet {
     const request = `GET ${u.pathname}${u.search} HTTP/1.0\r\nHost: ${u.host}\r\n\r\n`;
     const wait = String(Math.max(1, Math.ceil(timeoutMs / 1000)));
     const r = await execa('ip', ['netns', 'exec', ns, 'nc', '-w', wait, u.hostname, u.port || '80'], {
-      input: request, reject: false, timeout: timeoutMs + 2000, stripFinalNewline: false,
+      input: request,
+      reject: false,
+      timeout: timeoutMs + 2000,
+      stripFinalNewline: false,
     });
     return parseHttpResponse(r.stdout) ?? { code: 0, text: `no answer from ${u.host} in ${ns}${r.stderr.trim() ? `: ${r.stderr.trim()}` : ''}` };
   };
@@ -64,7 +67,8 @@ export async function queryStatus(ref: DaemonRef, timeoutMs: number): Promise<Qu
   if (r.code !== 200) return { url: ref.url, error: `HTTP ${r.code}` };
   try {
     const status: unknown = JSON.parse(r.text);
-    if (typeof status === 'object' && status !== null && 'component' in status && typeof status.component === 'string') return { url: ref.url, status: status as DaemonStatus };
+    if (typeof status === 'object' && status !== null && 'component' in status && typeof status.component === 'string')
+      return { url: ref.url, status: status as DaemonStatus };
   } catch {
     /* below */
   }

@@ -67,7 +67,9 @@ describe('lab end to end with CurveZMQ (two hosts, every socket authenticated)',
 
   /** A SUB on the ACL manager's 9906 from inside host `h`, with the felix keys or none, listening until stopped. */
   function subscribe(h: LabHost, keyed: boolean): Listening {
-    const keys = keyed ? [lab!.keyFile('aclmgr', 'pub'), lab!.keyFile('felix', 'pub'), lab!.keyFile('felix', 'key')].map((f) => fs.readFileSync(f, 'utf8').trim()) : [];
+    const keys = keyed
+      ? [lab!.keyFile('aclmgr', 'pub'), lab!.keyFile('felix', 'pub'), lab!.keyFile('felix', 'key')].map((f) => fs.readFileSync(f, 'utf8').trim())
+      : [];
     const child = execa('ip', ['netns', 'exec', h.ns, process.execPath, '--input-type=module', '-e', SUBSCRIBER, `tcp://${h.ip}:9906`, '60000', ...keys], {
       cwd: ROOT,
       timeout: 70000,
@@ -100,7 +102,12 @@ describe('lab end to end with CurveZMQ (two hosts, every socket authenticated)',
     const felixCfg = fs.readFileSync(path.join(dir, 'felix-instance-2.cfg'), 'utf8');
     expect(felixCfg).to.match(/^\[security\]\nCurveSecretKeyFile = .*\/keys\/felix\.key$/m);
     expect(fs.readFileSync(path.join(dir, 'acl_manager.cfg'), 'utf8')).to.match(/^CurveClientKeysFile = .*\/keys\/clients\.txt$/m);
-    expect(fs.readFileSync(path.join(dir, 'keys', 'clients.txt'), 'utf8').trim().split('\n')).to.have.length(3);
+    expect(
+      fs
+        .readFileSync(path.join(dir, 'keys', 'clients.txt'), 'utf8')
+        .trim()
+        .split('\n'),
+    ).to.have.length(3);
   });
 
   it('lets containers of one group talk, across hosts too, and keeps groups apart', async () => {

@@ -28,12 +28,22 @@ describe('lab end to end (two hosts, BIRD, all components)', function () {
 
   it('programs a route per local endpoint and learns remote ones through BIRD', async () => {
     const [h1, h2] = lab.hosts;
-    await waitFor('routes on both hosts', async () => {
-      const r1 = await lab.routes(h1!);
-      const r2 = await lab.routes(h2!);
-      return /^192\.168\.1\.1 dev tap\S+ scope link/m.test(r1) && /^192\.168\.1\.2 dev tap/m.test(r1) && /^192\.168\.1\.4 via 198\.18\.0\.2 dev fab0 proto bird/m.test(r1) &&
-        /^192\.168\.1\.4 dev tap/m.test(r2) && /^192\.168\.1\.1 via 198\.18\.0\.1 dev fab0 proto bird/m.test(r2);
-    }, 20000, 100);
+    await waitFor(
+      'routes on both hosts',
+      async () => {
+        const r1 = await lab.routes(h1!);
+        const r2 = await lab.routes(h2!);
+        return (
+          /^192\.168\.1\.1 dev tap\S+ scope link/m.test(r1) &&
+          /^192\.168\.1\.2 dev tap/m.test(r1) &&
+          /^192\.168\.1\.4 via 198\.18\.0\.2 dev fab0 proto bird/m.test(r1) &&
+          /^192\.168\.1\.4 dev tap/m.test(r2) &&
+          /^192\.168\.1\.1 via 198\.18\.0\.1 dev fab0 proto bird/m.test(r2)
+        );
+      },
+      20000,
+      100,
+    );
   });
 
   it('lets containers of one group talk, across hosts too, and keeps groups apart', async () => {

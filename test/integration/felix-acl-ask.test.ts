@@ -76,10 +76,15 @@ describe('Felix asks GETACLSTATE only when the ACLUPDATE is late (in process, re
     // 100 ms wait has run out shows that no GETACLSTATE was (or it would have gone first).
     const heartbeats = () => aclmgr.rep.inbox.messages.filter((m) => m['type'] === 'HEARTBEAT').length;
     let before = -1;
-    await waitFor('a HEARTBEAT from Felix after every first wait ran out', () => {
-      if (before < 0 && Date.now() - subscribed > 150) before = heartbeats();
-      return before >= 0 && heartbeats() > before;
-    }, 5000, 10);
+    await waitFor(
+      'a HEARTBEAT from Felix after every first wait ran out',
+      () => {
+        if (before < 0 && Date.now() - subscribed > 150) before = heartbeats();
+        return before >= 0 && heartbeats() > before;
+      },
+      5000,
+      10,
+    );
     for (const ep of eps) expect(aclmgr.requestsFor(ep.id), ep.id).to.equal(0);
   });
 
@@ -96,7 +101,12 @@ describe('Felix asks GETACLSTATE only when the ACLUPDATE is late (in process, re
     // The next ask would come 200 ms after the reply, Felix's HEARTBEAT (keepalive 300 ms) only after it:
     // with the HEARTBEAT in, there was no second ask.
     const afterAsk = (m: Record<string, unknown>) => aclmgr.rep.inbox.messages.indexOf(m) > aclmgr.rep.inbox.messages.indexOf(first!);
-    await waitFor('a HEARTBEAT from Felix after the GETACLSTATE', () => aclmgr.rep.inbox.messages.some((m) => m['type'] === 'HEARTBEAT' && afterAsk(m)), 5000, 10);
+    await waitFor(
+      'a HEARTBEAT from Felix after the GETACLSTATE',
+      () => aclmgr.rep.inbox.messages.some((m) => m['type'] === 'HEARTBEAT' && afterAsk(m)),
+      5000,
+      10,
+    );
     expect(aclmgr.requestsFor(ep.id)).to.equal(1);
   });
 });

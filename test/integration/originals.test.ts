@@ -71,12 +71,22 @@ describe('drop-in with the 2014 originals (stand-ins per SPEC §11, built comman
     const data = path.join(ws.dir, 'data');
     fs.mkdirSync(data);
     fs.writeFileSync(path.join(data, 'felix.txt'), felixSection(9902));
-    for (const [n, g] of [[1, 'group1'], [2, 'group1'], [3, 'group2']] as const) fs.writeFileSync(path.join(data, `192_168_1_${n}.txt`), endpointSection(n, g));
+    for (const [n, g] of [
+      [1, 'group1'],
+      [2, 'group1'],
+      [3, 'group2'],
+    ] as const)
+      fs.writeFileSync(path.join(data, `192_168_1_${n}.txt`), endpointSection(n, g));
     const args = ['--groups-port', String(groupsPort), '--publish-port', String(pubPort), '--heartbeat-ms', '500'];
     let plugin = await startPlugin('network', data, args);
 
     const acl = ws.track(
-      new OriginalAclManager({ pluginRequestAddress: tcp(groupsPort), pluginPublishAddress: tcp(pubPort), felixRequestAddress: tcp(aclReq), felixPublishAddress: tcp(aclPub) }),
+      new OriginalAclManager({
+        pluginRequestAddress: tcp(groupsPort),
+        pluginPublishAddress: tcp(pubPort),
+        felixRequestAddress: tcp(aclReq),
+        felixPublishAddress: tcp(aclPub),
+      }),
     );
     await acl.start();
     const membersOf = (g: string) => acl.groups.get(g)?.members;
@@ -159,7 +169,11 @@ describe('drop-in with the 2014 originals (stand-ins per SPEC §11, built comman
     const sub = ws.track(new SubscribePeer(tcp(aclPub), [...good, 'bad id', 'ep3', 'aclheartbeat']));
     const expected = sortedAcls(prototypeAcls(['192.168.1.1', '192.168.1.2', '192.168.1.11']));
     for (const ep of good) {
-      const m = await sub.inbox.take((x) => x['topic'] === ep && x['type'] === 'ACLUPDATE', `ACLUPDATE for ${ep} without GETACLSTATE`, Math.max(1, subscribed + 1000 - Date.now()));
+      const m = await sub.inbox.take(
+        (x) => x['topic'] === ep && x['type'] === 'ACLUPDATE',
+        `ACLUPDATE for ${ep} without GETACLSTATE`,
+        Math.max(1, subscribed + 1000 - Date.now()),
+      );
       expect(sortedAcls(m['acls']), ep).to.deep.equal(expected);
     }
     expect(original.requests.messages.filter((m) => m['type'] === 'GETGROUPS').length).to.be.at.least(1);
@@ -174,7 +188,10 @@ describe('drop-in with the 2014 originals (stand-ins per SPEC §11, built comman
 
     // The bad members were skipped, each logged with its group, every time the group came.
     const skips = logLines(manager).filter((l) => l['msg'] === 'group member skipped');
-    expect(skips.every((l) => l['group'] === 'g1'), JSON.stringify(skips[0])).to.equal(true);
+    expect(
+      skips.every((l) => l['group'] === 'g1'),
+      JSON.stringify(skips[0]),
+    ).to.equal(true);
     const reasons = new Set(skips.map((l) => l['reason']));
     expect([...reasons].sort()).to.deep.equal(['member "bad id": bad endpoint id', 'member "ep3": bad address']);
     // The republications did reach the manager: at least three arrivals of g1, two skips each.
@@ -231,7 +248,11 @@ describe('drop-in with the 2014 originals (stand-ins per SPEC §11, built comman
     // A new endpoint while that request hangs: it reaches Felix once plugin ep gives the request up.
     fs.writeFileSync(file(4), endpointSection(4, 'group1'));
     const added = Date.now();
-    const created = await felix.received.take((m) => m['type'] === 'ENDPOINTCREATED' && m['endpoint_id'] === 'ep4', 'ENDPOINTCREATED for ep4', PLUGIN_TIMEOUT_MS + 3000);
+    const created = await felix.received.take(
+      (m) => m['type'] === 'ENDPOINTCREATED' && m['endpoint_id'] === 'ep4',
+      'ENDPOINTCREATED for ep4',
+      PLUGIN_TIMEOUT_MS + 3000,
+    );
     console.log(`      (ep4 reached the 2014 Felix ${Date.now() - added} ms after it was added)`);
     expect(created).to.include({ mac: 'ee:ee:ee:ee:ee:04', state: 'enabled' });
     expect(created['addrs']).to.deep.equal([{ addr: '192.168.1.4', properties: { gr: false } }]);
@@ -258,7 +279,16 @@ describe('drop-in with the 2014 originals (stand-ins per SPEC §11, built comman
     const ignored = '192_168_1_8.txt.bak';
     fs.writeFileSync(path.join(data, ignored), endpointSection(8, 'group1'));
     const plugin = await startPlugin('ep', data, ['--ep-port', String(epPort), '--keepalive-ms', '500', '--timeout-ms', '3000']);
-    const felix = ws.track(new OriginalFelix({ bindAddress: tcp(felixPort), pluginAddress: tcp(epPort), hostname: 'instance-1', resyncIntervalSecs: 5, connectionTimeoutMs: 2000, keepaliveMs: 1000 }));
+    const felix = ws.track(
+      new OriginalFelix({
+        bindAddress: tcp(felixPort),
+        pluginAddress: tcp(epPort),
+        hostname: 'instance-1',
+        resyncIntervalSecs: 5,
+        connectionTimeoutMs: 2000,
+        keepaliveMs: 1000,
+      }),
+    );
     await felix.start();
 
     const ep9 = await felix.received.take((m) => m['type'] === 'ENDPOINTCREATED' && m['endpoint_id'] === 'ep9', 'ENDPOINTCREATED for ep9', 5000);
@@ -274,7 +304,10 @@ describe('drop-in with the 2014 originals (stand-ins per SPEC §11, built comman
     expect(felix.received.messages.filter((m) => m['endpoint_id'] === 'ep8')).to.deep.equal([]);
     expect(felix.refused).to.deep.equal([]);
 
-    const mentions = plugin.output().split('\n').filter((l) => l.includes(ignored));
+    const mentions = plugin
+      .output()
+      .split('\n')
+      .filter((l) => l.includes(ignored));
     expect(mentions, plugin.output()).to.have.length(1);
     expect(mentions[0]).to.include('not a *.txt file: ignored');
   });

@@ -20,7 +20,18 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-export const KINDS = ['bad-json', 'not-object', 'wrong-type', 'missing-field', 'unknown-type', 'huge-string', 'huge-array', 'extra-frames', 'empty-frame', 'oversized'] as const;
+export const KINDS = [
+  'bad-json',
+  'not-object',
+  'wrong-type',
+  'missing-field',
+  'unknown-type',
+  'huge-string',
+  'huge-array',
+  'extra-frames',
+  'empty-frame',
+  'oversized',
+] as const;
 export type Kind = (typeof KINDS)[number];
 
 /**

@@ -28,7 +28,10 @@ export class Netns {
   /** Runs `cmd args…` inside the namespace; never throws for a non-zero exit. */
   async exec(cmd: string, args: string[] = [], opts: { input?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
     const r = await execa('ip', ['netns', 'exec', this.name, cmd, ...args], {
-      input: opts.input ?? '', reject: false, timeout: opts.timeoutMs ?? 15000, maxBuffer: 1 << 28,
+      input: opts.input ?? '',
+      reject: false,
+      timeout: opts.timeoutMs ?? 15000,
+      maxBuffer: 1 << 28,
     });
     return { code: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
   }

@@ -242,7 +242,12 @@ export class OriginalPlugin {
   private timer: NodeJS.Timeout | undefined;
   private started = false;
 
-  constructor(repAddress: string, pubAddress: string, private readonly republishMs = 15000, heartbeatMs = 1000) {
+  constructor(
+    repAddress: string,
+    pubAddress: string,
+    private readonly republishMs = 15000,
+    heartbeatMs = 1000,
+  ) {
     this.peer = new PluginNetworkPeer(repAddress, pubAddress, heartbeatMs);
   }
 

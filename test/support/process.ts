@@ -41,7 +41,11 @@ export function startCommand(script: string, args: string[], opts: { netns?: str
 }
 
 /** Runs a command to completion and returns its exit code and output. */
-export async function runCommand(script: string, args: string[], opts: { netns?: string; timeoutMs?: number } = {}): Promise<{ code: number | string; output: string }> {
+export async function runCommand(
+  script: string,
+  args: string[],
+  opts: { netns?: string; timeoutMs?: number } = {},
+): Promise<{ code: number | string; output: string }> {
   const r = startCommand(script, args, opts);
   const timer = setTimeout(() => r.child.kill('SIGKILL'), opts.timeoutMs ?? 15000);
   const code = await r.exited;

@@ -70,7 +70,11 @@ export class RouteManager {
   /** null: unknown, dumped before the next apply (at start, after a failure, on refresh). */
   private kernel: KernelRoutes | null = null;
 
-  constructor(private readonly netlink: Netlink, private readonly sysctl: Sysctl, private readonly log: Logger) {}
+  constructor(
+    private readonly netlink: Netlink,
+    private readonly sysctl: Sysctl,
+    private readonly log: Logger,
+  ) {}
 
   /** Dump routes and neighbours again before the next apply. */
   invalidate(): void {

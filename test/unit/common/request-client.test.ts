@@ -147,7 +147,9 @@ describe('RequestClient timing (fake clock, real sockets)', () => {
     expect(lines.filter((l) => l.msg === 'request socket timed out; recreating it')).to.have.length(1);
     for (const o of await outcomes) {
       expect(o.status).to.equal('rejected');
-      expect((o as PromiseRejectedResult).reason).to.be.instanceOf(ConnectionResetError).and.to.include({ code: 'ECONNRESET' });
+      expect((o as PromiseRejectedResult).reason)
+        .to.be.instanceOf(ConnectionResetError)
+        .and.to.include({ code: 'ECONNRESET' });
     }
     // The next request goes out on the new socket and its answer comes back; the queued ones were never sent.
     const after = c.request(ask('after'));
@@ -207,7 +209,11 @@ describe('RequestClient timing (fake clock, real sockets)', () => {
   it('takes only its API’s request messages (checked by the compiler)', async () => {
     const c = client();
     c.close();
-    const refused = (p: Promise<Buffer>) => p.then(() => 'sent', (err: unknown) => errorMessage(err));
+    const refused = (p: Promise<Buffer>) =>
+      p.then(
+        () => 'sent',
+        (err: unknown) => errorMessage(err),
+      );
     // @ts-expect-error: not a request message of any API
     expect(await refused(c.request({ type: 'REQ', n: 1 }))).to.equal('request client is closed');
     // @ts-expect-error: a request, but of the Network API, not the ACL API

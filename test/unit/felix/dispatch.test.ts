@@ -1,8 +1,6 @@
 import { expect } from 'chai';
 import { seededRandom } from '../../support/fuzz.js';
-import {
-  DISPATCH_LEAF_MAX, DispatchTarget, DispatchTree, dispatchChainNames,
-} from '../../../src/felix/dataplane/render/dispatch.js';
+import { DISPATCH_LEAF_MAX, DispatchTarget, DispatchTree, dispatchChainNames } from '../../../src/felix/dataplane/render/dispatch.js';
 import { CHAIN_FROM_ENDPOINT, CHAIN_TO_ENDPOINT } from '../../../src/felix/dataplane/render/names.js';
 
 const PREFIX = 'tap';
@@ -74,8 +72,7 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
     const hexRange = (stem: string, n: number): string[] => Array.from({ length: n }, (_, i) => stem + HEX[i]!);
     const leaves = (names: string[], dir: 'from' | 'to'): string[] =>
       [...names].sort().map((n) => (dir === 'from' ? `-i ${n} -g ${target(n).from}` : `-o ${n} -g ${target(n).to}`));
-    const tree = (path: string, dir: 'from' | 'to'): string =>
-      dir === 'from' ? `-i ${path}+ -g felix-FROM-IF-${path}` : `-o ${path}+ -g felix-TO-IF-${path}`;
+    const tree = (path: string, dir: 'from' | 'to'): string => (dir === 'from' ? `-i ${path}+ -g felix-FROM-IF-${path}` : `-o ${path}+ -g felix-TO-IF-${path}`);
 
     /** Expected chains, given in the from direction; the to direction is derived by the same helpers. */
     type Golden = (dir: 'from' | 'to') => Record<string, string[]>;
@@ -83,9 +80,7 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
       const m = new Map<string, string[]>();
       for (const dir of ['from', 'to'] as const) {
         for (const [path, rules] of Object.entries(g(dir))) {
-          const name = path === PREFIX
-            ? (dir === 'from' ? CHAIN_FROM_ENDPOINT : CHAIN_TO_ENDPOINT)
-            : dispatchChainNames(path)[dir];
+          const name = path === PREFIX ? (dir === 'from' ? CHAIN_FROM_ENDPOINT : CHAIN_TO_ENDPOINT) : dispatchChainNames(path)[dir];
           m.set(name, rules);
         }
       }
@@ -151,12 +146,18 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
       t.flush();
       t.set('tapc1', null);
       const out = t.flush();
-      expect(sorted(out)).to.deep.equal(sorted(new Map<string, string[] | null>([
-        [CHAIN_FROM_ENDPOINT, [...leaves(names.slice(0, 16), 'from'), '-j DROP']],
-        [CHAIN_TO_ENDPOINT, [...leaves(names.slice(0, 16), 'to'), '-j DROP']],
-        ['felix-FROM-IF-tapa', null], ['felix-TO-IF-tapa', null],
-        ['felix-FROM-IF-tapb', null], ['felix-TO-IF-tapb', null],
-      ])));
+      expect(sorted(out)).to.deep.equal(
+        sorted(
+          new Map<string, string[] | null>([
+            [CHAIN_FROM_ENDPOINT, [...leaves(names.slice(0, 16), 'from'), '-j DROP']],
+            [CHAIN_TO_ENDPOINT, [...leaves(names.slice(0, 16), 'to'), '-j DROP']],
+            ['felix-FROM-IF-tapa', null],
+            ['felix-TO-IF-tapa', null],
+            ['felix-FROM-IF-tapb', null],
+            ['felix-TO-IF-tapb', null],
+          ]),
+        ),
+      );
     });
 
     it('returns nothing for no-op changes: same target, unknown removal, add then remove', () => {
@@ -170,7 +171,7 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
       expect(t.size).to.equal(17);
     });
 
-    it('a target change in one direction rewrites only that direction\'s chain', () => {
+    it("a target change in one direction rewrites only that direction's chain", () => {
       const t = treeOf(hexRange('tapa', 17));
       t.flush();
       t.set('tapa3', { from: target('tapa3').from, to: 'felix-to-other' });
@@ -179,7 +180,7 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
   });
 
   describe('chain names', () => {
-    it('fit iptables\' 28 characters for the deepest chain 15-character names can force', () => {
+    it("fit iptables' 28 characters for the deepest chain 15-character names can force", () => {
       // A chain needs two distinct names below its path, so with names of at most
       // 15 characters its path has at most 14: 'felix-FROM-IF-' (14) + 14 = 28.
       // Build that worst case: 17 names below a 13-character path, two of them below a 14-character one.
@@ -333,7 +334,9 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
           expect(walk(chains, 'from', unknown).end).to.equal('DROP');
           expect(walk(chains, 'to', unknown).end).to.equal('DROP');
         }
-        console.log(`      ${n} interfaces: ${chains.size / 2} chains per direction, rules walked max ${max}, mean ${(sum / (2 * n)).toFixed(1)} (flat: up to ${n})`);
+        console.log(
+          `      ${n} interfaces: ${chains.size / 2} chains per direction, rules walked max ${max}, mean ${(sum / (2 * n)).toFixed(1)} (flat: up to ${n})`,
+        );
         if (n >= 1000) expect(max).to.be.at.most(60);
       });
     }
@@ -403,8 +406,10 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
       t0 = performance.now();
       for (let i = 0; i < 20; i++) t.chains();
       const whole = (performance.now() - t0) / 20;
-      console.log(`      5000 entries: build+first flush ${build.toFixed(1)} ms; one change's set+flush ${(perFlush * 1000).toFixed(1)} µs ` +
-        `(${(chainsOut / rounds).toFixed(1)} chains returned); full chains() ${whole.toFixed(2)} ms`);
+      console.log(
+        `      5000 entries: build+first flush ${build.toFixed(1)} ms; one change's set+flush ${(perFlush * 1000).toFixed(1)} µs ` +
+          `(${(chainsOut / rounds).toFixed(1)} chains returned); full chains() ${whole.toFixed(2)} ms`,
+      );
     });
   });
 });

@@ -11,7 +11,10 @@ export interface CommandRunner {
 
 export class CommandError extends Error {
   readonly code = 'ECOMMAND';
-  constructor(readonly command: string, readonly stderr: string) {
+  constructor(
+    readonly command: string,
+    readonly stderr: string,
+  ) {
     super(`${command} failed: ${stderr.trim().split('\n').slice(0, 5).join(' | ')}`);
   }
 }
