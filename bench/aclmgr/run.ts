@@ -105,7 +105,9 @@ async function main(): Promise<void> {
   for (const g of groups) changes.push(...calc.applyGroupUpdate(g).changes);
   const initialCalcMs = performance.now() - t;
   const initialPub = await publish(changes);
-  console.log(`initial full set:  compute ${ms(initialCalcMs)} for ${changes.length} endpoints; publish ${ms(initialPub.sendMs)}, ${initialPub.delivered} received\n`);
+  console.log(
+    `initial full set:  compute ${ms(initialCalcMs)} for ${changes.length} endpoints; publish ${ms(initialPub.sendMs)}, ${initialPub.delivered} received\n`,
+  );
 
   // One membership change: a new endpoint joins group0 (one GROUPUPDATE).
   const state = new Map(groups.map((g) => [g.group, g]));
@@ -135,8 +137,12 @@ async function main(): Promise<void> {
     calc.applyGroupUpdate(base);
   }
   console.log(`one membership change (an endpoint joins a group of ${Object.keys(base.members).length}), median of ${argv.repeats}:`);
-  console.log(`  incremental (this rebuild):       compute ${ms(median(inc.calc))}, compute+publish ${ms(median(inc.total))}, ${inc.count} ACLUPDATEs (${inc.delivered} received)`);
-  console.log(`  recompute + republish all (2014): compute ${ms(median(full.calc))}, compute+publish ${ms(median(full.total))}, ${full.count} ACLUPDATEs (${full.delivered} received)`);
+  console.log(
+    `  incremental (this rebuild):       compute ${ms(median(inc.calc))}, compute+publish ${ms(median(inc.total))}, ${inc.count} ACLUPDATEs (${inc.delivered} received)`,
+  );
+  console.log(
+    `  recompute + republish all (2014): compute ${ms(median(full.calc))}, compute+publish ${ms(median(full.total))}, ${full.count} ACLUPDATEs (${full.delivered} received)`,
+  );
   const goal = median(inc.total) < 20 && inc.count === Object.keys(base.members).length + 1;
   console.log(`goal (only the affected endpoints, under 20 ms): ${goal ? 'met' : 'NOT met'}`);
 
@@ -146,7 +152,7 @@ async function main(): Promise<void> {
 
 main().then(
   () => process.exit(0),
-  (err: Error) => {
+  (err: unknown) => {
     console.error(err);
     process.exit(1);
   },

@@ -59,7 +59,14 @@ export function differences(k: KernelState, model: ChurnModel): string[] {
   const present = model.present();
   const presentSuffixes = new Set(present.map((p) => p.slot.suffix));
   const groupAddrs = new Map<number, string[]>();
-  for (let g = 1; g <= model.groups; g++) groupAddrs.set(g, model.membersOf(g).map((i) => model.slots[i]!.addr).sort());
+  for (let g = 1; g <= model.groups; g++)
+    groupAddrs.set(
+      g,
+      model
+        .membersOf(g)
+        .map((i) => model.slots[i]!.addr)
+        .sort(),
+    );
   let badRoutes = 0;
   let badSets = 0;
   for (const { slot, group } of present) {

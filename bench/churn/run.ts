@@ -45,7 +45,7 @@ const list = (s: string): number[] => s.split(',').filter(Boolean).map(Number);
 const sizes = list(argv.sizes);
 const rates = list(argv.rates);
 
-const SETTLE_TIMEOUT_MS = Number(process.env["CHURN_SETTLE_TIMEOUT_MS"] ?? 180_000);
+const SETTLE_TIMEOUT_MS = Number(process.env['CHURN_SETTLE_TIMEOUT_MS'] ?? 180_000);
 const wall = (): number => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const progress = (msg: string): void => void process.stderr.write(`    … ${msg}\n`);
@@ -130,7 +130,11 @@ async function run(n: number, rate: number): Promise<Result> {
     const stable = differences(again, model).length === 0;
     const rss = Object.fromEntries(DAEMONS.map((d) => [d, { ...stack.rss.get(d)! }]));
     return {
-      n, rate, groupSize, initialMs, edits,
+      n,
+      rate,
+      groupSize,
+      initialMs,
+      edits,
       settleMs: settled.at - lastEdit,
       settleReadBeganMs: settled.began - lastEdit,
       pollMs: settled.pollMs,
@@ -153,18 +157,28 @@ async function run(n: number, rate: number): Promise<Result> {
 
 function print(r: Result): void {
   const mb = (x: number) => x.toFixed(0).padStart(4);
-  console.log(`N=${r.n} endpoint slots, ${argv.groups} groups of ~${r.groupSize}, ${r.rate} edits/s for ${argv.duration} s (${r.edits} edits), seed ${argv.seed}`);
+  console.log(
+    `N=${r.n} endpoint slots, ${argv.groups} groups of ~${r.groupSize}, ${r.rate} edits/s for ${argv.duration} s (${r.edits} edits), seed ${argv.seed}`,
+  );
   console.log(`  initial programming           ${secs(r.initialMs)} s`);
-  console.log(`  settle after the last edit    ${secs(r.settleMs)} s (the matching kernel read began at ${secs(Math.max(0, r.settleReadBeganMs))} s and took ${secs(r.pollMs)} s; goal 1 s; before issue #13: 16.8–20.4 s at N=1000, 21/s)` +
-    `${r.stable ? '' : '  NOT STABLE 3 s later'}${r.orphanSets ? `  ${r.orphanSets} orphaned sets` : ''}`);
+  console.log(
+    `  settle after the last edit    ${secs(r.settleMs)} s (the matching kernel read began at ${secs(Math.max(0, r.settleReadBeganMs))} s and took ${secs(r.pollMs)} s; goal 1 s; before issue #13: 16.8–20.4 s at N=1000, 21/s)` +
+      `${r.stable ? '' : '  NOT STABLE 3 s later'}${r.orphanSets ? `  ${r.orphanSets} orphaned sets` : ''}`,
+  );
   const perEndpointSecond = (x: number) => (x / Math.max(r.present, 1) / argv.duration).toFixed(1);
-  console.log(`  ACLUPDATEs published          ${r.published}  vs every intermediate state ${r.intermediate} (${(r.intermediate / Math.max(r.published, 1)).toFixed(1)}× more); endpoints whose ACLs changed ${r.changed}; edits ${r.edits}; received by Felix ${r.felixReceived}`);
+  console.log(
+    `  ACLUPDATEs published          ${r.published}  vs every intermediate state ${r.intermediate} (${(r.intermediate / Math.max(r.published, 1)).toFixed(1)}× more); endpoints whose ACLs changed ${r.changed}; edits ${r.edits}; received by Felix ${r.felixReceived}`,
+  );
   console.log(`    per endpoint and second     ${perEndpointSecond(r.published)} published vs ${perEndpointSecond(r.intermediate)} changes of its ACLs`);
-  console.log(`  RSS MB (idle → peak → final)  ${DAEMONS.map((d) => `${d} ${mb(r.rss[d]!.idle)} →${mb(r.rss[d]!.peak)} →${mb(r.rss[d]!.last)}`).join(';  ')}  (goal: peak under 250; before issue #13: acl-manager 773–1259, felix 316–324 at N=1000)`);
+  console.log(
+    `  RSS MB (idle → peak → final)  ${DAEMONS.map((d) => `${d} ${mb(r.rss[d]!.idle)} →${mb(r.rss[d]!.peak)} →${mb(r.rss[d]!.last)}`).join(';  ')}  (goal: peak under 250; before issue #13: acl-manager 773–1259, felix 316–324 at N=1000)`,
+  );
 }
 
 async function main(): Promise<void> {
-  console.log(`churn benchmark: one host, built plugin ep + network, calico-acl-manager and calico-felix in a namespace; node ${process.version}, ${os.cpus().length} cores\n`);
+  console.log(
+    `churn benchmark: one host, built plugin ep + network, calico-acl-manager and calico-felix in a namespace; node ${process.version}, ${os.cpus().length} cores\n`,
+  );
   for (const n of sizes) {
     for (const rate of rates) {
       print(await run(n, rate));
@@ -183,7 +197,7 @@ main().then(
     await cleanup();
     process.exit(0);
   },
-  async (err: Error) => {
+  async (err: unknown) => {
     console.error(err);
     await cleanup();
     process.exit(1);

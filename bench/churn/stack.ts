@@ -50,7 +50,9 @@ export class OneHostStack {
     fs.mkdirSync(path.join(dir, 'logs'), { recursive: true });
     const ns = await createNetns(label, 'cchurn');
     const stack = new OneHostStack(ns, dir);
-    const batch = slots.map((s) => `link add ${s.ifname} type veth peer name p${s.ifname.slice(3)}\nlink set ${s.ifname} up\nlink set p${s.ifname.slice(3)} up`).join('\n');
+    const batch = slots
+      .map((s) => `link add ${s.ifname} type veth peer name p${s.ifname.slice(3)}\nlink set ${s.ifname} up\nlink set p${s.ifname.slice(3)} up`)
+      .join('\n');
     await ns.run('ip', ['-batch', '-'], { input: batch + '\n', timeoutMs: 300000 });
     return stack;
   }
@@ -64,7 +66,10 @@ export class OneHostStack {
         `[log]\nLogFilePath = ${this.log('felix')}\nLogSeverityFile = ${process.env['FELIX_LOG_LEVEL'] ?? 'INFO'}\nLogSeverityScreen = ERROR\n`,
     );
     const aclCfg = path.join(this.dir, 'acl_manager.cfg');
-    fs.writeFileSync(aclCfg, `[global]\nPluginAddress = 127.0.0.1\nLocalAddress = 127.0.0.1\n\n[log]\nLogFilePath = ${this.log('acl-manager')}\nLogSeverityFile = INFO\nLogSeverityScreen = ERROR\n`);
+    fs.writeFileSync(
+      aclCfg,
+      `[global]\nPluginAddress = 127.0.0.1\nLocalAddress = 127.0.0.1\n\n[log]\nLogFilePath = ${this.log('acl-manager')}\nLogSeverityFile = INFO\nLogSeverityScreen = ERROR\n`,
+    );
     const plugin = ['--data', this.dataDir, '--bind', '127.0.0.1', '--log-dir', logs, '--log-severity-screen', 'ERROR'];
     const netns = this.ns.name;
     this.daemons.set('plugin-network', startCommand('src/plugin/main.js', ['network', ...plugin], { netns }));
@@ -78,7 +83,8 @@ export class OneHostStack {
   /** Throws, with the tail of its output, if a daemon has exited. */
   checkAlive(): void {
     for (const [name, d] of this.daemons) {
-      if (d.child.exitCode !== null || d.child.signalCode !== null) throw new Error(`${name} exited (${d.child.exitCode ?? d.child.signalCode}): ${d.output().slice(-1500)}`);
+      if (d.child.exitCode !== null || d.child.signalCode !== null)
+        throw new Error(`${name} exited (${d.child.exitCode ?? d.child.signalCode}): ${d.output().slice(-1500)}`);
     }
   }
 

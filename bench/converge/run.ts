@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Lab } from '../../src/lab/lab.js';
 import { ConvergenceStep, networkAndTime } from '../../src/lab/converge.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 const runsArg = process.argv.indexOf('--runs');
 const runs = runsArg > 0 ? Number(process.argv[runsArg + 1]) : 5;
@@ -39,14 +40,16 @@ async function main(): Promise<void> {
       console.log(`  ${what.padEnd(48)} ${String(median(values)).padStart(6)}   (min ${Math.min(...values)}, max ${Math.max(...values)})`);
     }
     const key = all.map((steps) => steps.find((s) => s.what === 'first ping new -> 192.168.1.4 (across hosts)')!.ms);
-    console.log(`\nfirst ping across hosts: median ${median(key)} ms  |  goal < 3000 ms  |  2014 prototype: up to minutes (plugin and Felix polled; seed guide: "up to a minute or two")`);
+    console.log(
+      `\nfirst ping across hosts: median ${median(key)} ms  |  goal < 3000 ms  |  2014 prototype: up to minutes (plugin and Felix polled; seed guide: "up to a minute or two")`,
+    );
   } finally {
     await lab.down();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
-main().catch((err: Error) => {
-  console.error(`bench/converge: ${err.message}`);
+main().catch((err: unknown) => {
+  console.error(`bench/converge: ${errorMessage(err)}`);
   process.exit(1);
 });

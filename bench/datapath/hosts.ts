@@ -34,7 +34,12 @@ const groupOf = (i: number): number => Math.floor(i / 2) % GROUPS;
 /** Inbound: every member of the endpoint's group as a /32; outbound: anywhere. */
 function groupAcls(members: string[]): Acls {
   const rule = (cidr: string) => ({ group: null, cidr, protocol: null, port: null });
-  const v4 = { inbound: members.map((ip) => rule(`${ip}/32`)), outbound: [rule('0.0.0.0/0')], inbound_default: 'deny' as const, outbound_default: 'deny' as const };
+  const v4 = {
+    inbound: members.map((ip) => rule(`${ip}/32`)),
+    outbound: [rule('0.0.0.0/0')],
+    inbound_default: 'deny' as const,
+    outbound_default: 'deny' as const,
+  };
   return { v4, v6: { inbound: [], outbound: [], inbound_default: 'deny', outbound_default: 'deny' } };
 }
 
@@ -109,7 +114,12 @@ export async function programmedHost(n: number, say: (line: string) => void): Pr
     await driver.send({ op: 'batch', items: [], wait: true });
   });
 
-  const statuses = await Promise.all(w.map(async ({ spec }) => ({ id: spec.id, status: (await driver.send({ op: 'status', id: spec.id })).result as { programmed: boolean; error?: string } | null })));
+  const statuses = await Promise.all(
+    w.map(async ({ spec }) => ({
+      id: spec.id,
+      status: (await driver.send({ op: 'status', id: spec.id })).result as { programmed: boolean; error?: string } | null,
+    })),
+  );
   const failed = statuses.filter((s) => !s.status?.programmed);
   if (failed.length) {
     const first = failed[0]!;
@@ -123,7 +133,10 @@ export async function programmedHost(n: number, say: (line: string) => void): Pr
 
 /** Both containers must reach each other before anything is measured. */
 export async function checkConnectivity(h: Host): Promise<void> {
-  for (const [from, to] of [[h.a, h.b], [h.b, h.a]] as const) {
+  for (const [from, to] of [
+    [h.a, h.b],
+    [h.b, h.a],
+  ] as const) {
     const r = await from.ns.exec('ping', ['-c', '3', '-i', '0.2', '-w', '5', to.ip]);
     if (r.code !== 0) throw new Error(`${h.label}: ${from.ip} cannot ping ${to.ip}: ${(r.stdout + r.stderr).trim().split('\n').slice(-2).join('; ')}`);
   }

@@ -56,9 +56,12 @@ export async function tcpGbits(h: Host, seconds: number): Promise<number> {
 export async function connPerSecond(h: Host, seconds: number): Promise<number> {
   const server = [process.execPath, CONNECT_RATE, 'server', h.a.ip, String(CONNECT_PORT), String(seconds + 60)];
   return withServer(h, server, CONNECT_PORT, async () => {
-    const r = await h.b.ns.exec(process.execPath, [CONNECT_RATE, 'client', h.a.ip, String(CONNECT_PORT), String(seconds), String(CONNECT_PARALLEL)], { timeoutMs: (seconds + 30) * 1000 });
+    const r = await h.b.ns.exec(process.execPath, [CONNECT_RATE, 'client', h.a.ip, String(CONNECT_PORT), String(seconds), String(CONNECT_PARALLEL)], {
+      timeoutMs: (seconds + 30) * 1000,
+    });
     const result = JSON.parse(r.stdout || '{}') as { perSecond?: number; errors?: number; lastError?: string };
-    if (r.code !== 0 || result.perSecond === undefined) throw new Error(`${h.label}: connect-rate client failed (${result.errors ?? '?'} errors, last: ${result.lastError ?? r.stderr.trim()})`);
+    if (r.code !== 0 || result.perSecond === undefined)
+      throw new Error(`${h.label}: connect-rate client failed (${result.errors ?? '?'} errors, last: ${result.lastError ?? r.stderr.trim()})`);
     return result.perSecond;
   });
 }

@@ -28,7 +28,10 @@ function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 }
-const sizes = arg('sizes', '2,1000,5000').split(',').map(Number).sort((x, y) => x - y);
+const sizes = arg('sizes', '2,1000,5000')
+  .split(',')
+  .map(Number)
+  .sort((x, y) => x - y);
 const rounds = Number(arg('rounds', '3'));
 const seconds = Number(arg('seconds', '3'));
 

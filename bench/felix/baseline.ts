@@ -11,12 +11,12 @@
  */
 import fs from 'node:fs/promises';
 import { execa } from 'execa';
-import { WorkloadKind, workloadOf } from './workload.js';
+import { workloadOf } from './workload.js';
 import { ipBatchText, ipsetRestoreText, iptablesRestoreText, renderV1, ruleCount } from './v1-layout.js';
 
 const [mode, nText, kindText] = process.argv.slice(2);
 const n = Number(nText);
-const kind = (kindText ?? 'distinct') as WorkloadKind;
+const kind: string = kindText ?? 'distinct';
 if ((mode !== 'floor' && mode !== 'per-command') || !(n > 0) || (kind !== 'distinct' && kind !== 'group')) {
   console.error('usage: baseline floor|per-command N [distinct|group]');
   process.exit(2);

@@ -44,9 +44,9 @@ async function perform(c: Command): Promise<unknown> {
     case 'start':
       dp = new Dataplane({
         log,
-        interfacePrefix: (c['interfacePrefix'] as string) ?? 'tap',
+        interfacePrefix: (c['interfacePrefix'] as string | undefined) ?? 'tap',
         metadata: (c['metadata'] as { addr: string; port: number } | null) ?? null,
-        retryMs: (c['retryMs'] as number) ?? 500,
+        retryMs: (c['retryMs'] as number | undefined) ?? 500,
         ...(c['refreshMs'] !== undefined ? { refreshMs: c['refreshMs'] as number } : {}),
         ...(c['endpointToHost'] !== undefined ? { endpointToHost: c['endpointToHost'] as 'DROP' | 'ACCEPT' } : {}),
         protocols: readProtocolNames(),
@@ -59,14 +59,22 @@ async function perform(c: Command): Promise<unknown> {
     case 'batch':
       for (const item of c.items ?? []) await perform(item);
       return null;
-    case 'upsert':
-      return dataplane().upsertEndpoint(c['ep'] as never);
-    case 'acls':
-      return dataplane().setAcls(c['id'] as string, c['acls'] as never);
-    case 'remove':
-      return dataplane().removeEndpoint(c['id'] as string);
-    case 'cleanup':
-      return dataplane().cleanupStale();
+    case 'upsert': {
+      dataplane().upsertEndpoint(c['ep'] as never);
+      return;
+    }
+    case 'acls': {
+      dataplane().setAcls(c['id'] as string, c['acls'] as never);
+      return;
+    }
+    case 'remove': {
+      dataplane().removeEndpoint(c['id'] as string);
+      return;
+    }
+    case 'cleanup': {
+      dataplane().cleanupStale();
+      return;
+    }
     case 'status':
       return dataplane().status(c['id'] as string) ?? null;
     case 'stats':

@@ -18,7 +18,9 @@ const MAX_WAIT_MS = 120_000;
 export async function plugInterfaces(ns: Netns, w: Workload[], timeoutMs: number): Promise<void> {
   await ns.run('ip', ['-batch', '-'], { input: vethBatch(w), timeoutMs });
   // Probe with a dummy link and a fabric address nobody uses; nothing is sent anywhere.
-  await ns.run('ip', ['link', 'add', 'settle0', 'type', 'dummy']).catch(() => ns.run('ip', ['link', 'add', 'settle0', 'type', 'veth', 'peer', 'name', 'settle1']));
+  await ns
+    .run('ip', ['link', 'add', 'settle0', 'type', 'dummy'])
+    .catch(() => ns.run('ip', ['link', 'add', 'settle0', 'type', 'veth', 'peer', 'name', 'settle1']));
   await ns.run('ip', ['link', 'set', 'settle0', 'up']);
   const probe = Array.from({ length: PROBES }, () => 'route replace 198.18.0.254/32 dev settle0\nroute del 198.18.0.254/32 dev settle0').join('\n') + '\n';
   const deadline = Date.now() + MAX_WAIT_MS;

@@ -21,6 +21,7 @@ import http from 'node:http';
 import readline from 'node:readline';
 import childProcess from 'node:child_process';
 import { promisify } from 'node:util';
+import { errorMessage } from '../../src/common/errors.js';
 
 interface Command {
   op: string;
@@ -55,7 +56,9 @@ const FACTS = {
 } as const;
 type Facts = Record<keyof typeof FACTS, number>;
 /** Only the facts polled: a full scrape would also read the kernel's rule counters each time (denied packets). */
-const FACTS_PATH = `/metrics?${Object.values(FACTS).map((m) => `name=${m}`).join('&')}`;
+const FACTS_PATH = `/metrics?${Object.values(FACTS)
+  .map((m) => `name=${m}`)
+  .join('&')}`;
 
 function parseFacts(text: string): Facts {
   const values = new Map<string, number>();
@@ -73,7 +76,12 @@ function parseFacts(text: string): Facts {
 }
 
 /** Polls `check` every `intervalMs` (from the start of one poll to the next; `pace`: see below); `progress` every 5 s. */
-async function poll<T>(c: Command, what: string, check: () => Promise<T | null>, progress?: () => unknown): Promise<{ at: number; polls: number; value: T; pollMs: number }> {
+async function poll<T>(
+  c: Command,
+  what: string,
+  check: () => Promise<T | null>,
+  progress?: () => unknown,
+): Promise<{ at: number; polls: number; value: T; pollMs: number }> {
   const intervalMs = Number(c['intervalMs'] ?? 50);
   const timeoutMs = Number(c['timeoutMs'] ?? 600000);
   const start = wall();
@@ -93,7 +101,8 @@ async function poll<T>(c: Command, what: string, check: () => Promise<T | null>,
     const at = wall();
     busy += at - t;
     if (v !== null) return { at, polls, value: v, pollMs: busy / polls };
-    if (at - start > timeoutMs) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}`);
+    if (at - start > timeoutMs)
+      throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s waiting for ${what}${lastError ? ` (last error: ${lastError})` : ''}`);
     if (progress && at - lastProgress >= 5000) {
       lastProgress = at;
       out({ seq: c.seq, progress: progress() });
@@ -190,7 +199,7 @@ readline.createInterface({ input: process.stdin }).on('line', (line) => {
   const c = JSON.parse(line) as Command;
   perform(c).then(
     (result) => out({ seq: c.seq, ok: true, result }),
-    (err: Error) => out({ seq: c.seq, ok: false, error: err.message }),
+    (err: unknown) => out({ seq: c.seq, ok: false, error: errorMessage(err) }),
   );
 });
 process.stdin.on('end', () => process.exit(0));

@@ -55,7 +55,9 @@ const which = arg('workload', 'both');
 /** If given, each run's felix.log is copied there. */
 const logDir = given('log-dir') ? path.resolve(arg('log-dir', '.')) : null;
 if (!['distinct', 'group', 'both'].includes(which) || !(repeat >= 1) || [...sizes, ...groupSizes].some((n) => !(n > 0))) {
-  console.error('usage: run.js [--sizes 100,1000,5000] [--repeat 3] [--workload distinct|group|both] [--group-sizes 1000] [--per-command-max 100] [--log-dir DIR]');
+  console.error(
+    'usage: run.js [--sizes 100,1000,5000] [--repeat 3] [--workload distinct|group|both] [--group-sizes 1000] [--per-command-max 100] [--log-dir DIR]',
+  );
   process.exit(2);
 }
 
@@ -184,18 +186,29 @@ async function ours(kind: WorkloadKind, n: number): Promise<Ours> {
     const tLast = wall();
     const intervalMs = n <= 200 ? 20 : 50;
     const prog = await alive(
-      watch.send<{ at: number; polls: number; pollMs: number }>({ op: 'programmed', port: METRICS_PORT, n, intervalMs, pace: true, timeoutMs: TIMEOUT_MS }, (f) => {
-        const facts = f as Record<string, number> | null;
-        if (facts) progress(`programmed ${facts['programmed']}/${n}, without ACLs ${facts['withoutAcls']}, failed ${facts['failed']} (${secs(wall() - t0)} s)`);
-      }),
+      watch.send<{ at: number; polls: number; pollMs: number }>(
+        { op: 'programmed', port: METRICS_PORT, n, intervalMs, pace: true, timeoutMs: TIMEOUT_MS },
+        (f) => {
+          const facts = f as Record<string, number> | null;
+          if (facts)
+            progress(`programmed ${facts['programmed']}/${n}, without ACLs ${facts['withoutAcls']}, failed ${facts['failed']} (${secs(wall() - t0)} s)`);
+        },
+      ),
     );
 
-    const scrape = await watch.send<{ ms: number; applies: Record<string, { count: number; seconds: number }> }>({ op: 'scrape', port: METRICS_PORT, count: 5 });
+    const scrape = await watch.send<{ ms: number; applies: Record<string, { count: number; seconds: number }> }>({
+      op: 'scrape',
+      port: METRICS_PORT,
+      count: 5,
+    });
 
     // Confirm from the kernel itself.
     const suffixes = new Set(w.map(({ spec }) => endpointSuffix(spec.id)));
     const save = await ns.run('iptables-save', ['-t', 'filter'], { timeoutMs: 120000 });
-    const declared = save.split('\n').filter((l) => l.startsWith(':felix-')).map((l) => l.slice(1).split(' ')[0]!);
+    const declared = save
+      .split('\n')
+      .filter((l) => l.startsWith(':felix-'))
+      .map((l) => l.slice(1).split(' ')[0]!);
     const chainsOf = (dir: 'to' | 'from') => declared.filter((c) => c.startsWith(`felix-${dir}-`) && suffixes.has(c.slice(`felix-${dir}-`.length))).length;
     const [toChains, fromChains] = [chainsOf('to'), chainsOf('from')];
     if (toChains !== n || fromChains !== n) throw new Error(`kernel has ${toChains} felix-to-S and ${fromChains} felix-from-S chains for ${n} endpoints`);
@@ -209,7 +222,8 @@ async function ours(kind: WorkloadKind, n: number): Promise<Ours> {
     for (const i of [...new Set([0, Math.floor(n / 2), n - 1])]) {
       const { spec, expect } = w[i]!;
       const sets = await watch.send<Record<string, string[]>>({ op: 'members', chain: `felix-to-${endpointSuffix(spec.id)}` });
-      if (!Object.values(sets).some((m) => m.includes(expect))) throw new Error(`endpoint ${spec.id}: ${expect} not in the sets felix-to-${endpointSuffix(spec.id)} references (${Object.keys(sets).join(', ')})`);
+      if (!Object.values(sets).some((m) => m.includes(expect)))
+        throw new Error(`endpoint ${spec.id}: ${expect} not in the sets felix-to-${endpointSuffix(spec.id)} references (${Object.keys(sets).join(', ')})`);
     }
     const rules = save.split('\n').filter((l) => l.startsWith('-A felix-')).length;
     const ipsets = (await ns.run('ipset', ['save'], { timeoutMs: 120000 })).split('\n');
@@ -227,9 +241,23 @@ async function ours(kind: WorkloadKind, n: number): Promise<Ours> {
     await aclmgr.set(spec.id, change.acls);
     const ch = await alive(watch.send<{ at: number; pollMs: number }>({ op: 'waitEntry', chain, entry: change.entry, intervalMs: 20, timeoutMs: TIMEOUT_MS }));
     return {
-      ms: prog.at - t0, afterLastMs: prog.at - tLast, createsMs: tLast - t0, changeMs: ch.at - t1, changePollMs: ch.pollMs,
-      routes, neighbours, chains: declared.length, sets, rules: rules + entries,
-      getAclStates: aclmgr.getAclStates, resyncs: plugin.resyncs, polls: prog.polls, pollMs: prog.pollMs, intervalMs, idleScrapeMs: scrape.ms, applies: scrape.applies,
+      ms: prog.at - t0,
+      afterLastMs: prog.at - tLast,
+      createsMs: tLast - t0,
+      changeMs: ch.at - t1,
+      changePollMs: ch.pollMs,
+      routes,
+      neighbours,
+      chains: declared.length,
+      sets,
+      rules: rules + entries,
+      getAclStates: aclmgr.getAclStates,
+      resyncs: plugin.resyncs,
+      polls: prog.polls,
+      pollMs: prog.pollMs,
+      intervalMs,
+      idleScrapeMs: scrape.ms,
+      applies: scrape.applies,
     };
   } finally {
     await watch?.stop();
@@ -285,26 +313,74 @@ async function measure(kind: WorkloadKind, n: number): Promise<void> {
   }
   const what = kind === 'distinct' ? '~35 ACL entries of its own per endpoint' : `10 groups of ~${Math.round(n / 10)}, identical ACLs within a group`;
   console.log(`\n[${kind}] N=${n}: ${what}`);
-  console.log(`  kernel after ours: ${o.routes} routes, ${o.neighbours} neighbours, ${o.chains} felix chains, ${o.sets} sets, ${o.rules} iptables rules + set entries; version-1 layout: ${floorRules}`);
-  console.log(`  ours         ${secs(oMs).padStart(7)} s   first create → all programmed   runs: ${runs(oursRuns.map((x) => x.ms), secs)}`);
-  console.log(`               ${secs(afterLast).padStart(7)} s   last create answered → all programmed   runs: ${runs(oursRuns.map((x) => x.afterLastMs), secs)}` +
-    ` (creates took ${runs(oursRuns.map((x) => x.createsMs), secs)} s)`);
-  console.log(`  floor        ${secs(floorMs).padStart(7)} s   runs: ${runs(floorRuns.map((x) => x.ms), secs)} (version-1 layout: one ipset restore, one iptables-restore, one ip -batch)`);
+  console.log(
+    `  kernel after ours: ${o.routes} routes, ${o.neighbours} neighbours, ${o.chains} felix chains, ${o.sets} sets, ${o.rules} iptables rules + set entries; version-1 layout: ${floorRules}`,
+  );
+  console.log(
+    `  ours         ${secs(oMs).padStart(7)} s   first create → all programmed   runs: ${runs(
+      oursRuns.map((x) => x.ms),
+      secs,
+    )}`,
+  );
+  console.log(
+    `               ${secs(afterLast).padStart(7)} s   last create answered → all programmed   runs: ${runs(
+      oursRuns.map((x) => x.afterLastMs),
+      secs,
+    )}` +
+      ` (creates took ${runs(
+        oursRuns.map((x) => x.createsMs),
+        secs,
+      )} s)`,
+  );
+  console.log(
+    `  floor        ${secs(floorMs).padStart(7)} s   runs: ${runs(
+      floorRuns.map((x) => x.ms),
+      secs,
+    )} (version-1 layout: one ipset restore, one iptables-restore, one ip -batch)`,
+  );
   console.log(`  per-command  ${Number.isNaN(pc.ms) ? '      -' : secs(pc.ms).padStart(7)} s   (${pc.note})`);
-  console.log(`  ratios: ours/floor = ${ratio(oMs, floorMs)} (goal ≤1.0× at 1000); per-command/ours = ${ratio(pc.ms, oMs)} (goal ≥10× at 100); after last create ${secs(afterLast)} s (goal ≤0.3 s at 100)`);
-  console.log(`  one ACL change with ${n} present: ${change.toFixed(1)} ms until in the kernel (median; runs: ${runs(oursRuns.map((x) => x.changeMs), (x) => x.toFixed(1))}; ` +
-    `kernel poll ${o.changePollMs.toFixed(0)} ms each, every ≥20 ms; goal <100 ms at 1000)`);
-  console.log(`  wire: GETACLSTATE answered ${runs(oursRuns.map((x) => x.getAclStates), String)}, RESYNCSTATE ${runs(oursRuns.map((x) => x.resyncs), String)}; ` +
-    `/metrics polled every ${o.intervalMs} ms or twice a poll's time (${runs(oursRuns.map((x) => x.pollMs), (x) => x.toFixed(0))} ms each; ` +
-    `${runs(oursRuns.map((x) => x.idleScrapeMs), (x) => x.toFixed(1))} ms once Felix is idle)`);
-  const applies = oursRuns.map((x) => Object.entries(x.applies).map(([part, a]) => `${part} ${a.count}× ${a.seconds.toFixed(2)} s`).join(', ')).filter(Boolean);
+  console.log(
+    `  ratios: ours/floor = ${ratio(oMs, floorMs)} (goal ≤1.0× at 1000); per-command/ours = ${ratio(pc.ms, oMs)} (goal ≥10× at 100); after last create ${secs(afterLast)} s (goal ≤0.3 s at 100)`,
+  );
+  console.log(
+    `  one ACL change with ${n} present: ${change.toFixed(1)} ms until in the kernel (median; runs: ${runs(
+      oursRuns.map((x) => x.changeMs),
+      (x) => x.toFixed(1),
+    )}; ` + `kernel poll ${o.changePollMs.toFixed(0)} ms each, every ≥20 ms; goal <100 ms at 1000)`,
+  );
+  console.log(
+    `  wire: GETACLSTATE answered ${runs(
+      oursRuns.map((x) => x.getAclStates),
+      String,
+    )}, RESYNCSTATE ${runs(
+      oursRuns.map((x) => x.resyncs),
+      String,
+    )}; ` +
+      `/metrics polled every ${o.intervalMs} ms or twice a poll's time (${runs(
+        oursRuns.map((x) => x.pollMs),
+        (x) => x.toFixed(0),
+      )} ms each; ` +
+      `${runs(
+        oursRuns.map((x) => x.idleScrapeMs),
+        (x) => x.toFixed(1),
+      )} ms once Felix is idle)`,
+  );
+  const applies = oursRuns
+    .map((x) =>
+      Object.entries(x.applies)
+        .map(([part, a]) => `${part} ${a.count}× ${a.seconds.toFixed(2)} s`)
+        .join(', '),
+    )
+    .filter(Boolean);
   if (applies.length) console.log(`  felix's applies until all programmed (its apply_seconds metric), per run: ${applies.join(' | ')}`);
 }
 
 async function main(): Promise<void> {
   const { stdout: version } = await execa('iptables', ['--version']);
-  console.log(`Felix over the wire — built calico-felix in a namespace, endpoints pushed one ENDPOINTCREATED at a time, ACLUPDATE per endpoint; ${version}; ` +
-    `${os.cpus().length} cores; times: median of ${repeat}, individual runs listed`);
+  console.log(
+    `Felix over the wire — built calico-felix in a namespace, endpoints pushed one ENDPOINTCREATED at a time, ACLUPDATE per endpoint; ${version}; ` +
+      `${os.cpus().length} cores; times: median of ${repeat}, individual runs listed`,
+  );
   const kinds: WorkloadKind[] = which === 'both' ? ['distinct', 'group'] : [which as WorkloadKind];
   for (const kind of kinds) for (const n of kind === 'distinct' ? sizes : groupSizes) await measure(kind, n);
 }
@@ -321,7 +397,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const)
   });
 
 main()
-  .catch((err) => {
+  .catch((err: unknown) => {
     console.error(err);
     process.exitCode = 1;
   })

@@ -83,8 +83,12 @@ export function renderV1(w: Workload[], prefix = 'tap'): V1Layout {
     const set = (dir: 'to' | 'from', kind: Kind): string => `felix-${dir}-${kind}-${S}`;
     const to = members(acls.v4.inbound);
     const from = members(acls.v4.outbound);
-    for (const [dir, m] of [['to', to], ['from', from]] as const)
-      for (const kind of ['addr', 'port', 'icmp'] as const) sets.push({ name: set(dir, kind), type: kind === 'port' ? 'hash:net,port' : 'hash:net', members: m[kind] });
+    for (const [dir, m] of [
+      ['to', to],
+      ['from', from],
+    ] as const)
+      for (const kind of ['addr', 'port', 'icmp'] as const)
+        sets.push({ name: set(dir, kind), type: kind === 'port' ? 'hash:net,port' : 'hash:net', members: m[kind] });
     chains.push(
       {
         name: `felix-to-${S}`,
@@ -149,7 +153,10 @@ export function iptablesRestoreText(l: V1Layout): string {
 
 /** Input for `ip -batch -`: routes and permanent neighbours. */
 export function ipBatchText(l: V1Layout): string {
-  return l.routes.map((r) => `route add ${r.addr}/32 dev ${r.ifname} scope link\nneigh add ${r.addr} lladdr ${r.mac} dev ${r.ifname} nud permanent`).join('\n') + '\n';
+  return (
+    l.routes.map((r) => `route add ${r.addr}/32 dev ${r.ifname} scope link\nneigh add ${r.addr} lladdr ${r.mac} dev ${r.ifname} nud permanent`).join('\n') +
+    '\n'
+  );
 }
 
 /** iptables rules + ipset entries in the layout. */

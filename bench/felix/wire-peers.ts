@@ -26,8 +26,13 @@ export const wall = (): number => performance.timeOrigin + performance.now();
 
 export function createMessage(ep: BenchEndpoint, resyncId: string | null = null): Json {
   return {
-    type: 'ENDPOINTCREATED', endpoint_id: ep.id, mac: ep.mac, addrs: ep.addrs.map((addr) => ({ addr })),
-    state: ep.enabled ? 'enabled' : 'disabled', resync_id: resyncId, issued: Date.now(),
+    type: 'ENDPOINTCREATED',
+    endpoint_id: ep.id,
+    mac: ep.mac,
+    addrs: ep.addrs.map((addr) => ({ addr })),
+    state: ep.enabled ? 'enabled' : 'disabled',
+    resync_id: resyncId,
+    issued: Date.now(),
   };
 }
 
@@ -43,7 +48,11 @@ export class BenchPlugin {
   private lastSent = Date.now();
   private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly address: string, felixAddress: string, opts: { timeoutMs: number; keepaliveMs: number }) {
+  constructor(
+    private readonly address: string,
+    felixAddress: string,
+    opts: { timeoutMs: number; keepaliveMs: number },
+  ) {
     this.felix = new RequestPeer(felixAddress, opts.timeoutMs);
     this.timer = setInterval(() => {
       if (Date.now() - this.lastSent < opts.keepaliveMs) return;

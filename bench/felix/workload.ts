@@ -49,7 +49,13 @@ export function aclsFor(i: number, n: number, extra = 0): Acls {
 
 function endpoint(prefix: string, i: number): BenchEndpoint {
   const id = `${prefix}${hex(i, 6)}${hex((i * 2654435761) % 0xffffffff, 8)}`;
-  return { id, ifname: defaultInterfaceName('tap', id), mac: `ee:ee:00:${hex(i >> 16, 2)}:${hex((i >> 8) & 255, 2)}:${hex(i & 255, 2)}`, addrs: [endpointAddr(i)], enabled: true };
+  return {
+    id,
+    ifname: defaultInterfaceName('tap', id),
+    mac: `ee:ee:00:${hex(i >> 16, 2)}:${hex((i >> 8) & 255, 2)}:${hex(i & 255, 2)}`,
+    addrs: [endpointAddr(i)],
+    enabled: true,
+  };
 }
 
 export function workload(n: number): Workload[] {
@@ -93,7 +99,11 @@ export function aclChange(kind: WorkloadKind, w: Workload[], i: number): { acls:
 
 /** `ip -batch` lines creating every endpoint's veth pair (host end up, peer end up). */
 export function vethBatch(w: Workload[]): string {
-  return w
-    .map(({ spec }) => `link add ${spec.ifname} type veth peer name p${spec.ifname.slice(3)}\nlink set ${spec.ifname} up\nlink set p${spec.ifname.slice(3)} up`)
-    .join('\n') + '\n';
+  return (
+    w
+      .map(
+        ({ spec }) => `link add ${spec.ifname} type veth peer name p${spec.ifname.slice(3)}\nlink set ${spec.ifname} up\nlink set p${spec.ifname.slice(3)} up`,
+      )
+      .join('\n') + '\n'
+  );
 }

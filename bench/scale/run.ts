@@ -80,7 +80,9 @@ function summary(probes: Probe[]): string {
 async function main(): Promise<void> {
   const { hosts, timeout } = argv;
   const perHost = argv['per-host'];
-  console.log(`scale benchmark: ${hosts} hosts × ${perHost} containers (3 groups); node ${process.version}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB`);
+  console.log(
+    `scale benchmark: ${hosts} hosts × ${perHost} containers (3 groups); node ${process.version}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB`,
+  );
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'calico-bench-scale-'));
   let lab: Lab | undefined;
   try {
@@ -115,7 +117,9 @@ async function main(): Promise<void> {
     }
     console.log(`  matrix                                  ${summary(probes)}`);
     const bgp = await bgpSessions(lab);
-    console.log(`  BGP sessions                            ${bgp.established}/${bgp.configured} established (full mesh: ${hosts} × ${hosts - 1} per family); worst host ${bgp.worstHost}`);
+    console.log(
+      `  BGP sessions                            ${bgp.established}/${bgp.configured} established (full mesh: ${hosts} × ${hosts - 1} per family); worst host ${bgp.worstHost}`,
+    );
     console.log(`  memory (RSS)                            ${memory(lab)}`);
   } finally {
     await lab?.down();
@@ -125,7 +129,7 @@ async function main(): Promise<void> {
 
 main().then(
   () => process.exit(0),
-  (err: Error) => {
+  (err: unknown) => {
     console.error(err);
     process.exit(1);
   },

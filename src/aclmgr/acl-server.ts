@@ -86,7 +86,13 @@ export class AclServer {
     });
     self.timer = setInterval(() => void self.publisher.publish(TOPIC_ACL_HEARTBEAT, heartbeat()), opts.heartbeatMs);
     try {
-      self.server = await ReplyServer.bind('router', opts.routerAddress, decodingHandler(decodeAclRequest, opts.log, (msg) => self.getAclState(msg)), opts.log, { ...opts.socketOptions, stats: self.stats });
+      self.server = await ReplyServer.bind(
+        'router',
+        opts.routerAddress,
+        decodingHandler(decodeAclRequest, opts.log, (msg) => self.getAclState(msg)),
+        opts.log,
+        { ...opts.socketOptions, stats: self.stats },
+      );
     } catch (err) {
       await self.stop();
       throw err;
@@ -113,10 +119,11 @@ export class AclServer {
     if (this.stopped) return;
     this.pending.set(endpoint, { acls, reason });
     // Start on the next turn, so what arrives in the same burst (duplicate subscriptions, a group's members) coalesces.
-    if (!this.pumping && !this.kick) this.kick = setImmediate(() => {
-      this.kick = undefined;
-      void this.pump();
-    });
+    if (!this.pumping && !this.kick)
+      this.kick = setImmediate(() => {
+        this.kick = undefined;
+        void this.pump();
+      });
   }
 
   private onSubscription(topic: string, subscribe: boolean): void {

@@ -184,7 +184,10 @@ export class AclCalculator {
       addrs: [...addrs],
       groups: groups.map((g) => ({ group: g, members: this.groups.get(g)!.members.size, rules: this.sourceRulesOf(g) })),
       acls,
-      sources: { v4: { inbound: from('v4', 'inbound'), outbound: from('v4', 'outbound') }, v6: { inbound: from('v6', 'inbound'), outbound: from('v6', 'outbound') } },
+      sources: {
+        v4: { inbound: from('v4', 'inbound'), outbound: from('v4', 'outbound') },
+        v6: { inbound: from('v6', 'inbound'), outbound: from('v6', 'outbound') },
+      },
     };
   }
 

@@ -6,7 +6,16 @@
 import type { Logger } from '../common/logging.js';
 import { Clock, realClock } from '../common/clock.js';
 import { HEARTBEAT, Rc, decodeResponse } from '../common/wire/codec.js';
-import { GETGROUPS, GROUPUPDATE, GroupUpdate, NetworkPublication, NetworkRequest, TOPIC_GROUPS, TOPIC_NETWORK_HEARTBEAT, decodeNetworkPublication } from '../common/wire/network-api.js';
+import {
+  GETGROUPS,
+  GROUPUPDATE,
+  GroupUpdate,
+  NetworkPublication,
+  NetworkRequest,
+  TOPIC_GROUPS,
+  TOPIC_NETWORK_HEARTBEAT,
+  decodeNetworkPublication,
+} from '../common/wire/network-api.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
 import { Subscriber, decodingSubscriber } from '../common/zmq/subscriber.js';
 import { SocketStats } from '../common/zmq/stats.js';

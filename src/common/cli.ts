@@ -5,22 +5,25 @@
 import yargs, { Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { KeySpec } from './config.js';
+import { errorMessage } from './errors.js';
 
 /** A yargs parser that fails with one line (`cmd: reason`) and exit code 2. */
 export function commandLine(name: string, usage: string): Argv {
   const parser = yargs(hideBin(process.argv));
-  return parser
-    .scriptName(name)
-    // On a terminal, wrap at its width; into a pipe or file, not at all (a fixed 80 columns broke words mid-word).
-    .wrap(process.stdout.isTTY ? parser.terminalWidth() : null)
-    .usage(usage)
-    .strict()
-    .help()
-    .version(false)
-    .fail((msg, err) => {
-      process.stderr.write(`${name}: ${msg ?? err?.message ?? 'bad arguments'} (see --help)\n`);
-      process.exit(2);
-    });
+  return (
+    parser
+      .scriptName(name)
+      // On a terminal, wrap at its width; into a pipe or file, not at all (a fixed 80 columns broke words mid-word).
+      .wrap(process.stdout.isTTY ? parser.terminalWidth() : null)
+      .usage(usage)
+      .strict()
+      .help()
+      .version(false)
+      .fail((msg: string | null | undefined, err: Error | undefined) => {
+        process.stderr.write(`${name}: ${msg ?? err?.message ?? 'bad arguments'} (see --help)\n`);
+        process.exit(2);
+      })
+  );
 }
 
 /**
@@ -40,7 +43,11 @@ export function flagParser<T>(flag: string, parse: (raw: string) => T): (raw: un
 }
 
 /** A yargs option checked by a config key ({@link flagParser}), defaulting to the key's default (which it must have). */
-export function keyOption<T>(flag: string, spec: KeySpec<T>, describe?: string): { type: 'string'; default: T; describe: string | undefined; coerce: (raw: unknown) => T } {
+export function keyOption<T>(
+  flag: string,
+  spec: KeySpec<T>,
+  describe?: string,
+): { type: 'string'; default: T; describe: string | undefined; coerce: (raw: unknown) => T } {
   if (spec.default === undefined) throw new Error(`--${flag}: its config key has no default`);
   return { type: 'string', default: spec.default, describe, coerce: flagParser(flag, spec.parse) };
 }
@@ -58,8 +65,8 @@ export function runDaemon(name: string, start: () => Promise<() => Promise<void>
         stopping = true;
         stop().then(
           () => process.exit(0),
-          (err: Error) => {
-            process.stderr.write(`${name}: error while stopping on ${signal}: ${err.message}\n`);
+          (err: unknown) => {
+            process.stderr.write(`${name}: error while stopping on ${signal}: ${errorMessage(err)}\n`);
             process.exit(1);
           },
         );
@@ -67,8 +74,8 @@ export function runDaemon(name: string, start: () => Promise<() => Promise<void>
       process.on('SIGINT', () => onSignal('SIGINT'));
       process.on('SIGTERM', () => onSignal('SIGTERM'));
     },
-    (err: Error) => {
-      process.stderr.write(`${name}: ${err.message}\n`);
+    (err: unknown) => {
+      process.stderr.write(`${name}: ${errorMessage(err)}\n`);
       process.exit(1);
     },
   );

@@ -50,8 +50,7 @@ export function loadConfig<S extends Schema>(file: string, schema: S): Loaded<S>
     }
     const keys = Object.keys(schema[known]!);
     for (const entry of section.entries.values()) {
-      if (!keys.some((k) => k.toLowerCase() === entry.key.toLowerCase()))
-        warnings.push(`${file}:${entry.line}: unknown key [${known}] ${entry.key} ignored`);
+      if (!keys.some((k) => k.toLowerCase() === entry.key.toLowerCase())) warnings.push(`${file}:${entry.line}: unknown key [${known}] ${entry.key} ignored`);
     }
   }
   for (const [sectionName, keys] of Object.entries(schema)) {
@@ -59,7 +58,10 @@ export function loadConfig<S extends Schema>(file: string, schema: S): Loaded<S>
     // A section may be written more than once; later values win.
     const sections = doc.sections.filter((s) => s.name.toLowerCase() === sectionName.toLowerCase());
     for (const [key, spec] of Object.entries(keys)) {
-      const entry = sections.map((s) => s.entries.get(key.toLowerCase())).filter((e) => e !== undefined).pop();
+      const entry = sections
+        .map((s) => s.entries.get(key.toLowerCase()))
+        .filter((e) => e !== undefined)
+        .pop();
       if (!entry || entry.value === '') {
         if (spec.required) throw new ConfigError(`${file}: [${sectionName}] ${key}: missing (required)`);
         out[key] = spec.default;

@@ -67,7 +67,7 @@ export function parseIni(text: string): IniDocument {
     // An inline comment needs white space before it, as in ConfigParser; a
     // value that is only a comment (`key = ; none`) is empty.
     const value = entry[2]!.replace(/(^|\s)[;#].*$/, '').trim();
-    (current as IniSection).entries.set(key.toLowerCase(), { key, value, line });
+    current.entries.set(key.toLowerCase(), { key, value, line });
   });
   return doc;
 }
@@ -99,7 +99,8 @@ export function formatIni(sections: IniSections, options: IniFormatOptions = {})
   const separator = options.separator ?? ' = ';
   const out: string[] = [];
   for (const [name, entries] of Object.entries(sections)) {
-    const refuse = (key: string | null, why: string) => new Error(`cannot write [${JSON.stringify(name).slice(1, -1)}]${key === null ? '' : ` ${JSON.stringify(key).slice(1, -1)}`}: ${why}`);
+    const refuse = (key: string | null, why: string) =>
+      new Error(`cannot write [${JSON.stringify(name).slice(1, -1)}]${key === null ? '' : ` ${JSON.stringify(key).slice(1, -1)}`}: ${why}`);
     if (name === '' || name !== name.trim() || name.includes(']') || CONTROL_RE.test(name))
       throw refuse(null, "a section name is text without ']' or line breaks, and without white space at either end");
     const lines = [`[${name}]`];

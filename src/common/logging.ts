@@ -62,13 +62,13 @@ function openLogFile(file: string): number {
 export function createLogger(opts: LogOptions): Logger {
   const streams: StreamEntry[] = [];
   if (opts.file && opts.fileLevel !== 'NONE') {
-    streams.push({ level: SEVERITIES[opts.fileLevel] as Level, stream: destination({ dest: openLogFile(opts.file), sync: true }) });
+    streams.push({ level: SEVERITIES[opts.fileLevel], stream: destination({ dest: openLogFile(opts.file), sync: true }) });
   }
   if (opts.screenLevel !== 'NONE') {
     const stream = process.stderr.isTTY
       ? pretty({ destination: 2, sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
       : destination({ dest: 2, sync: true });
-    streams.push({ level: SEVERITIES[opts.screenLevel] as Level, stream });
+    streams.push({ level: SEVERITIES[opts.screenLevel], stream });
   }
   if (streams.length === 0) return pino({ name: opts.name, level: 'silent' });
   const lowest = ORDER.find((l) => streams.some((s) => s.level === l)) ?? 'info';

@@ -79,7 +79,10 @@ export type StatusView = (query: URLSearchParams) => unknown;
 
 /** A `/status/NAME` query that cannot be answered: 400 (bad query) or 404 (nothing by that key). */
 export class StatusQueryError extends Error {
-  constructor(readonly httpStatus: 400 | 404, message: string) {
+  constructor(
+    readonly httpStatus: 400 | 404,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -205,8 +208,7 @@ export class Observability {
       registers,
       collect() {
         this.reset();
-        for (const c of connections())
-          for (const e of c.stats.received.values()) this.inc({ connection: c.name, api: c.api, type: e.type, rc: e.rc }, e.count);
+        for (const c of connections()) for (const e of c.stats.received.values()) this.inc({ connection: c.name, api: c.api, type: e.type, rc: e.rc }, e.count);
       },
     });
     new Counter({
@@ -255,12 +257,31 @@ export class Observability {
     }).set({ component: probe.component, version: this.version }, 1);
     for (const f of probe.facts ?? []) {
       if (f.kind === 'counter')
-        new Counter({ name: f.metric, help: f.help, registers, collect() { this.reset(); this.inc(f.value()); } });
-      else new Gauge({ name: f.metric, help: f.help, registers, collect() { this.set(f.value()); } });
+        new Counter({
+          name: f.metric,
+          help: f.help,
+          registers,
+          collect() {
+            this.reset();
+            this.inc(f.value());
+          },
+        });
+      else
+        new Gauge({
+          name: f.metric,
+          help: f.help,
+          registers,
+          collect() {
+            this.set(f.value());
+          },
+        });
     }
     for (const g of probe.gauges ?? [])
       new Gauge({
-        name: g.metric, help: g.help, labelNames: g.labelNames, registers,
+        name: g.metric,
+        help: g.help,
+        labelNames: g.labelNames,
+        registers,
         collect() {
           this.reset();
           for (const s of g.samples()) this.set(s.labels, s.value);
@@ -268,7 +289,10 @@ export class Observability {
       });
     for (const c of probe.counters ?? [])
       new Counter({
-        name: c.metric, help: c.help, labelNames: c.labelNames, registers,
+        name: c.metric,
+        help: c.help,
+        labelNames: c.labelNames,
+        registers,
         async collect() {
           const samples = await c.samples().catch(() => []);
           this.reset();
@@ -325,7 +349,7 @@ export class MetricsServer {
   /** Listens on `host:port`; a failure to bind stops start-up with the address in the message. */
   static async start(obs: Observability, host: string, port: number, log: Logger): Promise<MetricsServer> {
     const server = http.createServer((req, res) => {
-      void handle(obs, req, res).catch((err: Error) => {
+      void handle(obs, req, res).catch((err: unknown) => {
         log.error({ err, path: req.url }, 'metrics request failed');
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
         res.end('internal error\n');
@@ -352,35 +376,55 @@ async function handle(obs: Observability, req: http.IncomingMessage, res: http.S
     res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
     res.end(req.method === 'HEAD' ? undefined : body);
   };
-  if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'only GET\n');
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    send(405, 'text/plain', 'only GET\n');
+    return;
+  }
   switch (path) {
-    case '/livez':
-      return send(200, 'text/plain', 'ok\n');
+    case '/livez': {
+      send(200, 'text/plain', 'ok\n');
+      return;
+    }
     case '/readyz': {
       const status = await obs.status({ endpoints: false });
-      return status.ready ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', `not ready: waiting for ${status.waitingFor.join(', ')}\n`);
+      if (status.ready) send(200, 'text/plain', 'ready\n');
+      else send(503, 'text/plain', `not ready: waiting for ${status.waitingFor.join(', ')}\n`);
+      return;
     }
     case '/metrics': {
       // `?name=M` (repeatable): only those metrics, so a tight poller of one fact does not make the
       // daemon read everything each time (Felix's denied counters cost an iptables-save).
       const names = [...url.searchParams.getAll('name'), ...url.searchParams.getAll('name[]')];
-      if (names.length === 0) return send(200, obs.registry.contentType, await obs.registry.metrics());
+      if (names.length === 0) {
+        send(200, obs.registry.contentType, await obs.registry.metrics());
+        return;
+      }
       const texts = await Promise.all(names.filter((n) => obs.registry.getSingleMetric(n)).map((n) => obs.registry.getSingleMetricAsString(n)));
-      return send(200, obs.registry.contentType, texts.map((t) => `${t}\n`).join(''));
+      send(200, obs.registry.contentType, texts.map((t) => `${t}\n`).join(''));
+      return;
     }
-    case '/status':
-      return send(200, 'application/json', `${JSON.stringify(await obs.status(), null, 2)}\n`);
+    case '/status': {
+      send(200, 'application/json', `${JSON.stringify(await obs.status(), null, 2)}\n`);
+      return;
+    }
     default: {
       if (path.startsWith('/status/')) {
         try {
           const v = await obs.view(path.slice('/status/'.length), url.searchParams);
-          if (v.found) return send(200, 'application/json', `${JSON.stringify(v.doc, null, 2)}\n`);
+          if (v.found) {
+            send(200, 'application/json', `${JSON.stringify(v.doc, null, 2)}\n`);
+            return;
+          }
         } catch (err) {
-          if (err instanceof StatusQueryError) return send(err.httpStatus, 'text/plain', `${err.message}\n`);
+          if (err instanceof StatusQueryError) {
+            send(err.httpStatus, 'text/plain', `${err.message}\n`);
+            return;
+          }
           throw err;
         }
       }
-      return send(404, 'text/plain', 'not found: try /livez, /readyz, /metrics or /status\n');
+      send(404, 'text/plain', 'not found: try /livez, /readyz, /metrics or /status\n');
+      return;
     }
   }
 }

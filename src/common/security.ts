@@ -39,7 +39,9 @@ export function daemonSocketOptions(file: string, maxMessageSize: number, securi
   const named = (name: string) => ({ name: `[security] ${name}`, key: (security[name] as string | null | undefined) ?? null });
   const peers = Object.keys(security).filter((k) => k !== OWN_SECRET && k !== OWN_PUBLIC && k !== CLIENT_KEYS);
   try {
-    const curve = resolveCurve(named(OWN_SECRET), named(OWN_PUBLIC), peers.map(named), [{ name: `[security] ${CLIENT_KEYS}`, set: security[CLIENT_KEYS] != null }]);
+    const curve = resolveCurve(named(OWN_SECRET), named(OWN_PUBLIC), peers.map(named), [
+      { name: `[security] ${CLIENT_KEYS}`, set: security[CLIENT_KEYS] != null },
+    ]);
     return curve ? { maxMessageSize, curve } : { maxMessageSize };
   } catch (err) {
     throw new ConfigError(`${file}: ${(err as Error).message}`);

@@ -116,7 +116,13 @@ export class FelixAgent {
       this.lastAclMessage = this.clock.now();
       decoding(topic, body);
     });
-    this.aclSub = new Subscriber(zmqAddress(g.ACLPublishAddress ?? g.ACLAddress, g.ACLPublishPort), (topic, body) => this.aclInbox.push(topic, body), log, toAclManager, ACL_QUEUE);
+    this.aclSub = new Subscriber(
+      zmqAddress(g.ACLPublishAddress ?? g.ACLAddress, g.ACLPublishPort),
+      (topic, body) => this.aclInbox.push(topic, body),
+      log,
+      toAclManager,
+      ACL_QUEUE,
+    );
     // Read ACLs between applies only: what comes meanwhile waits at the ACL manager, which keeps the
     // newest per endpoint, so under churn Felix is sent about what it can apply, not every state.
     // Never for long, though: the manager's XPUB holds every subscriber back while one is full, so
@@ -181,10 +187,7 @@ export class FelixAgent {
 
   /** The endpoint socket is bound and a resync has completed. */
   waitingFor(): string[] {
-    return [
-      ...(this.epServer ? [] : ['endpoint socket bound']),
-      ...(this.manager.resyncsCompleted > 0 ? [] : ['first resync with the plugin']),
-    ];
+    return [...(this.epServer ? [] : ['endpoint socket bound']), ...(this.manager.resyncsCompleted > 0 ? [] : ['first resync with the plugin'])];
   }
 
   connections(): Connection[] {
@@ -193,7 +196,13 @@ export class FelixAgent {
       { name: 'plugin', api: 'endpoint', kind: 'req', address: this.pluginClient.address, stats: this.stats.plugin },
       { name: 'plugin-requests', api: 'endpoint', kind: 'rep', address: zmqAddress(g.LocalAddress, g.LocalPort), stats: this.stats.endpoints },
       { name: 'aclmgr', api: 'acl', kind: 'req', address: this.aclClient.address, stats: this.stats.aclRequests },
-      { name: 'aclmgr-updates', api: 'acl', kind: 'sub', address: zmqAddress(g.ACLPublishAddress ?? g.ACLAddress, g.ACLPublishPort), stats: this.stats.aclUpdates },
+      {
+        name: 'aclmgr-updates',
+        api: 'acl',
+        kind: 'sub',
+        address: zmqAddress(g.ACLPublishAddress ?? g.ACLAddress, g.ACLPublishPort),
+        stats: this.stats.aclUpdates,
+      },
     ];
   }
 
@@ -225,7 +234,10 @@ export class FelixAgent {
     // A just-closed socket may hold the port for a moment.
     for (let attempt = 1; ; attempt++) {
       try {
-        this.epServer = await ReplyServer.bind('rep', address, (body) => this.onEndpointRequest(body), this.opts.log, { ...this.opts.socketOptions, stats: this.stats.endpoints });
+        this.epServer = await ReplyServer.bind('rep', address, (body) => this.onEndpointRequest(body), this.opts.log, {
+          ...this.opts.socketOptions,
+          stats: this.stats.endpoints,
+        });
         break;
       } catch (err) {
         if (attempt >= 20) throw err;
@@ -241,8 +253,6 @@ export class FelixAgent {
     this.lastEndpointRequest = this.clock.now();
     return this.endpointHandler(body);
   }
-
-
 
   /** The first reason the host forbids one of these addresses, or null. */
   private async hostRefusal(addrs: string[]): Promise<string | null> {
@@ -271,7 +281,7 @@ export class FelixAgent {
         if (!reply.ok) this.opts.log.warn({ resyncId: id, reason: reply.error.reason }, 'bad RESYNCSTATE reply');
         if (!ok) this.retryResync();
       },
-      (err: Error) => {
+      (err: unknown) => {
         // A timeout has already started a new resync through onReset.
         if (!(err instanceof ConnectionResetError)) this.opts.log.error({ err }, 'RESYNCSTATE failed');
       },
@@ -331,7 +341,7 @@ export class FelixAgent {
         if (!reply.ok || reply.msg.rc !== Rc.SUCCESS) this.opts.log.warn({ endpoint: id, reply: body.toString().slice(0, 200) }, 'GETACLSTATE refused');
         done();
       },
-      (err: Error) => {
+      (err: unknown) => {
         if (!(err instanceof ConnectionResetError)) this.opts.log.error({ err, endpoint: id }, 'GETACLSTATE failed');
         done();
       },
@@ -347,7 +357,10 @@ export class FelixAgent {
   private onAclPublication(topic: string, msg: AclPublication): void {
     if (msg.type === HEARTBEAT) return;
     if (topic === TOPIC_ACL_HEARTBEAT) return;
-    this.opts.log.info({ endpoint: topic, v4: msg.acls.v4.inbound.length + msg.acls.v4.outbound.length, v6: msg.acls.v6.inbound.length + msg.acls.v6.outbound.length }, 'ACLs received');
+    this.opts.log.info(
+      { endpoint: topic, v4: msg.acls.v4.inbound.length + msg.acls.v4.outbound.length, v6: msg.acls.v6.inbound.length + msg.acls.v6.outbound.length },
+      'ACLs received',
+    );
     this.clearAclPending(topic);
     this.manager.aclUpdate(topic, msg.acls);
   }
@@ -365,7 +378,7 @@ export class FelixAgent {
         if (this.stopped) return;
         await this.bindEndpointServer();
         this.resync('endpoint socket timed out');
-      })().catch((err: Error) => this.opts.log.error({ err }, 'rebinding the endpoint socket failed'));
+      })().catch((err: unknown) => this.opts.log.error({ err }, 'rebinding the endpoint socket failed'));
     }
     if (this.aclPausedAt === null && now - this.lastAclMessage > timeout) {
       this.lastAclMessage = now;

@@ -20,11 +20,14 @@ export const felixSchema = {
     MetadataPort: port(9697),
     InterfacePrefix: interfacePrefix('tap'),
     /** What a container may send to the host itself beyond DHCP, neighbour/router discovery and metadata (SPEC §6 v2). */
-    EndpointToHostAction: { default: 'DROP' as 'DROP' | 'ACCEPT', parse: (raw: string): 'DROP' | 'ACCEPT' => {
-      const v = raw.trim().toUpperCase();
-      if (v !== 'DROP' && v !== 'ACCEPT') throw new Error('expected DROP or ACCEPT');
-      return v;
-    } },
+    EndpointToHostAction: {
+      default: 'DROP' as 'DROP' | 'ACCEPT',
+      parse: (raw: string): 'DROP' | 'ACCEPT' => {
+        const v = raw.trim().toUpperCase();
+        if (v !== 'DROP' && v !== 'ACCEPT') throw new Error('expected DROP or ACCEPT');
+        return v;
+      },
+    },
     /**
      * In the root namespace, raise the neighbour tables' gc_thresh2/3 and
      * nf_conntrack_max to what the endpoints need (never lowering them; issue #15).

@@ -46,7 +46,6 @@ export interface FelixEndpoint extends EndpointSpec {
   aclsAt: number | null;
 }
 
-
 interface Resync {
   id: string;
   expected: number | null;
@@ -70,9 +69,7 @@ export class EndpointManager {
   /** Resyncs completed so far. */
   resyncsCompleted = 0;
 
-  constructor(
-    private readonly opts: { log: Logger; dataplane: DataplaneSink; acls: AclSink; interfacePrefix: string },
-  ) {}
+  constructor(private readonly opts: { log: Logger; dataplane: DataplaneSink; acls: AclSink; interfacePrefix: string }) {}
 
   get endpoints(): ReadonlyMap<string, FelixEndpoint> {
     return this.eps;
@@ -118,7 +115,10 @@ export class EndpointManager {
       return false;
     }
     if (reply.interface_prefix && reply.interface_prefix !== this.opts.interfacePrefix)
-      this.opts.log.error({ announced: reply.interface_prefix, configured: this.opts.interfacePrefix }, 'plugin announces another interface prefix; set InterfacePrefix in felix.cfg to match');
+      this.opts.log.error(
+        { announced: reply.interface_prefix, configured: this.opts.interfacePrefix },
+        'plugin announces another interface prefix; set InterfacePrefix in felix.cfg to match',
+      );
     this.resync.expected = reply.endpoint_count;
     this.completeIfDone();
     return true;

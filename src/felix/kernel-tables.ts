@@ -58,7 +58,8 @@ export function tableUsages(facts: KernelTableFacts): KernelTableStatus[] {
     };
   });
   // The kernel compares each namespace's own conntrack count with the (kernel-wide) max.
-  if (facts.conntrack) rows.push({ table: 'conntrack', entries: facts.conntrack.entries, limit: facts.conntrack.max, scope: 'namespace', sysctl: sysctlName(CONNTRACK_MAX) });
+  if (facts.conntrack)
+    rows.push({ table: 'conntrack', entries: facts.conntrack.entries, limit: facts.conntrack.max, scope: 'namespace', sysctl: sysctlName(CONNTRACK_MAX) });
   return rows;
 }
 
@@ -239,7 +240,7 @@ export class KernelTableMonitor {
       do {
         this.again = false;
         await this.checkOnce();
-      } while (this.again);
+      } while (this.again as boolean); // set by a check() meanwhile
     })().finally(() => (this.running = null));
     return this.running;
   }
@@ -265,8 +266,18 @@ export class KernelTableMonitor {
     this.covered = addresses;
     if (!this.described) {
       this.described = true;
-      if (!facts.root) log.info({ raiseLimits }, 'kernel tables: in a network namespace; neighbour counts are this namespace’s, their limits are not visible; reporting only, raising nothing');
-      else log.info({ raiseLimits }, raiseLimits ? 'kernel tables: watching; raising neighbour and conntrack limits as endpoints need' : 'kernel tables: watching; RaiseKernelLimits is off, limits left as they are');
+      if (!facts.root)
+        log.info(
+          { raiseLimits },
+          'kernel tables: in a network namespace; neighbour counts are this namespace’s, their limits are not visible; reporting only, raising nothing',
+        );
+      else
+        log.info(
+          { raiseLimits },
+          raiseLimits
+            ? 'kernel tables: watching; raising neighbour and conntrack limits as endpoints need'
+            : 'kernel tables: watching; RaiseKernelLimits is off, limits left as they are',
+        );
     }
     if (raiseLimits && facts.root) {
       let raised = false;

@@ -36,7 +36,8 @@ runDaemon('calico-felix', async () => {
   const authorizer = clientKeys ? await CurveAuthorizer.start(new Set(clientKeys), log) : undefined;
   const g = config.global;
   const netlink = new RtNetlink();
-  let agent: FelixAgent | undefined;
+  // Read (by the probes) before it is started: undefined until then.
+  let agent: FelixAgent | undefined = undefined;
   const tables = new KernelTableMonitor({
     reader: new ProcKernelTables(procSysctl, netlink),
     sysctl: procSysctl,
@@ -47,7 +48,12 @@ runDaemon('calico-felix', async () => {
   });
   // The probe reads the dataplane only when scraped, after serveMetrics below.
   const obs = new Observability(felixProbe(() => ({ agent, dataplane, tables }), g.FelixHostname, new IpRouteLookup(execaRunner)));
-  const applySeconds = obs.histogram('calico_felix_dataplane_apply_seconds', 'Time to apply chains and sets, or routes', ['part'], [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]);
+  const applySeconds = obs.histogram(
+    'calico_felix_dataplane_apply_seconds',
+    'Time to apply chains and sets, or routes',
+    ['part'],
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  );
   const dataplane = new Dataplane({
     log: root,
     interfacePrefix: g.InterfacePrefix,
@@ -70,7 +76,7 @@ runDaemon('calico-felix', async () => {
   return async () => {
     log.info('stopping');
     authorizer?.close();
-    await agent!.stop();
+    await agent.stop();
     await tables.stop();
     await dataplane.stop();
     await stopMetrics();

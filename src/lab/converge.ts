@@ -35,7 +35,12 @@ function felixHeardAt(lab: Lab, host: string, id: string, since: number): number
 function routeSeen(lab: Lab, hostName: string, ip: string, kind: 'local' | 'bird'): Promise<unknown> {
   const h = lab.host(hostName);
   const pattern = kind === 'local' ? / dev tap/ : /proto bird/;
-  return waitFor(`${kind} route to ${ip} on ${hostName}`, async () => (await lab.routes(h, ipFamily(ip))).split('\n').some((l) => l.startsWith(`${ip} `) && pattern.test(l)), 20000, 20);
+  return waitFor(
+    `${kind} route to ${ip} on ${hostName}`,
+    async () => (await lab.routes(h, ipFamily(ip))).split('\n').some((l) => l.startsWith(`${ip} `) && pattern.test(l)),
+    20000,
+    20,
+  );
 }
 
 /**
@@ -43,7 +48,14 @@ function routeSeen(lab: Lab, hostName: string, ip: string, kind: 'local' | 'bird
  * its convergence towards `sameHost` and `otherHost`, members of its group
  * with one address of the same family.
  */
-export async function networkAndTime(lab: Lab, ip: string, group: string, host: string, sameHost: LabContainer, otherHost: LabContainer): Promise<{ container: LabContainer; steps: ConvergenceStep[] }> {
+export async function networkAndTime(
+  lab: Lab,
+  ip: string,
+  group: string,
+  host: string,
+  sameHost: LabContainer,
+  otherHost: LabContainer,
+): Promise<{ container: LabContainer; steps: ConvergenceStep[] }> {
   const t0 = Date.now();
   const c = await lab.addContainer(ip, group, host);
   const networked = Date.now() - t0;

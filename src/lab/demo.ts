@@ -60,7 +60,10 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
     }
     // On a timeout the demo goes on: the routes and the matrix below show what is wrong.
     const t0 = Date.now();
-    const converged = await waitFor('the matrix', matrixAsExpected, 30000, 100).then(() => true, () => false);
+    const converged = await waitFor('the matrix', matrixAsExpected, 30000, 100).then(
+      () => true,
+      () => false,
+    );
     say(`  IPv6 and dual-stack containers ${converged ? 'converged (matrix as expected)' : 'NOT converged (matrix not as expected)'}: ${Date.now() - t0} ms`);
 
     for (const h of lab.hosts) {
@@ -72,7 +75,9 @@ export async function runDemo(opts: DemoOptions): Promise<boolean> {
     say(`\nconvergence of 192.168.1.3, from the start of network-container:`);
     for (const { what, ms } of steps) say(`  ${what.padEnd(52)} ${String(ms).padStart(6)} ms`);
     const ok = probes.every(probeOk);
-    say(`\n${ok ? 'PASS' : 'FAIL'}: ${probes.filter(probeOk).length}/${probes.length} pairs as expected; demo took ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    say(
+      `\n${ok ? 'PASS' : 'FAIL'}: ${probes.filter(probeOk).length}/${probes.length} pairs as expected; demo took ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
     return ok;
   } finally {
     if (opts.keep) say(`lab kept running in ${opts.dir}; stop it with: calico-lab down --dir ${opts.dir}`);

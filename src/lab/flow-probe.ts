@@ -19,11 +19,19 @@ const inNs = (ns: string, cmd: string, args: string[], timeoutMs: number, input?
   execa('ip', ['netns', 'exec', ns, cmd, ...args], { reject: false, timeout: timeoutMs, ...(input !== undefined ? { input } : {}) });
 
 /** Whether `check` comes true within `ms`. */
-const within = (what: string, check: () => boolean | Promise<boolean>, ms: number): Promise<boolean> => waitFor(what, check, ms, 25).then(() => true, () => false);
+const within = (what: string, check: () => boolean | Promise<boolean>, ms: number): Promise<boolean> =>
+  waitFor(what, check, ms, 25).then(
+    () => true,
+    () => false,
+  );
 
 /** Waits (bounded) until something in `ns` listens on `port`. */
 function listening(ns: string, proto: 'tcp' | 'udp', port: number): Promise<boolean> {
-  return within('listener', async () => String((await inNs(ns, 'ss', ['-H', proto === 'tcp' ? '-ltn' : '-lun', 'sport', '=', `:${port}`], 2000)).stdout).trim() !== '', 2000);
+  return within(
+    'listener',
+    async () => (await inNs(ns, 'ss', ['-H', proto === 'tcp' ? '-ltn' : '-lun', 'sport', '=', `:${port}`], 2000)).stdout.trim() !== '',
+    2000,
+  );
 }
 
 /**
@@ -43,7 +51,7 @@ export async function probeFlow(from: LabContainer, to: LabContainer, toIp: stri
     if (proto === 'tcp') return (await inNs(from.ns, 'nc', ['-z', '-w', '1', toIp, String(port)], 5000)).exitCode === 0;
     const token = randomBytes(8).toString('hex');
     let received = '';
-    listener.stdout?.on('data', (d: Buffer) => (received += d.toString()));
+    listener.stdout.on('data', (d: Buffer) => (received += d.toString()));
     await inNs(from.ns, 'nc', ['-u', '-w', '1', toIp, String(port)], 5000, `${token}\n`);
     return await within('datagram', () => received.includes(token), 1000);
   } finally {

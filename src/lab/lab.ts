@@ -82,7 +82,7 @@ export interface ProbeOutcome {
 /** Succeeds or not, quietly: for probes. */
 async function probe(ns: string, cmd: string, ...args: string[]): Promise<ProbeOutcome> {
   const r = await execa('ip', ['netns', 'exec', ns, cmd, ...args], { reject: false, timeout: 5000 });
-  return { ok: r.exitCode === 0, stderr: String(r.stderr ?? '') };
+  return { ok: r.exitCode === 0, stderr: r.stderr };
 }
 
 /** Endpoint ids look like docker ids: hex, unique in their first 11 characters. */
@@ -128,7 +128,12 @@ export class Lab {
     const prefix = opts.prefix ?? `calab${process.pid.toString(36)}`;
     fs.mkdirSync(path.join(opts.dir, 'data'), { recursive: true });
     fs.mkdirSync(path.join(opts.dir, 'logs'), { recursive: true });
-    const hosts = Array.from({ length: n }, (_, i) => ({ name: `instance-${i + 1}`, ns: `${prefix}-h${i + 1}`, ip: `${FABRIC_PREFIX}.${i + 1}`, ip6: `${FABRIC6_PREFIX}${i + 1}` }));
+    const hosts = Array.from({ length: n }, (_, i) => ({
+      name: `instance-${i + 1}`,
+      ns: `${prefix}-h${i + 1}`,
+      ip: `${FABRIC_PREFIX}.${i + 1}`,
+      ip6: `${FABRIC6_PREFIX}${i + 1}`,
+    }));
     const lab = new Lab({ prefix, dir: opts.dir, hosts, containers: [], pids: {} });
     lab.save();
     try {
@@ -140,7 +145,7 @@ export class Lab {
       }
       lab.writeConfigs(opts.asNumber ?? 64511, opts.timings ?? DEFAULT_LAB_TIMINGS);
       say('starting plugin (ep, network), ACL manager, Felix and BIRD');
-      await lab.startDaemons(opts.timings ?? DEFAULT_LAB_TIMINGS);
+      lab.startDaemons(opts.timings ?? DEFAULT_LAB_TIMINGS);
       await lab.waitForBgp();
       say('all BGP sessions established');
       return lab;
@@ -153,7 +158,10 @@ export class Lab {
   /** Stops every process and deletes every namespace and file of the lab. */
   async down(): Promise<void> {
     await Promise.all(Object.values(this.state.pids).map((pid) => stopProcess(pid)));
-    const ours = (await run('ip', ['netns', 'list'])).split('\n').map((l) => l.split(' ')[0]!).filter((ns) => ns.startsWith(`${this.state.prefix}-`));
+    const ours = (await run('ip', ['netns', 'list']))
+      .split('\n')
+      .map((l) => l.split(' ')[0]!)
+      .filter((ns) => ns.startsWith(`${this.state.prefix}-`));
     for (const ns of ours) await execa('ip', ['netns', 'del', ns], { reject: false });
     fs.rmSync(Lab.stateFile(this.state.dir), { force: true });
     fs.rmSync(this.dataDir, { recursive: true, force: true });
@@ -238,21 +246,31 @@ export class Lab {
       // The ACL heartbeat must come more often than Felix's timeout, or Felix would keep resubscribing.
       global: { PluginAddress: first.ip, AclHeartbeatIntervalMillis: timings.keepaliveMs },
       log: log('acl_manager'),
-      connection: { ConnectionTimeoutMillis: timings.connectionTimeoutMs, ConnectionKeepaliveIntervalMillis: timings.keepaliveMs, PluginTimeoutMillis: 3 * timings.keepaliveMs },
+      connection: {
+        ConnectionTimeoutMillis: timings.connectionTimeoutMs,
+        ConnectionKeepaliveIntervalMillis: timings.keepaliveMs,
+        PluginTimeoutMillis: 3 * timings.keepaliveMs,
+      },
       metrics: { MetricsPort: LAB_METRICS_PORTS['acl-manager'] },
       ...this.securitySection('aclmgr', { PluginPublicKeyFile: 'plugin' }),
     };
     fs.writeFileSync(path.join(dir, 'acl_manager.cfg'), formatIni(aclManager));
   }
 
-  private async startDaemons(timings: LabTimings): Promise<void> {
+  private startDaemons(timings: LabTimings): void {
     const dir = this.state.dir;
     const [first, ...others] = this.state.hosts;
     const common = ['--data', this.dataDir, '--log-dir', this.logDir, '--log-severity-screen', 'ERROR'];
     const epTimings = ['--timeout-ms', String(timings.connectionTimeoutMs), '--keepalive-ms', String(timings.keepaliveMs)];
     const networkTimings = ['--heartbeat-ms', String(timings.keepaliveMs)];
     const metrics = (name: 'plugin-ep' | 'plugin-network') => ['--metrics-port', String(LAB_METRICS_PORTS[name])];
-    this.spawnNode('plugin-network', first!.ns, 'src/plugin/main.js', ['network', ...common, ...metrics('plugin-network'), ...networkTimings, ...this.pluginCurveFlags('network')]);
+    this.spawnNode('plugin-network', first!.ns, 'src/plugin/main.js', [
+      'network',
+      ...common,
+      ...metrics('plugin-network'),
+      ...networkTimings,
+      ...this.pluginCurveFlags('network'),
+    ]);
     this.spawnNode('plugin-ep', first!.ns, 'src/plugin/main.js', ['ep', ...common, ...metrics('plugin-ep'), ...epTimings, ...this.pluginCurveFlags('ep')]);
     this.spawnNode('acl-manager', first!.ns, 'src/aclmgr/main.js', ['--config-file', path.join(dir, 'acl_manager.cfg')]);
     for (const h of [first!, ...others]) {
@@ -270,8 +288,11 @@ export class Lab {
   /** Runs `calico-status` for host `h`'s daemons inside its namespace; exit code and output, never throws for a non-zero exit. */
   async calicoStatus(h: LabHost, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
     const urls = this.statusUrls(h).flatMap((u) => ['--url', u]);
-    const r = await execa('ip', ['netns', 'exec', h.ns, process.execPath, path.join(DIST, 'src/status/main.js'), ...urls, ...args], { reject: false, timeout: 20000 });
-    return { code: r.exitCode ?? 1, stdout: String(r.stdout), stderr: String(r.stderr) };
+    const r = await execa('ip', ['netns', 'exec', h.ns, process.execPath, path.join(DIST, 'src/status/main.js'), ...urls, ...args], {
+      reject: false,
+      timeout: 20000,
+    });
+    return { code: r.exitCode ?? 1, stdout: r.stdout, stderr: r.stderr };
   }
 
   birdConfig(h: LabHost): string {
@@ -377,13 +398,29 @@ export class Lab {
     // The lab as it would be with this container: refused before anything is made if the kernel's neighbour table cannot hold it.
     const all = [...this.state.containers, { ip }];
     const withFamily = (f: 4 | 6) => all.filter((x) => addressIn(x, f) !== undefined).length;
-    const tooBig = neighbourLimitProblem({ hosts: this.state.hosts.length, ipv4Containers: withFamily(4), ipv6Containers: withFamily(6) }, await readNeighbourLimits());
+    const tooBig = neighbourLimitProblem(
+      { hosts: this.state.hosts.length, ipv4Containers: withFamily(4), ipv6Containers: withFamily(6) },
+      await readNeighbourLimits(),
+    );
     if (tooBig) throw new Error(tooBig);
     const id = endpointIdFor(ip);
     const c: LabContainer = { id, ip, group, host: h.name, ns: `${this.state.prefix}-c${id.slice(0, 8)}` };
     await run('ip', ['netns', 'add', c.ns]);
     try {
-      await inNs(h.ns, process.execPath, path.join(DIST, 'src/lab/network-container.js'), '--netns', c.ns, '--data-dir', this.dataDir, '--hostname', h.name, id, ip, group);
+      await inNs(
+        h.ns,
+        process.execPath,
+        path.join(DIST, 'src/lab/network-container.js'),
+        '--netns',
+        c.ns,
+        '--data-dir',
+        this.dataDir,
+        '--hostname',
+        h.name,
+        id,
+        ip,
+        group,
+      );
     } catch (err) {
       await execa('ip', ['netns', 'del', c.ns], { reject: false });
       throw err;
@@ -411,7 +448,7 @@ export class Lab {
     this.removeData(ip);
     const pid = this.state.pids[`tcp-${c.id}`];
     if (pid) await stopProcess(pid);
-    delete this.state.pids[`tcp-${c.id}`];
+    this.state.pids = Object.fromEntries(Object.entries(this.state.pids).filter(([name]) => name !== `tcp-${c.id}`));
     await execa('ip', ['netns', 'del', c.ns], { reject: false });
     this.state.containers = this.state.containers.filter((x) => x !== c);
     this.save();

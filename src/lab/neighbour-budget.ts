@@ -57,10 +57,13 @@ const roomFor = (need: number): number => Math.ceil((2 * need) / 1024) * 1024;
  */
 export function neighbourLimitProblem(size: LabSize, limits: NeighbourLimits): string | null {
   const need = labNeighbourEntries(size);
-  const short = ([4, 6] as const).filter((f) => limits[f] !== null && need[f] > limits[f]!);
+  const short = ([4, 6] as const).filter((f) => limits[f] !== null && need[f] > limits[f]);
   if (short.length === 0) return null;
   const what = short.map((f) => `about ${need[f]} IPv${f} neighbour entries (net.ipv${f}.neigh.default.gc_thresh3 = ${limits[f]})`).join(' and ');
-  const settings = short.flatMap((f) => [`net.ipv${f}.neigh.default.gc_thresh2=${roomFor(need[f]) / 2}`, `net.ipv${f}.neigh.default.gc_thresh3=${roomFor(need[f])}`]);
+  const settings = short.flatMap((f) => [
+    `net.ipv${f}.neigh.default.gc_thresh2=${roomFor(need[f]) / 2}`,
+    `net.ipv${f}.neigh.default.gc_thresh3=${roomFor(need[f])}`,
+  ]);
   return (
     `a lab of ${size.hosts} hosts, ${size.ipv4Containers} IPv4 and ${size.ipv6Containers} IPv6 containers needs ${what}, more than this kernel allows ` +
     `(the table is one per kernel, shared by every namespace; the lab does not change the machine's settings): run  sysctl -w ${settings.join(' ')}`

@@ -21,6 +21,7 @@ import { defaultInterfaceName } from '../common/endpoint-names.js';
 import { canonicalEndpointIp, endpointKey, formatEndpointSection, unwritable } from '../plugin/data.js';
 // The containers' IPv6 gateway: the link-local address Felix gives every endpoint interface (SPEC §6).
 import { IPV6_GATEWAY } from '../felix/dataplane/routes.js';
+import { errorMessage } from '../common/errors.js';
 
 const argv = commandLine('network-container', '$0 [--netns NAME] [--data-dir DIR] [--hostname NAME] CID IP GROUP')
   .command('$0 <cid> <ip> <group>', 'network a container and tell the plugin about it')
@@ -41,7 +42,7 @@ const argv = commandLine('network-container', '$0 [--netns NAME] [--data-dir DIR
     refuse('container id', a.cid, unwritable('id', String(a.cid)));
     refuse('IP address', a.ip, unwritable('ip', String(a.ip)));
     refuse('group name', a.group, unwritable('group', String(a.group)));
-    refuse('--hostname', a.hostname, unwritable('host', String(a.hostname)));
+    refuse('--hostname', a.hostname, unwritable('host', a.hostname));
     return true;
   })
   .parseSync();
@@ -111,7 +112,7 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: Error) => {
-  process.stderr.write(`network-container: ${err.message}\n`);
+main().catch((err: unknown) => {
+  process.stderr.write(`network-container: ${errorMessage(err)}\n`);
   process.exit(1);
 });

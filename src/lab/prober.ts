@@ -41,7 +41,7 @@ function probeLoop(pair: ProbePair, gapSec: number, replyTimeoutSec: number, onP
     `if ping -n -q -c 1 -W ${replyTimeoutSec} ${addressesOf(pair.to)[0]} >/dev/null 2>&1; then echo "\${t:0:-3} 1"; else echo "\${t:0:-3} 0"; fi; sleep ${gapSec}; done`;
   const child = spawn('ip', ['netns', 'exec', pair.from.ns, 'bash', '-c', script], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
   let partial = '';
-  child.stdout!.on('data', (chunk: Buffer) => {
+  child.stdout.on('data', (chunk: Buffer) => {
     const lines = (partial + chunk.toString('utf8')).split('\n');
     partial = lines.pop()!;
     for (const line of lines) {
@@ -83,7 +83,10 @@ export class OutageProber {
       children.map(
         (c) =>
           new Promise<void>((resolve) => {
-            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            if (c.exitCode !== null || c.signalCode !== null) {
+              resolve();
+              return;
+            }
             c.once('close', () => resolve());
             try {
               process.kill(-c.pid!, 'SIGTERM');

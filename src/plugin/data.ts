@@ -131,7 +131,10 @@ export function parseDataFile(text: string, file: string): ParsedFile {
     const name = rest.join(' ');
     if (kind === 'felix' || kind === 'endpoint') {
       try {
-        out.entries.set(`${kind} ${name}`, kind === 'felix' ? { kind, value: parseFelix(section, name, where) } : { kind, value: parseEndpoint(section, where) });
+        out.entries.set(
+          `${kind} ${name}`,
+          kind === 'felix' ? { kind, value: parseFelix(section, name, where) } : { kind, value: parseEndpoint(section, where) },
+        );
       } catch (err) {
         if (!(err instanceof SectionError)) throw err;
         out.badSections.set(`${kind} ${name}`, `${file}:${err.line}: [${kind}] ${err.message}`);
@@ -186,7 +189,8 @@ export function unwritable(key: keyof EndpointSectionValues, value: string): str
 function addressesProblem(value: string): string | null {
   const addrs = value.split(',');
   if (!addrs.every(isIp)) return 'not an IP address (or an IPv4,IPv6 pair)';
-  if (addrs.length > 2 || new Set(addrs.map(ipFamily)).size < addrs.length) return 'more than one address of a family (a dual-stack endpoint has one IPv4 and one IPv6 address)';
+  if (addrs.length > 2 || new Set(addrs.map(ipFamily)).size < addrs.length)
+    return 'more than one address of a family (a dual-stack endpoint has one IPv4 and one IPv6 address)';
   return null;
 }
 

@@ -9,7 +9,16 @@
 import type { Logger } from '../common/logging.js';
 import { zmqAddress } from '../common/config.js';
 import { Rc, decodeResponse } from '../common/wire/codec.js';
-import { EndpointCreated, EndpointDestroyed, EndpointUpdated, FelixRequest, RESYNCSTATE, ResyncResponse, ResyncState, decodePluginRequest } from '../common/wire/endpoint-api.js';
+import {
+  EndpointCreated,
+  EndpointDestroyed,
+  EndpointUpdated,
+  FelixRequest,
+  RESYNCSTATE,
+  ResyncResponse,
+  ResyncState,
+  decodePluginRequest,
+} from '../common/wire/endpoint-api.js';
 import { PLUGIN_HEARTBEAT_REPLY, ReplyServer, decodingHandler } from '../common/zmq/reply-server.js';
 import { ConnectionResetError, RequestClient } from '../common/zmq/request-client.js';
 import { SocketStats } from '../common/zmq/stats.js';
@@ -74,7 +83,13 @@ export class EndpointRole {
   static async start(opts: EndpointRoleOptions, data: PluginData): Promise<EndpointRole> {
     const role = new EndpointRole(opts, data);
     role.syncFelixes();
-    role.server = await ReplyServer.bind('rep', opts.bindAddress, decodingHandler(decodePluginRequest, opts.log, (msg) => role.resync(msg), PLUGIN_HEARTBEAT_REPLY), opts.log, { ...opts.socketOptions, stats: role.serverStats });
+    role.server = await ReplyServer.bind(
+      'rep',
+      opts.bindAddress,
+      decodingHandler(decodePluginRequest, opts.log, (msg) => role.resync(msg), PLUGIN_HEARTBEAT_REPLY),
+      opts.log,
+      { ...opts.socketOptions, stats: role.serverStats },
+    );
     return role;
   }
 
@@ -88,7 +103,9 @@ export class EndpointRole {
   connections(): Connection[] {
     return [
       { name: 'felix-resyncs', api: 'endpoint', kind: 'rep', address: this.opts.bindAddress, stats: this.serverStats },
-      ...[...this.felixes].sort(([a], [b]) => a.localeCompare(b)).map(([host, f]): Connection => ({ name: `felix ${host}`, api: 'endpoint', kind: 'req', address: f.client.address, stats: this.statsOf(host) })),
+      ...[...this.felixes]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([host, f]): Connection => ({ name: `felix ${host}`, api: 'endpoint', kind: 'req', address: f.client.address, stats: this.statsOf(host) })),
     ];
   }
 
@@ -131,7 +148,13 @@ export class EndpointRole {
     this.opts.log.info({ host, resyncId: msg.resync_id, endpoints: endpoints.length }, 'resync requested');
     // The creates go out after the reply; Felix accepts them in either order.
     setImmediate(() => this.pump(felix));
-    const reply: ResyncResponse = { type: RESYNCSTATE, rc: Rc.SUCCESS, message: '', endpoint_count: endpoints.length, interface_prefix: this.opts.interfacePrefix };
+    const reply: ResyncResponse = {
+      type: RESYNCSTATE,
+      rc: Rc.SUCCESS,
+      message: '',
+      endpoint_count: endpoints.length,
+      interface_prefix: this.opts.interfacePrefix,
+    };
     return reply;
   }
 
@@ -140,7 +163,10 @@ export class EndpointRole {
     felix.refused++;
     const now = Date.now();
     if (now - felix.refusalLoggedAt < REFUSAL_LOG_INTERVAL_MS) return;
-    this.opts.log.warn({ host: felix.host, resyncId, inProgress: felix.queue.resyncInProgress, refused: felix.refused }, 'RESYNCSTATE refused: a resync for this host is still being sent');
+    this.opts.log.warn(
+      { host: felix.host, resyncId, inProgress: felix.queue.resyncInProgress, refused: felix.refused },
+      'RESYNCSTATE refused: a resync for this host is still being sent',
+    );
     felix.refused = 0;
     felix.refusalLoggedAt = now;
   }
@@ -158,9 +184,12 @@ export class EndpointRole {
         (body) => {
           const reply = decodeResponse(body);
           if (!reply.ok || reply.msg.rc !== Rc.SUCCESS)
-            this.opts.log.warn({ host: felix.host, endpoint: msg.endpoint_id, type: msg.type, reply: body.toString().slice(0, 200) }, 'Felix refused a request');
+            this.opts.log.warn(
+              { host: felix.host, endpoint: msg.endpoint_id, type: msg.type, reply: body.toString().slice(0, 200) },
+              'Felix refused a request',
+            );
         },
-        (err: Error) => {
+        (err: unknown) => {
           if (!(err instanceof ConnectionResetError)) this.opts.log.error({ err, host: felix.host }, 'request to Felix failed');
         },
       )

@@ -42,8 +42,16 @@ const argv = commandLine('plugin', '$0 <network|ep> [options]')
     'metrics-port': keyOption('metrics-port', metricsSection().MetricsPort, 'serve /livez, /readyz, /metrics, /status on this HTTP port (0 = off)'),
     'metrics-address': keyOption('metrics-address', metricsAddress('127.0.0.1'), 'address of the metrics HTTP server'),
     'max-message-bytes': keyOption('max-message-bytes', maxMessageBytes(), 'a peer sending a larger message is disconnected'),
-    'curve-secret-key': { type: 'string', coerce: flagParser('curve-secret-key', readSecretKeyFile), describe: "CurveZMQ: the plugin's secret key file (turns security on)" },
-    'curve-public-key': { type: 'string', coerce: flagParser('curve-public-key', readKeyFile), describe: "CurveZMQ: the plugin's public key file (checked against the secret key)" },
+    'curve-secret-key': {
+      type: 'string',
+      coerce: flagParser('curve-secret-key', readSecretKeyFile),
+      describe: "CurveZMQ: the plugin's secret key file (turns security on)",
+    },
+    'curve-public-key': {
+      type: 'string',
+      coerce: flagParser('curve-public-key', readKeyFile),
+      describe: "CurveZMQ: the plugin's public key file (checked against the secret key)",
+    },
     'felix-public-key': { type: 'string', coerce: flagParser('felix-public-key', readKeyFile), describe: "ep, CurveZMQ: the Felixes' public key file" },
     'curve-client-keys': {
       type: 'string',
@@ -65,7 +73,13 @@ const curve = curveOf(argv);
 if (curve) socketOptions.curve = curve;
 
 /** The plugin's key pair, or null; throws when the key flags are incomplete (the ep role needs --felix-public-key too). */
-function curveOf(a: { _: Array<string | number>; 'curve-secret-key'?: string; 'curve-public-key'?: string; 'felix-public-key'?: string; 'curve-client-keys'?: string[] }): CurveKeyPair | null {
+function curveOf(a: {
+  _: Array<string | number>;
+  'curve-secret-key'?: string;
+  'curve-public-key'?: string;
+  'felix-public-key'?: string;
+  'curve-client-keys'?: string[];
+}): CurveKeyPair | null {
   const flag = (name: 'curve-secret-key' | 'curve-public-key' | 'felix-public-key') => ({ name: `--${name}`, key: a[name] ?? null });
   return resolveCurve(flag('curve-secret-key'), flag('curve-public-key'), String(a._[0]) === 'ep' ? [flag('felix-public-key')] : [], [
     { name: '--curve-client-keys', set: a['curve-client-keys'] !== undefined },
@@ -87,8 +101,15 @@ runDaemon('plugin', async () => {
   const source = new DataSource({ path: argv.data, log, onChange: (d) => onChange(d) });
   const data = await source.start();
   log.info({ data: argv.data, felixes: data.felixes.size, endpoints: data.endpoints.size }, 'starting');
-  let server: EndpointRole | NetworkRole | undefined;
-  const obs = new Observability(pluginProbe(role, () => source.current, () => server));
+  // Read (by the probe) before it is started: undefined until then.
+  let server: EndpointRole | NetworkRole | undefined = undefined;
+  const obs = new Observability(
+    pluginProbe(
+      role,
+      () => source.current,
+      () => server,
+    ),
+  );
   const stopMetrics = await serveMetrics(obs, argv['metrics-address'], argv['metrics-port'], log);
 
   server =
@@ -117,13 +138,13 @@ runDaemon('plugin', async () => {
           },
           data,
         );
-  onChange = (d) => server!.update(d);
+  onChange = (d) => server.update(d);
   log.info('ready');
   return async () => {
     log.info('stopping');
     authorizer?.close();
     await source.stop();
-    await server!.stop();
+    await server.stop();
     await stopMetrics();
   };
 });

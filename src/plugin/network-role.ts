@@ -55,7 +55,13 @@ export class NetworkRole {
     role.publisher = await Publisher.bind(opts.pubAddress, opts.log, opts.socketOptions, {
       onSubscription: (topic, subscribe) => role.onSubscription(topic, subscribe),
     });
-    role.server = await ReplyServer.bind('rep', opts.repAddress, decodingHandler(decodeNetworkRequest, opts.log, () => role.getGroups(), PLUGIN_HEARTBEAT_REPLY), opts.log, { ...opts.socketOptions, stats: role.serverStats });
+    role.server = await ReplyServer.bind(
+      'rep',
+      opts.repAddress,
+      decodingHandler(decodeNetworkRequest, opts.log, () => role.getGroups(), PLUGIN_HEARTBEAT_REPLY),
+      opts.log,
+      { ...opts.socketOptions, stats: role.serverStats },
+    );
     role.timers.push(setInterval(() => void role.publisher!.publish(TOPIC_NETWORK_HEARTBEAT, heartbeat()), opts.heartbeatMs));
     role.timers.push(setInterval(() => role.publishAll('periodic'), opts.republishMs));
     return role;

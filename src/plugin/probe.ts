@@ -16,7 +16,13 @@ export function pluginProbe(role: 'ep' | 'network', data: () => PluginData, serv
     { name: 'groups', metric: 'calico_plugin_groups', help: 'Groups with at least one member', kind: 'gauge', value: () => groupsOf(data()).size },
   ];
   if (role === 'network')
-    facts.push({ name: 'groupUpdatesPublished', metric: 'calico_plugin_group_updates_published_total', help: 'GROUPUPDATEs published', kind: 'counter', value: () => server()?.groupUpdatesPublished ?? 0 });
+    facts.push({
+      name: 'groupUpdatesPublished',
+      metric: 'calico_plugin_group_updates_published_total',
+      help: 'GROUPUPDATEs published',
+      kind: 'counter',
+      value: () => server()?.groupUpdatesPublished ?? 0,
+    });
   return {
     component: `plugin-${role}`,
     connections: () => server()?.connections() ?? [],

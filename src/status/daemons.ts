@@ -45,9 +45,12 @@ export function netnsGet(ns: string): HttpGet {
     const request = `GET ${u.pathname}${u.search} HTTP/1.0\r\nHost: ${u.host}\r\n\r\n`;
     const wait = String(Math.max(1, Math.ceil(timeoutMs / 1000)));
     const r = await execa('ip', ['netns', 'exec', ns, 'nc', '-w', wait, u.hostname, u.port || '80'], {
-      input: request, reject: false, timeout: timeoutMs + 2000, stripFinalNewline: false,
+      input: request,
+      reject: false,
+      timeout: timeoutMs + 2000,
+      stripFinalNewline: false,
     });
-    return parseHttpResponse(String(r.stdout)) ?? { code: 0, text: `no answer from ${u.host} in ${ns}${String(r.stderr).trim() ? `: ${String(r.stderr).trim()}` : ''}` };
+    return parseHttpResponse(r.stdout) ?? { code: 0, text: `no answer from ${u.host} in ${ns}${r.stderr.trim() ? `: ${r.stderr.trim()}` : ''}` };
   };
 }
 
@@ -63,8 +66,9 @@ export async function queryStatus(ref: DaemonRef, timeoutMs: number): Promise<Qu
   if (r.code === 0) return { url: ref.url, error: r.text };
   if (r.code !== 200) return { url: ref.url, error: `HTTP ${r.code}` };
   try {
-    const status = JSON.parse(r.text) as DaemonStatus;
-    if (typeof status === 'object' && status !== null && typeof status.component === 'string') return { url: ref.url, status };
+    const status: unknown = JSON.parse(r.text);
+    if (typeof status === 'object' && status !== null && 'component' in status && typeof status.component === 'string')
+      return { url: ref.url, status: status as DaemonStatus };
   } catch {
     /* below */
   }
@@ -78,6 +82,6 @@ export async function queryView<T>(ref: DaemonRef, name: string, query: Record<s
   url.search = new URLSearchParams(query).toString();
   const r = await ref.get(url.toString(), timeoutMs);
   if (r.code === 404) return null;
-  if (r.code !== 200) throw new Error(`${url}: ${r.code === 0 ? r.text : `HTTP ${r.code}: ${r.text.trim()}`}`);
+  if (r.code !== 200) throw new Error(`${url.toString()}: ${r.code === 0 ? r.text : `HTTP ${r.code}: ${r.text.trim()}`}`);
   return JSON.parse(r.text) as T;
 }

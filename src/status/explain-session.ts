@@ -37,12 +37,15 @@ export class ExplainSession {
   private daemons: Promise<Found[]> | undefined;
   private readonly views = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly refs: DaemonRef[], private readonly timeoutMs = 3000) {}
+  constructor(
+    private readonly refs: DaemonRef[],
+    private readonly timeoutMs = 3000,
+  ) {}
 
   async inputs(req: ExplainRequest): Promise<ExplainInputs> {
     const daemons = await this.statuses();
     const felixes = daemons.filter((d) => d.status.component === 'calico-felix');
-    if (felixes.length === 0) throw new ExplainError('no Felix answered: give every host\'s Felix metrics address (--url) or --lab-dir');
+    if (felixes.length === 0) throw new ExplainError("no Felix answered: give every host's Felix metrics address (--url) or --lab-dir");
     const aclmgr = daemons.find((d) => d.status.component === 'calico-acl-manager');
     const src = this.locate(felixes, req.src, 'SRC');
     const dst = this.locate(felixes, req.dst, 'DST');
@@ -73,10 +76,14 @@ export class ExplainSession {
   private locate(felixes: Found[], arg: string, which: string): Located {
     const addr = isIp(arg) ? canonicalIp(arg) : null;
     const hits = felixes.flatMap((felix) =>
-      (felix.status.endpoints ?? []).filter((row) => row.id === arg || (addr !== null && row.addrs.some((a) => canonicalIp(a) === addr))).map((row) => ({ felix, row })),
+      (felix.status.endpoints ?? [])
+        .filter((row) => row.id === arg || (addr !== null && row.addrs.some((a) => canonicalIp(a) === addr)))
+        .map((row) => ({ felix, row })),
     );
-    if (hits.length === 0) throw new ExplainError(`${which} ${arg}: no endpoint with that ${addr ? 'address' : 'id'} on the Felixes asked (${felixes.map(hostOf).join(', ')})`);
-    if (hits.length > 1) throw new ExplainError(`${which} ${arg}: claimed by several endpoints (${hits.map((h) => `${h.row.id} on ${hostOf(h.felix)}`).join(', ')})`);
+    if (hits.length === 0)
+      throw new ExplainError(`${which} ${arg}: no endpoint with that ${addr ? 'address' : 'id'} on the Felixes asked (${felixes.map(hostOf).join(', ')})`);
+    if (hits.length > 1)
+      throw new ExplainError(`${which} ${arg}: claimed by several endpoints (${hits.map((h) => `${h.row.id} on ${hostOf(h.felix)}`).join(', ')})`);
     return hits[0]!;
   }
 
@@ -109,6 +116,8 @@ function chooseFamily(req: ExplainRequest, src: EndpointStatus, dst: EndpointSta
   const shared = ([4, 6] as const).filter((f) => a.has(f) && b.has(f));
   const wanted = given[0] ?? req.family ?? shared[0];
   if (wanted === undefined || !shared.includes(wanted))
-    throw new ExplainError(`${src.id} (${src.addrs.join(' ')}) and ${dst.id} (${dst.addrs.join(' ')}) share no address${wanted ? ` in IPv${wanted}` : ' family'}: no packet can pass between them`);
+    throw new ExplainError(
+      `${src.id} (${src.addrs.join(' ')}) and ${dst.id} (${dst.addrs.join(' ')}) share no address${wanted ? ` in IPv${wanted}` : ' family'}: no packet can pass between them`,
+    );
   return wanted;
 }

@@ -90,7 +90,8 @@ function describeRule(r: Rule): string {
 }
 
 /** `group1 inbound rule 0 (members of group1: 192.168.1.1/32)`, `group1 outbound rule 1 (0.0.0.0/0)`. */
-const describeSource = (s: RuleSource, rule: Rule): string => `${s.group} ${s.direction} rule ${s.index} (${s.via !== null ? `members of ${s.via}: ` : ''}${describeRule(rule)})`;
+const describeSource = (s: RuleSource, rule: Rule): string =>
+  `${s.group} ${s.direction} rule ${s.index} (${s.via !== null ? `members of ${s.via}: ` : ''}${describeRule(rule)})`;
 
 /** The rule's cidr alone: does the peer fall in it at all? */
 const peerOnly = (r: Rule): Rule => ({ group: r.group, cidr: r.cidr, protocol: null, port: null });
@@ -102,7 +103,7 @@ function sourcesOf(acl: AclEndpointView | null, family: 4 | 6, dir: RuleDirectio
   if (!acl) return [];
   const fam = family === 4 ? 'v4' : 'v6';
   const i = acl.acls[fam][dir].findIndex((r) => ruleKey(r) === ruleKey(rule));
-  return i < 0 ? [] : acl.sources[fam][dir][i] ?? [];
+  return i < 0 ? [] : (acl.sources[fam][dir][i] ?? []);
 }
 
 /** `group1 allows only members of group1`, per group, for one direction and family (cidrs of the other family left out). */
@@ -130,7 +131,10 @@ function programmedState(end: ExplainEnd): string {
   const state = e.programmed ? 'programmed' : e.error !== null ? 'FAILED' : 'pending (the kernel may still hold the previous rules)';
   let agreement = '';
   if (end.acl && end.felix.acls) {
-    agreement = JSON.stringify(end.felix.acls) === JSON.stringify(end.acl.acls) ? ', same as the ACL manager computes' : ", NOT what the ACL manager computes now (an update is on its way)";
+    agreement =
+      JSON.stringify(end.felix.acls) === JSON.stringify(end.acl.acls)
+        ? ', same as the ACL manager computes'
+        : ', NOT what the ACL manager computes now (an update is on its way)';
   }
   return `${state}, ${age}${agreement}`;
 }
@@ -184,7 +188,7 @@ function judgeDirection(end: ExplainEnd, other: ExplainEnd, dir: RuleDirection, 
     // Same peer, other protocol or port: worth saying.
     if (ruleMatches(peerOnly(rule), family, packet) === true) sameCidr.push(describeRule(rule));
   }
-  const peer = `${other.addr}`;
+  const peer = other.addr;
   const reasons = [
     unprogrammed.length
       ? `${peer} would be allowed by ${unprogrammed.map((u) => u.rule).join(', ')}, which Felix has not programmed (${[...new Set(unprogrammed.map((u) => u.why))].join('; ')})`
@@ -215,13 +219,23 @@ function routeHop(inputs: ExplainInputs): { hop: Hop; ok: boolean; why: string }
   const { route, src, dst } = inputs;
   const host = src.felix.host;
   const local = src.felix.host === dst.felix.host;
-  const say = (ok: boolean, line: string, why = '') => ({ hop: { hop: 'route' as const, host, result: ok ? ('pass' as const) : ('deny' as const), lines: [line] }, ok, why });
-  if (route.error !== null || route.dev === null) return say(false, `no route to ${dst.addr}: ${route.error ?? 'none'}`, `no route to ${dst.addr} (${route.error ?? 'none'})`);
+  const say = (ok: boolean, line: string, why = '') => ({
+    hop: { hop: 'route' as const, host, result: ok ? ('pass' as const) : ('deny' as const), lines: [line] },
+    ok,
+    why,
+  });
+  if (route.error !== null || route.dev === null)
+    return say(false, `no route to ${dst.addr}: ${route.error ?? 'none'}`, `no route to ${dst.addr} (${route.error ?? 'none'})`);
   const how = `${dst.addr}${route.gateway ? ` via ${route.gateway}` : ''} dev ${route.dev}${route.protocol ? ` proto ${route.protocol}` : ''}`;
   if (route.endpoint !== null && route.endpoint !== dst.felix.endpoint.id)
-    return say(false, `${how}: the interface of endpoint ${route.endpoint}, not of ${dst.felix.endpoint.id}`, `the route to ${dst.addr} leads to another endpoint's interface`);
+    return say(
+      false,
+      `${how}: the interface of endpoint ${route.endpoint}, not of ${dst.felix.endpoint.id}`,
+      `the route to ${dst.addr} leads to another endpoint's interface`,
+    );
   if (local) {
-    if (route.endpoint === null) return say(false, `${how}: not ${dst.felix.endpoint.ifname}, the destination's interface`, `the route to ${dst.addr} does not lead to its interface`);
+    if (route.endpoint === null)
+      return say(false, `${how}: not ${dst.felix.endpoint.ifname}, the destination's interface`, `the route to ${dst.addr} does not lead to its interface`);
     return say(true, `${how} (local)`);
   }
   if (route.endpoint !== null || route.gateway === null) return say(true, `${how} (towards ${dst.felix.host})`);
@@ -239,7 +253,10 @@ export function explain(inputs: ExplainInputs): Explanation | { error: string } 
   const what = `${src.addr} → ${dst.addr} ${describePacket(inputs.packet)}`;
   const hops: Hop[] = [endHop('source', src)];
   const deny = (hop: Hop, why: string, to: string): Explanation => ({
-    ...base, hops, verdict: 'DENY', deniedAt: { host: hop.host, hop: hop.hop },
+    ...base,
+    hops,
+    verdict: 'DENY',
+    deniedAt: { host: hop.host, hop: hop.hop },
     summary: `DENY at ${hop.host} ${hop.hop} ${to}: ${why}`,
   });
 
@@ -254,7 +271,10 @@ export function explain(inputs: ExplainInputs): Explanation | { error: string } 
   hops.push(into.hop);
   if (!into.allowed) return deny(into.hop, into.why, `to ${shortId(dst.felix.endpoint.id)}`);
   return {
-    ...base, hops, verdict: 'ALLOW', deniedAt: null,
+    ...base,
+    hops,
+    verdict: 'ALLOW',
+    deniedAt: null,
     summary: `ALLOW ${what}: out of ${shortId(src.felix.endpoint.id)} by ${outbound.by}; into ${shortId(dst.felix.endpoint.id)} by ${into.by}`,
   };
 }

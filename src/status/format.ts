@@ -39,7 +39,12 @@ export function formatAge(seconds: number | null): string {
 export function table(rows: string[][]): string[] {
   const widths: number[] = [];
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+  return rows.map((row) =>
+    row
+      .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 const yesNo = (b: boolean) => (b ? 'yes' : 'no');
@@ -59,7 +64,8 @@ function endpointState(e: NonNullable<DaemonStatus['endpoints']>[number]): strin
 function kernelTableRows(tables: NonNullable<DaemonStatus['kernelTables']>): string[] {
   const rows = [['kernel table', 'entries', 'limit', 'counted in']];
   for (const t of tables) {
-    const limit = t.limit === null ? 'limit not visible from a network namespace' : t.limit === 0 ? 'none (0)' : `${t.limit} (${Math.floor((t.entries * 100) / t.limit)}%)`;
+    const limit =
+      t.limit === null ? 'limit not visible from a network namespace' : t.limit === 0 ? 'none (0)' : `${t.limit} (${Math.floor((t.entries * 100) / t.limit)}%)`;
     rows.push([t.table, String(t.entries), limit, t.scope === 'kernel' ? 'all namespaces' : 'this namespace']);
   }
   return table(rows);
@@ -74,7 +80,15 @@ export function formatResult(r: QueryResult): string[] {
   if (s.connections.length) {
     const rows = [['connection', 'api', 'socket', 'address', 'received', 'last message', 'resets']];
     for (const c of s.connections)
-      rows.push([c.name, c.api, c.kind, c.address, String(c.received), c.lastMessageAgeSeconds === null ? 'never' : `${formatAge(c.lastMessageAgeSeconds)} ago`, String(c.resets)]);
+      rows.push([
+        c.name,
+        c.api,
+        c.kind,
+        c.address,
+        String(c.received),
+        c.lastMessageAgeSeconds === null ? 'never' : `${formatAge(c.lastMessageAgeSeconds)} ago`,
+        String(c.resets),
+      ]);
     lines.push(...table(rows).map((l) => `  ${l}`));
   }
   const facts = Object.entries(s.facts);
@@ -87,8 +101,16 @@ export function formatResult(r: QueryResult): string[] {
       const rows = [['endpoint', 'interface', 'addresses', 'enabled', 'iface up', 'routes', 'chains', 'ACLs', 'denied in/out', 'state']];
       for (const e of s.endpoints)
         rows.push([
-          e.id, e.ifname, e.addrs.join(',') || '-', yesNo(e.enabled), yesNo(e.interfaceUp), yesNo(e.routesProgrammed), yesNo(e.chainsProgrammed),
-          e.aclAgeSeconds === null ? 'none' : `${formatAge(e.aclAgeSeconds)} ago`, denied(e), endpointState(e),
+          e.id,
+          e.ifname,
+          e.addrs.join(',') || '-',
+          yesNo(e.enabled),
+          yesNo(e.interfaceUp),
+          yesNo(e.routesProgrammed),
+          yesNo(e.chainsProgrammed),
+          e.aclAgeSeconds === null ? 'none' : `${formatAge(e.aclAgeSeconds)} ago`,
+          denied(e),
+          endpointState(e),
         ]);
       lines.push(...table(rows).map((l) => `  ${l}`));
     }

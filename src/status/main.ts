@@ -17,6 +17,7 @@ import { DaemonRef, httpGet, netnsGet, queryStatus } from './daemons.js';
 import { ExplainError, ExplainSession } from './explain-session.js';
 import { explain, formatExplanation } from './explain.js';
 import { QueryResult, allReady, formatReport, statusUrl } from './format.js';
+import { errorMessage } from '../common/errors.js';
 
 interface Where {
   url?: string[] | undefined;
@@ -72,7 +73,9 @@ async function status(a: Where & { json: boolean }): Promise<number> {
 }
 
 /** Exit 0: allowed; 1: denied; 2: the question could not be answered. */
-async function explainCommand(a: Where & { json: boolean; src: string; dst: string; protocol: string; port: number | undefined; family: number | undefined }): Promise<number> {
+async function explainCommand(
+  a: Where & { json: boolean; src: string; dst: string; protocol: string; port: number | undefined; family: number | undefined },
+): Promise<number> {
   const session = new ExplainSession(daemonRefs(a), a['timeout-ms']);
   const family = a.family === 4 || a.family === 6 ? a.family : undefined;
   const x = explain(await session.inputs({ src: a.src, dst: a.dst, packet: { protocol: a.protocol, port: a.port ?? null }, ...(family ? { family } : {}) }));
@@ -82,7 +85,10 @@ async function explainCommand(a: Where & { json: boolean; src: string; dst: stri
 }
 
 let result: Promise<number> = Promise.resolve(0);
-commandLine('calico-status', '$0 --url URL [--url URL…] | --lab-dir DIR [--json]\n$0 explain SRC DST [--protocol tcp|udp|icmp|N] [--port P] (--url URL… | --lab-dir DIR)')
+commandLine(
+  'calico-status',
+  '$0 --url URL [--url URL…] | --lab-dir DIR [--json]\n$0 explain SRC DST [--protocol tcp|udp|icmp|N] [--port P] (--url URL… | --lab-dir DIR)',
+)
   .command(
     '$0',
     "each daemon's connections, readiness and endpoints",
@@ -117,8 +123,8 @@ commandLine('calico-status', '$0 --url URL [--url URL…] | --lab-dir DIR [--jso
 
 result.then(
   (code) => process.exit(code),
-  (err: Error) => {
-    process.stderr.write(`calico-status: ${err.message}\n`);
+  (err: unknown) => {
+    process.stderr.write(`calico-status: ${errorMessage(err)}\n`);
     process.exit(err instanceof ExplainError ? 2 : 1);
   },
 );

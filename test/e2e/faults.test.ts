@@ -17,6 +17,7 @@ import { OutageProber, OutageReport } from '../../src/lab/prober.js';
 import { waitFor } from '../../src/common/poll.js';
 import { writeFileAtomic } from '../../src/common/files.js';
 import { useLab } from '../support/lab.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 const TIMINGS = { connectionTimeoutMs: 3000, keepaliveMs: 1000, resyncIntervalSecs: 5 };
 /** Long enough for any peer's request to time out: a hung process is noticed. */
@@ -81,8 +82,8 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
 
   /** Waits (bounded) until every pair of containers is as the groups say; returns how long it took. */
   async function matrixBack(what: string, since = Date.now()): Promise<number> {
-    await waitFor(what, async () => (await measureMatrix(lab)).every(probeOk), RECOVERY_MS, 100).catch(async (err: Error) => {
-      throw new Error(`${err.message}\n${formatMatrix(await measureMatrix(lab))}`);
+    await waitFor(what, async () => (await measureMatrix(lab)).every(probeOk), RECOVERY_MS, 100).catch(async (err: unknown) => {
+      throw new Error(`${errorMessage(err)}\n${formatMatrix(await measureMatrix(lab))}`);
     });
     return Date.now() - since;
   }
@@ -106,17 +107,30 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
   /** A group change still goes plugin network → ACL manager → both Felixes: 192.168.1.2 joins group1, then leaves. */
   async function groupChangePropagates(): Promise<void> {
     lab.setGroup(c2.ip, 'group1');
-    await waitFor('192.168.1.2 to reach group1 across hosts', async () => (await lab.ping(c2, c4.ip, 0.3)) && (await lab.ping(c4, c2.ip, 0.3)), RECOVERY_MS, 100);
+    await waitFor(
+      '192.168.1.2 to reach group1 across hosts',
+      async () => (await lab.ping(c2, c4.ip, 0.3)) && (await lab.ping(c4, c2.ip, 0.3)),
+      RECOVERY_MS,
+      100,
+    );
     lab.setGroup(c2.ip, 'group2');
-    await waitFor('192.168.1.2 to be cut off from group1 again', async () => !(await lab.ping(c2, c4.ip, 0.3)) && !(await lab.ping(c4, c2.ip, 0.3)), RECOVERY_MS, 100);
+    await waitFor(
+      '192.168.1.2 to be cut off from group1 again',
+      async () => !(await lab.ping(c2, c4.ip, 0.3)) && !(await lab.ping(c4, c2.ip, 0.3)),
+      RECOVERY_MS,
+      100,
+    );
   }
 
   /** A long-lived allowed flow: one ping process (one conntrack entry), `count` packets 100 ms apart. */
   function establishedPing(count: number) {
-    const child = execa('ip', ['netns', 'exec', c1.ns, 'ping', '-n', '-i', '0.1', '-W', '1', '-c', String(count), c4.ip], { reject: false, timeout: count * 100 + 10000 });
+    const child = execa('ip', ['netns', 'exec', c1.ns, 'ping', '-n', '-i', '0.1', '-W', '1', '-c', String(count), c4.ip], {
+      reject: false,
+      timeout: count * 100 + 10000,
+    });
     const done = child.then((r) => {
-      const m = /(\d+) packets transmitted, (\d+) received/.exec(String(r.stdout));
-      if (!m) throw new Error(`no ping statistics: ${String(r.stdout)} ${String(r.stderr)}`);
+      const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
+      if (!m) throw new Error(`no ping statistics: ${r.stdout} ${r.stderr}`);
       return { sent: Number(m[1]), received: Number(m[2]), endedAt: Date.now() };
     });
     // A test that fails before awaiting it must not leave an unhandled rejection behind.
@@ -167,7 +181,13 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
     }
     expect(report.leaks, `denied pair got through during "${name}"`).to.equal(0);
     expect(report.endedDown, `allowed pair still down after "${name}"`).to.equal(false);
-    expect(lab.processes().filter((p) => !p.alive).map((p) => p.name), 'processes not running').to.deep.equal([]);
+    expect(
+      lab
+        .processes()
+        .filter((p) => !p.alive)
+        .map((p) => p.name),
+      'processes not running',
+    ).to.deep.equal([]);
     await groupChangePropagates();
     await opts.check?.();
   }
@@ -195,19 +215,27 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
         await lab.restart('plugin-network');
       }));
     it('plugin ep and Felix on host two, Felix back first', () =>
-      fault('kill both; restart Felix instance-2, 2 s later plugin ep', async () => {
-        await lab.kill('plugin-ep');
-        await lab.kill('felix-instance-2');
-        await lab.restart('felix-instance-2');
-        await sleep(2000);
-        await lab.restart('plugin-ep');
-      }, { established: true, check: () => newContainerReachable('192.168.1.9') }));
+      fault(
+        'kill both; restart Felix instance-2, 2 s later plugin ep',
+        async () => {
+          await lab.kill('plugin-ep');
+          await lab.kill('felix-instance-2');
+          await lab.restart('felix-instance-2');
+          await sleep(2000);
+          await lab.restart('plugin-ep');
+        },
+        { established: true, check: () => newContainerReachable('192.168.1.9') },
+      ));
     it('everything on host one, restarted in reverse order', () =>
-      fault('kill all of host one; restart BIRD, Felix, ACL mgr, network, ep', async () => {
-        const all = ['plugin-ep', 'plugin-network', 'acl-manager', 'felix-instance-1', 'bird-instance-1'];
-        for (const n of all) await lab.kill(n);
-        for (const n of [...all].reverse()) await lab.restart(n);
-      }, { check: () => newContainerReachable('192.168.1.8') }));
+      fault(
+        'kill all of host one; restart BIRD, Felix, ACL mgr, network, ep',
+        async () => {
+          const all = ['plugin-ep', 'plugin-network', 'acl-manager', 'felix-instance-1', 'bird-instance-1'];
+          for (const n of all) await lab.kill(n);
+          for (const n of [...all].reverse()) await lab.restart(n);
+        },
+        { check: () => newContainerReachable('192.168.1.8') },
+      ));
   });
 
   describe('the 2014 prototype’s known failures', () => {
@@ -221,7 +249,12 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
       // Only a GETGROUPS can tell the manager: a fresh plugin publishes its groups when asked.
       lab.setGroup(c2.ip, 'group1');
       await lab.restart('plugin-network');
-      await waitFor('192.168.1.2 in group1 after the plugin restart', async () => (await lab.ping(c2, c4.ip, 0.3)) && (await lab.ping(c1, c2.ip, 0.3)), RECOVERY_MS, 100);
+      await waitFor(
+        '192.168.1.2 in group1 after the plugin restart',
+        async () => (await lab.ping(c2, c4.ip, 0.3)) && (await lab.ping(c1, c2.ip, 0.3)),
+        RECOVERY_MS,
+        100,
+      );
       lab.setGroup(c2.ip, 'group2');
       await matrixBack('the matrix with 192.168.1.2 back in group2');
     });
@@ -231,7 +264,12 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
       lab.setGroup(c2.ip, 'group1');
       await sleep(500);
       await lab.restart('acl-manager');
-      await waitFor('192.168.1.2 in group1 after the ACL manager restart', async () => (await lab.ping(c2, c4.ip, 0.3)) && (await lab.ping(c4, c2.ip, 0.3)), RECOVERY_MS, 100);
+      await waitFor(
+        '192.168.1.2 in group1 after the ACL manager restart',
+        async () => (await lab.ping(c2, c4.ip, 0.3)) && (await lab.ping(c4, c2.ip, 0.3)),
+        RECOVERY_MS,
+        100,
+      );
       // A change after the reconnection reaches both Felixes' subscriptions too.
       lab.setGroup(c2.ip, 'group2');
       await matrixBack('the matrix after a change following the ACL manager restart');
@@ -244,12 +282,21 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
       await waitFor('192.168.1.4 gone from instance-2', async () => !/^192\.168\.1\.4 /m.test(await lab.routes(lab.hosts[1]!)), RECOVERY_MS, 100);
       const t0 = Date.now();
       await killRestart('felix-instance-2');
-      await waitFor('a resync of 0 endpoints on instance-2', () => logLines(felixLog('2'), t0).some((l) => l.msg === 'resync complete' && l.endpoints === 0), RECOVERY_MS, 100);
+      await waitFor(
+        'a resync of 0 endpoints on instance-2',
+        () => logLines(felixLog('2'), t0).some((l) => l.msg === 'resync complete' && l.endpoints === 0),
+        RECOVERY_MS,
+        100,
+      );
       const t1 = Date.now();
       writeFileAtomic(file, saved);
       await matrixBack('the matrix with 192.168.1.4 back');
-      await waitFor('a later periodic resync on instance-2 that includes 192.168.1.4', () =>
-        logLines(felixLog('2'), t1).some((l) => l.msg === 'resync complete' && l.endpoints === 1), RECOVERY_MS, 200);
+      await waitFor(
+        'a later periodic resync on instance-2 that includes 192.168.1.4',
+        () => logLines(felixLog('2'), t1).some((l) => l.msg === 'resync complete' && l.endpoints === 1),
+        RECOVERY_MS,
+        200,
+      );
     });
 
     it('Felix resyncs after a keepalive to a hung plugin was lost', async () => {
@@ -261,11 +308,16 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
         await lab.resume('plugin-ep');
       }
       for (const host of ['1', '2']) {
-        await waitFor(`Felix instance-${host} to resync after its request to the plugin timed out`, () => {
-          const lines = logLines(felixLog(host), t0);
-          const lost = lines.find((l) => l.peer === 'plugin' && l.msg === 'request socket timed out; recreating it');
-          return lost !== undefined && lines.some((l) => l.msg === 'resync complete' && l.time > lost.time);
-        }, RECOVERY_MS, 200);
+        await waitFor(
+          `Felix instance-${host} to resync after its request to the plugin timed out`,
+          () => {
+            const lines = logLines(felixLog(host), t0);
+            const lost = lines.find((l) => l.peer === 'plugin' && l.msg === 'request socket timed out; recreating it');
+            return lost !== undefined && lines.some((l) => l.msg === 'resync complete' && l.time > lost.time);
+          },
+          RECOVERY_MS,
+          200,
+        );
       }
       await matrixBack('the matrix after the plugin hang');
     });
@@ -275,10 +327,20 @@ describe('faults in the lab (kill -9, restart, hangs)', function () {
       const t0 = Date.now();
       const c5 = await lab.addContainer('192.168.1.5', 'group1', 'instance-2');
       try {
-        await waitFor('instance-2 to hear of 192.168.1.5', () => logLines(felixLog('2'), t0).some((l) => l.msg === 'endpoint created' && l.endpoint === c5.id), RECOVERY_MS, 100);
+        await waitFor(
+          'instance-2 to hear of 192.168.1.5',
+          () => logLines(felixLog('2'), t0).some((l) => l.msg === 'endpoint created' && l.endpoint === c5.id),
+          RECOVERY_MS,
+          100,
+        );
         await sleep(500);
         await lab.restart('acl-manager');
-        await waitFor('192.168.1.5 reachable from group1 on both hosts', async () => (await lab.ping(c1, c5.ip, 0.3)) && (await lab.ping(c4, c5.ip, 0.3)), RECOVERY_MS, 100);
+        await waitFor(
+          '192.168.1.5 reachable from group1 on both hosts',
+          async () => (await lab.ping(c1, c5.ip, 0.3)) && (await lab.ping(c4, c5.ip, 0.3)),
+          RECOVERY_MS,
+          100,
+        );
         expect(await lab.ping(c2, c5.ip), 'group2 reaches the new group1 endpoint').to.equal(false);
       } finally {
         await lab.removeContainer(c5.ip);

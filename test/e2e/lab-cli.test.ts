@@ -39,22 +39,32 @@ describe('calico-lab (built command, three hosts)', function () {
   });
 
   it('networks containers on every host; the group rule holds across all three', async () => {
-    for (const [ip, group, host] of [['192.168.50.1', 'g1', 'instance-1'], ['192.168.50.2', 'g2', 'instance-2'], ['192.168.50.3', 'g1', 'instance-3']]) {
+    for (const [ip, group, host] of [
+      ['192.168.50.1', 'g1', 'instance-1'],
+      ['192.168.50.2', 'g2', 'instance-2'],
+      ['192.168.50.3', 'g1', 'instance-3'],
+    ]) {
       const r = await lab('add-container', ip!, group!, '--host', host!);
       expect(r.code, r.output).to.equal(0);
       expect(r.output).to.include(`container ${ip} (${group}) on ${host}`);
     }
-    const status = await waitFor('a status with the matrix as expected', async () => {
-      const r = await lab('status');
-      return r.code === 0 && !/MISMATCH|DEAD/.test(r.output) && (r.output.match(/ ok$/gm) ?? []).length === 6 ? r.output : '';
-    }, 40000, 500);
+    const status = await waitFor(
+      'a status with the matrix as expected',
+      async () => {
+        const r = await lab('status');
+        return r.code === 0 && !/MISMATCH|DEAD/.test(r.output) && (r.output.match(/ ok$/gm) ?? []).length === 6 ? r.output : '';
+      },
+      40000,
+      500,
+    );
     expect(status).to.match(/192\.168\.50\.1 \(g1, instance-1\)\s+-> 192\.168\.50\.3 \(g1, instance-3\)\s+expected yes  ping yes  tcp yes  ok/);
     expect(status).to.match(/192\.168\.50\.2 \(g2, instance-2\)\s+-> 192\.168\.50\.1 \(g1, instance-1\)\s+expected no   ping no   tcp no   ok/);
     expect(status).to.match(/instance-2 .*routes:\n(.*\n)*\s+192\.168\.50\.3 via 198\.18\.0\.3 dev fab0 proto bird/);
   });
 
   it('shows every daemon ready and each host’s endpoint programmed (calico-status, in status and on its own)', async () => {
-    const programmedRow = (ip: string) => new RegExp(`^ +[0-9a-f]{12}\\s+tap[0-9a-f]{11}\\s+${ip.replace(/\./g, '\\.')}\\s+yes\\s+yes\\s+yes\\s+yes\\s+\\S+ ago\\s+\\d+/\\d+\\s+programmed$`, 'm');
+    const programmedRow = (ip: string) =>
+      new RegExp(`^ +[0-9a-f]{12}\\s+tap[0-9a-f]{11}\\s+${ip.replace(/\./g, '\\.')}\\s+yes\\s+yes\\s+yes\\s+yes\\s+\\S+ ago\\s+\\d+/\\d+\\s+programmed$`, 'm');
     const status = await lab('status');
     expect(status.code, status.output).to.equal(0);
     for (const component of ['plugin-ep', 'plugin-network', 'calico-acl-manager'])
@@ -90,7 +100,11 @@ describe('calico-lab (built command, three hosts)', function () {
     const r = await lab('up', '--hosts', String(hosts));
     expect(r.code).to.not.equal(0);
     expect(r.output.trim().split('\n')).to.have.length(1);
-    expect(r.output).to.match(new RegExp(`^calico-lab: a lab of ${hosts} hosts.*gc_thresh3 = ${limit}\\).*run  sysctl -w net\\.ipv4\\.neigh\\.default\\.gc_thresh2=\\d+ net\\.ipv4\\.neigh\\.default\\.gc_thresh3=\\d+`));
+    expect(r.output).to.match(
+      new RegExp(
+        `^calico-lab: a lab of ${hosts} hosts.*gc_thresh3 = ${limit}\\).*run  sysctl -w net\\.ipv4\\.neigh\\.default\\.gc_thresh2=\\d+ net\\.ipv4\\.neigh\\.default\\.gc_thresh3=\\d+`,
+      ),
+    );
     expect(await labNamespaces(), 'no namespace made').to.deep.equal(before);
     expect(fs.existsSync(path.join(dir, 'lab.json'))).to.equal(false);
   });

@@ -13,6 +13,7 @@ import { formatMatrix, measureMatrix, probeOk } from '../../src/lab/matrix.js';
 import { waitFor } from '../../src/common/poll.js';
 import { ROOT } from '../support/process.js';
 import { useLab } from '../support/lab.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 /**
  * A SUB socket subscribed to everything: prints each topic received as a JSON line as it comes, and
@@ -66,14 +67,16 @@ describe('lab end to end with CurveZMQ (two hosts, every socket authenticated)',
 
   /** A SUB on the ACL manager's 9906 from inside host `h`, with the felix keys or none, listening until stopped. */
   function subscribe(h: LabHost, keyed: boolean): Listening {
-    const keys = keyed ? [lab!.keyFile('aclmgr', 'pub'), lab!.keyFile('felix', 'pub'), lab!.keyFile('felix', 'key')].map((f) => fs.readFileSync(f, 'utf8').trim()) : [];
+    const keys = keyed
+      ? [lab!.keyFile('aclmgr', 'pub'), lab!.keyFile('felix', 'pub'), lab!.keyFile('felix', 'key')].map((f) => fs.readFileSync(f, 'utf8').trim())
+      : [];
     const child = execa('ip', ['netns', 'exec', h.ns, process.execPath, '--input-type=module', '-e', SUBSCRIBER, `tcp://${h.ip}:9906`, '60000', ...keys], {
       cwd: ROOT,
       timeout: 70000,
     });
     const topics: string[] = [];
     let partial = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
+    child.stdout.on('data', (chunk: Buffer) => {
       const lines = (partial + chunk.toString()).split('\n');
       partial = lines.pop()!;
       for (const l of lines) if (l) topics.push(JSON.parse(l) as string);
@@ -81,7 +84,7 @@ describe('lab end to end with CurveZMQ (two hosts, every socket authenticated)',
     return {
       topics,
       stop: async () => {
-        child.stdin!.end();
+        child.stdin.end();
         await child;
         return topics;
       },
@@ -99,12 +102,17 @@ describe('lab end to end with CurveZMQ (two hosts, every socket authenticated)',
     const felixCfg = fs.readFileSync(path.join(dir, 'felix-instance-2.cfg'), 'utf8');
     expect(felixCfg).to.match(/^\[security\]\nCurveSecretKeyFile = .*\/keys\/felix\.key$/m);
     expect(fs.readFileSync(path.join(dir, 'acl_manager.cfg'), 'utf8')).to.match(/^CurveClientKeysFile = .*\/keys\/clients\.txt$/m);
-    expect(fs.readFileSync(path.join(dir, 'keys', 'clients.txt'), 'utf8').trim().split('\n')).to.have.length(3);
+    expect(
+      fs
+        .readFileSync(path.join(dir, 'keys', 'clients.txt'), 'utf8')
+        .trim()
+        .split('\n'),
+    ).to.have.length(3);
   });
 
   it('lets containers of one group talk, across hosts too, and keeps groups apart', async () => {
-    await waitFor('the seed’s connectivity rule', async () => (await measureMatrix(lab!)).every(probeOk), 30000, 200).catch(async (err: Error) => {
-      throw new Error(`${err.message}\n${formatMatrix(await measureMatrix(lab!))}`);
+    await waitFor('the seed’s connectivity rule', async () => (await measureMatrix(lab!)).every(probeOk), 30000, 200).catch(async (err: unknown) => {
+      throw new Error(`${errorMessage(err)}\n${formatMatrix(await measureMatrix(lab!))}`);
     });
     expect(await lab!.ping(c1, c4.ip)).to.equal(true);
     expect(await lab!.tcp(c4, c1.ip)).to.equal(true);

@@ -11,7 +11,6 @@ import { expect } from 'chai';
 import type { Lab } from '../../src/lab/lab.js';
 import { matrixPairs } from '../../src/lab/matrix.js';
 import { LabExplanation, agrees, explainInLab, labExplainSession } from '../../src/lab/explain.js';
-import type { PacketSpec } from '../../src/status/explain.js';
 import type { QueryResult } from '../../src/status/format.js';
 import { runCommand } from '../support/process.js';
 import { useLab } from '../support/lab.js';
@@ -30,7 +29,7 @@ const CONTAINERS: Array<[string, string, string]> = [
 
 /** Runs `work` over `items`, at most `limit` at a time, results in order. */
 async function inBatches<T, R>(items: T[], limit: number, work: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
+  const out = new Array<R>(items.length);
   let next = 0;
   await Promise.all(
     Array.from({ length: limit }, async () => {
@@ -60,14 +59,16 @@ describe('lab end to end: explain agrees with the kernel for the whole demo matr
     const pairs = matrixPairs(lab!.containers);
     expect(pairs.length).to.equal(32);
     const cases = pairs.flatMap((p, i) =>
-      (['tcp', 'udp', 'icmp'] as const).map((protocol) => ({ ...p, packet: { protocol, port: protocol === 'icmp' ? null : 20000 + i } as PacketSpec })),
+      (['tcp', 'udp', 'icmp'] as const).map((protocol) => ({ ...p, packet: { protocol, port: protocol === 'icmp' ? null : 20000 + i } })),
     );
     // The daemons need a moment after the last container: wait until every pair is explained as the rule says.
     const session = () => labExplainSession(lab!);
     let results: LabExplanation[] = [];
     for (let attempt = 0; attempt < 20; attempt++) {
       const s = session();
-      const tried = await inBatches(cases, 8, (c) => explainInLab(lab!, s, { src: c.fromIp, dst: c.toIp, packet: c.packet }).catch((err: Error) => err));
+      const tried = await inBatches(cases, 8, (c) =>
+        explainInLab(lab!, s, { src: c.fromIp, dst: c.toIp, packet: c.packet }).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err)))),
+      );
       const failed = tried.find((r): r is Error => r instanceof Error);
       if (failed && attempt === 19) throw failed;
       results = tried.filter((r): r is LabExplanation => !(r instanceof Error));
@@ -77,7 +78,9 @@ describe('lab end to end: explain agrees with the kernel for the whole demo matr
     const wrong = results.flatMap((r, i) => {
       const c = cases[i]!;
       const verdictOk = (r.explanation.verdict === 'ALLOW') === c.expected;
-      return verdictOk && agrees(r) === true ? [] : [`${c.fromIp} -> ${c.toIp} ${c.packet.protocol}: expected ${c.expected ? 'ALLOW' : 'DENY'}, ${r.explanation.summary}; probe ${r.probe}`];
+      return verdictOk && agrees(r) === true
+        ? []
+        : [`${c.fromIp} -> ${c.toIp} ${c.packet.protocol}: expected ${c.expected ? 'ALLOW' : 'DENY'}, ${r.explanation.summary}; probe ${r.probe}`];
     });
     expect(wrong, wrong.join('\n')).to.deep.equal([]);
     // Denials land where the rules put them: IPv4 at the destination's inbound chain (the prototype's
@@ -85,7 +88,9 @@ describe('lab end to end: explain agrees with the kernel for the whole demo matr
     for (const [i, r] of results.entries()) {
       const c = cases[i]!;
       if (c.expected) continue;
-      expect(r.explanation.deniedAt, r.explanation.summary).to.deep.equal(c.family === 4 ? { host: c.to.host, hop: 'inbound' } : { host: c.from.host, hop: 'outbound' });
+      expect(r.explanation.deniedAt, r.explanation.summary).to.deep.equal(
+        c.family === 4 ? { host: c.to.host, hop: 'inbound' } : { host: c.from.host, hop: 'outbound' },
+      );
       expect(r.explanation.summary).to.include('it is in ').and.include('allows only members of');
     }
   });
@@ -97,8 +102,12 @@ describe('lab end to end: explain agrees with the kernel for the whole demo matr
     expect(r.code, r.output).to.equal(0);
     const lines = r.output.trimEnd().split('\n');
     expect(lines[0]).to.equal(`explain IPv4 192.168.1.2 (${c2.id} on instance-1) → 192.168.1.4 (${c4.id} on instance-2), tcp port 80, a new connection`);
-    expect(r.output).to.match(/^ {2}route +\[instance-1\] 192\.168\.1\.4 via 198\.18\.0\.2 dev \S+ proto bird \(next hop towards instance-2, learned over BGP\)$/m);
-    expect(lines.at(-2)).to.equal(`DENY at instance-2 inbound to ${c4.id}: 192.168.1.2 is not in any allowed cidr; it is in group2; group1 allows only members of group1`);
+    expect(r.output).to.match(
+      /^ {2}route +\[instance-1\] 192\.168\.1\.4 via 198\.18\.0\.2 dev \S+ proto bird \(next hop towards instance-2, learned over BGP\)$/m,
+    );
+    expect(lines.at(-2)).to.equal(
+      `DENY at instance-2 inbound to ${c4.id}: 192.168.1.2 is not in any allowed cidr; it is in group2; group1 allows only members of group1`,
+    );
     expect(lines.at(-1)).to.equal('probe: 192.168.1.2 → 192.168.1.4 tcp port 80 was dropped; the kernel AGREES with the explanation');
 
     const ok = await run('src/lab/main.js', 'explain', '192.168.1.1', '192.168.1.4', '--protocol', 'udp', '--port', '5353', '--dir', dir, '--json');
@@ -109,7 +118,7 @@ describe('lab end to end: explain agrees with the kernel for the whole demo matr
     expect(doc.agrees).to.equal(true);
   });
 
-  it("the denied counter of an endpoint rises when the other group pings it, and explain shows it", async () => {
+  it('the denied counter of an endpoint rises when the other group pings it, and explain shows it', async () => {
     const c2 = lab!.container('192.168.1.2');
     const c4 = lab!.container('192.168.1.4');
     const deniedInbound = async (): Promise<number> => {
@@ -133,7 +142,9 @@ describe('lab end to end: explain agrees with the kernel for the whole demo matr
     expect(allowed.output).to.include('ALLOW 192.168.1.1 → 192.168.1.3 icmp: out of').and.include('(local)');
     const denied = await run('src/status/main.js', 'explain', c6.id, 'fd00:192:168::1:4', '--protocol', 'tcp', '--port', '22', '--lab-dir', dir);
     expect(denied.code, denied.output).to.equal(1);
-    expect(denied.output).to.include(`DENY at instance-1 outbound from ${c6.id}: fd00:192:168::1:4 is not in any allowed cidr; it is in group1; group2 allows only members of group2`);
+    expect(denied.output).to.include(
+      `DENY at instance-1 outbound from ${c6.id}: fd00:192:168::1:4 is not in any allowed cidr; it is in group1; group2 allows only members of group2`,
+    );
     const unknown = await run('src/status/main.js', 'explain', '192.168.1.1', '192.168.1.99', '--lab-dir', dir);
     expect(unknown.code, unknown.output).to.equal(2);
     expect(unknown.output.trim()).to.equal('calico-status: DST 192.168.1.99: no endpoint with that address on the Felixes asked (instance-1, instance-2)');

@@ -14,6 +14,7 @@ import { formatMatrix, measureMatrix, probeOk } from '../../src/lab/matrix.js';
 import { waitFor } from '../../src/common/poll.js';
 import { runCommand } from '../support/process.js';
 import { useLab } from '../support/lab.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 const LAB = 'src/lab/main.js';
 
@@ -48,7 +49,8 @@ describe('lab end to end, IPv6 and dual stack (two hosts, BIRD, all components)'
       expect(r.output).to.include(`container ${ip} (${group}) on ${host}`);
     }
     lab = Lab.load(dir);
-    [a1, b2, d6, c4, d5] = CONTAINERS.map(([ip]) => lab!.container(ip));
+    const nth = (i: number) => lab!.container(CONTAINERS[i]![0]);
+    [a1, b2, d6, c4, d5] = [nth(0), nth(1), nth(2), nth(3), nth(4)];
   });
 
   /** The IPv6 address of a container that has one. */
@@ -56,29 +58,44 @@ describe('lab end to end, IPv6 and dual stack (two hosts, BIRD, all components)'
 
   it('runs a BGP session per peer and family, and BIRD carries the IPv6 (and dual-stack) host routes to the other host', async () => {
     const [h1, h2] = lab!.hosts;
-    for (const h of [h1!, h2!]) expect(await lab!.birdc(h, 'show', 'protocols')).to.match(/^peer_instance_\d\s+BGP .* Established/m).and.match(/^peer_instance_\d_v6\s+BGP .* Established/m);
-    await waitFor('IPv6 routes on both hosts', async () => {
-      const [r1, r2, r1v4, r2v4] = await Promise.all([lab!.routes(h1!, 6), lab!.routes(h2!, 6), lab!.routes(h1!), lab!.routes(h2!)]);
-      return (
-        /^fd00:192:168::1:1 dev tap\S+ /m.test(r1) && /^fd00:192:168::1:6 dev tap\S+ /m.test(r1) &&
-        /^fd00:192:168::1:1 via fd00:198:18::1 dev fab0 proto bird/m.test(r2) && /^fd00:192:168::1:6 via fd00:198:18::1 dev fab0 proto bird/m.test(r2) &&
-        /^fd00:192:168::1:5 via fd00:198:18::2 dev fab0 proto bird/m.test(r1) && /^fd00:192:168::1:4 via fd00:198:18::2 dev fab0 proto bird/m.test(r1) &&
-        // The dual-stack containers' IPv4 halves travel over the IPv4 sessions.
-        /^192\.168\.1\.6 via 198\.18\.0\.1 dev fab0 proto bird/m.test(r2v4) && /^192\.168\.1\.5 via 198\.18\.0\.2 dev fab0 proto bird/m.test(r1v4)
-      );
-    }, 20000, 100).catch(async (err: Error) => {
-      throw new Error(`${err.message}\ninstance-1:\n${await lab!.routes(h1!, 6)}\ninstance-2:\n${await lab!.routes(h2!, 6)}`);
+    for (const h of [h1!, h2!])
+      expect(await lab!.birdc(h, 'show', 'protocols'))
+        .to.match(/^peer_instance_\d\s+BGP .* Established/m)
+        .and.match(/^peer_instance_\d_v6\s+BGP .* Established/m);
+    await waitFor(
+      'IPv6 routes on both hosts',
+      async () => {
+        const [r1, r2, r1v4, r2v4] = await Promise.all([lab!.routes(h1!, 6), lab!.routes(h2!, 6), lab!.routes(h1!), lab!.routes(h2!)]);
+        return (
+          /^fd00:192:168::1:1 dev tap\S+ /m.test(r1) &&
+          /^fd00:192:168::1:6 dev tap\S+ /m.test(r1) &&
+          /^fd00:192:168::1:1 via fd00:198:18::1 dev fab0 proto bird/m.test(r2) &&
+          /^fd00:192:168::1:6 via fd00:198:18::1 dev fab0 proto bird/m.test(r2) &&
+          /^fd00:192:168::1:5 via fd00:198:18::2 dev fab0 proto bird/m.test(r1) &&
+          /^fd00:192:168::1:4 via fd00:198:18::2 dev fab0 proto bird/m.test(r1) &&
+          // The dual-stack containers' IPv4 halves travel over the IPv4 sessions.
+          /^192\.168\.1\.6 via 198\.18\.0\.1 dev fab0 proto bird/m.test(r2v4) &&
+          /^192\.168\.1\.5 via 198\.18\.0\.2 dev fab0 proto bird/m.test(r1v4)
+        );
+      },
+      20000,
+      100,
+    ).catch(async (err: unknown) => {
+      throw new Error(`${errorMessage(err)}\ninstance-1:\n${await lab!.routes(h1!, 6)}\ninstance-2:\n${await lab!.routes(h2!, 6)}`);
     });
   });
 
   it('holds the group rule for every pair sharing a family (ping and TCP), and pairs no others', async () => {
-    await waitFor('the group rule for IPv4 and IPv6', async () => (await measureMatrix(lab!)).every(probeOk), 40000, 200).catch(async (err: Error) => {
-      throw new Error(`${err.message}\n${formatMatrix(await measureMatrix(lab!))}`);
+    await waitFor('the group rule for IPv4 and IPv6', async () => (await measureMatrix(lab!)).every(probeOk), 40000, 200).catch(async (err: unknown) => {
+      throw new Error(`${errorMessage(err)}\n${formatMatrix(await measureMatrix(lab!))}`);
     });
     const probes = await measureMatrix(lab!);
     // 5 containers with IPv6 (20 ordered pairs), 3 with IPv4 (6): the IPv4-only 192.168.1.4 is never paired with an IPv6-only one.
     expect(probes.map((p) => `IPv${p.family} ${p.fromIp} -> ${p.toIp}`).filter((row) => row.includes('192.168.1.4'))).to.have.members([
-      'IPv4 192.168.1.4 -> 192.168.1.6', 'IPv4 192.168.1.4 -> 192.168.1.5', 'IPv4 192.168.1.6 -> 192.168.1.4', 'IPv4 192.168.1.5 -> 192.168.1.4',
+      'IPv4 192.168.1.4 -> 192.168.1.6',
+      'IPv4 192.168.1.4 -> 192.168.1.5',
+      'IPv4 192.168.1.6 -> 192.168.1.4',
+      'IPv4 192.168.1.5 -> 192.168.1.4',
     ]);
     expect(probes.filter((p) => p.family === 6)).to.have.length(20);
     expect(probes.filter((p) => p.family === 4)).to.have.length(6);
@@ -102,7 +119,14 @@ describe('lab end to end, IPv6 and dual stack (two hosts, BIRD, all components)'
 
   it('refuses a container of another group over IPv6, on one host and across hosts, both ways', async () => {
     expect(await lab!.ping(a1, v6(d6)), 'the positive control').to.equal(true);
-    for (const [from, to] of [[b2, a1], [a1, b2], [b2, d6], [b2, c4], [c4, b2], [b2, d5]] as const) {
+    for (const [from, to] of [
+      [b2, a1],
+      [a1, b2],
+      [b2, d6],
+      [b2, c4],
+      [c4, b2],
+      [b2, d5],
+    ] as const) {
       expect(await lab!.ping(from, v6(to)), `ping ${v6(from)} -> ${v6(to)}`).to.equal(false);
       expect(await lab!.tcp(from, v6(to)), `tcp ${v6(from)} -> ${v6(to)}`).to.equal(false);
     }
@@ -132,10 +156,19 @@ describe('lab end to end, IPv6 and dual stack (two hosts, BIRD, all components)'
     expect(r.code, r.output).to.equal(0);
     const rows = r.output.split('\n').filter((l) => /^ {2}IPv[46] {2}/.test(l));
     expect(rows).to.have.length(26);
-    expect(rows.filter((l) => !l.endsWith(' ok')), 'rows not as expected').to.deep.equal([]);
-    expect(r.output).to.match(/^ {2}IPv6 {2}fd00:192:168::1:6 \(group1, instance-1\)\s+-> fd00:192:168::1:5 \(group1, instance-2\)\s+expected yes {2}ping yes {2}tcp yes {2}ok$/m);
-    expect(r.output).to.match(/^ {2}IPv4 {2}192\.168\.1\.6 \(group1, instance-1\)\s+-> 192\.168\.1\.5 \(group1, instance-2\)\s+expected yes {2}ping yes {2}tcp yes {2}ok$/m);
-    expect(r.output).to.match(/^ {2}IPv6 {2}fd00:192:168::1:2 \(group2, instance-1\)\s+-> fd00:192:168::1:4 \(group1, instance-2\)\s+expected no {3}ping no {3}tcp no {3}ok$/m);
+    expect(
+      rows.filter((l) => !l.endsWith(' ok')),
+      'rows not as expected',
+    ).to.deep.equal([]);
+    expect(r.output).to.match(
+      /^ {2}IPv6 {2}fd00:192:168::1:6 \(group1, instance-1\)\s+-> fd00:192:168::1:5 \(group1, instance-2\)\s+expected yes {2}ping yes {2}tcp yes {2}ok$/m,
+    );
+    expect(r.output).to.match(
+      /^ {2}IPv4 {2}192\.168\.1\.6 \(group1, instance-1\)\s+-> 192\.168\.1\.5 \(group1, instance-2\)\s+expected yes {2}ping yes {2}tcp yes {2}ok$/m,
+    );
+    expect(r.output).to.match(
+      /^ {2}IPv6 {2}fd00:192:168::1:2 \(group2, instance-1\)\s+-> fd00:192:168::1:4 \(group1, instance-2\)\s+expected no {3}ping no {3}tcp no {3}ok$/m,
+    );
     expect(r.output).to.match(/instance-2 \(\S+, fd00:198:18::2\) IPv6 routes:\n(.*\n)*\s+fd00:192:168::1:1 via fd00:198:18::1 dev fab0 proto bird/);
   });
 
@@ -144,7 +177,12 @@ describe('lab end to end, IPv6 and dual stack (two hosts, BIRD, all components)'
     expect(r.code, r.output).to.equal(0);
     lab = Lab.load(dir);
     const h2 = lab.host('instance-2');
-    await waitFor('both routes of 192.168.1.6,fd00:192:168::1:6 to leave instance-2', async () => !/^192\.168\.1\.6 /m.test(await lab!.routes(h2)) && !/^fd00:192:168::1:6 /m.test(await lab!.routes(h2, 6)), 20000, 100);
+    await waitFor(
+      'both routes of 192.168.1.6,fd00:192:168::1:6 to leave instance-2',
+      async () => !/^192\.168\.1\.6 /m.test(await lab!.routes(h2)) && !/^fd00:192:168::1:6 /m.test(await lab!.routes(h2, 6)),
+      20000,
+      100,
+    );
     expect(lab.containers.map((c) => c.ip)).to.not.include('192.168.1.6,fd00:192:168::1:6');
   });
 });

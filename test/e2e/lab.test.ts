@@ -7,6 +7,7 @@ import type { Lab, LabContainer } from '../../src/lab/lab.js';
 import { formatMatrix, measureMatrix, probeOk } from '../../src/lab/matrix.js';
 import { waitFor } from '../../src/common/poll.js';
 import { useLab } from '../support/lab.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 describe('lab end to end (two hosts, BIRD, all components)', function () {
   this.timeout(120000);
@@ -27,17 +28,27 @@ describe('lab end to end (two hosts, BIRD, all components)', function () {
 
   it('programs a route per local endpoint and learns remote ones through BIRD', async () => {
     const [h1, h2] = lab.hosts;
-    await waitFor('routes on both hosts', async () => {
-      const r1 = await lab.routes(h1!);
-      const r2 = await lab.routes(h2!);
-      return /^192\.168\.1\.1 dev tap\S+ scope link/m.test(r1) && /^192\.168\.1\.2 dev tap/m.test(r1) && /^192\.168\.1\.4 via 198\.18\.0\.2 dev fab0 proto bird/m.test(r1) &&
-        /^192\.168\.1\.4 dev tap/m.test(r2) && /^192\.168\.1\.1 via 198\.18\.0\.1 dev fab0 proto bird/m.test(r2);
-    }, 20000, 100);
+    await waitFor(
+      'routes on both hosts',
+      async () => {
+        const r1 = await lab.routes(h1!);
+        const r2 = await lab.routes(h2!);
+        return (
+          /^192\.168\.1\.1 dev tap\S+ scope link/m.test(r1) &&
+          /^192\.168\.1\.2 dev tap/m.test(r1) &&
+          /^192\.168\.1\.4 via 198\.18\.0\.2 dev fab0 proto bird/m.test(r1) &&
+          /^192\.168\.1\.4 dev tap/m.test(r2) &&
+          /^192\.168\.1\.1 via 198\.18\.0\.1 dev fab0 proto bird/m.test(r2)
+        );
+      },
+      20000,
+      100,
+    );
   });
 
   it('lets containers of one group talk, across hosts too, and keeps groups apart', async () => {
-    await waitFor('the seed’s connectivity rule', matrixMatches, 30000, 200).catch(async (err: Error) => {
-      throw new Error(`${err.message}\n${formatMatrix(await measureMatrix(lab))}`);
+    await waitFor('the seed’s connectivity rule', matrixMatches, 30000, 200).catch(async (err: unknown) => {
+      throw new Error(`${errorMessage(err)}\n${formatMatrix(await measureMatrix(lab))}`);
     });
     expect(await lab.ping(c1, c4.ip)).to.equal(true);
     expect(await lab.tcp(c4, c1.ip)).to.equal(true);

@@ -46,7 +46,21 @@ describe('calico-acl-manager with plugin network (built commands)', function () 
     const [groupsPort, pubPort, aclReq, aclPub] = await freePorts(4);
     const data = path.join(dir, 'data.txt');
     fs.writeFileSync(data, `${FELIX}${dataText}`);
-    const pluginArgs = ['network', '--data', data, '--log-dir', 'none', '--bind', '127.0.0.1', '--groups-port', String(groupsPort), '--publish-port', String(pubPort), '--heartbeat-ms', '200'];
+    const pluginArgs = [
+      'network',
+      '--data',
+      data,
+      '--log-dir',
+      'none',
+      '--bind',
+      '127.0.0.1',
+      '--groups-port',
+      String(groupsPort),
+      '--publish-port',
+      String(pubPort),
+      '--heartbeat-ms',
+      '200',
+    ];
     const plugin: Running = startCommand('src/plugin/main.js', pluginArgs);
     const cfg = path.join(dir, 'acl_manager.cfg');
     fs.writeFileSync(
@@ -59,18 +73,21 @@ describe('calico-acl-manager with plugin network (built commands)', function () 
   }
 
   it('publishes the data file’s groups as ACLs, follows changes, and survives a plugin restart', async () => {
-    const { data, pluginArgs, manager, aclReq, aclPub, ...started } = await startBoth(`${endpoint(1, 'group1')}${endpoint(2, 'group1')}${endpoint(3, 'group2')}`);
+    const { data, pluginArgs, manager, aclReq, aclPub, ...started } = await startBoth(
+      `${endpoint(1, 'group1')}${endpoint(2, 'group1')}${endpoint(3, 'group2')}`,
+    );
     let plugin = started.plugin;
     const sub = new SubscribePeer(`tcp://127.0.0.1:${aclPub}`, ['ep1', 'ep2', 'ep3', 'aclheartbeat']);
     closers.push(sub);
     await sub.inbox.take((m) => m['topic'] === 'aclheartbeat', 'aclheartbeat');
     // What the manager published on the subscriptions themselves (SPEC §5 v2) came before that heartbeat: not what this test follows.
-    for (let i; (i = sub.inbox.messages.findIndex((m) => m['type'] === 'ACLUPDATE')) >= 0; ) sub.inbox.messages.splice(i, 1);
+    for (let i; (i = sub.inbox.messages.findIndex((m) => m['type'] === 'ACLUPDATE')) >= 0;) sub.inbox.messages.splice(i, 1);
     const req = new RequestPeer(`tcp://127.0.0.1:${aclReq}`);
     closers.push(req);
     const update = (ep: string) => sub.inbox.take((m) => m['topic'] === ep && m['type'] === 'ACLUPDATE', `ACLUPDATE for ${ep}`, 8000);
 
-    for (const ep of ['ep1', 'ep3']) expect(await req.request({ type: 'GETACLSTATE', endpoint_id: ep, issued: Date.now() })).to.include({ rc: 'SUCCESS', endpoint_id: ep });
+    for (const ep of ['ep1', 'ep3'])
+      expect(await req.request({ type: 'GETACLSTATE', endpoint_id: ep, issued: Date.now() })).to.include({ rc: 'SUCCESS', endpoint_id: ep });
     expect((await update('ep1'))['acls']).to.deep.equal(acls(['192.168.1.1', '192.168.1.2']));
     expect((await update('ep3'))['acls']).to.deep.equal(acls(['192.168.1.3']));
 
@@ -80,7 +97,8 @@ describe('calico-acl-manager with plugin network (built commands)', function () 
     // The plugin publishes the two groups one after the other: if group1 comes first, ep2 is in no group for a
     // moment and gets deny-all (failing closed) before group2's update gives it its new ACLs.
     const ep2 = await update('ep2');
-    if (JSON.stringify(ep2['acls']) === JSON.stringify({ v4: deny, v6: deny })) expect((await update('ep2'))['acls']).to.deep.equal(acls(['192.168.1.2', '192.168.1.3']));
+    if (JSON.stringify(ep2['acls']) === JSON.stringify({ v4: deny, v6: deny }))
+      expect((await update('ep2'))['acls']).to.deep.equal(acls(['192.168.1.2', '192.168.1.3']));
     else expect(ep2['acls']).to.deep.equal(acls(['192.168.1.2', '192.168.1.3']));
     expect((await update('ep3'))['acls']).to.deep.equal(acls(['192.168.1.2', '192.168.1.3']));
 
@@ -114,7 +132,8 @@ describe('calico-acl-manager with plugin network (built commands)', function () 
       expect((await sub.inbox.take((m) => m['topic'] === ep && m['type'] === 'ACLUPDATE', `ACLUPDATE for ${ep}`))['acls'], ep).to.deep.equal(expected);
     }
 
-    for (const ep of ids) expect(await req.request({ type: 'GETACLSTATE', endpoint_id: ep, issued: Date.now() })).to.include({ rc: 'SUCCESS', endpoint_id: ep });
+    for (const ep of ids)
+      expect(await req.request({ type: 'GETACLSTATE', endpoint_id: ep, issued: Date.now() })).to.include({ rc: 'SUCCESS', endpoint_id: ep });
     for (const ep of ids) await settles(ep, acls(['192.168.1.1', '192.168.1.2', '192.168.1.3', '192.168.1.4']));
 
     writeFileAtomic(data, `${FELIX}${endpoints('group2')}`);

@@ -29,7 +29,11 @@ function prototypeAcls(groupAddrs: string[]): Json {
 /** ACLs with every rule list sorted, so a comparison does not depend on the manager's (deterministic) order. */
 function sorted(acls: unknown): unknown {
   const a = acls as Record<string, Record<string, unknown>>;
-  const fam = (r: Record<string, unknown>) => ({ ...r, inbound: [...(r['inbound'] as Json[])].sort(byJson), outbound: [...(r['outbound'] as Json[])].sort(byJson) });
+  const fam = (r: Record<string, unknown>) => ({
+    ...r,
+    inbound: [...(r['inbound'] as Json[])].sort(byJson),
+    outbound: [...(r['outbound'] as Json[])].sort(byJson),
+  });
   return { v4: fam(a['v4']!), v6: fam(a['v6']!) };
 }
 const byJson = (x: Json, y: Json) => JSON.stringify(x).localeCompare(JSON.stringify(y));
@@ -107,7 +111,7 @@ MetricsPort = ${ports.metrics}
   async function felix(topics: string[], keepInitial = false): Promise<{ sub: SubscribePeer; req: RequestPeer }> {
     const sub = track(new SubscribePeer(`tcp://127.0.0.1:${ports.aclPub}`, [...topics, 'aclheartbeat']));
     await sub.inbox.take((m) => m['topic'] === 'aclheartbeat', 'aclheartbeat', 5000);
-    if (!keepInitial) for (let i; (i = sub.inbox.messages.findIndex((m) => m['type'] === 'ACLUPDATE')) >= 0; ) sub.inbox.messages.splice(i, 1);
+    if (!keepInitial) for (let i; (i = sub.inbox.messages.findIndex((m) => m['type'] === 'ACLUPDATE')) >= 0;) sub.inbox.messages.splice(i, 1);
     const req = track(new RequestPeer(`tcp://127.0.0.1:${ports.aclReq}`));
     return { sub, req };
   }
@@ -125,13 +129,14 @@ MetricsPort = ${ports.metrics}
     await waitFor('two more aclheartbeats', () => beats() >= seen + 2, 5000, 10);
   }
 
-  const update = (sub: SubscribePeer, ep: string, what = `ACLUPDATE for ${ep}`) => sub.inbox.take((m) => m['topic'] === ep && m['type'] === 'ACLUPDATE', what, 8000);
+  const update = (sub: SubscribePeer, ep: string, what = `ACLUPDATE for ${ep}`) =>
+    sub.inbox.take((m) => m['topic'] === ep && m['type'] === 'ACLUPDATE', what, 8000);
 
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aclmgr-test-'));
     closers = [];
     const [a, b, c, d, e] = await freePorts(5);
-    ports = { groups: a!, pub: b!, aclReq: c!, aclPub: d!, metrics: e! };
+    ports = { groups: a, pub: b, aclReq: c, aclPub: d, metrics: e };
   });
 
   afterEach(async () => {
@@ -150,7 +155,9 @@ MetricsPort = ${ports.metrics}
     });
 
     it('subscribes, then asks GETGROUPS; answers GETACLSTATE and publishes the complete ACLs', async () => {
-      expect(await plugin.requests.take((m) => m['type'] === 'GETGROUPS', 'GETGROUPS')).to.have.property('issued').that.is.a('number');
+      expect(await plugin.requests.take((m) => m['type'] === 'GETGROUPS', 'GETGROUPS'))
+        .to.have.property('issued')
+        .that.is.a('number');
       const first = plugin.events.indexOf('request:GETGROUPS');
       expect(plugin.events.indexOf('subscribe:groups')).to.be.within(0, first - 1);
       expect(plugin.events.indexOf('subscribe:networkheartbeat')).to.be.within(0, first - 1);
@@ -249,7 +256,9 @@ MetricsPort = ${ports.metrics}
       expect(done(), `members with the final ACLs: ${[...latest.values()].filter((n) => n === final).length} of ${final}`).to.equal(true);
       // Every intermediate state would be `intermediate` (about 25 000) publications; what the socket buffers
       // before refusing (about 1000 queued plus the TCP buffers) goes out as it was, the rest collapses to one per endpoint.
-      console.log(`      (${STEPS} changes of a group of ${BASE}–${final}: ${received} ACLUPDATEs received; every intermediate state would be ${intermediate})`);
+      console.log(
+        `      (${STEPS} changes of a group of ${BASE}–${final}: ${received} ACLUPDATEs received; every intermediate state would be ${intermediate})`,
+      );
       expect(received).to.be.below(intermediate / 5);
     });
 
@@ -265,7 +274,12 @@ MetricsPort = ${ports.metrics}
 
     it('answers GETACLSTATE for an unknown endpoint with SUCCESS and publishes once it becomes known', async () => {
       const { sub, req } = await felix(['ep7']);
-      expect(await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep7' })).to.deep.equal({ type: 'GETACLSTATE', endpoint_id: 'ep7', rc: 'SUCCESS', message: '' });
+      expect(await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep7' })).to.deep.equal({
+        type: 'GETACLSTATE',
+        endpoint_id: 'ep7',
+        rc: 'SUCCESS',
+        message: '',
+      });
       await plugin.setGroup('g1', { ep1: ['192.168.1.1'], ep2: ['192.168.1.2'], ep7: ['192.168.1.7', 'fd00::7'] });
       const acls = (await update(sub, 'ep7'))['acls'] as Record<string, Record<string, unknown>>;
       expect(acls['v6']!['inbound']).to.deep.equal([rule('fd00::7/128')]);
@@ -377,12 +391,21 @@ MetricsPort = ${ports.metrics}
 
     it('a burst of 500 subscriptions each gets its ACLs (none lost); 3 duplicate subscriptions cost at most a couple of publications', async () => {
       const started = Date.now();
-      const sub = track(new SubscribePeer(`tcp://127.0.0.1:${ports.aclPub}`, Array.from({ length: N }, (_, i) => ep(i))));
+      const sub = track(
+        new SubscribePeer(
+          `tcp://127.0.0.1:${ports.aclPub}`,
+          Array.from({ length: N }, (_, i) => ep(i)),
+        ),
+      );
       const seen = new Set<string>();
-      await waitFor('all 500 ACLUPDATEs', () => {
-        for (const m of sub.inbox.messages) if (m['type'] === 'ACLUPDATE') seen.add(m['topic'] as string);
-        return seen.size === N;
-      }, 10000);
+      await waitFor(
+        'all 500 ACLUPDATEs',
+        () => {
+          for (const m of sub.inbox.messages) if (m['type'] === 'ACLUPDATE') seen.add(m['topic'] as string);
+          return seen.size === N;
+        },
+        10000,
+      );
       const burstMs = Date.now() - started;
       expect(burstMs).to.be.below(5000);
       console.log(`      (500 subscriptions → 500 ACLUPDATEs in ${burstMs} ms)`);
@@ -399,13 +422,21 @@ MetricsPort = ${ports.metrics}
       const xsub = new zmq.XSubscriber({ linger: 0 });
       closers.push(xsub);
       xsub.connect(`tcp://127.0.0.1:${ports.aclPub}`);
-      for (const frame of [Buffer.from([]), Buffer.from([2, 0x78, 0x70, 0x35]), Buffer.from([0xff]), Buffer.from([0, 0x78]), Buffer.from([1]), Buffer.from([1, 0x78, 0x70, 0x35])]) await xsub.send(frame);
+      for (const frame of [
+        Buffer.from([]),
+        Buffer.from([2, 0x78, 0x70, 0x35]),
+        Buffer.from([0xff]),
+        Buffer.from([0, 0x78]),
+        Buffer.from([1]),
+        Buffer.from([1, 0x78, 0x70, 0x35]),
+      ])
+        await xsub.send(frame);
       // The last frame subscribes to xp5: its ACLs come without any GETACLSTATE.
       xsub.receiveTimeout = 2000;
       let got: string | undefined;
       while (!got) {
         const [topic, body] = await xsub.receive();
-        if (JSON.parse(body!.toString())['type'] === 'ACLUPDATE') got = topic!.toString();
+        if ((JSON.parse(body!.toString()) as Record<string, unknown>)['type'] === 'ACLUPDATE') got = topic!.toString();
       }
       expect(got).to.equal('xp5');
       expect(manager.child.exitCode).to.equal(null);
@@ -476,7 +507,11 @@ MetricsPort = ${ports.metrics}
       ['port out of range', (c) => c.replace(/AclRequestPort = .*\n/, 'AclRequestPort = 99999\n'), /:\d+: \[global\] AclRequestPort: bad value "99999"/],
       ['not a number', (c) => c.replace(/PluginTimeoutMillis = .*\n/, 'PluginTimeoutMillis = soon\n'), /\[connection\] PluginTimeoutMillis: bad value "soon"/],
       ['bad severity', (c) => c.replace('LogSeverityScreen = INFO', 'LogSeverityScreen = LOUD'), /\[log\] LogSeverityScreen: bad value "LOUD"/],
-      ['heartbeat slower than 30 s', (c) => c.replace('AclHeartbeatIntervalMillis = 200', 'AclHeartbeatIntervalMillis = 60000'), /AclHeartbeatIntervalMillis: bad value/],
+      [
+        'heartbeat slower than 30 s',
+        (c) => c.replace('AclHeartbeatIntervalMillis = 200', 'AclHeartbeatIntervalMillis = 60000'),
+        /AclHeartbeatIntervalMillis: bad value/,
+      ],
     ];
     for (const [name, edit, expected] of cases) {
       it(`exits non-zero with one line naming file, section and key: ${name}`, async () => {

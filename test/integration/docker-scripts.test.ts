@@ -36,10 +36,20 @@ describe('docker start scripts', function () {
   describe('felix entrypoint', () => {
     /** Runs the entrypoint with only `env` (and PATH) set, the command listing the config dir. */
     const entrypoint = (env: Record<string, string>, command = ['ls', path.join(dir, 'etc')]) =>
-      execa('sh', [ENTRYPOINT, ...command], { env: { PATH: process.env.PATH!, CALICO_CONFIG_DIR: path.join(dir, 'etc'), CALICO_LOG_DIR: path.join(dir, 'log'), ...env }, extendEnv: false, reject: false });
+      execa('sh', [ENTRYPOINT, ...command], {
+        env: { PATH: process.env.PATH!, CALICO_CONFIG_DIR: path.join(dir, 'etc'), CALICO_LOG_DIR: path.join(dir, 'log'), ...env },
+        extendEnv: false,
+        reject: false,
+      });
 
     it('writes felix.cfg and acl_manager.cfg from the environment, which the config loaders accept, then runs the command', async () => {
-      const r = await entrypoint({ PluginAddress: '10.240.0.2', FelixHostname: 'instance-2', ResyncIntervalSecs: '60', LogSeverityScreen: 'INFO', ConnectionTimeoutMillis: '10000' });
+      const r = await entrypoint({
+        PluginAddress: '10.240.0.2',
+        FelixHostname: 'instance-2',
+        ResyncIntervalSecs: '60',
+        LogSeverityScreen: 'INFO',
+        ConnectionTimeoutMillis: '10000',
+      });
       expect(r.exitCode, r.stderr).to.equal(0);
       expect(r.stdout.split('\n')).to.deep.equal(['acl_manager.cfg', 'felix.cfg']);
       const { config, warnings } = loadFelixConfig(path.join(dir, 'etc/felix.cfg'));
@@ -49,7 +59,10 @@ describe('docker start scripts', function () {
       expect(config.connection).to.deep.include({ ConnectionTimeoutMillis: 10000 });
       const acl = fs.readFileSync(path.join(dir, 'etc/acl_manager.cfg'), 'utf8');
       expect(acl).to.equal(`[global]\nPluginAddress = 10.240.0.2\n\n[log]\nLogFilePath = ${path.join(dir, 'log/acl_manager.log')}\nLogSeverityScreen = INFO\n`);
-      const parsed = loadConfig(path.join(dir, 'etc/acl_manager.cfg'), { global: { PluginAddress: { parse: String, required: true } }, log: { LogFilePath: { parse: String }, LogSeverityScreen: { parse: String } } });
+      const parsed = loadConfig(path.join(dir, 'etc/acl_manager.cfg'), {
+        global: { PluginAddress: { parse: String, required: true } },
+        log: { LogFilePath: { parse: String }, LogSeverityScreen: { parse: String } },
+      });
       expect(parsed.warnings).to.deep.equal([]);
       expect(fs.existsSync(path.join(dir, 'log'))).to.equal(true);
     });
@@ -154,7 +167,13 @@ describe('docker start scripts', function () {
     });
 
     /** run-bird's environment (the image's PATH, files in this test's folder) and `env`. */
-    const birdEnv = (env: Record<string, string>) => ({ PATH: `${bin}:${process.env.PATH}`, BIRD_LOG_DIR: path.join(dir, 'log'), BIRD_CONF: path.join(dir, 'etc/bird.conf'), BIRD_SOCKET: path.join(dir, 'run/bird.ctl'), ...env });
+    const birdEnv = (env: Record<string, string>) => ({
+      PATH: `${bin}:${process.env.PATH}`,
+      BIRD_LOG_DIR: path.join(dir, 'log'),
+      BIRD_CONF: path.join(dir, 'etc/bird.conf'),
+      BIRD_SOCKET: path.join(dir, 'run/bird.ctl'),
+      ...env,
+    });
     /** `sh run-bird` inside the namespace (never the root one: BIRD may start) with `vars` as its whole environment. */
     const runBirdArgs = (vars: Record<string, string>) => ['netns', 'exec', ns, 'env', ...Object.entries(vars).map(([k, v]) => `${k}=${v}`), 'sh', RUN_BIRD];
     /** Runs run-bird where it is expected to stop before BIRD starts. */
@@ -165,13 +184,18 @@ describe('docker start scripts', function () {
       const vars = birdEnv(env);
       const child = spawn('ip', runBirdArgs(vars), { stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
-      child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       const exited = new Promise((r) => child.once('exit', r));
       try {
-        await waitFor('BIRD to answer on its socket', async () => {
-          if (child.exitCode !== null) throw new Error(`run-bird exited ${child.exitCode}: ${stderr}`);
-          return /Daemon is up and running/.test((await execa('birdc', ['-s', vars.BIRD_SOCKET, 'show', 'status'])).stdout);
-        }, 10000, 100);
+        await waitFor(
+          'BIRD to answer on its socket',
+          async () => {
+            if (child.exitCode !== null) throw new Error(`run-bird exited ${child.exitCode}: ${stderr}`);
+            return /Daemon is up and running/.test((await execa('birdc', ['-s', vars.BIRD_SOCKET, 'show', 'status'])).stdout);
+          },
+          10000,
+          100,
+        );
         // BIRD is the foreground process: run-bird exec'd it.
         expect((await execa('birdc', ['-s', vars.BIRD_SOCKET, 'show', 'protocols'])).stdout).to.include('peer_instance_2');
         expect(fs.readFileSync(path.join(dir, 'log/bird.log'), 'utf8')).to.match(/Started/);
@@ -184,9 +208,15 @@ describe('docker start scripts', function () {
 
     it('generates the config from felix.txt for this host and runs BIRD in the foreground, logging to its log dir', async () => {
       const felixTxt = path.join(dir, 'felix.txt');
-      fs.writeFileSync(felixTxt, '[felix instance-1]\nip=198.18.0.1\nip6=fd00:198:18::1\nhost=instance-1.lab\n\n[felix instance-2]\nip=198.18.0.2\nip6=fd00:198:18::2\nhost=instance-2.lab\n');
+      fs.writeFileSync(
+        felixTxt,
+        '[felix instance-1]\nip=198.18.0.1\nip6=fd00:198:18::1\nhost=instance-1.lab\n\n[felix instance-2]\nip=198.18.0.2\nip6=fd00:198:18::2\nhost=instance-2.lab\n',
+      );
       const conf = await runBird({ FELIX_TXT: felixTxt, BIRD_HOSTNAME: 'instance-1.lab', BIRD_AS: '65010', BIRD_PREFIXES: '192.168.0.0/16 fd00:192:168::/64' });
-      expect(conf).to.include('router id 198.18.0.1;').and.include('neighbor 198.18.0.2 as 65010;').and.include(`log "${path.join(dir, 'log/bird.log')}" 10000000 "${path.join(dir, 'log/bird.log.old')}" all;`);
+      expect(conf)
+        .to.include('router id 198.18.0.1;')
+        .and.include('neighbor 198.18.0.2 as 65010;')
+        .and.include(`log "${path.join(dir, 'log/bird.log')}" 10000000 "${path.join(dir, 'log/bird.log.old')}" all;`);
       expect(conf).to.include('define ENDPOINT_ROUTES_V6 = [ fd00:192:168::/64{128,128} ];').and.include('neighbor fd00:198:18::2 as 65010;');
     });
 
@@ -198,7 +228,9 @@ describe('docker start scripts', function () {
     it('takes name=ip,ip6 in CALICO_HOSTS: an IPv6 session per peer, both default ranges', async () => {
       const conf = await runBird({ CALICO_HOSTS: 'instance-1=198.18.0.1,fd00:198:18::1 instance-2=198.18.0.2,fd00:198:18::2', BIRD_HOSTNAME: 'instance-1' });
       expect(conf).to.include('neighbor 198.18.0.2 as 64511;').and.include('local fd00:198:18::1 as 64511;').and.include('neighbor fd00:198:18::2 as 64511;');
-      expect(conf).to.include('define ENDPOINT_ROUTES_V4 = [ 192.168.0.0/16{32,32} ];').and.include('define ENDPOINT_ROUTES_V6 = [ fd00:192:168::/48{128,128} ];');
+      expect(conf)
+        .to.include('define ENDPOINT_ROUTES_V4 = [ 192.168.0.0/16{32,32} ];')
+        .and.include('define ENDPOINT_ROUTES_V6 = [ fd00:192:168::/48{128,128} ];');
       expect(conf).to.match(/^protocol bgp peer_instance_2_v6 from mesh6 \{$/m);
     });
 
@@ -235,7 +267,10 @@ describe('zeromq prune (docker/prune-zeromq.mjs, a build step of the Node images
   const files = () => filesIn(path.join(dir, 'build'));
   const prune = (...args: string[]) => execa('node', [SCRIPT, ...args, dir], { reject: false });
   /** zeromq's own loader (cmake-ts) on the pruned folder, in a process of its own: the libzmq version of the addon it loads. */
-  const load = () => execa('node', ['-e', `process.stdout.write(require(${JSON.stringify(LOADER)}).loadAddon(${JSON.stringify(path.join(dir, 'build'))}).version)`], { reject: false });
+  const load = () =>
+    execa('node', ['-e', `process.stdout.write(require(${JSON.stringify(LOADER)}).loadAddon(${JSON.stringify(path.join(dir, 'build'))}).version)`], {
+      reject: false,
+    });
 
   it('starts from addons for macOS and Windows as well as Linux (what the images used to carry)', () => {
     const oses = new Set(files().map((f) => f.split('/')[0]));
@@ -340,11 +375,16 @@ describe('util image: docker stop (issue #18)', function () {
     const ended = new Promise((r) => child.once('exit', r));
     let pid1 = 0;
     let inner = 0;
-    await waitFor('PID 1 and its child to start', async () => {
-      pid1 = descendantsOf(child.pid!).find((p) => cmdline(p).join(' ') === argv.join(' ')) ?? 0;
-      inner = pid1 ? (childrenOf(pid1)[0] ?? 0) : 0;
-      return inner !== 0 && cmdline(inner)[0] === command[0];
-    }, 5000, 50);
+    await waitFor(
+      'PID 1 and its child to start',
+      () => {
+        pid1 = descendantsOf(child.pid!).find((p) => cmdline(p).join(' ') === argv.join(' ')) ?? 0;
+        inner = pid1 ? (childrenOf(pid1)[0] ?? 0) : 0;
+        return inner !== 0 && cmdline(inner)[0] === command[0];
+      },
+      5000,
+      50,
+    );
     return { pid1, child: inner, ended };
   }
 
@@ -432,7 +472,7 @@ describe("compose files and build context under Debian 12's tools (docker-compos
     });
   }
 
-  it("refuses a top-level name, as the files had it (what the static check guards against)", async () => {
+  it('refuses a top-level name, as the files had it (what the static check guards against)', async () => {
     // Beside a copy of first-host.yaml at the same depth, so its build context (../..) is still the repository.
     const dir = fs.mkdtempSync(path.join(ROOT, 'dist', 'compose-'));
     try {
@@ -452,10 +492,12 @@ describe("compose files and build context under Debian 12's tools (docker-compos
       'from docker.utils.build import exclude_paths',
       "patterns = [l.strip() for l in open('.dockerignore') if l.strip() and not l.strip().startswith('#')]",
       // Its answer has the folders too; the files are what matters.
-    "print(json.dumps(sorted(p for p in exclude_paths('.', patterns, dockerfile='docker/Dockerfile') if os.path.isfile(p))))",
+      "print(json.dumps(sorted(p for p in exclude_paths('.', patterns, dockerfile='docker/Dockerfile') if os.path.isfile(p))))",
     ].join('\n');
     const r = await execa('python3', ['-c', program], { cwd: ROOT });
-    const copied = [...parseStages(fs.readFileSync(DOCKERFILE, 'utf8')).values()].flatMap((s) => s.copies.filter((c) => c.from === null).flatMap((c) => c.sources.flatMap(filesUnder)));
+    const copied = [...parseStages(fs.readFileSync(DOCKERFILE, 'utf8')).values()].flatMap((s) =>
+      s.copies.filter((c) => c.from === null).flatMap((c) => c.sources.flatMap(filesUnder)),
+    );
     expect(JSON.parse(r.stdout)).to.deep.equal([...new Set([...copied, 'docker/Dockerfile', '.dockerignore'])].sort());
   });
 });

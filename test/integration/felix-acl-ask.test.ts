@@ -14,7 +14,7 @@ import { createLogger } from '../../src/common/logging.js';
 import type { Acls } from '../../src/common/wire/acl-api.js';
 import { FelixAgent } from '../../src/felix/agent.js';
 import { loadFelixConfig } from '../../src/felix/config.js';
-import type { DataplaneSink, EndpointSpec } from '../../src/felix/endpoints.js';
+import type { DataplaneSink } from '../../src/felix/endpoints.js';
 import { FakeAclManager, FakePlugin, createMsg, ipc, writeFelixConfig } from '../support/felix-peers.js';
 import { waitFor } from '../support/process.js';
 
@@ -24,10 +24,10 @@ const allowAll: Json = { v4: { ...noRules, inbound: [{ group: null, cidr: '0.0.0
 
 class RecordingDataplane implements DataplaneSink {
   readonly acls = new Map<string, { acls: Acls; at: number }>();
-  async addressProblem(): Promise<string | null> {
-    return null;
+  addressProblem(): Promise<string | null> {
+    return Promise.resolve(null);
   }
-  upsertEndpoint(_ep: EndpointSpec): void {}
+  upsertEndpoint(): void {}
   setAcls(id: string, acls: Acls): void {
     this.acls.set(id, { acls, at: Date.now() });
   }
@@ -59,8 +59,9 @@ describe('Felix asks GETACLSTATE only when the ACLUPDATE is late (in process, re
   afterEach(async () => {
     await agent?.stop();
     agent = undefined;
-    plugin?.close();
-    aclmgr?.close();
+    // Unset if the before hook failed.
+    (plugin as FakePlugin | undefined)?.close();
+    (aclmgr as FakeAclManager | undefined)?.close();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -75,10 +76,15 @@ describe('Felix asks GETACLSTATE only when the ACLUPDATE is late (in process, re
     // 100 ms wait has run out shows that no GETACLSTATE was (or it would have gone first).
     const heartbeats = () => aclmgr.rep.inbox.messages.filter((m) => m['type'] === 'HEARTBEAT').length;
     let before = -1;
-    await waitFor('a HEARTBEAT from Felix after every first wait ran out', () => {
-      if (before < 0 && Date.now() - subscribed > 150) before = heartbeats();
-      return before >= 0 && heartbeats() > before;
-    }, 5000, 10);
+    await waitFor(
+      'a HEARTBEAT from Felix after every first wait ran out',
+      () => {
+        if (before < 0 && Date.now() - subscribed > 150) before = heartbeats();
+        return before >= 0 && heartbeats() > before;
+      },
+      5000,
+      10,
+    );
     for (const ep of eps) expect(aclmgr.requestsFor(ep.id), ep.id).to.equal(0);
   });
 
@@ -95,7 +101,12 @@ describe('Felix asks GETACLSTATE only when the ACLUPDATE is late (in process, re
     // The next ask would come 200 ms after the reply, Felix's HEARTBEAT (keepalive 300 ms) only after it:
     // with the HEARTBEAT in, there was no second ask.
     const afterAsk = (m: Record<string, unknown>) => aclmgr.rep.inbox.messages.indexOf(m) > aclmgr.rep.inbox.messages.indexOf(first!);
-    await waitFor('a HEARTBEAT from Felix after the GETACLSTATE', () => aclmgr.rep.inbox.messages.some((m) => m['type'] === 'HEARTBEAT' && afterAsk(m)), 5000, 10);
+    await waitFor(
+      'a HEARTBEAT from Felix after the GETACLSTATE',
+      () => aclmgr.rep.inbox.messages.some((m) => m['type'] === 'HEARTBEAT' && afterAsk(m)),
+      5000,
+      10,
+    );
     expect(aclmgr.requestsFor(ep.id)).to.equal(1);
   });
 });

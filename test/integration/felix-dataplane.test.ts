@@ -23,12 +23,24 @@ const B = { id: 'bbbbbbbbbbbb0002', ifname: 'tapbbbbbbbbbbb', ip: '192.168.10.2'
 const C = { id: 'cccccccccccc0003', ifname: 'tapccccccccccc', ip: '192.168.10.3', mac: 'ee:ee:00:00:00:03' };
 
 const rule = (fields: Partial<Rule>): Rule => ({ group: null, cidr: null, protocol: null, port: null, ...fields });
-const rules = (inbound: Rule[], outbound: Rule[] = [rule({ cidr: '0.0.0.0/0' })]): Acls['v4'] => ({ inbound, outbound, inbound_default: 'deny', outbound_default: 'deny' });
+const rules = (inbound: Rule[], outbound: Rule[] = [rule({ cidr: '0.0.0.0/0' })]): Acls['v4'] => ({
+  inbound,
+  outbound,
+  inbound_default: 'deny',
+  outbound_default: 'deny',
+});
 const v4 = (inbound: Rule[], outbound?: Rule[]): Acls => ({ v4: rules(inbound, outbound), v6: rules([], []) });
 /** Allows everything from the other containers. */
 const OPEN = v4([rule({ cidr: '192.168.10.0/24' })]);
 
-const spec = (e: typeof A, over: Partial<EndpointSpec> = {}): EndpointSpec => ({ id: e.id, ifname: e.ifname, mac: e.mac, addrs: [e.ip], enabled: true, ...over });
+const spec = (e: typeof A, over: Partial<EndpointSpec> = {}): EndpointSpec => ({
+  id: e.id,
+  ifname: e.ifname,
+  mac: e.mac,
+  addrs: [e.ip],
+  enabled: true,
+  ...over,
+});
 
 interface Lab {
   host: Netns;
@@ -91,17 +103,32 @@ async function canConnect(from: Container, ip: string, port: number): Promise<bo
 }
 
 async function felixRules(host: Netns, tool = 'iptables-save'): Promise<string[]> {
-  return (await host.run(tool)).split('\n').filter((l) => /^-A (felix-|FORWARD|INPUT|PREROUTING)/.test(l)).sort();
+  return (await host.run(tool))
+    .split('\n')
+    .filter((l) => /^-A (felix-|FORWARD|INPUT|PREROUTING)/.test(l))
+    .sort();
 }
 
 /** Everything Felix programs, for before/after comparisons. */
 async function snapshot(host: Netns): Promise<string> {
-  const sets = (await host.run('ipset', ['save'])).split('\n').filter((l) => l.startsWith('add ') || l.startsWith('create ')).map((l) => l.replace(/ initval \S+/, '')).sort();
-  return [...(await felixRules(host)), ...(await felixRules(host, 'ip6tables-save')), ...sets, await host.run('ip', ['route']), await host.run('ip', ['neigh', 'show', 'nud', 'permanent'])].join('\n');
+  const sets = (await host.run('ipset', ['save']))
+    .split('\n')
+    .filter((l) => l.startsWith('add ') || l.startsWith('create '))
+    .map((l) => l.replace(/ initval \S+/, ''))
+    .sort();
+  return [
+    ...(await felixRules(host)),
+    ...(await felixRules(host, 'ip6tables-save')),
+    ...sets,
+    await host.run('ip', ['route']),
+    await host.run('ip', ['neigh', 'show', 'nud', 'permanent']),
+  ].join('\n');
 }
 
 const restores = (stats: Record<string, number>): number =>
-  Object.entries(stats).filter(([k]) => k.includes('restore')).reduce((a, [, v]) => a + v, 0);
+  Object.entries(stats)
+    .filter(([k]) => k.includes('restore'))
+    .reduce((a, [, v]) => a + v, 0);
 
 describe('Felix dataplane in network namespaces', function () {
   this.timeout(60000);
@@ -187,7 +214,10 @@ describe('Felix dataplane in network namespaces', function () {
   it('real packets: allowed ping and TCP pass, a denied port does not, an ACL change takes effect', async () => {
     const { a, b, driver } = await lab();
     const bAcls = (port: number): Acls => v4([rule({ cidr: '192.168.10.1/32', protocol: 'tcp', port }), rule({ cidr: '192.168.10.0/24', protocol: 'icmp' })]);
-    await program(driver, [[spec(A), OPEN], [spec(B), bAcls(8080)]]);
+    await program(driver, [
+      [spec(A), OPEN],
+      [spec(B), bAcls(8080)],
+    ]);
     listen(b, 8080);
     listen(b, 9090);
     expect(await canPing(a, B.ip), 'ping a → b').to.equal(true);
@@ -201,17 +231,22 @@ describe('Felix dataplane in network namespaces', function () {
   });
 
   it('drops a spoofed source address', async () => {
-    const { a, b, driver } = await lab();
-    await program(driver, [[spec(A), OPEN], [spec(B), v4([rule({ cidr: '0.0.0.0/0' })])]]);
+    const { a, driver } = await lab();
+    await program(driver, [
+      [spec(A), OPEN],
+      [spec(B), v4([rule({ cidr: '0.0.0.0/0' })])],
+    ]);
     await a.ns.run('ip', ['addr', 'add', '192.168.10.99/32', 'dev', 'eth0']);
     expect(await canPing(a, B.ip)).to.equal(true);
     expect(await canPing(a, B.ip, '192.168.10.99'), 'spoofed source').to.equal(false);
-    void b;
   });
 
   it('a new endpoint is denied until its ACLs arrive; disabled has no routes and empty sets; enable restores', async () => {
     const { host, a, driver } = await lab();
-    await program(driver, [[spec(A), OPEN], [spec(B), null]]);
+    await program(driver, [
+      [spec(A), OPEN],
+      [spec(B), null],
+    ]);
     expect(await canPing(a, B.ip), 'B has no ACLs yet').to.equal(false);
     await driver.send({ op: 'acls', id: B.id, acls: OPEN, wait: true });
     expect(await canPing(a, B.ip)).to.equal(true);
@@ -228,7 +263,10 @@ describe('Felix dataplane in network namespaces', function () {
 
   it('remove deletes chains, sets, routes and neighbours, and the traffic stops', async () => {
     const { host, a, driver } = await lab();
-    await program(driver, [[spec(A), OPEN], [spec(B), OPEN]]);
+    await program(driver, [
+      [spec(A), OPEN],
+      [spec(B), OPEN],
+    ]);
     expect(await canPing(a, B.ip)).to.equal(true);
     await driver.send({ op: 'remove', id: B.id, wait: true });
     expect(await status(driver, B.id)).to.equal(null);
@@ -241,7 +279,10 @@ describe('Felix dataplane in network namespaces', function () {
 
   it('programs an endpoint whose interface appears (and comes up) after the upsert', async () => {
     const { host, a, driver } = await lab();
-    await program(driver, [[spec(A), OPEN], [spec(C), OPEN]]);
+    await program(driver, [
+      [spec(A), OPEN],
+      [spec(C), OPEN],
+    ]);
     // Chains and sets do not wait for the interface; routes do.
     expect(await status(driver, C.id)).to.deep.equal({ programmed: false, routesProgrammed: false, filterProgrammed: true, interfaceUp: false });
     const c = await plugContainer(host, 'c', C.ip, C.ifname, { mac: C.mac, up: false });
@@ -268,7 +309,10 @@ describe('Felix dataplane in network namespaces', function () {
 
   it('repairs drift on the periodic refresh: a deleted jump, a flushed chain, a deleted route, a set member added', async () => {
     const { host, a, driver } = await lab({ refreshMs: 300 });
-    await program(driver, [[spec(A), OPEN], [spec(B), OPEN]]);
+    await program(driver, [
+      [spec(A), OPEN],
+      [spec(B), OPEN],
+    ]);
     const before = await snapshot(host);
     expect(before).to.match(/^create felix-4a-/m);
     await host.sh('iptables -D FORWARD -j felix-FORWARD; iptables -F felix-to-bbbbbbbbbbb; ip route del 192.168.10.2 dev tapbbbbbbbbbbb');
@@ -280,7 +324,10 @@ describe('Felix dataplane in network namespaces', function () {
 
   it('an update that cannot be programmed (bad MAC) leaves the endpoint denied without crashing; a good one restores it', async () => {
     const { a, driver } = await lab();
-    await program(driver, [[spec(A), OPEN], [spec(B), OPEN]]);
+    await program(driver, [
+      [spec(A), OPEN],
+      [spec(B), OPEN],
+    ]);
     expect(await canPing(a, B.ip)).to.equal(true);
     await program(driver, [[spec(B, { mac: 'not-a-mac' }), null]]);
     expect((await status(driver, B.id))!.error).to.match(/bad mac/);
@@ -297,10 +344,16 @@ describe('Felix dataplane in network namespaces', function () {
       op: 'batch',
       wait: true,
       items: items([
-        ['upsert', { ep: spec(A) }], ['acls', { id: A.id, acls: OPEN }],
-        ['upsert', { ep: spec(B) }], ['remove', { id: B.id }], ['upsert', { ep: spec(B) }], ['acls', { id: B.id, acls: OPEN }],
-        ['acls', { id: 'nobody0000000000', acls: OPEN }], ['remove', { id: 'nobody0000000000' }],
-        ['upsert', { ep: spec(C) }], ['remove', { id: C.id }],
+        ['upsert', { ep: spec(A) }],
+        ['acls', { id: A.id, acls: OPEN }],
+        ['upsert', { ep: spec(B) }],
+        ['remove', { id: B.id }],
+        ['upsert', { ep: spec(B) }],
+        ['acls', { id: B.id, acls: OPEN }],
+        ['acls', { id: 'nobody0000000000', acls: OPEN }],
+        ['remove', { id: 'nobody0000000000' }],
+        ['upsert', { ep: spec(C) }],
+        ['remove', { id: C.id }],
       ]),
     });
     expect(await status(driver, B.id)).to.deep.equal({ programmed: true, routesProgrammed: true, filterProgrammed: true, interfaceUp: true });
@@ -308,7 +361,15 @@ describe('Felix dataplane in network namespaces', function () {
     expect(await canPing(a, B.ip)).to.equal(true);
     expect((await felixSets(host)).filter((n) => n.includes('ccccccccccc'))).to.deep.equal([]);
     // Reversed: remove first, then the ACLs of the removed endpoint arrive late.
-    await driver.send({ op: 'batch', wait: true, items: items([['remove', { id: B.id }], ['remove', { id: B.id }], ['acls', { id: B.id, acls: OPEN }]]) });
+    await driver.send({
+      op: 'batch',
+      wait: true,
+      items: items([
+        ['remove', { id: B.id }],
+        ['remove', { id: B.id }],
+        ['acls', { id: B.id, acls: OPEN }],
+      ]),
+    });
     expect(await status(driver, B.id)).to.equal(null);
     expect((await felixRules(host)).filter((l) => l.includes('bbbbbbbbbbb'))).to.deep.equal([]);
     expect(await canPing(a, B.ip)).to.equal(false);
@@ -332,10 +393,18 @@ describe('Felix dataplane in network namespaces', function () {
   it('apply twice changes nothing; a restart duplicates nothing, cuts no traffic, and cleanup removes only the stale', async () => {
     const { host, a, b, driver } = await lab();
     const c = await plugContainer(host, 'c', C.ip, C.ifname, { mac: C.mac });
-    await program(driver, [[spec(A), OPEN], [spec(B), OPEN], [spec(C), OPEN]]);
+    await program(driver, [
+      [spec(A), OPEN],
+      [spec(B), OPEN],
+      [spec(C), OPEN],
+    ]);
     const before = await snapshot(host);
     const restoresBefore = restores((await driver.send({ op: 'stats' })).result as Record<string, number>);
-    await program(driver, [[spec(A), OPEN], [spec(B), OPEN], [spec(C), OPEN]]);
+    await program(driver, [
+      [spec(A), OPEN],
+      [spec(B), OPEN],
+      [spec(C), OPEN],
+    ]);
     expect(restores((await driver.send({ op: 'stats' })).result as Record<string, number>), 'no restore for an unchanged apply').to.equal(restoresBefore);
     expect(await snapshot(host)).to.equal(before);
 
@@ -346,10 +415,16 @@ describe('Felix dataplane in network namespaces', function () {
     expect(await canPing(a, B.ip), 'traffic flows before the resync').to.equal(true);
     expect(await canPing(a, C.ip), 'to C as well, until cleanup').to.equal(true);
     // The resync brings A and B back before their ACLs: what the last run programmed stays until they arrive.
-    await program(again, [[spec(A), null], [spec(B), null]]);
+    await program(again, [
+      [spec(A), null],
+      [spec(B), null],
+    ]);
     expect(await canPing(a, B.ip), 'new flows pass while the ACLs are on their way').to.equal(true);
     // C is gone.
-    await program(again, [[spec(A), OPEN], [spec(B), OPEN]]);
+    await program(again, [
+      [spec(A), OPEN],
+      [spec(B), OPEN],
+    ]);
     expect(await canPing(a, B.ip)).to.equal(true);
     expect(await canPing(a, C.ip), 'C kept until cleanup').to.equal(true);
     expect((await felixRules(host)).filter((l) => l === '-A FORWARD -j felix-FORWARD')).to.have.length(1);
@@ -365,7 +440,10 @@ describe('Felix dataplane in network namespaces', function () {
 
   it('v6 chains and sets exist only while the endpoint has an IPv6 address', async () => {
     const { host, driver } = await lab();
-    const acls: Acls = { v4: OPEN.v4, v6: rules([rule({ cidr: 'fd00:198:18::/48', protocol: 'icmpv6', icmp_type: 'echo-request' })], [rule({ cidr: '::/0' })]) };
+    const acls: Acls = {
+      v4: OPEN.v4,
+      v6: rules([rule({ cidr: 'fd00:198:18::/48', protocol: 'icmpv6', icmp_type: 'echo-request' })], [rule({ cidr: '::/0' })]),
+    };
     await program(driver, [[spec(A, { addrs: [A.ip, 'fd00:198:18::1'] }), acls]]);
     const v6rules = await felixRules(host, 'ip6tables-save');
     expect(v6rules).to.include('-A felix-FROM-ENDPOINT -i tapaaaaaaaaaaa -g felix-from-aaaaaaaaaaa');
@@ -393,7 +471,10 @@ describe('Felix dataplane in network namespaces', function () {
     // A set of the wrong type squats the name of B's inbound set: making it fails.
     const squatted = contentSetName(4, 'addr', ['192.168.10.1']);
     await host.run('ipset', ['create', squatted, 'hash:ip']);
-    await program(driver, [[spec(A), OPEN], [spec(B), v4([rule({ cidr: '192.168.10.1/32' })])]]);
+    await program(driver, [
+      [spec(A), OPEN],
+      [spec(B), v4([rule({ cidr: '192.168.10.1/32' })])],
+    ]);
     const failed = await status(driver, B.id);
     expect(failed!.programmed).to.equal(false);
     expect(failed!.error).to.match(/chains and sets/);
@@ -417,16 +498,27 @@ describe('Felix dataplane in network namespaces', function () {
     const n = 300;
     const name = (i: number) => `tapburst${String(i).padStart(4, '0')}`;
     const eps = Array.from({ length: n }, (_, i) => ({
-      id: `burst-${i}`, ifname: name(i), mac: `ee:ee:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`,
-      addrs: [`192.168.${20 + Math.floor(i / 250)}.${(i % 250) + 1}`], enabled: true,
+      id: `burst-${i}`,
+      ifname: name(i),
+      mac: `ee:ee:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`,
+      addrs: [`192.168.${20 + Math.floor(i / 250)}.${(i % 250) + 1}`],
+      enabled: true,
     }));
-    await program(driver, eps.map((ep) => [ep, OPEN]));
+    await program(
+      driver,
+      eps.map((ep) => [ep, OPEN]),
+    );
     const batch = eps.flatMap((ep, i) => [`link add ${ep.ifname} type veth peer name peer${i}`, `link set ${ep.ifname} up`, `link set peer${i} up`]).join('\n');
     await host.run('ip', ['-batch', '-'], { input: batch });
-    await waitFor('every endpoint programmed', async () => {
-      const st = await Promise.all(eps.map((ep) => status(driver, ep.id)));
-      return st.every((x) => x?.programmed);
-    }, 60000, 500);
+    await waitFor(
+      'every endpoint programmed',
+      async () => {
+        const st = await Promise.all(eps.map((ep) => status(driver, ep.id)));
+        return st.every((x) => x?.programmed);
+      },
+      60000,
+      500,
+    );
     expect(driver.log(), 'the burst did overflow the socket').to.contain('link events lost');
     const routes = (await host.run('ip', ['route'])).split('\n').filter((l) => / dev tapburst/.test(l));
     expect(routes).to.have.length(n);
@@ -437,7 +529,9 @@ describe('Felix dataplane in network namespaces', function () {
     const driver = await startDriver(host);
     const monitors = async () => {
       const pids = (await execa('ip', ['netns', 'pids', host.name])).stdout.split('\n').filter(Boolean);
-      return pids.filter((pid) => fs.existsSync(`/proc/${pid}/cmdline`) && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').includes('monitor link'));
+      return pids.filter(
+        (pid) => fs.existsSync(`/proc/${pid}/cmdline`) && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').includes('monitor link'),
+      );
     };
     await waitFor('the monitor running', async () => (await monitors()).length === 1, 5000);
     await driver.kill();
@@ -519,7 +613,11 @@ describe('Felix dataplane in network namespaces', function () {
     it('conntrack: an endpoint removed or taken out of dispatch keeps no open flow', async () => {
       const { host, a, driver } = await lab();
       const c = await plugContainer(host, 'c', C.ip, C.ifname, { mac: C.mac });
-      await program(driver, [[spec(A), OPEN], [spec(B), OPEN], [spec(C), OPEN]]);
+      await program(driver, [
+        [spec(A), OPEN],
+        [spec(B), OPEN],
+        [spec(C), OPEN],
+      ]);
       expect(await canPing(a, B.ip)).to.equal(true);
       expect(await canPing(a, C.ip)).to.equal(true);
       expect(await flows(host, B.ip), 'the pings left flows').to.be.greaterThan(0);
@@ -538,9 +636,14 @@ describe('Felix dataplane in network namespaces', function () {
     it('the reverse-path check drops a spoofed source before the fast path can accept it', async () => {
       const { host, a, driver } = await lab();
       await plugContainer(host, 'c', C.ip, C.ifname, { mac: C.mac });
-      await program(driver, [[spec(A), OPEN], [spec(B), OPEN], [spec(C), OPEN]]);
+      await program(driver, [
+        [spec(A), OPEN],
+        [spec(B), OPEN],
+        [spec(C), OPEN],
+      ]);
       expect(await canPing(a, C.ip)).to.equal(true);
-      const drops = async (): Promise<number> => Number(/^\s*(\d+)/.exec((await host.run('iptables', ['-t', 'raw', '-L', 'felix-RPF', '-v', '-x', '-n'])).split('\n')[2] ?? '')?.[1]);
+      const drops = async (): Promise<number> =>
+        Number(/^\s*(\d+)/.exec((await host.run('iptables', ['-t', 'raw', '-L', 'felix-RPF', '-v', '-x', '-n'])).split('\n')[2] ?? '')?.[1]);
       const before = await drops();
       // A claims B's address: the packet arrives on A's interface, while B's address is routed to B's.
       await a.ns.run('ip', ['addr', 'add', `${B.ip}/32`, 'dev', 'eth0']);
@@ -567,7 +670,10 @@ describe('Felix dataplane in network namespaces', function () {
 
     it('shared sets: equal ACLs share a set; a change makes the new set, then destroys the unused one; none orphaned', async () => {
       const { host, a, b, driver } = await lab();
-      await program(driver, [[spec(A), OPEN], [spec(B), OPEN]]);
+      await program(driver, [
+        [spec(A), OPEN],
+        [spec(B), OPEN],
+      ]);
       const group = contentSetName(4, 'addr', ['192.168.10.0/24']);
       expect(await chainSets(host, 'felix-to-aaaaaaaaaaa')).to.deep.equal({ addr: ['192.168.10.0/24'] });
       expect(await felixSets(host)).to.deep.equal([group, contentSetName(4, 'addr', ['0.0.0.0/1', '128.0.0.0/1'])].sort(), 'one set per distinct content');
@@ -585,7 +691,14 @@ describe('Felix dataplane in network namespaces', function () {
       const { host, a, b, driver } = await lab();
       await program(driver, [
         [spec(A), OPEN],
-        [spec(B), v4([rule({ cidr: '192.168.10.1/32', protocol: 'tcp' }), rule({ cidr: '192.168.10.0/24', protocol: '1' }), rule({ cidr: '192.168.10.1/32', protocol: '0' })])],
+        [
+          spec(B),
+          v4([
+            rule({ cidr: '192.168.10.1/32', protocol: 'tcp' }),
+            rule({ cidr: '192.168.10.0/24', protocol: '1' }),
+            rule({ cidr: '192.168.10.1/32', protocol: '0' }),
+          ]),
+        ],
       ]);
       expect((await host.run('iptables-save', ['-t', 'filter'])).split('\n')).to.include('-A felix-to-bbbbbbbbbbb -s 192.168.10.1/32 -p tcp -j RETURN');
       listen(b, 8080);
@@ -598,18 +711,30 @@ describe('Felix dataplane in network namespaces', function () {
 
     it('dispatch: with 40 endpoints every dispatch chain stays short and every endpoint is reached', async () => {
       const { host, a, b, driver } = await lab();
-      const extra = Array.from({ length: 38 }, (_, i) => ({ id: `${(i * 7919 % 4096).toString(16).padStart(3, '0')}e${i}`.padEnd(16, '0'), ip: `192.168.11.${i + 1}` }));
-      await host.run('ip', ['-batch', '-'], { input: extra.map((e, i) => `link add ${tap(e.id)} type veth peer name xp${i}\nlink set ${tap(e.id)} up\nlink set xp${i} up\n`).join('') });
+      const extra = Array.from({ length: 38 }, (_, i) => ({
+        id: `${((i * 7919) % 4096).toString(16).padStart(3, '0')}e${i}`.padEnd(16, '0'),
+        ip: `192.168.11.${i + 1}`,
+      }));
+      await host.run('ip', ['-batch', '-'], {
+        input: extra.map((e, i) => `link add ${tap(e.id)} type veth peer name xp${i}\nlink set ${tap(e.id)} up\nlink set xp${i} up\n`).join(''),
+      });
       await program(driver, [
-        [spec(A), OPEN], [spec(B), OPEN],
-        ...extra.map((e, i): [EndpointSpec, Acls] => [{ id: e.id, ifname: tap(e.id), mac: `ee:ee:00:00:01:${i.toString(16).padStart(2, '0')}`, addrs: [e.ip], enabled: true }, OPEN]),
+        [spec(A), OPEN],
+        [spec(B), OPEN],
+        ...extra.map((e, i): [EndpointSpec, Acls] => [
+          { id: e.id, ifname: tap(e.id), mac: `ee:ee:00:00:01:${i.toString(16).padStart(2, '0')}`, addrs: [e.ip], enabled: true },
+          OPEN,
+        ]),
       ]);
       const chains = new Map<string, number>();
       for (const line of (await host.run('iptables-save', ['-t', 'filter'])).split('\n')) {
         const m = /^-A (felix-(?:FROM|TO)-(?:ENDPOINT|IF-\S+)) /.exec(line);
         if (m) chains.set(m[1]!, (chains.get(m[1]!) ?? 0) + 1);
       }
-      expect([...chains.keys()].some((n) => n.startsWith('felix-FROM-IF-tap')), 'the root is split').to.equal(true);
+      expect(
+        [...chains.keys()].some((n) => n.startsWith('felix-FROM-IF-tap')),
+        'the root is split',
+      ).to.equal(true);
       expect(Math.max(...chains.values())).to.be.at.most(18);
       expect(await canPing(a, B.ip)).to.equal(true);
       expect(await canPing(b, A.ip)).to.equal(true);
@@ -618,41 +743,90 @@ describe('Felix dataplane in network namespaces', function () {
     it('upgrades a version-1 layout without a gap: its chains keep working until the ACLs arrive, then its sets go', async () => {
       const { host, a, b } = await plugAB();
       const v1 = (s: string, ip: string, mac: string): { sets: string; rules: string[] } => ({
-        sets: ['to', 'from'].flatMap((d) => [`create felix-${d}-addr-${s} hash:net family inet`, `create felix-${d}-port-${s} hash:net,port family inet`, `create felix-${d}-icmp-${s} hash:net family inet`])
-          .concat([`add felix-to-addr-${s} 192.168.10.0/24`, `add felix-from-addr-${s} 0.0.0.0/1`, `add felix-from-addr-${s} 128.0.0.0/1`]).join('\n'),
+        sets: ['to', 'from']
+          .flatMap((d) => [
+            `create felix-${d}-addr-${s} hash:net family inet`,
+            `create felix-${d}-port-${s} hash:net,port family inet`,
+            `create felix-${d}-icmp-${s} hash:net family inet`,
+          ])
+          .concat([`add felix-to-addr-${s} 192.168.10.0/24`, `add felix-from-addr-${s} 0.0.0.0/1`, `add felix-from-addr-${s} 128.0.0.0/1`])
+          .join('\n'),
         rules: [
-          `-A felix-to-${s} -m conntrack --ctstate INVALID -j DROP`, `-A felix-to-${s} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN`,
-          `-A felix-to-${s} -m set --match-set felix-to-port-${s} src,dst -j RETURN`, `-A felix-to-${s} -m set --match-set felix-to-addr-${s} src -j RETURN`,
-          `-A felix-to-${s} -p icmp -m set --match-set felix-to-icmp-${s} src -j RETURN`, `-A felix-to-${s} -j DROP`,
-          `-A felix-from-${s} -m conntrack --ctstate INVALID -j DROP`, `-A felix-from-${s} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN`,
-          `-A felix-from-${s} -p udp -m udp --sport 68 --dport 67 -j RETURN`, `-A felix-from-${s} -s ${ip}/32 -m mac --mac-source ${mac} -j MARK --set-xmark 0x1/0xffffffff`,
-          `-A felix-from-${s} -m mark ! --mark 0x1 -j DROP`, `-A felix-from-${s} -m set --match-set felix-from-port-${s} dst,dst -j RETURN`,
-          `-A felix-from-${s} -m set --match-set felix-from-addr-${s} dst -j RETURN`, `-A felix-from-${s} -p icmp -m set --match-set felix-from-icmp-${s} dst -j RETURN`, `-A felix-from-${s} -j DROP`,
+          `-A felix-to-${s} -m conntrack --ctstate INVALID -j DROP`,
+          `-A felix-to-${s} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN`,
+          `-A felix-to-${s} -m set --match-set felix-to-port-${s} src,dst -j RETURN`,
+          `-A felix-to-${s} -m set --match-set felix-to-addr-${s} src -j RETURN`,
+          `-A felix-to-${s} -p icmp -m set --match-set felix-to-icmp-${s} src -j RETURN`,
+          `-A felix-to-${s} -j DROP`,
+          `-A felix-from-${s} -m conntrack --ctstate INVALID -j DROP`,
+          `-A felix-from-${s} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN`,
+          `-A felix-from-${s} -p udp -m udp --sport 68 --dport 67 -j RETURN`,
+          `-A felix-from-${s} -s ${ip}/32 -m mac --mac-source ${mac} -j MARK --set-xmark 0x1/0xffffffff`,
+          `-A felix-from-${s} -m mark ! --mark 0x1 -j DROP`,
+          `-A felix-from-${s} -m set --match-set felix-from-port-${s} dst,dst -j RETURN`,
+          `-A felix-from-${s} -m set --match-set felix-from-addr-${s} dst -j RETURN`,
+          `-A felix-from-${s} -p icmp -m set --match-set felix-from-icmp-${s} dst -j RETURN`,
+          `-A felix-from-${s} -j DROP`,
         ],
       });
       const eps = [v1('aaaaaaaaaaa', A.ip, A.mac), v1('bbbbbbbbbbb', B.ip, B.mac)];
       await host.run('ipset', ['restore'], { input: eps.map((e) => e.sets).join('\n') + '\n' });
-      const chains = ['felix-FORWARD', 'felix-INPUT', 'felix-FROM-ENDPOINT', 'felix-TO-ENDPOINT', ...['aaaaaaaaaaa', 'bbbbbbbbbbb'].flatMap((s) => [`felix-to-${s}`, `felix-from-${s}`])];
+      const chains = [
+        'felix-FORWARD',
+        'felix-INPUT',
+        'felix-FROM-ENDPOINT',
+        'felix-TO-ENDPOINT',
+        ...['aaaaaaaaaaa', 'bbbbbbbbbbb'].flatMap((s) => [`felix-to-${s}`, `felix-from-${s}`]),
+      ];
       await host.run('iptables-restore', ['--noflush'], {
-        input: ['*filter', ...chains.map((c) => `:${c} - [0:0]`), '-A FORWARD -j felix-FORWARD', '-A INPUT -j felix-INPUT',
-          '-A felix-FORWARD -i tap+ -j felix-FROM-ENDPOINT', '-A felix-FORWARD -o tap+ -j felix-TO-ENDPOINT', '-A felix-FORWARD -i tap+ -j ACCEPT', '-A felix-FORWARD -o tap+ -j ACCEPT',
-          '-A felix-INPUT -i tap+ -j felix-FROM-ENDPOINT', '-A felix-INPUT -i tap+ -j ACCEPT',
-          '-A felix-FROM-ENDPOINT -i tapaaaaaaaaaaa -g felix-from-aaaaaaaaaaa', '-A felix-FROM-ENDPOINT -i tapbbbbbbbbbbb -g felix-from-bbbbbbbbbbb', '-A felix-FROM-ENDPOINT -j DROP',
-          '-A felix-TO-ENDPOINT -o tapaaaaaaaaaaa -g felix-to-aaaaaaaaaaa', '-A felix-TO-ENDPOINT -o tapbbbbbbbbbbb -g felix-to-bbbbbbbbbbb', '-A felix-TO-ENDPOINT -j DROP',
-          ...eps.flatMap((e) => e.rules), 'COMMIT', ''].join('\n'),
+        input: [
+          '*filter',
+          ...chains.map((c) => `:${c} - [0:0]`),
+          '-A FORWARD -j felix-FORWARD',
+          '-A INPUT -j felix-INPUT',
+          '-A felix-FORWARD -i tap+ -j felix-FROM-ENDPOINT',
+          '-A felix-FORWARD -o tap+ -j felix-TO-ENDPOINT',
+          '-A felix-FORWARD -i tap+ -j ACCEPT',
+          '-A felix-FORWARD -o tap+ -j ACCEPT',
+          '-A felix-INPUT -i tap+ -j felix-FROM-ENDPOINT',
+          '-A felix-INPUT -i tap+ -j ACCEPT',
+          '-A felix-FROM-ENDPOINT -i tapaaaaaaaaaaa -g felix-from-aaaaaaaaaaa',
+          '-A felix-FROM-ENDPOINT -i tapbbbbbbbbbbb -g felix-from-bbbbbbbbbbb',
+          '-A felix-FROM-ENDPOINT -j DROP',
+          '-A felix-TO-ENDPOINT -o tapaaaaaaaaaaa -g felix-to-aaaaaaaaaaa',
+          '-A felix-TO-ENDPOINT -o tapbbbbbbbbbbb -g felix-to-bbbbbbbbbbb',
+          '-A felix-TO-ENDPOINT -j DROP',
+          ...eps.flatMap((e) => e.rules),
+          'COMMIT',
+          '',
+        ].join('\n'),
       });
-      await host.sh(`sysctl -qw net.ipv4.ip_forward=1; for t in ${A.ifname} ${B.ifname}; do sysctl -qw net.ipv4.conf.$t.proxy_arp=1 net.ipv4.neigh.$t.proxy_delay=0; done; ip route add ${A.ip} dev ${A.ifname}; ip route add ${B.ip} dev ${B.ifname}`);
+      await host.sh(
+        `sysctl -qw net.ipv4.ip_forward=1; for t in ${A.ifname} ${B.ifname}; do sysctl -qw net.ipv4.conf.$t.proxy_arp=1 net.ipv4.neigh.$t.proxy_delay=0; done; ip route add ${A.ip} dev ${A.ifname}; ip route add ${B.ip} dev ${B.ifname}`,
+      );
       expect(await canPing(a, B.ip), 'the version-1 layout works').to.equal(true);
 
       const driver = await startDriver(host);
       expect(await canPing(a, B.ip), 'after start').to.equal(true);
-      await program(driver, [[spec(A), null], [spec(B), null]]);
+      await program(driver, [
+        [spec(A), null],
+        [spec(B), null],
+      ]);
       expect(await canPing(a, B.ip), 'known, ACLs on their way').to.equal(true);
-      await program(driver, [[spec(A), OPEN], [spec(B), OPEN]]);
+      await program(driver, [
+        [spec(A), OPEN],
+        [spec(B), OPEN],
+      ]);
       expect(await canPing(b, A.ip), 'version 2').to.equal(true);
       await driver.send({ op: 'cleanup', wait: true });
-      expect((await felixSets(host)).filter((n) => /^felix-(to|from)-/.test(n)), 'version-1 sets gone').to.deep.equal([]);
-      expect((await felixRules(host)).filter((r) => r.includes('ctstate') && /felix-(to|from)-/.test(r)), 'no per-endpoint conntrack rule').to.deep.equal([]);
+      expect(
+        (await felixSets(host)).filter((n) => /^felix-(to|from)-/.test(n)),
+        'version-1 sets gone',
+      ).to.deep.equal([]);
+      expect(
+        (await felixRules(host)).filter((r) => r.includes('ctstate') && /felix-(to|from)-/.test(r)),
+        'no per-endpoint conntrack rule',
+      ).to.deep.equal([]);
       expect(await orphanSets(host)).to.deep.equal([]);
       expect(await canPing(a, B.ip)).to.equal(true);
     });

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { Container, Netns, createNetns, deleteAllNetns, plugContainer } from '../support/netns.js';
 import { FakeAclManager, FakePlugin, createMsg, ipc, suffix, tap, writeFelixConfig } from '../support/felix-peers.js';
 import { Running, runCommand, startCommand, stopAll, waitFor } from '../support/process.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 type Json = Record<string, unknown>;
 const FELIX = 'src/felix/main.js';
@@ -60,7 +61,9 @@ describe('calico-felix denied-packet counters (built command, real packets, issu
   /** calico-status --json: each endpoint's deniedPackets. */
   async function statusDenied(): Promise<Record<string, { inbound: number; outbound: number } | null>> {
     const r = await runCommand(STATUS, ['--url', `http://127.0.0.1:${METRICS_PORT}`, '--json'], { netns: host.name });
-    const status = (JSON.parse(r.output) as Json[])[0]!['status'] as { endpoints: Array<{ id: string; deniedPackets: { inbound: number; outbound: number } | null }> };
+    const status = (JSON.parse(r.output) as Json[])[0]!['status'] as {
+      endpoints: Array<{ id: string; deniedPackets: { inbound: number; outbound: number } | null }>;
+    };
     return Object.fromEntries(status.endpoints.map((e) => [e.id, e.deniedPackets]));
   }
 
@@ -100,18 +103,23 @@ describe('calico-felix denied-packet counters (built command, real packets, issu
     aclmgr.acls.set(B.id, acls(WEB));
     aclmgr.acls.set(C.id, acls([rule(`${C.ip}/32`)], [rule(`${C.ip6}/128`)]));
     felix = startCommand(FELIX, ['--config-file', cfg], { netns: host.name });
-    await waitFor('every endpoint programmed with its ACLs, B reaching A', async () => {
-      const r = await runCommand(STATUS, ['--url', `http://127.0.0.1:${METRICS_PORT}`, '--json'], { netns: host.name });
-      const eps = ((JSON.parse(r.output) as Json[])[0]?.['status'] as Json | undefined)?.['endpoints'] as Json[] | undefined;
-      return eps?.length === 3 && eps.every((e) => e['programmed'] === true && e['aclAgeSeconds'] !== null) && (await pings(b, A.ip, 1)) === 1;
-    }, 30000).catch((err: Error) => {
-      throw new Error(`${err.message}\n${felix.output()}`);
+    await waitFor(
+      'every endpoint programmed with its ACLs, B reaching A',
+      async () => {
+        const r = await runCommand(STATUS, ['--url', `http://127.0.0.1:${METRICS_PORT}`, '--json'], { netns: host.name });
+        const eps = ((JSON.parse(r.output) as Json[])[0]?.['status'] as Json | undefined)?.['endpoints'] as Json[] | undefined;
+        return eps?.length === 3 && eps.every((e) => e['programmed'] === true && e['aclAgeSeconds'] !== null) && (await pings(b, A.ip, 1)) === 1;
+      },
+      30000,
+    ).catch((err: unknown) => {
+      throw new Error(`${errorMessage(err)}\n${felix.output()}`);
     });
   });
 
   after(async () => {
-    plugin?.close();
-    aclmgr?.close();
+    // Unset if the before hook failed.
+    (plugin as FakePlugin | undefined)?.close();
+    (aclmgr as FakeAclManager | undefined)?.close();
     await stopAll();
     await deleteAllNetns();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
@@ -150,7 +158,10 @@ describe('calico-felix denied-packet counters (built command, real packets, issu
 
   it('an ACL change that rewrites A’s chain (adds rules) keeps the count: it never goes down, and grows with more pings', async () => {
     const chainBefore = await kernelDrop(TO_A);
-    await aclmgr.set(A.id, acls([...WEB, rule(`${C.ip}/32`, { protocol: 'tcp', port: 7000 }), rule('10.0.0.0/8', { protocol: 'udp' })], [rule(`${A.ip6}/128`)]));
+    await aclmgr.set(
+      A.id,
+      acls([...WEB, rule(`${C.ip}/32`, { protocol: 'tcp', port: 7000 }), rule('10.0.0.0/8', { protocol: 'udp' })], [rule(`${A.ip6}/128`)]),
+    );
     const chainAfter = (await waitFor('A’s chain rewritten with the new rules', async () => {
       const k = await kernelDrop(TO_A);
       return k.rules > chainBefore.rules ? k : null;
@@ -168,7 +179,9 @@ describe('calico-felix denied-packet counters (built command, real packets, issu
   it('pings the ACLs then allow do not raise it', async () => {
     await aclmgr.set(A.id, acls([...WEB, rule(`${C.ip}/32`, { protocol: 'icmp' })], [rule(`${A.ip6}/128`)]));
     // Pinged only once the kernel has the rule: a ping before it would rightly count.
-    await waitFor('A’s chain allowing icmp', async () => (await host.run('iptables-save', ['-t', 'filter'])).includes(`-A ${TO_A} -p icmp -m set --match-set `));
+    await waitFor('A’s chain allowing icmp', async () =>
+      (await host.run('iptables-save', ['-t', 'filter'])).includes(`-A ${TO_A} -p icmp -m set --match-set `),
+    );
     expect(await pings(c, A.ip, 5)).to.equal(5);
     await fresh();
     expect(await denied(A.id, 'inbound')).to.equal(afterPings);

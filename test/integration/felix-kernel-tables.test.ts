@@ -13,6 +13,7 @@ import path from 'node:path';
 import { Container, Netns, createNetns, deleteAllNetns, plugContainer } from '../support/netns.js';
 import { FakeAclManager, FakePlugin, createMsg, ipc, tap, writeFelixConfig } from '../support/felix-peers.js';
 import { Running, runCommand, startCommand, stopAll, waitFor } from '../support/process.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 type Json = Record<string, unknown>;
 const FELIX = 'src/felix/main.js';
@@ -23,7 +24,13 @@ const EP1 = { id: 'k1k1k1k1k1k1aa01', ip: '192.168.31.1' };
 const EP2 = { id: 'k2k2k2k2k2k2aa02', ip: '192.168.31.2', ip6: 'fd00:31::2' };
 
 /** The root namespace's limits, read only. */
-const ROOT_LIMITS = ['net/ipv4/neigh/default/gc_thresh2', 'net/ipv4/neigh/default/gc_thresh3', 'net/ipv6/neigh/default/gc_thresh2', 'net/ipv6/neigh/default/gc_thresh3', 'net/netfilter/nf_conntrack_max'];
+const ROOT_LIMITS = [
+  'net/ipv4/neigh/default/gc_thresh2',
+  'net/ipv4/neigh/default/gc_thresh3',
+  'net/ipv6/neigh/default/gc_thresh2',
+  'net/ipv6/neigh/default/gc_thresh3',
+  'net/netfilter/nf_conntrack_max',
+];
 const readRootLimits = () => ROOT_LIMITS.map((k) => [k, fs.existsSync(`/proc/sys/${k}`) ? fs.readFileSync(`/proc/sys/${k}`, 'utf8').trim() : null]);
 
 describe('calico-felix kernel tables (built command, in a namespace)', function () {
@@ -38,7 +45,12 @@ describe('calico-felix kernel tables (built command, in a namespace)', function 
   let cfg: string;
   let rootBefore: Array<Array<string | null>>;
 
-  const log = () => fs.readFileSync(path.join(dir, 'felix.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Json);
+  const log = () =>
+    fs
+      .readFileSync(path.join(dir, 'felix.log'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Json);
 
   async function metrics(): Promise<string> {
     return host.run(process.execPath, ['-e', `fetch('http://127.0.0.1:${METRICS_PORT}/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))`]);
@@ -68,17 +80,22 @@ describe('calico-felix kernel tables (built command, in a namespace)', function 
     aclmgr = new FakeAclManager();
     await aclmgr.bind(ipc(dir, 'acl.sock'), ipc(dir, 'aclpub.sock'));
     felix = startCommand(FELIX, ['--config-file', cfg], { netns: host.name });
-    await waitFor('both endpoints routed', async () => {
-      const r = await host.run('ip', ['-6', 'route', 'show']);
-      return r.includes(`${EP2.ip6} dev ${tap(EP2.id)}`) && (await host.run('ip', ['route', 'show'])).includes(`${EP1.ip} dev ${tap(EP1.id)}`);
-    }, 15000).catch((err: Error) => {
-      throw new Error(`${err.message}\n${felix.output()}`);
+    await waitFor(
+      'both endpoints routed',
+      async () => {
+        const r = await host.run('ip', ['-6', 'route', 'show']);
+        return r.includes(`${EP2.ip6} dev ${tap(EP2.id)}`) && (await host.run('ip', ['route', 'show'])).includes(`${EP1.ip} dev ${tap(EP1.id)}`);
+      },
+      15000,
+    ).catch((err: unknown) => {
+      throw new Error(`${errorMessage(err)}\n${felix.output()}`);
     });
   });
 
   after(async () => {
-    plugin?.close();
-    aclmgr?.close();
+    // Unset if the before hook failed.
+    (plugin as FakePlugin | undefined)?.close();
+    (aclmgr as FakeAclManager | undefined)?.close();
     await stopAll();
     await deleteAllNetns();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
@@ -87,10 +104,14 @@ describe('calico-felix kernel tables (built command, in a namespace)', function 
   it('exports the namespace’s own neighbour counts without a limit, and conntrack against nf_conntrack_max', async () => {
     const entries = (family: 4 | 6, text: string) => sample(text, `calico_felix_kernel_table_entries{table="ipv${family}-neighbours",scope="namespace"}`);
     // Felix reads every 10 s (and when endpoints are added): wait until its reading matches what ip(8) lists.
-    const text = (await waitFor('neighbour counts as ip neigh lists them', async () => {
-      const t = await metrics();
-      return entries(4, t) === (await neighbourEntries(4)) && entries(6, t) === (await neighbourEntries(6)) ? t : null;
-    }, 25000))!;
+    const text = (await waitFor(
+      'neighbour counts as ip neigh lists them',
+      async () => {
+        const t = await metrics();
+        return entries(4, t) === (await neighbourEntries(4)) && entries(6, t) === (await neighbourEntries(6)) ? t : null;
+      },
+      25000,
+    ))!;
     // Felix's permanent entries for the three endpoint addresses are among them.
     expect(entries(4, text)).to.be.at.least(2);
     expect(entries(6, text)).to.be.at.least(1);
@@ -123,7 +144,7 @@ describe('calico-felix kernel tables (built command, in a namespace)', function 
     expect(text.output).not.to.include('WARNING');
   });
 
-  it('says it only reports, raises nothing, and leaves the root namespace’s limits as they were', async () => {
+  it('says it only reports, raises nothing, and leaves the root namespace’s limits as they were', () => {
     const lines = log();
     const said = lines.filter((l) => String(l['msg']).startsWith('kernel tables: in a network namespace'));
     expect(said).to.have.length(1);

@@ -13,6 +13,7 @@ import { Container, Netns, createNetns, deleteAllNetns, plugContainer } from '..
 import { FakeAclManager, FakePlugin, createMsg, ipc, suffix, tap, writeFelixConfig } from '../support/felix-peers.js';
 import { Running, runCommand, startCommand, stop, stopAll, waitFor } from '../support/process.js';
 import { chainSets, felixSets, orphanSets } from '../support/dataplane.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 type Json = Record<string, unknown>;
 const FELIX = 'src/felix/main.js';
@@ -74,8 +75,9 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
   });
 
   after(async () => {
-    plugin?.close();
-    aclmgr?.close();
+    // Unset if the before hook failed.
+    (plugin as FakePlugin | undefined)?.close();
+    (aclmgr as FakeAclManager | undefined)?.close();
     await stopAll();
     await deleteAllNetns();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
@@ -85,10 +87,14 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
     const resync = await plugin.rep!.inbox.take((m) => m['type'] === 'RESYNCSTATE', 'RESYNCSTATE', 10000);
     expect(resync['hostname']).to.equal('host1.example.com');
     expect(resync['resync_id']).to.be.a('string').and.not.equal('');
-    await waitFor('routes to both endpoints', async () => {
-      const r = await routes();
-      return r.includes(`${EP1.ip} dev ${tap(EP1.id)} scope link`) && r.includes(`${EP2.ip} dev ${tap(EP2.id)} scope link`);
-    }, 10000);
+    await waitFor(
+      'routes to both endpoints',
+      async () => {
+        const r = await routes();
+        return r.includes(`${EP1.ip} dev ${tap(EP1.id)} scope link`) && r.includes(`${EP2.ip} dev ${tap(EP2.id)} scope link`);
+      },
+      10000,
+    );
     const neigh = await host.run('ip', ['neigh', 'show', 'dev', tap(EP1.id)]);
     expect(neigh).to.match(new RegExp(`${EP1.ip.replace(/\./g, '\\.')} lladdr ${c1.mac} PERMANENT`));
     expect((await host.run('cat', [`/proc/sys/net/ipv4/conf/${tap(EP1.id)}/proxy_arp`])).trim()).to.equal('1');
@@ -105,8 +111,10 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
     expect((await chainSets(host, `felix-to-${suffix(EP2.id)}`))['port']).to.include(`${EP1.ip},tcp:7000`);
   });
 
-  it('refuses creates that name another endpoint\'s interface, an uplink, a fabric or host address; nothing is touched', async () => {
-    await host.sh('ip link add uplink0 type veth peer name uplink1; ip addr add 198.18.0.1/24 dev uplink0; ip link set uplink0 up; ip link set uplink1 up; ip route add 10.99.0.0/24 dev uplink0');
+  it("refuses creates that name another endpoint's interface, an uplink, a fabric or host address; nothing is touched", async () => {
+    await host.sh(
+      'ip link add uplink0 type veth peer name uplink1; ip addr add 198.18.0.1/24 dev uplink0; ip link set uplink0 up; ip link set uplink1 up; ip route add 10.99.0.0/24 dev uplink0',
+    );
     await aclmgr.set(EP1.id, acls([]));
     await waitFor('c1 closed to c2', async () => !(await ping(c2, c1)), 5000);
     const attack = (id: string, over: Json) => plugin.send({ ...createMsg({ id, ip: '192.168.30.99' }, 'ee:ee:ee:ee:ee:99'), ...over });
@@ -127,7 +135,10 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
     const filter = await host.run('iptables-save', ['-t', 'filter']);
     expect(filter).to.include(`-o ${tap(EP1.id)} -g felix-to-${suffix(EP1.id)}`);
     expect(filter).not.to.include('attacker');
-    expect(await routes()).to.include('10.99.0.0/24 dev uplink0').and.not.include('198.18.0.2').and.not.include('192.168.30.99');
+    expect(await routes())
+      .to.include('10.99.0.0/24 dev uplink0')
+      .and.not.include('198.18.0.2')
+      .and.not.include('192.168.30.99');
     expect((await host.run('cat', ['/proc/sys/net/ipv4/conf/uplink0/proxy_arp'])).trim()).to.equal('0');
     expect(await ping(c2, c1), 'c2 still denied').to.equal(false);
     await aclmgr.set(EP1.id, acls([rule(`${EP2.ip}/32`)]));
@@ -150,20 +161,26 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
   it('reports its endpoints, connections and resyncs on /status (through calico-status) and /metrics', async () => {
     const url = `http://127.0.0.1:${METRICS_PORT}`;
     type Ep = Record<string, unknown>;
-    const status = await waitFor('calico-status: ready, both endpoints programmed', async () => {
-      const r = await runCommand(STATUS, ['--url', url, '--json'], { netns: host.name });
-      const s = (JSON.parse(r.output) as Json[])[0]!['status'] as Json;
-      return r.code === 0 && (s['endpoints'] as Ep[]).filter((e) => e['programmed']).length === 2 ? s : null;
-    }, 10000);
+    const status = await waitFor(
+      'calico-status: ready, both endpoints programmed',
+      async () => {
+        const r = await runCommand(STATUS, ['--url', url, '--json'], { netns: host.name });
+        const s = (JSON.parse(r.output) as Json[])[0]!['status'] as Json;
+        return r.code === 0 && (s['endpoints'] as Ep[]).filter((e) => e['programmed']).length === 2 ? s : null;
+      },
+      10000,
+    );
     expect(status).to.include({ component: 'calico-felix', ready: true });
     const eps = status!['endpoints'] as Ep[];
-    expect(eps.map((e) => [e['id'], e['ifname'], e['addrs'], e['mac'], e['enabled'], e['interfaceUp'], e['routesProgrammed'], e['chainsProgrammed'], e['error']])).to.deep.equal([
+    expect(
+      eps.map((e) => [e['id'], e['ifname'], e['addrs'], e['mac'], e['enabled'], e['interfaceUp'], e['routesProgrammed'], e['chainsProgrammed'], e['error']]),
+    ).to.deep.equal([
       [EP1.id, tap(EP1.id), [EP1.ip], c1.mac, true, true, true, true, null],
       [EP2.id, tap(EP2.id), [EP2.ip], c2.mac, true, true, true, true, null],
     ]);
     for (const e of eps) expect(e['aclAgeSeconds']).to.be.a('number').and.at.least(0);
     expect(status!['facts']).to.include({ endpoints: 2, endpointsProgrammed: 2, endpointsWithoutAcls: 0, endpointsFailed: 0, resyncsCompleted: 1 });
-    const conns = Object.fromEntries((status!['connections'] as Json[]).map((c) => [c['name'], c]));
+    const conns = Object.fromEntries((status!['connections'] as Json[]).map((c) => [c['name'] as string, c]));
     expect(Object.keys(conns)).to.deep.equal(['plugin', 'plugin-requests', 'aclmgr', 'aclmgr-updates']);
     expect(conns['plugin']!['address']).to.equal(sock('plugin.sock'));
     expect(conns['plugin-requests']!['received']).to.be.at.least(2);
@@ -172,11 +189,19 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
     const table = await runCommand(STATUS, ['--url', url], { netns: host.name });
     expect(table.code, table.output).to.equal(0);
     for (const ep of [EP1, EP2])
-      expect(table.output).to.match(new RegExp(`^  ${ep.id}\\s+${tap(ep.id)}\\s+${ep.ip.replace(/\./g, '\\.')}\\s+yes\\s+yes\\s+yes\\s+yes\\s+\\S+ ago\\s+\\d+/\\d+\\s+programmed$`, 'm'));
+      expect(table.output).to.match(
+        new RegExp(`^  ${ep.id}\\s+${tap(ep.id)}\\s+${ep.ip.replace(/\./g, '\\.')}\\s+yes\\s+yes\\s+yes\\s+yes\\s+\\S+ ago\\s+\\d+/\\d+\\s+programmed$`, 'm'),
+      );
 
     const script = `fetch('${url}/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))`;
     const metrics = await host.run(process.execPath, ['-e', script]);
-    const value = (name: string) => Number(metrics.split('\n').find((l) => l.startsWith(`${name} `))?.slice(name.length + 1));
+    const value = (name: string) =>
+      Number(
+        metrics
+          .split('\n')
+          .find((l) => l.startsWith(`${name} `))
+          ?.slice(name.length + 1),
+      );
     expect(value('calico_felix_endpoints')).to.equal(2);
     expect(value('calico_felix_endpoints_programmed')).to.equal(2);
     expect(value('calico_felix_resyncs_completed_total')).to.equal(1);
@@ -224,9 +249,21 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
     await plugin.rep!.inbox.take((m) => m['type'] === 'RESYNCSTATE', 'RESYNCSTATE after restart', 10000);
     const result = await pinging;
     expect(result.stdout).to.match(/30 packets transmitted, 30 received/);
-    await waitFor('felix log says resync complete', () => fs.readFileSync(path.join(dir, 'felix.log'), 'utf8').split('\n').filter((l) => l.includes('"resync complete"')).length >= 1, 10000);
+    await waitFor(
+      'felix log says resync complete',
+      () =>
+        fs
+          .readFileSync(path.join(dir, 'felix.log'), 'utf8')
+          .split('\n')
+          .filter((l) => l.includes('"resync complete"')).length >= 1,
+      10000,
+    );
     const after = await host.run('iptables-save', ['-t', 'filter']);
-    const rulesOf = (s: string) => s.split('\n').filter((l) => l.startsWith('-A')).sort();
+    const rulesOf = (s: string) =>
+      s
+        .split('\n')
+        .filter((l) => l.startsWith('-A'))
+        .sort();
     expect(rulesOf(after)).to.deep.equal(rulesOf(before));
   });
 
@@ -235,11 +272,17 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
     await felix.exited;
     plugin.endpoints.delete(EP2.id);
     startFelix();
-    await waitFor('EP2 cleaned up', async () => {
-      const chains = await host.run('iptables-save', ['-t', 'filter']);
-      return !(await routes()).includes(EP2.ip) && !chains.includes(suffix(EP2.id)) && (await orphanSets(host)).length === 0;
-    }, 10000).catch(async (err: Error) => {
-      throw new Error(`${err.message}\n${await routes()}\n${await host.run('iptables-save', ['-t', 'filter'])}\n${await host.run('ipset', ['list', '-n'])}\n${fs.readFileSync(path.join(dir, 'felix.log'), 'utf8').split('\n').slice(-15).join('\n')}`);
+    await waitFor(
+      'EP2 cleaned up',
+      async () => {
+        const chains = await host.run('iptables-save', ['-t', 'filter']);
+        return !(await routes()).includes(EP2.ip) && !chains.includes(suffix(EP2.id)) && (await orphanSets(host)).length === 0;
+      },
+      10000,
+    ).catch(async (err: unknown) => {
+      throw new Error(
+        `${errorMessage(err)}\n${await routes()}\n${await host.run('iptables-save', ['-t', 'filter'])}\n${await host.run('ipset', ['list', '-n'])}\n${fs.readFileSync(path.join(dir, 'felix.log'), 'utf8').split('\n').slice(-15).join('\n')}`,
+      );
     });
     expect(await routes()).to.include(`${EP1.ip} dev ${tap(EP1.id)}`);
   });
@@ -247,11 +290,15 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
   it('destroys an endpoint: route, neighbour, chains and sets go', async () => {
     expect((await plugin.send({ type: 'ENDPOINTDESTROYED', endpoint_id: EP1.id, issued: Date.now() }))['rc']).to.equal('SUCCESS');
     plugin.endpoints.delete(EP1.id);
-    await waitFor('EP1 gone', async () => {
-      const chains = await host.run('iptables-save', ['-t', 'filter']);
-      const neigh = await host.run('ip', ['neigh', 'show', 'dev', tap(EP1.id)]);
-      return !(await routes()).includes(EP1.ip) && !chains.includes(suffix(EP1.id)) && (await felixSets(host)).length === 0 && !neigh.includes('PERMANENT');
-    }, 10000);
+    await waitFor(
+      'EP1 gone',
+      async () => {
+        const chains = await host.run('iptables-save', ['-t', 'filter']);
+        const neigh = await host.run('ip', ['neigh', 'show', 'dev', tap(EP1.id)]);
+        return !(await routes()).includes(EP1.ip) && !chains.includes(suffix(EP1.id)) && (await felixSets(host)).length === 0 && !neigh.includes('PERMANENT');
+      },
+      10000,
+    );
   });
 
   it('resyncs by itself when the plugin goes away and comes back', async () => {
@@ -279,7 +326,7 @@ describe('calico-felix (built command, in a namespace, against wire peers)', fun
     const script = (p: string) => `fetch('http://127.0.0.1:${METRICS_PORT}${p}').then(async (r) => process.stdout.write(r.status + ' ' + await r.text()))`;
     const live = await waitFor('/livez', async () => (await lonely.exec(process.execPath, ['-e', script('/livez')])).stdout, 10000);
     expect(live).to.equal('200 ok');
-    expect((await lonely.run(process.execPath, ['-e', script('/readyz')]))).to.equal('503 not ready: waiting for first resync with the plugin');
+    expect(await lonely.run(process.execPath, ['-e', script('/readyz')])).to.equal('503 not ready: waiting for first resync with the plugin');
     const r = await runCommand(STATUS, ['--url', `http://127.0.0.1:${METRICS_PORT}`], { netns: lonely.name });
     expect(r.code).to.equal(1);
     expect(r.output).to.match(/^calico-felix .* NOT READY \(waiting for first resync with the plugin\)/m);

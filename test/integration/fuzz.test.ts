@@ -21,6 +21,7 @@ import { perTestWorkspace } from '../support/workspace.js';
 import { freePorts } from '../support/ports.js';
 import { Running, startCommand, waitFor } from '../support/process.js';
 import { chainSets } from '../support/dataplane.js';
+import { errorMessage } from '../../src/common/errors.js';
 
 const SEED = Number(process.env['FUZZ_SEED'] ?? 20261128);
 const N = 300;
@@ -41,7 +42,10 @@ interface RequestRun {
 }
 
 function histogram(h: Record<string, number>): string {
-  return Object.entries(h).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}=${v}`).join(' ');
+  return Object.entries(h)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
 }
 
 /** Sends every message on a REQ socket; an unanswered one (the oversized) costs one short timeout. */
@@ -68,7 +72,9 @@ async function fuzzRequests(name: string, address: string, fuzzer: Fuzzer): Prom
     peer.close();
   }
   const raw = await dealerBurst(address, new Fuzzer(fuzzer.seed + 1000, fuzzer.templates, fuzzer.limit));
-  console.log(`      fuzz ${name} seed=${fuzzer.seed}: sent ${sent} (${fuzzer.summary()}); rc ${histogram(run.rcs)}; unanswered ${histogram(run.unanswered as Record<string, number>)}; raw DEALER ${raw}`);
+  console.log(
+    `      fuzz ${name} seed=${fuzzer.seed}: sent ${sent} (${fuzzer.summary()}); rc ${histogram(run.rcs)}; unanswered ${histogram(run.unanswered)}; raw DEALER ${raw}`,
+  );
   expect(sent, 'all sent within the time budget').to.equal(N);
   // Only the message over the size limit goes unanswered: ZeroMQ drops that connection.
   expect(run.unanswered).to.deep.equal({ oversized: 1 });
@@ -87,7 +93,8 @@ async function dealerBurst(address: string, fuzzer: Fuzzer): Promise<string> {
   const drained = (async () => {
     let replies = 0;
     try {
-      for await (const _ of dealer) replies++;
+      const replyStream = dealer[Symbol.asyncIterator]();
+      while (!(await replyStream.next()).done) replies++;
     } catch {
       /* closed */
     }
@@ -105,7 +112,10 @@ async function dealerBurst(address: string, fuzzer: Fuzzer): Promise<string> {
     // Extra frames after an envelope can form a valid request (envelope, delimiter, body): not bad input.
     if (m.kind === 'extra-frames') continue;
     const envelope = envelopes[Math.floor(random() * envelopes.length)]!;
-    await dealer.send(envelope(m.frames)).then(() => sent++, () => undefined);
+    await dealer.send(envelope(m.frames)).then(
+      () => sent++,
+      () => undefined,
+    );
   }
   await new Promise((r) => setTimeout(r, 300));
   dealer.close();
@@ -123,18 +133,29 @@ const PROBE = JSON.stringify({ type: 'PROBE' });
  * Returns how many should reach the daemon's decoder (all but the wrong
  * frame counts, the oversized one and the probes).
  */
-async function fuzzPublications(name: string, send: (frames: Buffer[]) => Promise<void>, fuzzer: Fuzzer, probeTopic: string, probes: () => number): Promise<number> {
+async function fuzzPublications(
+  name: string,
+  send: (frames: Buffer[]) => Promise<void>,
+  fuzzer: Fuzzer,
+  probeTopic: string,
+  probes: () => number,
+): Promise<number> {
   let sent = 0;
   for (const m of fuzzer.messages(N)) {
     await send(m.frames);
     sent++;
     if (m.kind !== 'oversized') continue;
     const before = probes();
-    await waitFor('the subscriber back after the oversized message', async () => {
-      await send([Buffer.from(probeTopic), Buffer.from(PROBE)]);
-      await new Promise((r) => setTimeout(r, 100));
-      return probes() > before;
-    }, 15000, 100);
+    await waitFor(
+      'the subscriber back after the oversized message',
+      async () => {
+        await send([Buffer.from(probeTopic), Buffer.from(PROBE)]);
+        await new Promise((r) => setTimeout(r, 100));
+        return probes() > before;
+      },
+      15000,
+      100,
+    );
   }
   console.log(`      fuzz ${name} seed=${fuzzer.seed}: published ${sent} (${fuzzer.summary()})`);
   const c = fuzzer.counts;
@@ -144,7 +165,6 @@ async function fuzzPublications(name: string, send: (frames: Buffer[]) => Promis
 /** Log lines with `what`, probes apart. */
 const count = (text: string, what: string) => text.split('\n').filter((l) => l.includes(what) && !l.includes('PROBE')).length;
 const probesIn = (text: string) => text.split('\n').filter((l) => l.includes('PROBE')).length;
-
 
 const alive = (p: Running) => p.child.exitCode === null && p.child.signalCode === null;
 
@@ -159,7 +179,20 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
   async function startPlugin(role: 'ep' | 'network', args: string[], felixPort = 1): Promise<Running> {
     const data = path.join(ws.dir, 'data.txt');
     fs.writeFileSync(data, pluginData(felixPort));
-    const p = startCommand('src/plugin/main.js', [role, '--data', data, '--log-dir', 'none', '--log-severity-screen', 'INFO', '--bind', '127.0.0.1', '--max-message-bytes', String(LIMIT), ...args]);
+    const p = startCommand('src/plugin/main.js', [
+      role,
+      '--data',
+      data,
+      '--log-dir',
+      'none',
+      '--log-severity-screen',
+      'INFO',
+      '--bind',
+      '127.0.0.1',
+      '--max-message-bytes',
+      String(LIMIT),
+      ...args,
+    ]);
     await waitFor('plugin ready', () => p.output().includes('"ready"'), 10000).catch(() => {
       throw new Error(`plugin did not start: ${p.output()}`);
     });
@@ -169,10 +202,16 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
   it(`plugin ep (REP 9901): alive, still answers RESYNCSTATE with the right count and pushes the endpoints`, async () => {
     const [epPort, felixPort] = await freePorts(2);
     const felix = ws.track(await new ReplyPeer().bind(`tcp://127.0.0.1:${felixPort}`));
-    const plugin = await startPlugin('ep', ['--ep-port', String(epPort!)], felixPort);
+    const plugin = await startPlugin('ep', ['--ep-port', String(epPort)], felixPort);
     const resync = { type: 'RESYNCSTATE', resync_id: 'r-1', hostname: 'h1', issued: Date.now() };
     const templates: Template[] = [
-      { msg: resync, fields: [{ name: 'resync_id', type: 'string' }, { name: 'hostname', type: 'string' }] },
+      {
+        msg: resync,
+        fields: [
+          { name: 'resync_id', type: 'string' },
+          { name: 'hostname', type: 'string' },
+        ],
+      },
       { msg: { type: 'HEARTBEAT' }, fields: [] },
     ];
     await fuzzRequests('plugin ep 9901', `tcp://127.0.0.1:${epPort}`, new Fuzzer(SEED, templates, LIMIT));
@@ -184,7 +223,7 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
 
   it(`plugin network (REP 9903; PUB 9904 only sends): alive, GETGROUPS still answered and the groups republished unchanged`, async () => {
     const [groups, pub] = await freePorts(2);
-    const plugin = await startPlugin('network', ['--groups-port', String(groups!), '--publish-port', String(pub!)]);
+    const plugin = await startPlugin('network', ['--groups-port', String(groups), '--publish-port', String(pub)]);
     const templates: Template[] = [
       { msg: { type: 'GETGROUPS', issued: Date.now() }, fields: [] },
       { msg: { type: 'HEARTBEAT' }, fields: [] },
@@ -194,10 +233,14 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
     const sub = ws.track(new SubscribePeer(`tcp://127.0.0.1:${pub}`, ['groups']));
     const req = ws.track(new RequestPeer(`tcp://127.0.0.1:${groups}`));
     // A subscription takes a moment to reach the publisher: ask until the republication is seen.
-    const update = await waitFor('GROUPUPDATE g1 after GETGROUPS', async () => {
-      expect(await req.request({ type: 'GETGROUPS', issued: Date.now() })).to.deep.include({ rc: 'SUCCESS' });
-      return sub.inbox.take((m) => m['group'] === 'g1', 'g1', 300).catch(() => undefined);
-    }, 10000);
+    const update = await waitFor(
+      'GROUPUPDATE g1 after GETGROUPS',
+      async () => {
+        expect(await req.request({ type: 'GETGROUPS', issued: Date.now() })).to.deep.include({ rc: 'SUCCESS' });
+        return sub.inbox.take((m) => m['group'] === 'g1', 'g1', 300).catch(() => undefined);
+      },
+      10000,
+    );
     expect(update!['members']).to.deep.equal({ ep1: ['192.168.1.1'], ep2: ['192.168.1.2'] });
   });
 
@@ -208,18 +251,25 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
     const members = { ep1: ['192.168.1.1'], ep2: ['192.168.1.2'] };
     plugin.setGroupQuietly('g1', members);
     const cfg = path.join(ws.dir, 'acl_manager.cfg');
-    fs.writeFileSync(cfg, `[global]\nPluginAddress = 127.0.0.1\nLocalAddress = 127.0.0.1\nPluginGroupsPort = ${groups}\nPluginPublishPort = ${pub}\nAclRequestPort = ${aclReq}\nAclPublishPort = ${aclPub}\nAclHeartbeatIntervalMillis = 200\n` +
-      `[log]\nLogFilePath = None\nLogSeverityScreen = INFO\n[connection]\nResyncSettleMillis = 200\nMaxMessageBytes = ${LIMIT}\n`);
+    fs.writeFileSync(
+      cfg,
+      `[global]\nPluginAddress = 127.0.0.1\nLocalAddress = 127.0.0.1\nPluginGroupsPort = ${groups}\nPluginPublishPort = ${pub}\nAclRequestPort = ${aclReq}\nAclPublishPort = ${aclPub}\nAclHeartbeatIntervalMillis = 200\n` +
+        `[log]\nLogFilePath = None\nLogSeverityScreen = INFO\n[connection]\nResyncSettleMillis = 200\nMaxMessageBytes = ${LIMIT}\n`,
+    );
     const manager = startCommand('src/aclmgr/main.js', ['--config-file', cfg]);
     await waitFor('first resync', () => manager.output().includes('resynchronised with the plugin'), 10000);
 
     const sub = ws.track(new SubscribePeer(`tcp://127.0.0.1:${aclPub}`, ['ep1']));
     const req = ws.track(new RequestPeer(`tcp://127.0.0.1:${aclReq}`));
     const aclsOfEp1 = () =>
-      waitFor('ACLUPDATE for ep1', async () => {
-        expect(await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep1', issued: Date.now() })).to.deep.include({ rc: 'SUCCESS' });
-        return (await sub.inbox.take((m) => m['type'] === 'ACLUPDATE', 'ACLUPDATE', 300).catch(() => undefined))?.['acls'];
-      }, 10000);
+      waitFor(
+        'ACLUPDATE for ep1',
+        async () => {
+          expect(await req.request({ type: 'GETACLSTATE', endpoint_id: 'ep1', issued: Date.now() })).to.deep.include({ rc: 'SUCCESS' });
+          return (await sub.inbox.take((m) => m['type'] === 'ACLUPDATE', 'ACLUPDATE', 300).catch(() => undefined))?.['acls'];
+        },
+        10000,
+      );
     const before = await aclsOfEp1();
     expect(JSON.stringify(before)).to.include('192.168.1.2/32');
 
@@ -235,15 +285,27 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
     const publications: Template[] = [
       {
         msg: { type: 'GROUPUPDATE', group: 'g1', members, rules: prototypeRules('g1'), issued: Date.now() },
-        fields: [{ name: 'group', type: 'string' }, { name: 'members', type: 'object', bad: badMembers }, { name: 'rules', type: 'object' }],
+        fields: [
+          { name: 'group', type: 'string' },
+          { name: 'members', type: 'object', bad: badMembers },
+          { name: 'rules', type: 'object' },
+        ],
       },
       { msg: { type: 'HEARTBEAT' }, fields: [] },
     ];
-    const decodable = await fuzzPublications('ACL manager SUB (as the plugin PUB 9904)', (frames) => plugin.raw(...frames), new Fuzzer(SEED + 3, publications, LIMIT, ['groups', 'networkheartbeat']), 'groups', () => probesIn(manager.output()));
+    const decodable = await fuzzPublications(
+      'ACL manager SUB (as the plugin PUB 9904)',
+      (frames) => plugin.raw(...frames),
+      new Fuzzer(SEED + 3, publications, LIMIT, ['groups', 'networkheartbeat']),
+      'groups',
+      () => probesIn(manager.output()),
+    );
     // Every one reached the decoder and was refused (so the fuzzing was not lost on the way).
-    await waitFor('every bad publication refused', () => count(manager.output(), 'bad publication from the plugin ignored') === decodable, 10000).catch((err: Error) => {
-      throw new Error(`${err.message}: ${count(manager.output(), 'bad publication from the plugin ignored')} of ${decodable}`);
-    });
+    await waitFor('every bad publication refused', () => count(manager.output(), 'bad publication from the plugin ignored') === decodable, 10000).catch(
+      (err: unknown) => {
+        throw new Error(`${errorMessage(err)}: ${count(manager.output(), 'bad publication from the plugin ignored')} of ${decodable}`);
+      },
+    );
     expect(alive(manager), manager.output()).to.equal(true);
     sub.inbox.messages.splice(0);
     expect(await aclsOfEp1(), 'ACLs after fuzzing the SUB').to.deep.equal(before);
@@ -265,16 +327,25 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
     const aclmgr = ws.track(new FakeAclManager());
     await aclmgr.bind(ipc(ws.dir, 'acl.sock'), ipc(ws.dir, 'aclpub.sock'));
     const rule = (cidr: string) => ({ group: null, cidr, protocol: null, port: null });
-    const acls = (inbound: string[]) => ({ v4: { inbound: inbound.map(rule), outbound: [rule('0.0.0.0/0')], inbound_default: 'deny', outbound_default: 'deny' } });
+    const acls = (inbound: string[]) => ({
+      v4: { inbound: inbound.map(rule), outbound: [rule('0.0.0.0/0')], inbound_default: 'deny', outbound_default: 'deny' },
+    });
     aclmgr.acls.set(EP1.id, acls(['192.168.50.2/32']));
     const felix = startCommand('src/felix/main.js', ['--config-file', cfg], { netns: host.name });
-    await waitFor('EP1 programmed with its ACLs', async () => (await chainSets(host, `felix-to-${suffix(EP1.id)}`))['addr']?.includes('192.168.50.2') ?? false, 15000);
+    await waitFor(
+      'EP1 programmed with its ACLs',
+      async () => (await chainSets(host, `felix-to-${suffix(EP1.id)}`))['addr']?.includes('192.168.50.2') ?? false,
+      15000,
+    );
     const snapshot = async () => ({
       routes: await host.run('ip', ['route', 'show']),
       neigh: await host.run('ip', ['neigh', 'show', 'nud', 'permanent']),
       chains: (await host.run('iptables-save', ['-t', 'filter'])).split('\n').filter((l) => !l.startsWith('#')),
       // An ACL update swaps in a fresh set: its hash seed (initval) is all that may differ.
-      sets: (await host.run('ipset', ['save'])).split('\n').map((l) => l.replace(/ initval 0x[0-9a-f]+/, '')).sort(),
+      sets: (await host.run('ipset', ['save']))
+        .split('\n')
+        .map((l) => l.replace(/ initval 0x[0-9a-f]+/, ''))
+        .sort(),
     });
     const before = await snapshot();
     expect(before.routes).to.include(`${EP1.ip} dev ${tap(EP1.id)}`);
@@ -297,24 +368,42 @@ describe(`fuzzing every socket with bad messages (built commands, seed ${SEED}, 
     expect(await plugin.send({ type: 'HEARTBEAT' })).to.deep.equal({ type: 'HEARTBEAT' });
 
     const log = () => fs.readFileSync(path.join(ws.dir, 'felix.log'), 'utf8');
-    const received = () => log().split('\n').filter((l) => l.includes('"ACLs received"')).length;
+    const received = () =>
+      log()
+        .split('\n')
+        .filter((l) => l.includes('"ACLs received"')).length;
     const publications: Template[] = [
       { msg: { type: 'ACLUPDATE', acls: acls(['192.168.50.2/32']), issued: Date.now() }, fields: [{ name: 'acls', type: 'object' }] },
       { msg: { type: 'HEARTBEAT' }, fields: [] },
     ];
     const receivedBefore = received();
-    const decodable = await fuzzPublications('Felix SUB (as the ACL manager PUB 9906)', (frames) => aclmgr.pub.raw(...frames), new Fuzzer(SEED + 5, publications, LIMIT, [EP1.id, 'aclheartbeat']), EP1.id, () => probesIn(log()));
+    const decodable = await fuzzPublications(
+      'Felix SUB (as the ACL manager PUB 9906)',
+      (frames) => aclmgr.pub.raw(...frames),
+      new Fuzzer(SEED + 5, publications, LIMIT, [EP1.id, 'aclheartbeat']),
+      EP1.id,
+      () => probesIn(log()),
+    );
     // The same ACLs once more: when Felix has taken them, it has been through everything published before.
-    await waitFor('the unchanged ACLs taken after the bad ones', async () => {
-      await aclmgr.set(EP1.id, acls(['192.168.50.2/32']));
-      return received() > receivedBefore;
-    }, 10000, 500);
+    await waitFor(
+      'the unchanged ACLs taken after the bad ones',
+      async () => {
+        await aclmgr.set(EP1.id, acls(['192.168.50.2/32']));
+        return received() > receivedBefore;
+      },
+      10000,
+      500,
+    );
     // Felix decodes only the newest publication per topic of what it had queued (issue #13): a bad one
     // followed by another on its topic is dropped unread. Those it read were refused, and none was taken.
     expect(count(log(), 'bad ACL publication ignored')).to.be.within(1, decodable);
     expect(alive(felix), felix.output()).to.equal(true);
     expect(await snapshot(), 'dataplane after fuzzing the SUB').to.deep.equal(before);
     await aclmgr.set(EP1.id, acls(['192.168.50.2/32', '192.168.50.3/32']));
-    await waitFor('a valid ACL change programmed', async () => (await chainSets(host, `felix-to-${suffix(EP1.id)}`))['addr']?.includes('192.168.50.3') ?? false, 10000);
+    await waitFor(
+      'a valid ACL change programmed',
+      async () => (await chainSets(host, `felix-to-${suffix(EP1.id)}`))['addr']?.includes('192.168.50.3') ?? false,
+      10000,
+    );
   });
 });

@@ -45,10 +45,26 @@ describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', funct
       fs.writeFileSync(
         data,
         `[felix instance-1]\nip=127.0.0.1\nport=${felixPort}\nhost=instance-1\n\n` +
-          [1, 2, 3].map((n) => `[endpoint e${n}]\nid=ep${n}\nip=192.168.1.${n}\nmac=ee:ee:ee:ee:ee:0${n}\nhost=instance-1\ngroup=${n === 3 ? 'group2' : 'group1'}\n`).join('\n'),
+          [1, 2, 3]
+            .map((n) => `[endpoint e${n}]\nid=ep${n}\nip=192.168.1.${n}\nmac=ee:ee:ee:ee:ee:0${n}\nhost=instance-1\ngroup=${n === 3 ? 'group2' : 'group1'}\n`)
+            .join('\n'),
       );
       felix = ws.track(await new ReplyPeer().bind(`tcp://127.0.0.1:${felixPort}`));
-      plugin = startCommand(PLUGIN, ['ep', '--data', data, '--log-dir', 'none', '--log-severity-screen', 'INFO', '--bind', '127.0.0.1', '--ep-port', String(epPort), '--metrics-port', String(metricsPort)]);
+      plugin = startCommand(PLUGIN, [
+        'ep',
+        '--data',
+        data,
+        '--log-dir',
+        'none',
+        '--log-severity-screen',
+        'INFO',
+        '--bind',
+        '127.0.0.1',
+        '--ep-port',
+        String(epPort),
+        '--metrics-port',
+        String(metricsPort),
+      ]);
       await waitFor('plugin ready', () => plugin.output().includes('"ready"'), 10000);
     });
 
@@ -67,10 +83,14 @@ describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', funct
       expect((await resync.raw('not json'))['rc']).to.equal('INVALID');
       for (let i = 0; i < 3; i++) await felix.inbox.take((m) => m['type'] === 'ENDPOINTCREATED', 'a create');
 
-      const m = (await waitFor('the three replies from Felix counted', async () => {
-        const r = await get(metricsPort, '/metrics');
-        return r.body.includes('connection="felix instance-1",api="endpoint",type="ENDPOINTCREATED",rc="SUCCESS"} 3') ? r : null;
-      }, 5000))!;
+      const m = (await waitFor(
+        'the three replies from Felix counted',
+        async () => {
+          const r = await get(metricsPort, '/metrics');
+          return r.body.includes('connection="felix instance-1",api="endpoint",type="ENDPOINTCREATED",rc="SUCCESS"} 3') ? r : null;
+        },
+        5000,
+      ))!;
       expect(m.type).to.match(/^text\/plain; version=0\.0\.4/);
       const text = m.body;
       expect(sample(text, 'calico_messages_received_total{connection="felix-resyncs",api="endpoint",type="RESYNCSTATE",rc="SUCCESS"}')).to.equal(1);
@@ -116,7 +136,10 @@ describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', funct
   });
 
   it('plugin: refuses a bad --metrics-port or --metrics-address with one line', async () => {
-    for (const [args, reason] of [[['--metrics-port', '70000'], /--metrics-port: bad value "70000": expected a number from 0 to 65535/], [['--metrics-address', 'ipc:///x'], /--metrics-address: bad value "ipc:\/\/\/x": expected an IP address/]] as const) {
+    for (const [args, reason] of [
+      [['--metrics-port', '70000'], /--metrics-port: bad value "70000": expected a number from 0 to 65535/],
+      [['--metrics-address', 'ipc:///x'], /--metrics-address: bad value "ipc:\/\/\/x": expected an IP address/],
+    ] as const) {
       const r = await runCommand(PLUGIN, ['ep', '--data', path.join(ws.dir, 'none.txt'), '--log-dir', 'none', ...args]);
       expect(r.code).to.equal(2);
       expect(r.output.trim().split('\n')).to.have.length(1);
@@ -140,7 +163,9 @@ describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', funct
       const r = await runCommand(STATUS, args);
       expect(r.code, args.join(' ')).to.equal(2);
       expect(r.output.trim().split('\n'), args.join(' ')).to.have.length(1);
-      expect(r.output).to.match(/^calico-status: /).and.to.match(reason);
+      expect(r.output)
+        .to.match(/^calico-status: /)
+        .and.to.match(reason);
     }
     const noLab = await runCommand(STATUS, ['--lab-dir', path.join(ws.dir, 'no-lab')]);
     expect(noLab.code).to.equal(1);
@@ -151,16 +176,35 @@ describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', funct
     const [groupsPort, pubPort, metricsPort] = await freePorts(3);
     const data = path.join(ws.dir, 'data.txt');
     fs.writeFileSync(data, '[endpoint e1]\nid=ep1\nip=192.168.1.1\nmac=ee:ee:ee:ee:ee:01\nhost=h\ngroup=g1\n');
-    const plugin = startCommand(PLUGIN, ['network', '--data', data, '--log-dir', 'none', '--log-severity-screen', 'INFO', '--bind', '127.0.0.1',
-      '--groups-port', String(groupsPort), '--publish-port', String(pubPort), '--metrics-port', String(metricsPort)]);
+    const plugin = startCommand(PLUGIN, [
+      'network',
+      '--data',
+      data,
+      '--log-dir',
+      'none',
+      '--log-severity-screen',
+      'INFO',
+      '--bind',
+      '127.0.0.1',
+      '--groups-port',
+      String(groupsPort),
+      '--publish-port',
+      String(pubPort),
+      '--metrics-port',
+      String(metricsPort),
+    ]);
     await waitFor('plugin ready', () => plugin.output().includes('"ready"'), 10000);
     const req = ws.track(new RequestPeer(`tcp://127.0.0.1:${groupsPort}`));
     await req.request({ type: 'GETGROUPS', issued: Date.now() });
     await req.request({ type: 'HEARTBEAT' });
-    const text = (await waitFor('the republication counted', async () => {
-      const body = (await get(metricsPort, '/metrics')).body;
-      return sample(body, 'calico_plugin_group_updates_published_total') === 1 ? body : null;
-    }, 5000))!;
+    const text = (await waitFor(
+      'the republication counted',
+      async () => {
+        const body = (await get(metricsPort, '/metrics')).body;
+        return sample(body, 'calico_plugin_group_updates_published_total') === 1 ? body : null;
+      },
+      5000,
+    ))!;
     expect(sample(text, 'calico_messages_received_total{connection="aclmgr-requests",api="network",type="GETGROUPS",rc="SUCCESS"}')).to.equal(1);
     expect(sample(text, 'calico_messages_received_total{connection="aclmgr-requests",api="network",type="HEARTBEAT",rc="SUCCESS"}')).to.equal(1);
   });
@@ -196,10 +240,14 @@ describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', funct
       await waitFor('ready after the first sync', async () => (await get(metrics, '/readyz')).code === 200, 15000);
       const felix = ws.track(new RequestPeer(`tcp://127.0.0.1:${aclReq}`));
       expect((await felix.request({ type: 'GETACLSTATE', endpoint_id: 'ep1', issued: Date.now() }))['rc']).to.equal('SUCCESS');
-      const text = (await waitFor('the GETACLSTATE publication counted', async () => {
-        const body = (await get(metrics, '/metrics')).body;
-        return sample(body, 'calico_aclmgr_acl_updates_published_total') === 3 ? body : null;
-      }, 5000))!;
+      const text = (await waitFor(
+        'the GETACLSTATE publication counted',
+        async () => {
+          const body = (await get(metrics, '/metrics')).body;
+          return sample(body, 'calico_aclmgr_acl_updates_published_total') === 3 ? body : null;
+        },
+        5000,
+      ))!;
       expect(sample(text, 'calico_aclmgr_groups')).to.equal(1);
       expect(sample(text, 'calico_aclmgr_endpoints')).to.equal(2);
       expect(sample(text, 'calico_aclmgr_resyncs_completed_total')).to.equal(1);
@@ -226,7 +274,10 @@ describe('health, metrics and status (built commands, HTTP on 127.0.0.1)', funct
       expect(doc.groups.map((g) => g.group)).to.deep.equal(['g1']);
       expect(doc.addrs).to.deep.equal(['192.168.1.1']);
       expect(doc.acls.v4.inbound.map((r) => r.cidr)).to.deep.equal(['192.168.1.1/32', '192.168.1.2/32']);
-      expect(doc.sources.v4.inbound.map((s) => s.map((x) => `${x.group} ${x.direction}[${x.index}] via ${x.via}`))).to.deep.equal([['g1 inbound[0] via g1'], ['g1 inbound[0] via g1']]);
+      expect(doc.sources.v4.inbound.map((s) => s.map((x) => `${x.group} ${x.direction}[${x.index}] via ${x.via}`))).to.deep.equal([
+        ['g1 inbound[0] via g1'],
+        ['g1 inbound[0] via g1'],
+      ]);
       expect(await get(metrics, '/status/endpoint?id=nobody')).to.include({ code: 404, body: 'endpoint nobody is in no group the ACL manager knows\n' });
       expect(await get(metrics, '/status/endpoint')).to.include({ code: 400, body: 'missing query parameter id\n' });
       expect((await get(metrics, '/status/constructor')).code).to.equal(404);

@@ -36,7 +36,11 @@ describe('network-container (built command, in namespaces)', function () {
   after(() => deleteAllNetns());
 
   const run = (...args: string[]) => runCommand(NC, args, { netns: host.name });
-  const links = async (ns: Netns) => (await ns.run('ip', ['-o', 'link', 'show'])).split('\n').map((l) => l.split(': ')[1]?.split('@')[0]).filter(Boolean);
+  const links = async (ns: Netns) =>
+    (await ns.run('ip', ['-o', 'link', 'show']))
+      .split('\n')
+      .map((l) => l.split(': ')[1]?.split('@')[0])
+      .filter(Boolean);
 
   it('networks a namespace and writes the endpoint’s section atomically', async () => {
     const r = await run('--netns', container.name, '--data-dir', dir, '--hostname', 'instance-7', 'abcdef0123456789', '192.168.40.1', 'group1');
@@ -60,7 +64,9 @@ describe('network-container (built command, in namespaces)', function () {
     expect((await other.run('ip', ['-6', 'route', 'show', 'default'])).trim()).to.match(/^default via fe80::1 dev eth0 /);
     expect(await other.run('ip', ['-4', 'addr', 'show', 'dev', 'eth0'])).to.equal('');
     expect(fs.readdirSync(dir)).to.deep.equal(['fd00_192_168__40_5.txt']);
-    expect(fs.readFileSync(path.join(dir, 'fd00_192_168__40_5.txt'), 'utf8')).to.match(/^\[endpoint fd00_192_168__40_5\]\nid=v6endpoint0001\nip=fd00:192:168::40:5\n/);
+    expect(fs.readFileSync(path.join(dir, 'fd00_192_168__40_5.txt'), 'utf8')).to.match(
+      /^\[endpoint fd00_192_168__40_5\]\nid=v6endpoint0001\nip=fd00:192:168::40:5\n/,
+    );
   });
 
   it('networks a dual-stack IPv4,IPv6 pair (given in either order): both addresses and default routes, one section', async () => {
@@ -98,7 +104,12 @@ describe('network-container (built command, in namespaces)', function () {
           `ip route add ${v4}/32 dev ${p.tap}; ip -6 route add ${v6}/128 dev ${p.tap}`,
       );
     }
-    for (const [from, to] of [[a, '192.168.40.12'], [a, 'fd00:192:168::40:12'], [b, '192.168.40.11'], [b, 'fd00:192:168::40:11']] as const) {
+    for (const [from, to] of [
+      [a, '192.168.40.12'],
+      [a, 'fd00:192:168::40:12'],
+      [b, '192.168.40.11'],
+      [b, 'fd00:192:168::40:11'],
+    ] as const) {
       const r = await from.exec('ping', ['-c', '1', '-W', '2', to]);
       expect(r.code, `${from.name} ping ${to}: ${r.stdout}${r.stderr}`).to.equal(0);
     }
@@ -117,7 +128,9 @@ describe('network-container (built command, in namespaces)', function () {
       const r = await run('--data-dir', dir, ...args());
       expect(r.code).to.equal(1);
       expect(r.output.trim().split('\n')).to.have.length(1);
-      expect(r.output).to.match(/^network-container: /).and.to.match(message);
+      expect(r.output)
+        .to.match(/^network-container: /)
+        .and.to.match(message);
       expect(await links(host)).to.deep.equal(before.host);
       expect(await links(container)).to.deep.equal(before.container);
       expect(fs.readdirSync(dir)).to.deep.equal([]);
@@ -127,8 +140,14 @@ describe('network-container (built command, in namespaces)', function () {
   it('refuses bad arguments before touching anything', async () => {
     for (const [args, message] of [
       [['--netns', container.name, 'cid', '192.168.400.1', 'g'], /bad IP address "192\.168\.400\.1"/],
-      [['--netns', container.name, 'cid', '192.168.40.9,192.168.40.10', 'g'], /bad IP address "192\.168\.40\.9,192\.168\.40\.10": more than one address of a family/],
-      [['--netns', container.name, 'cid', 'fd00::9, 192.168.40.10', 'g'], /bad IP address "fd00::9, 192\.168\.40\.10": not an IP address \(or an IPv4,IPv6 pair\)/],
+      [
+        ['--netns', container.name, 'cid', '192.168.40.9,192.168.40.10', 'g'],
+        /bad IP address "192\.168\.40\.9,192\.168\.40\.10": more than one address of a family/,
+      ],
+      [
+        ['--netns', container.name, 'cid', 'fd00::9, 192.168.40.10', 'g'],
+        /bad IP address "fd00::9, 192\.168\.40\.10": not an IP address \(or an IPv4,IPv6 pair\)/,
+      ],
       [['--netns', container.name, 'bad id', '192.168.40.9', 'g'], /bad container id/],
       [['--netns', container.name, 'cid', '192.168.40.9', 'no group'], /bad group name/],
       [['cid', '192.168.40.9'], /Not enough non-option arguments/],
@@ -145,7 +164,16 @@ describe('network-container (built command, in namespaces)', function () {
     const target = await createNetns('ncinj', 'cnc');
     const hostLinks = await links(host);
     for (const [args, message] of [
-      [['--hostname', 'instance-7\n[endpoint evil]\nid=evil\nip=192.168.40.66\nmac=ee:ee:ee:ee:ee:66\nhost=instance-7\ngroup=admin', 'injected01', '192.168.40.21', 'g'], /bad --hostname "instance-7\\n\[endpoint/],
+      [
+        [
+          '--hostname',
+          'instance-7\n[endpoint evil]\nid=evil\nip=192.168.40.66\nmac=ee:ee:ee:ee:ee:66\nhost=instance-7\ngroup=admin',
+          'injected01',
+          '192.168.40.21',
+          'g',
+        ],
+        /bad --hostname "instance-7\\n\[endpoint/,
+      ],
       [['--hostname', 'instance-7\rgroup=admin', 'injected02', '192.168.40.22', 'g'], /bad --hostname/],
       [['--hostname', 'instance-7 group=admin', 'injected03', '192.168.40.23', 'g'], /bad --hostname/],
       [['--hostname', '[instance-7]', 'injected04', '192.168.40.24', 'g'], /bad --hostname/],
@@ -160,7 +188,9 @@ describe('network-container (built command, in namespaces)', function () {
       const r = await run('--netns', target.name, '--data-dir', dir, ...args);
       expect(r.code, r.output).to.equal(2);
       expect(r.output.trim().split('\n'), r.output).to.have.length(1);
-      expect(r.output).to.match(/^network-container: /).and.to.match(message);
+      expect(r.output)
+        .to.match(/^network-container: /)
+        .and.to.match(message);
       expect(fs.readdirSync(dir)).to.deep.equal([]);
       expect(await links(host)).to.deep.equal(hostLinks);
       expect(await links(target)).to.deep.equal(['lo']);
@@ -175,7 +205,14 @@ describe('network-container (built command, in namespaces)', function () {
     const parsed = parseDataFile(fs.readFileSync(path.join(dir, '192_168_40_41.txt'), 'utf8'), 'x.txt');
     expect([...parsed.badSections.values(), ...parsed.syntaxErrors]).to.deep.equal([]);
     expect([...parsed.entries.values()].map((e) => e.value)).to.deep.include.members([
-      { id, addrs: ['192.168.40.41'], mac: (await target.run('cat', ['/sys/class/net/eth0/address'])).trim(), host: 'instance-7', groups: ['group_1.a-b'], source: 'x.txt:1' },
+      {
+        id,
+        addrs: ['192.168.40.41'],
+        mac: (await target.run('cat', ['/sys/class/net/eth0/address'])).trim(),
+        host: 'instance-7',
+        groups: ['group_1.a-b'],
+        source: 'x.txt:1',
+      },
     ]);
   });
 

@@ -38,6 +38,8 @@ function sortedAcls(acls: unknown): unknown {
   return { v4: fam(a.v4), v6: fam(a.v6) };
 }
 
+const isJson = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
 /** The command's JSON log lines (screen output), parsed; other lines are left out. */
 function logLines(r: Running): Json[] {
   return r
@@ -46,7 +48,7 @@ function logLines(r: Running): Json[] {
     .flatMap((l) => {
       try {
         const j = JSON.parse(l) as unknown;
-        return j && typeof j === 'object' ? [j as Json] : [];
+        return isJson(j) ? [j] : [];
       } catch {
         return [];
       }
@@ -69,12 +71,22 @@ describe('drop-in with the 2014 originals (stand-ins per SPEC §11, built comman
     const data = path.join(ws.dir, 'data');
     fs.mkdirSync(data);
     fs.writeFileSync(path.join(data, 'felix.txt'), felixSection(9902));
-    for (const [n, g] of [[1, 'group1'], [2, 'group1'], [3, 'group2']] as const) fs.writeFileSync(path.join(data, `192_168_1_${n}.txt`), endpointSection(n, g));
+    for (const [n, g] of [
+      [1, 'group1'],
+      [2, 'group1'],
+      [3, 'group2'],
+    ] as const)
+      fs.writeFileSync(path.join(data, `192_168_1_${n}.txt`), endpointSection(n, g));
     const args = ['--groups-port', String(groupsPort), '--publish-port', String(pubPort), '--heartbeat-ms', '500'];
     let plugin = await startPlugin('network', data, args);
 
     const acl = ws.track(
-      new OriginalAclManager({ pluginRequestAddress: tcp(groupsPort!), pluginPublishAddress: tcp(pubPort!), felixRequestAddress: tcp(aclReq!), felixPublishAddress: tcp(aclPub!) }),
+      new OriginalAclManager({
+        pluginRequestAddress: tcp(groupsPort),
+        pluginPublishAddress: tcp(pubPort),
+        felixRequestAddress: tcp(aclReq),
+        felixPublishAddress: tcp(aclPub),
+      }),
     );
     await acl.start();
     const membersOf = (g: string) => acl.groups.get(g)?.members;
@@ -115,10 +127,10 @@ describe('drop-in with the 2014 originals (stand-ins per SPEC §11, built comman
     await startPlugin('network', data, ['--groups-port', String(groupsPort), '--publish-port', String(pubPort), '--heartbeat-ms', '500']);
     const acl = ws.track(
       new OriginalAclManager({
-        pluginRequestAddress: tcp(groupsPort!),
-        pluginPublishAddress: tcp(pubPort!),
-        felixRequestAddress: tcp(aclReq!),
-        felixPublishAddress: tcp(aclPub!),
+        pluginRequestAddress: tcp(groupsPort),
+        pluginPublishAddress: tcp(pubPort),
+        felixRequestAddress: tcp(aclReq),
+        felixPublishAddress: tcp(aclPub),
         heartbeatMs: 300,
       }),
     );
@@ -130,7 +142,7 @@ describe('drop-in with the 2014 originals (stand-ins per SPEC §11, built comman
 
   it('calico-acl-manager under the 2014 plugin: good members (web:1 too) get ACLs unasked within 1 s, bad ones are skipped and logged with the group, identical republications publish nothing', async () => {
     const [groupsPort, pubPort, aclReq, aclPub] = await freePorts(4);
-    const original = ws.track(new OriginalPlugin(tcp(groupsPort!), tcp(pubPort!), 1000, 200));
+    const original = ws.track(new OriginalPlugin(tcp(groupsPort), tcp(pubPort), 1000, 200));
     // What the 2014 plugin put in members: whatever it was given.
     await original.setGroup('g1', {
       ep1: ['192.168.1.1'],
@@ -154,10 +166,14 @@ describe('drop-in with the 2014 originals (stand-ins per SPEC §11, built comman
     // A Felix that subscribes and never asks GETACLSTATE.
     const good = ['ep1', 'ep2', 'web:1'];
     const subscribed = Date.now();
-    const sub = ws.track(new SubscribePeer(tcp(aclPub!), [...good, 'bad id', 'ep3', 'aclheartbeat']));
+    const sub = ws.track(new SubscribePeer(tcp(aclPub), [...good, 'bad id', 'ep3', 'aclheartbeat']));
     const expected = sortedAcls(prototypeAcls(['192.168.1.1', '192.168.1.2', '192.168.1.11']));
     for (const ep of good) {
-      const m = await sub.inbox.take((x) => x['topic'] === ep && x['type'] === 'ACLUPDATE', `ACLUPDATE for ${ep} without GETACLSTATE`, Math.max(1, subscribed + 1000 - Date.now()));
+      const m = await sub.inbox.take(
+        (x) => x['topic'] === ep && x['type'] === 'ACLUPDATE',
+        `ACLUPDATE for ${ep} without GETACLSTATE`,
+        Math.max(1, subscribed + 1000 - Date.now()),
+      );
       expect(sortedAcls(m['acls']), ep).to.deep.equal(expected);
     }
     expect(original.requests.messages.filter((m) => m['type'] === 'GETGROUPS').length).to.be.at.least(1);
@@ -172,7 +188,10 @@ describe('drop-in with the 2014 originals (stand-ins per SPEC §11, built comman
 
     // The bad members were skipped, each logged with its group, every time the group came.
     const skips = logLines(manager).filter((l) => l['msg'] === 'group member skipped');
-    expect(skips.every((l) => l['group'] === 'g1'), JSON.stringify(skips[0])).to.equal(true);
+    expect(
+      skips.every((l) => l['group'] === 'g1'),
+      JSON.stringify(skips[0]),
+    ).to.equal(true);
     const reasons = new Set(skips.map((l) => l['reason']));
     expect([...reasons].sort()).to.deep.equal(['member "bad id": bad endpoint id', 'member "ep3": bad address']);
     // The republications did reach the manager: at least three arrivals of g1, two skips each.
@@ -185,7 +204,7 @@ describe('drop-in with the 2014 originals (stand-ins per SPEC §11, built comman
     const [epPort, felixPort] = await freePorts(2);
     const data = path.join(ws.dir, 'data');
     fs.mkdirSync(data);
-    fs.writeFileSync(path.join(data, 'felix.txt'), felixSection(felixPort!));
+    fs.writeFileSync(path.join(data, 'felix.txt'), felixSection(felixPort));
     const file = (n: number) => path.join(data, `192_168_1_${n}.txt`);
     for (const n of [1, 2, 3]) fs.writeFileSync(file(n), endpointSection(n, 'group1'));
     // plugin ep gives up on an unanswered request after 3 s; the 2014 Felix's sockets time out after 2 s of silence.
@@ -193,8 +212,8 @@ describe('drop-in with the 2014 originals (stand-ins per SPEC §11, built comman
     const plugin = await startPlugin('ep', data, ['--ep-port', String(epPort), '--keepalive-ms', '500', '--timeout-ms', String(PLUGIN_TIMEOUT_MS)]);
     const felix = ws.track(
       new OriginalFelix({
-        bindAddress: tcp(felixPort!),
-        pluginAddress: tcp(epPort!),
+        bindAddress: tcp(felixPort),
+        pluginAddress: tcp(epPort),
         hostname: 'instance-1.example.com',
         resyncIntervalSecs: 5,
         connectionTimeoutMs: 2000,
@@ -229,7 +248,11 @@ describe('drop-in with the 2014 originals (stand-ins per SPEC §11, built comman
     // A new endpoint while that request hangs: it reaches Felix once plugin ep gives the request up.
     fs.writeFileSync(file(4), endpointSection(4, 'group1'));
     const added = Date.now();
-    const created = await felix.received.take((m) => m['type'] === 'ENDPOINTCREATED' && m['endpoint_id'] === 'ep4', 'ENDPOINTCREATED for ep4', PLUGIN_TIMEOUT_MS + 3000);
+    const created = await felix.received.take(
+      (m) => m['type'] === 'ENDPOINTCREATED' && m['endpoint_id'] === 'ep4',
+      'ENDPOINTCREATED for ep4',
+      PLUGIN_TIMEOUT_MS + 3000,
+    );
     console.log(`      (ep4 reached the 2014 Felix ${Date.now() - added} ms after it was added)`);
     expect(created).to.include({ mac: 'ee:ee:ee:ee:ee:04', state: 'enabled' });
     expect(created['addrs']).to.deep.equal([{ addr: '192.168.1.4', properties: { gr: false } }]);
@@ -250,13 +273,22 @@ describe('drop-in with the 2014 originals (stand-ins per SPEC §11, built comman
     const [epPort, felixPort] = await freePorts(2);
     const data = path.join(ws.dir, 'data');
     fs.mkdirSync(data);
-    fs.writeFileSync(path.join(data, 'felix.txt'), felixSection(felixPort!, 'FELIX'));
+    fs.writeFileSync(path.join(data, 'felix.txt'), felixSection(felixPort, 'FELIX'));
     fs.writeFileSync(path.join(data, '192_168_1_9.txt'), endpointSection(9, 'group1', { name: 'Endpoint', ip: '192.168.1.9/32', mac: 'ee-ee-ee-ee-ee-09' }));
     // An editor's backup beside the data: the original read it, this plugin does not.
     const ignored = '192_168_1_8.txt.bak';
     fs.writeFileSync(path.join(data, ignored), endpointSection(8, 'group1'));
     const plugin = await startPlugin('ep', data, ['--ep-port', String(epPort), '--keepalive-ms', '500', '--timeout-ms', '3000']);
-    const felix = ws.track(new OriginalFelix({ bindAddress: tcp(felixPort!), pluginAddress: tcp(epPort!), hostname: 'instance-1', resyncIntervalSecs: 5, connectionTimeoutMs: 2000, keepaliveMs: 1000 }));
+    const felix = ws.track(
+      new OriginalFelix({
+        bindAddress: tcp(felixPort),
+        pluginAddress: tcp(epPort),
+        hostname: 'instance-1',
+        resyncIntervalSecs: 5,
+        connectionTimeoutMs: 2000,
+        keepaliveMs: 1000,
+      }),
+    );
     await felix.start();
 
     const ep9 = await felix.received.take((m) => m['type'] === 'ENDPOINTCREATED' && m['endpoint_id'] === 'ep9', 'ENDPOINTCREATED for ep9', 5000);
@@ -272,7 +304,10 @@ describe('drop-in with the 2014 originals (stand-ins per SPEC §11, built comman
     expect(felix.received.messages.filter((m) => m['endpoint_id'] === 'ep8')).to.deep.equal([]);
     expect(felix.refused).to.deep.equal([]);
 
-    const mentions = plugin.output().split('\n').filter((l) => l.includes(ignored));
+    const mentions = plugin
+      .output()
+      .split('\n')
+      .filter((l) => l.includes(ignored));
     expect(mentions, plugin.output()).to.have.length(1);
     expect(mentions[0]).to.include('not a *.txt file: ignored');
   });

@@ -57,7 +57,21 @@ describe('plugin ep under a RESYNCSTATE flood (built command, real sockets)', fu
     for (let n = 0; n < ENDPOINTS; n++) text += endpointSection(`ep${n}`, n);
     fs.writeFileSync(data, text);
     const felix = ws.track(await slowFelix(FELIX_DELAY_MS).bind(`tcp://127.0.0.1:${felixPort}`));
-    const plugin = startCommand(PLUGIN, ['ep', '--data', data, '--log-dir', 'none', '--log-severity-screen', 'INFO', '--bind', '127.0.0.1', '--ep-port', String(epPort), '--timeout-ms', '20000']);
+    const plugin = startCommand(PLUGIN, [
+      'ep',
+      '--data',
+      data,
+      '--log-dir',
+      'none',
+      '--log-severity-screen',
+      'INFO',
+      '--bind',
+      '127.0.0.1',
+      '--ep-port',
+      String(epPort),
+      '--timeout-ms',
+      '20000',
+    ]);
     await waitFor('plugin ready', () => plugin.output().includes('"ready"'), 15000);
 
     // A real container is networked halfway through the flood.

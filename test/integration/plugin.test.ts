@@ -105,7 +105,11 @@ describe('plugin (built command, real sockets)', function () {
       await waitFor('syntax error logged', () => /data\.txt:\d+: expected '\[section\]'/.test(plugin.output()), 3000);
       // A bad MAC in one entry: that entry keeps its last good version.
       writeFileAtomic(data, base.replace('mac=ee:ee:ee:ee:ee:01', 'mac=ee:ee:zz'));
-      await waitFor('bad entry logged', () => /data\.txt:\d+: \[endpoint\] mac: not a MAC address \(keeping its last good version\)/.test(plugin.output()), 3000);
+      await waitFor(
+        'bad entry logged',
+        () => /data\.txt:\d+: \[endpoint\] mac: not a MAC address \(keeping its last good version\)/.test(plugin.output()),
+        3000,
+      );
       expect(plugin.output()).not.to.include('ee:ee:zz');
       expect(felix.inbox.messages.filter((m) => m['type'] !== 'HEARTBEAT')).to.deep.equal([]);
       const reply = await resync.request({ type: 'RESYNCSTATE', resync_id: 'r-3', hostname: 'instance-1', issued: Date.now() });
@@ -213,7 +217,16 @@ describe('plugin (built command, real sockets)', function () {
 
     it('republishes deleted groups as tombstones (members {}) with the periodic republication', async () => {
       await stopAll();
-      await startPlugin('network', data, ['--groups-port', String(groupsPort), '--publish-port', String(pubPort), '--heartbeat-ms', '200', '--republish-secs', '1']);
+      await startPlugin('network', data, [
+        '--groups-port',
+        String(groupsPort),
+        '--publish-port',
+        String(pubPort),
+        '--heartbeat-ms',
+        '200',
+        '--republish-secs',
+        '1',
+      ]);
       const fresh = ws.track(new SubscribePeer(`tcp://127.0.0.1:${pubPort}`, ['groups']));
       await fresh.inbox.take((m) => m['group'] === 'group2', 'group2', 3000);
       fs.rmSync(path.join(data, '192_168_1_2.txt'));
@@ -285,7 +298,16 @@ describe('plugin (built command, real sockets)', function () {
 
     /** plugin network with a log file in `logDir` and /livez on `metricsPort`, once it says it is ready. */
     const start = () =>
-      startPlugin('network', data, ['--log-dir', logDir, '--groups-port', String(groupsPort), '--publish-port', String(pubPort), '--metrics-port', String(metricsPort)]);
+      startPlugin('network', data, [
+        '--log-dir',
+        logDir,
+        '--groups-port',
+        String(groupsPort),
+        '--publish-port',
+        String(pubPort),
+        '--metrics-port',
+        String(metricsPort),
+      ]);
 
     async function answersPromptly(): Promise<void> {
       const acl = ws.track(new RequestPeer(`tcp://127.0.0.1:${groupsPort}`, 2000));
@@ -295,15 +317,34 @@ describe('plugin (built command, real sockets)', function () {
     }
 
     it('reads only the file that changed, not the whole directory (an orchestrator under churn; issue #13)', async () => {
-      for (let n = 2; n <= 200; n++) fs.writeFileSync(path.join(data, `ep${n}.txt`), endpointSection(n, 'instance-1', 'group1', `ee:ee:ee:ee:ee:${n.toString(16).padStart(2, '0')}`));
+      for (let n = 2; n <= 200; n++)
+        fs.writeFileSync(path.join(data, `ep${n}.txt`), endpointSection(n, 'instance-1', 'group1', `ee:ee:ee:ee:ee:${n.toString(16).padStart(2, '0')}`));
       const sub = ws.track(new SubscribePeer(`tcp://127.0.0.1:${pubPort}`, ['groups']));
-      const reads = () => fs.readFileSync(logFile(), 'utf8').split('\n').filter((l) => l.includes('"data files read"')).map((l) => JSON.parse(l) as Json);
-      await startPlugin('network', data, ['--log-dir', logDir, '--groups-port', String(groupsPort), '--publish-port', String(pubPort), '--log-severity-file', 'DEBUG']);
+      const reads = () =>
+        fs
+          .readFileSync(logFile(), 'utf8')
+          .split('\n')
+          .filter((l) => l.includes('"data files read"'))
+          .map((l) => JSON.parse(l) as Json);
+      await startPlugin('network', data, [
+        '--log-dir',
+        logDir,
+        '--groups-port',
+        String(groupsPort),
+        '--publish-port',
+        String(pubPort),
+        '--log-severity-file',
+        'DEBUG',
+      ]);
       expect(reads().map((r) => [r['files'], r['all']])).to.deep.equal([[201, true]]);
       writeFileAtomic(path.join(data, 'ep7.txt'), endpointSection(7, 'instance-1', 'group2', 'ee:ee:ee:ee:ee:07'));
       const moved = await sub.inbox.take((m) => m['group'] === 'group2', 'group2 published', 5000);
       expect(Object.keys(moved['members'] as Json)).to.deep.equal(['ep7']);
-      expect(reads().slice(1).map((r) => [r['files'], r['all']])).to.deep.equal([[1, false]]);
+      expect(
+        reads()
+          .slice(1)
+          .map((r) => [r['files'], r['all']]),
+      ).to.deep.equal([[1, false]]);
     });
 
     it('a FIFO named *.txt is skipped, at start and when it appears later: GETGROUPS and /livez answer promptly', async () => {
@@ -348,7 +389,15 @@ describe('plugin (built command, real sockets)', function () {
       await answersPromptly();
       const log = fs.readFileSync(logFile(), 'utf8');
       expect(log + plugin.output()).not.to.include('s3cr3t');
-      for (const where of [/a\.txt:3: /, /b\.txt:2: \[endpoint\] id: /, /c\.txt:3: \[endpoint\] ip: /, /d\.txt:2: \[felix\] ip: /, /d\.txt:6: \[felix\] port: /, /d\.txt:8: /, /e\.txt:1: /])
+      for (const where of [
+        /a\.txt:3: /,
+        /b\.txt:2: \[endpoint\] id: /,
+        /c\.txt:3: \[endpoint\] ip: /,
+        /d\.txt:2: \[felix\] ip: /,
+        /d\.txt:6: \[felix\] port: /,
+        /d\.txt:8: /,
+        /e\.txt:1: /,
+      ])
         expect(log).to.match(where);
     });
 

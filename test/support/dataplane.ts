@@ -4,12 +4,19 @@ import type { Netns } from './netns.js';
 /** Members of one set, sorted. */
 export async function setMembers(host: Netns, name: string): Promise<string[]> {
   const out = await host.run('ipset', ['list', name]);
-  return (out.split('Members:')[1] ?? '').split('\n').map((l) => l.trim()).filter(Boolean).sort();
+  return (out.split('Members:')[1] ?? '')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .sort();
 }
 
 /** The names of every felix- set, sorted. */
 export async function felixSets(host: Netns): Promise<string[]> {
-  return (await host.run('ipset', ['list', '-n'])).split('\n').filter((l) => l.startsWith('felix-')).sort();
+  return (await host.run('ipset', ['list', '-n']))
+    .split('\n')
+    .filter((l) => l.startsWith('felix-'))
+    .sort();
 }
 
 /** The members of the sets a chain matches on, by kind (from the name: felix-4a-…, felix-6p-…). */

@@ -15,7 +15,7 @@ export const DOCKERFILE = path.join(ROOT, 'docker/Dockerfile');
 /** The build context's ignore file: at the context root, where both builders read it. */
 export const DOCKERIGNORE = path.join(ROOT, '.dockerignore');
 export const COMPOSE_DIR = path.join(ROOT, 'docker/compose');
-export const BINS: Record<string, string> = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).bin;
+export const BINS = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin;
 
 export interface Copy {
   from: string | null;
@@ -84,7 +84,16 @@ export function parseDockerfile(text: string, buildArgs: Record<string, string> 
     if (keyword === 'FROM') {
       const [image, as, name] = words;
       if (as?.toUpperCase() !== 'AS' || !name) throw new Error(`line ${lineOf(i)}: FROM ${image} does not name its stage`);
-      current = { name, base: resolveArgs(image!, values, lineOf(i)), baseAsWritten: image!, copies: [], runs: [], entrypoint: null, cmd: null, stopsignal: null };
+      current = {
+        name,
+        base: resolveArgs(image!, values, lineOf(i)),
+        baseAsWritten: image!,
+        copies: [],
+        runs: [],
+        entrypoint: null,
+        cmd: null,
+        stopsignal: null,
+      };
       stages.set(name, current);
       continue;
     }
@@ -149,7 +158,14 @@ export function ignoredBy(rules: string[]): (file: string) => boolean {
   const compiled = rules.map((rule) => {
     const include = rule.startsWith('!');
     const body = include ? rule.slice(1) : rule;
-    const re = new RegExp(`^${body.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*\*/g, '\0').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]').replace(/\0/g, '.*')}$`);
+    const re = new RegExp(
+      `^${body
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*\*/g, '\0')
+        .replace(/\*/g, '[^/]*')
+        .replace(/\?/g, '[^/]')
+        .replace(/\0/g, '.*')}$`,
+    );
     return { include, re };
   });
   return (file) => {
@@ -194,7 +210,9 @@ export const PACKAGE_FILES: Record<string, string[]> = { tini: ['/usr/bin/tini']
 export const INITS = ['/usr/bin/tini'];
 
 export function aptPackages(stage: Stage): string[] {
-  return stage.runs.flatMap((r) => [...r.text.matchAll(/apt-get install ([^&]*)/g)].flatMap((m) => m[1]!.split(/[\s\\]+/).filter((w) => w !== '' && !w.startsWith('-'))));
+  return stage.runs.flatMap((r) =>
+    [...r.text.matchAll(/apt-get install ([^&]*)/g)].flatMap((m) => m[1]!.split(/[\s\\]+/).filter((w) => w !== '' && !w.startsWith('-'))),
+  );
 }
 
 /** Why `command` cannot run in the image built from `target`, or null if it can. */
@@ -204,7 +222,10 @@ export function commandProblem(stages: Map<string, Stage>, target: string, comma
   const base = layers[layers.length - 1]!.base;
   const installed = layers.flatMap(aptPackages).flatMap((p) => PACKAGE_FILES[p] ?? []);
   const linksBins = layers.some((s) => s.runs.some((r) => r.text.includes('require("./package.json").bin') && r.text.includes('/usr/local/bin/')));
-  if (command.startsWith('/')) return copied.includes(command) || installed.includes(command) || (BASE_FILES[base] ?? []).includes(command) ? null : `${command} is not a file of the ${target} image`;
+  if (command.startsWith('/'))
+    return copied.includes(command) || installed.includes(command) || (BASE_FILES[base] ?? []).includes(command)
+      ? null
+      : `${command} is not a file of the ${target} image`;
   if (copied.includes(`/usr/local/bin/${command}`)) return null;
   if (!(command in BINS)) return `${command} is not a package.json bin`;
   if (!linksBins) return `the ${target} image does not put package.json bins on the PATH`;
@@ -257,7 +278,8 @@ export function notMadeExecutable(stages: Map<string, Stage>, target: string): s
     if (!copy) continue;
     const escaped = file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     const chmod = new RegExp(`\\bchmod\\s+(?:0?755|[ugoa]*\\+x)\\s+(?:\\S+\\s+)*${escaped}(?:\\s|$|;|&)`);
-    if (!runs.some((r) => r.line > copy.line && chmod.test(r.text))) out.push(`${file} (COPY at line ${copy.line}) is not made executable by a later RUN chmod`);
+    if (!runs.some((r) => r.line > copy.line && chmod.test(r.text)))
+      out.push(`${file} (COPY at line ${copy.line}) is not made executable by a later RUN chmod`);
   }
   return out;
 }
@@ -281,7 +303,7 @@ export interface Service {
 
 /** A compose file as YAML gives it, merge keys (`<<`) applied. */
 export function readCompose(file: string): Record<string, unknown> & { services: Record<string, Service> } {
-  return YAML.parse(fs.readFileSync(file, 'utf8'), { merge: true, uniqueKeys: true });
+  return YAML.parse(fs.readFileSync(file, 'utf8'), { merge: true, uniqueKeys: true }) as Record<string, unknown> & { services: Record<string, Service> };
 }
 
 /** The services of a compose file, each `extends` resolved (the base's keys, then the service's own). */

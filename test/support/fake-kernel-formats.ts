@@ -25,12 +25,60 @@ export interface ParsedRule {
 
 /** Protocol numbers as Debian's /etc/protocols (netbase) names them, which is what iptables-save prints. */
 const PROTOCOL_NAMES: Record<number, string> = {
-  1: 'icmp', 2: 'igmp', 3: 'ggp', 4: 'ipencap', 5: 'st', 6: 'tcp', 8: 'egp', 9: 'igp', 12: 'pup', 17: 'udp', 20: 'hmp',
-  22: 'xns-idp', 27: 'rdp', 29: 'iso-tp4', 33: 'dccp', 36: 'xtp', 37: 'ddp', 38: 'idpr-cmtp', 41: 'ipv6', 43: 'ipv6-route',
-  44: 'ipv6-frag', 45: 'idrp', 46: 'rsvp', 47: 'gre', 50: 'esp', 51: 'ah', 57: 'skip', 58: 'ipv6-icmp', 59: 'ipv6-nonxt',
-  60: 'ipv6-opts', 73: 'rspf', 81: 'vmtp', 88: 'eigrp', 89: 'ospf', 93: 'ax.25', 94: 'ipip', 97: 'etherip', 98: 'encap',
-  103: 'pim', 108: 'ipcomp', 112: 'vrrp', 115: 'l2tp', 124: 'isis', 132: 'sctp', 133: 'fc', 135: 'mobility-header',
-  136: 'udplite', 137: 'mpls-in-ip', 138: 'manet', 139: 'hip', 140: 'shim6', 141: 'wesp', 142: 'rohc', 143: 'ethernet',
+  1: 'icmp',
+  2: 'igmp',
+  3: 'ggp',
+  4: 'ipencap',
+  5: 'st',
+  6: 'tcp',
+  8: 'egp',
+  9: 'igp',
+  12: 'pup',
+  17: 'udp',
+  20: 'hmp',
+  22: 'xns-idp',
+  27: 'rdp',
+  29: 'iso-tp4',
+  33: 'dccp',
+  36: 'xtp',
+  37: 'ddp',
+  38: 'idpr-cmtp',
+  41: 'ipv6',
+  43: 'ipv6-route',
+  44: 'ipv6-frag',
+  45: 'idrp',
+  46: 'rsvp',
+  47: 'gre',
+  50: 'esp',
+  51: 'ah',
+  57: 'skip',
+  58: 'ipv6-icmp',
+  59: 'ipv6-nonxt',
+  60: 'ipv6-opts',
+  73: 'rspf',
+  81: 'vmtp',
+  88: 'eigrp',
+  89: 'ospf',
+  93: 'ax.25',
+  94: 'ipip',
+  97: 'etherip',
+  98: 'encap',
+  103: 'pim',
+  108: 'ipcomp',
+  112: 'vrrp',
+  115: 'l2tp',
+  124: 'isis',
+  132: 'sctp',
+  133: 'fc',
+  135: 'mobility-header',
+  136: 'udplite',
+  137: 'mpls-in-ip',
+  138: 'manet',
+  139: 'hip',
+  140: 'shim6',
+  141: 'wesp',
+  142: 'rohc',
+  143: 'ethernet',
 };
 const PROTOCOL_ALIASES: Record<string, string> = { icmpv6: 'ipv6-icmp' };
 
@@ -45,26 +93,75 @@ const IMPLICIT_MATCH: Record<string, { match: string; options: string[] }> = {
 
 /** iptables' ICMP type names (libxt_icmp), printed as numbers. */
 const ICMP_TYPES: Record<string, string> = {
-  'echo-reply': '0', 'destination-unreachable': '3', 'network-unreachable': '3/0', 'host-unreachable': '3/1',
-  'protocol-unreachable': '3/2', 'port-unreachable': '3/3', 'fragmentation-needed': '3/4', 'source-route-failed': '3/5',
-  'network-unknown': '3/6', 'host-unknown': '3/7', 'network-prohibited': '3/9', 'host-prohibited': '3/10',
-  'TOS-network-unreachable': '3/11', 'TOS-host-unreachable': '3/12', 'communication-prohibited': '3/13',
-  'host-precedence-violation': '3/14', 'precedence-cutoff': '3/15', 'source-quench': '4', redirect: '5',
-  'network-redirect': '5/0', 'host-redirect': '5/1', 'TOS-network-redirect': '5/2', 'TOS-host-redirect': '5/3',
-  'echo-request': '8', 'router-advertisement': '9', 'router-solicitation': '10', 'time-exceeded': '11',
-  'ttl-zero-during-transit': '11/0', 'ttl-zero-during-reassembly': '11/1', 'parameter-problem': '12',
-  'ip-header-bad': '12/0', 'required-option-missing': '12/1', 'timestamp-request': '13', 'timestamp-reply': '14',
-  'address-mask-request': '17', 'address-mask-reply': '18',
+  'echo-reply': '0',
+  'destination-unreachable': '3',
+  'network-unreachable': '3/0',
+  'host-unreachable': '3/1',
+  'protocol-unreachable': '3/2',
+  'port-unreachable': '3/3',
+  'fragmentation-needed': '3/4',
+  'source-route-failed': '3/5',
+  'network-unknown': '3/6',
+  'host-unknown': '3/7',
+  'network-prohibited': '3/9',
+  'host-prohibited': '3/10',
+  'TOS-network-unreachable': '3/11',
+  'TOS-host-unreachable': '3/12',
+  'communication-prohibited': '3/13',
+  'host-precedence-violation': '3/14',
+  'precedence-cutoff': '3/15',
+  'source-quench': '4',
+  redirect: '5',
+  'network-redirect': '5/0',
+  'host-redirect': '5/1',
+  'TOS-network-redirect': '5/2',
+  'TOS-host-redirect': '5/3',
+  'echo-request': '8',
+  'router-advertisement': '9',
+  'router-solicitation': '10',
+  'time-exceeded': '11',
+  'ttl-zero-during-transit': '11/0',
+  'ttl-zero-during-reassembly': '11/1',
+  'parameter-problem': '12',
+  'ip-header-bad': '12/0',
+  'required-option-missing': '12/1',
+  'timestamp-request': '13',
+  'timestamp-reply': '14',
+  'address-mask-request': '17',
+  'address-mask-reply': '18',
 };
 const ICMP6_TYPES: Record<string, string> = {
-  'destination-unreachable': '1', 'no-route': '1/0', 'communication-prohibited': '1/1', 'beyond-scope': '1/2',
-  'address-unreachable': '1/3', 'port-unreachable': '1/4', 'failed-policy': '1/5', 'reject-route': '1/6',
-  'packet-too-big': '2', 'time-exceeded': '3', 'ttl-exceeded': '3', 'ttl-zero-during-transit': '3/0',
-  'ttl-zero-during-reassembly': '3/1', 'parameter-problem': '4', 'bad-header': '4/0', 'unknown-header-type': '4/1',
-  'unknown-option': '4/2', 'echo-request': '128', ping: '128', 'echo-reply': '129', pong: '129',
-  'mld-listener-query': '130', 'mld-listener-report': '131', 'mld-listener-done': '132', 'router-solicitation': '133',
-  'router-advertisement': '134', 'neighbour-solicitation': '135', 'neighbor-solicitation': '135',
-  'neighbour-advertisement': '136', 'neighbor-advertisement': '136', redirect: '137',
+  'destination-unreachable': '1',
+  'no-route': '1/0',
+  'communication-prohibited': '1/1',
+  'beyond-scope': '1/2',
+  'address-unreachable': '1/3',
+  'port-unreachable': '1/4',
+  'failed-policy': '1/5',
+  'reject-route': '1/6',
+  'packet-too-big': '2',
+  'time-exceeded': '3',
+  'ttl-exceeded': '3',
+  'ttl-zero-during-transit': '3/0',
+  'ttl-zero-during-reassembly': '3/1',
+  'parameter-problem': '4',
+  'bad-header': '4/0',
+  'unknown-header-type': '4/1',
+  'unknown-option': '4/2',
+  'echo-request': '128',
+  ping: '128',
+  'echo-reply': '129',
+  pong: '129',
+  'mld-listener-query': '130',
+  'mld-listener-report': '131',
+  'mld-listener-done': '132',
+  'router-solicitation': '133',
+  'router-advertisement': '134',
+  'neighbour-solicitation': '135',
+  'neighbor-solicitation': '135',
+  'neighbour-advertisement': '136',
+  'neighbor-advertisement': '136',
+  redirect: '137',
 };
 const CT_STATES = ['INVALID', 'NEW', 'RELATED', 'ESTABLISHED', 'UNTRACKED', 'SNAT', 'DNAT'];
 
@@ -89,11 +186,25 @@ export function tokenize(text: string): { tokens: string[]; offsets: number[] } 
 }
 
 const BASIC: Record<string, 's' | 'd' | 'i' | 'o' | 'p'> = {
-  '-s': 's', '--source': 's', '--src': 's', '-d': 'd', '--destination': 'd', '--dst': 'd',
-  '-i': 'i', '--in-interface': 'i', '-o': 'o', '--out-interface': 'o', '-p': 'p', '--protocol': 'p',
+  '-s': 's',
+  '--source': 's',
+  '--src': 's',
+  '-d': 'd',
+  '--destination': 'd',
+  '--dst': 'd',
+  '-i': 'i',
+  '--in-interface': 'i',
+  '-o': 'o',
+  '--out-interface': 'o',
+  '-p': 'p',
+  '--protocol': 'p',
 };
 const LONG_ALIASES: Record<string, string> = {
-  '--jump': '-j', '--goto': '-g', '--match': '-m', '--destination-port': '--dport', '--source-port': '--sport',
+  '--jump': '-j',
+  '--goto': '-g',
+  '--match': '-m',
+  '--destination-port': '--dport',
+  '--source-port': '--sport',
 };
 
 function canonicalAddress(value: string, family: Family): string | null {
@@ -101,7 +212,8 @@ function canonicalAddress(value: string, family: Family): string | null {
   if (extra.length || addr === undefined) return null;
   const max = family === 4 ? 32 : 128;
   try {
-    const ip = family === 4 ? (ipaddr.IPv4.isValidFourPartDecimal(addr) ? ipaddr.IPv4.parse(addr) : null) : ipaddr.IPv6.isValid(addr) ? ipaddr.IPv6.parse(addr) : null;
+    const ip =
+      family === 4 ? (ipaddr.IPv4.isValidFourPartDecimal(addr) ? ipaddr.IPv4.parse(addr) : null) : ipaddr.IPv6.isValid(addr) ? ipaddr.IPv6.parse(addr) : null;
     if (!ip) return null;
     let bits = max;
     if (prefix !== undefined) {
@@ -119,7 +231,7 @@ function canonicalAddress(value: string, family: Family): string | null {
 
 function canonicalProtocol(value: string): string {
   const v = value.toLowerCase();
-  if (/^\d+$/.test(v)) return Number(v) === 0 ? 'all' : PROTOCOL_NAMES[Number(v)] ?? String(Number(v));
+  if (/^\d+$/.test(v)) return Number(v) === 0 ? 'all' : (PROTOCOL_NAMES[Number(v)] ?? String(Number(v)));
   return PROTOCOL_ALIASES[v] ?? v;
 }
 
@@ -278,22 +390,57 @@ export const SET_TYPE_REVISIONS: Record<string, number> = { 'hash:ip': 6, 'hash:
 
 /** ipset's ICMP names (lib/icmp.c, lib/icmpv6.c) in table order: input matches a case-insensitive prefix, output is the name. */
 const IPSET_ICMP: Array<[string, string]> = [
-  ['echo-reply', '0/0'], ['network-unreachable', '3/0'], ['host-unreachable', '3/1'], ['protocol-unreachable', '3/2'],
-  ['port-unreachable', '3/3'], ['fragmentation-needed', '3/4'], ['source-route-failed', '3/5'], ['network-unknown', '3/6'],
-  ['host-unknown', '3/7'], ['network-prohibited', '3/9'], ['host-prohibited', '3/10'], ['TOS-network-unreachable', '3/11'],
-  ['TOS-host-unreachable', '3/12'], ['communication-prohibited', '3/13'], ['host-precedence-violation', '3/14'],
-  ['precedence-cutoff', '3/15'], ['source-quench', '4/0'], ['network-redirect', '5/0'], ['host-redirect', '5/1'],
-  ['TOS-network-redirect', '5/2'], ['TOS-host-redirect', '5/3'], ['echo-request', '8/0'], ['router-advertisement', '9/0'],
-  ['router-solicitation', '10/0'], ['ttl-zero-during-transit', '11/0'], ['ttl-zero-during-reassembly', '11/1'],
-  ['ip-header-bad', '12/0'], ['required-option-missing', '12/1'], ['timestamp-request', '13/0'], ['timestamp-reply', '14/0'],
-  ['address-mask-request', '17/0'], ['address-mask-reply', '18/0'],
+  ['echo-reply', '0/0'],
+  ['network-unreachable', '3/0'],
+  ['host-unreachable', '3/1'],
+  ['protocol-unreachable', '3/2'],
+  ['port-unreachable', '3/3'],
+  ['fragmentation-needed', '3/4'],
+  ['source-route-failed', '3/5'],
+  ['network-unknown', '3/6'],
+  ['host-unknown', '3/7'],
+  ['network-prohibited', '3/9'],
+  ['host-prohibited', '3/10'],
+  ['TOS-network-unreachable', '3/11'],
+  ['TOS-host-unreachable', '3/12'],
+  ['communication-prohibited', '3/13'],
+  ['host-precedence-violation', '3/14'],
+  ['precedence-cutoff', '3/15'],
+  ['source-quench', '4/0'],
+  ['network-redirect', '5/0'],
+  ['host-redirect', '5/1'],
+  ['TOS-network-redirect', '5/2'],
+  ['TOS-host-redirect', '5/3'],
+  ['echo-request', '8/0'],
+  ['router-advertisement', '9/0'],
+  ['router-solicitation', '10/0'],
+  ['ttl-zero-during-transit', '11/0'],
+  ['ttl-zero-during-reassembly', '11/1'],
+  ['ip-header-bad', '12/0'],
+  ['required-option-missing', '12/1'],
+  ['timestamp-request', '13/0'],
+  ['timestamp-reply', '14/0'],
+  ['address-mask-request', '17/0'],
+  ['address-mask-reply', '18/0'],
 ];
 const IPSET_ICMP6: Array<[string, string]> = [
-  ['no-route', '1/0'], ['communication-prohibited', '1/1'], ['address-unreachable', '1/3'], ['port-unreachable', '1/4'],
-  ['packet-too-big', '2/0'], ['ttl-zero-during-transit', '3/0'], ['ttl-zero-during-reassembly', '3/1'], ['bad-header', '4/0'],
-  ['unknown-header-type', '4/1'], ['unknown-option', '4/2'], ['echo-request', '128/0'], ['echo-reply', '129/0'],
-  ['router-solicitation', '133/0'], ['router-advertisement', '134/0'], ['neighbour-solicitation', '135/0'],
-  ['neighbour-advertisement', '136/0'], ['redirect', '137/0'],
+  ['no-route', '1/0'],
+  ['communication-prohibited', '1/1'],
+  ['address-unreachable', '1/3'],
+  ['port-unreachable', '1/4'],
+  ['packet-too-big', '2/0'],
+  ['ttl-zero-during-transit', '3/0'],
+  ['ttl-zero-during-reassembly', '3/1'],
+  ['bad-header', '4/0'],
+  ['unknown-header-type', '4/1'],
+  ['unknown-option', '4/2'],
+  ['echo-request', '128/0'],
+  ['echo-reply', '129/0'],
+  ['router-solicitation', '133/0'],
+  ['router-advertisement', '134/0'],
+  ['neighbour-solicitation', '135/0'],
+  ['neighbour-advertisement', '136/0'],
+  ['redirect', '137/0'],
 ];
 const PORT_PROTOCOLS = new Set(['tcp', 'udp', 'sctp', 'udplite']);
 const PROTOCOL_NUMBERS = new Map(Object.entries(PROTOCOL_NAMES).map(([n, name]) => [name, Number(n)]));
@@ -350,7 +497,8 @@ function ipsetPorts(text: string, family: Family): string[] {
   if (proto === 'icmpv6') proto = 'ipv6-icmp';
   if (!PROTOCOL_NUMBERS.has(proto) && !/^\d+$/.test(proto)) throw new IpsetSyntaxError(`Syntax error: cannot parse '${rawProto}' as a protocol`);
   if (proto === 'icmp' || proto === 'ipv6-icmp') {
-    if ((proto === 'icmp') !== (family === 4)) throw new IpsetSyntaxError(`Syntax error: protocol ${proto} is not valid in a family ${family === 4 ? 'inet' : 'inet6'} set`);
+    if ((proto === 'icmp') !== (family === 4))
+      throw new IpsetSyntaxError(`Syntax error: protocol ${proto} is not valid in a family ${family === 4 ? 'inet' : 'inet6'} set`);
     return [ipsetIcmp(spec, proto === 'icmp' ? IPSET_ICMP : IPSET_ICMP6, proto)];
   }
   const range = /^(\w+)(?:-(\w+))?$/.exec(spec);

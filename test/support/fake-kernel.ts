@@ -32,12 +32,43 @@ const FAMILIES: readonly Family[] = [4, 6];
 
 /** Targets that are not chains; besides these, any all-uppercase name that is not a chain counts as one. */
 const BUILTIN_TARGETS = new Set([
-  'ACCEPT', 'DROP', 'RETURN', 'QUEUE', 'REJECT', 'MARK', 'CONNMARK', 'DNAT', 'SNAT', 'MASQUERADE', 'REDIRECT', 'NETMAP',
-  'LOG', 'NFLOG', 'NFQUEUE', 'CT', 'NOTRACK', 'TRACE', 'SET', 'TCPMSS', 'CLASSIFY', 'DSCP', 'TOS', 'TTL', 'HL', 'AUDIT',
+  'ACCEPT',
+  'DROP',
+  'RETURN',
+  'QUEUE',
+  'REJECT',
+  'MARK',
+  'CONNMARK',
+  'DNAT',
+  'SNAT',
+  'MASQUERADE',
+  'REDIRECT',
+  'NETMAP',
+  'LOG',
+  'NFLOG',
+  'NFQUEUE',
+  'CT',
+  'NOTRACK',
+  'TRACE',
+  'SET',
+  'TCPMSS',
+  'CLASSIFY',
+  'DSCP',
+  'TOS',
+  'TTL',
+  'HL',
+  'AUDIT',
 ]);
 /** Targets and matches the kernel accepts only in some tables (checked in a namespace: RULE_APPEND fails with EINVAL elsewhere). */
 const TARGET_TABLES: Record<string, readonly IptablesTable[]> = {
-  DNAT: ['nat'], SNAT: ['nat'], MASQUERADE: ['nat'], REDIRECT: ['nat'], NETMAP: ['nat'], REJECT: ['filter'], CT: ['raw'], NOTRACK: ['raw'],
+  DNAT: ['nat'],
+  SNAT: ['nat'],
+  MASQUERADE: ['nat'],
+  REDIRECT: ['nat'],
+  NETMAP: ['nat'],
+  REJECT: ['filter'],
+  CT: ['raw'],
+  NOTRACK: ['raw'],
 };
 const MATCH_TABLES: Record<string, readonly IptablesTable[]> = { rpfilter: ['raw'] };
 const POLICIES = new Set(['ACCEPT', 'DROP']);
@@ -125,11 +156,11 @@ class ToolFailure extends Error {
 /** The three ways iptables-restore reports a bad line (checked against v1.8.9 nf_tables). */
 interface RestoreFailures {
   /** While parsing: `TOOL v1.8.9 (nf_tables): MSG` (or bare MSG), `Error occurred at line: N`, `Try …`. */
-  paramFail(n: number, msg: string, bare?: boolean): ToolFailure;
+  paramFail: (n: number, msg: string, bare?: boolean) => ToolFailure;
   /** From the rule cache: `TOOL: line N failed: MSG`. */
-  lineFail(n: number, msg?: string): ToolFailure;
+  lineFail: (n: number, msg?: string) => ToolFailure;
   /** From the kernel at COMMIT: `TOOL v1.8.9 (nf_tables): \nline N: MSG`. */
-  kernelFail(n: number, msg: string): ToolFailure;
+  kernelFail: (n: number, msg: string) => ToolFailure;
 }
 
 /** An ipset command refusing; `restore` prefixes `Error in line N: `. */
@@ -537,7 +568,7 @@ export class FakeKernel {
   /** Every netlink (`cmd: 'netlink'`, args `[op, …]`) and sysctl (`cmd: 'sysctl'`, args `['ensure', key, value]`) operation. */
   readonly ops: FakeCall[] = [];
   /** Runs per tool (`iptables-restore`, `ipset`, …) and operations per kind (`netlink.setRoute`, `sysctl.ensure`). */
-  readonly counts: Record<string, number> = {};
+  counts: Record<string, number> = {};
 
   private failures: Array<{ predicate: FailurePredicate; stderr: string | undefined }> = [];
   private readonly iptables: Record<Family, Record<IptablesTable, Table>>;
@@ -555,11 +586,15 @@ export class FakeKernel {
     this.runner = { run: (cmd, args, input) => this.run(cmd, args, input) };
     this.netlink = this.newNetlink();
     this.child = opts.namespace === 'child';
-    this.sysctl = new FakeSysctl((name) => this.net.byName(name) !== undefined, (args) => this.gate('sysctl', args), {
-      child: this.child,
-      conntrack: opts.conntrack ?? true,
-      conntrackCount: () => this.flowList.length,
-    });
+    this.sysctl = new FakeSysctl(
+      (name) => this.net.byName(name) !== undefined,
+      (args) => this.gate('sysctl', args),
+      {
+        child: this.child,
+        conntrack: opts.conntrack ?? true,
+        conntrackCount: () => this.flowList.length,
+      },
+    );
     if (opts.loopback ?? true) this.addLink('lo', { up: true });
   }
 
@@ -594,7 +629,7 @@ export class FakeKernel {
   resetCalls(): void {
     this.calls.length = 0;
     this.ops.length = 0;
-    for (const k of Object.keys(this.counts)) delete this.counts[k];
+    this.counts = {};
   }
 
   /** Resolves once queued link events and pending calls started before it have run. */
@@ -668,7 +703,8 @@ export class FakeKernel {
     if (family === null || this.child) return null;
     const hex = (n: number) => n.toString(16).padStart(8, '0');
     const entries = this.net.neighbourCount(family) + this.net.elsewhere[family];
-    const header = 'entries  allocs   destroys hash_grows lookups  hits     res_failed rcv_probes_mcast rcv_probes_ucast periodic_gc_runs forced_gc_runs unresolved_discards table_fulls';
+    const header =
+      'entries  allocs   destroys hash_grows lookups  hits     res_failed rcv_probes_mcast rcv_probes_ucast periodic_gc_runs forced_gc_runs unresolved_discards table_fulls';
     const row = (cpu: number) => [entries, 100 + cpu, 90 + cpu, 4, 300, 200, 6, 0, 0, 5, 0, 0, 0].map(hex).join(' ');
     return `${header}\n${row(0)}\n${row(1)}\n`;
   }
@@ -782,7 +818,8 @@ export class FakeKernel {
           for (const r of c.rules) {
             const t = r.target;
             const tc = t && chains.get(t.name);
-            if (t && (tc ? tc.builtin : t.kind === 'goto' || !isBuiltinTarget(t.name))) problems.push(`${where}: ${name}: '${r.text}' targets missing chain ${t.name}`);
+            if (t && (tc ? tc.builtin : t.kind === 'goto' || !isBuiltinTarget(t.name)))
+              problems.push(`${where}: ${name}: '${r.text}' targets missing chain ${t.name}`);
             for (const s of r.sets) {
               const set = this.setsByName.get(s);
               if (!set) problems.push(`${where}: ${name}: '${r.text}' uses missing set ${s}`);
@@ -795,7 +832,8 @@ export class FakeKernel {
         const counted = countSetRefs(chains);
         const kept = this.setRefs.get(`${family}/${table}`) ?? new Map<string, number>();
         for (const name of new Set([...counted.keys(), ...kept.keys()])) {
-          if ((counted.get(name) ?? 0) !== (kept.get(name) ?? 0)) problems.push(`${where}: set ${name} has ${kept.get(name) ?? 0} references recorded, ${counted.get(name) ?? 0} in rules`);
+          if ((counted.get(name) ?? 0) !== (kept.get(name) ?? 0))
+            problems.push(`${where}: set ${name} has ${kept.get(name) ?? 0} references recorded, ${counted.get(name) ?? 0} in rules`);
         }
       }
     }
@@ -888,7 +926,8 @@ export class FakeKernel {
       const chains = this.orderedChains(family, table);
       out.push(`# Generated by ${tool} ${IPTABLES_VERSION} (fake kernel)`, `*${table}`);
       for (const [name, c] of chains) out.push(`:${name} ${c.builtin ? c.policy : '-'} [0:0]`);
-      for (const [name, c] of chains) for (const r of c.rules) out.push(`${counters ? `[${r.packets}:${r.bytes}] ` : ''}-A ${name}${r.text ? ` ${r.text}` : ''}`);
+      for (const [name, c] of chains)
+        for (const r of c.rules) out.push(`${counters ? `[${r.packets}:${r.bytes}] ` : ''}-A ${name}${r.text ? ` ${r.text}` : ''}`);
       out.push('COMMIT', `# Completed by ${tool} (fake kernel)`);
     }
     return out.join('\n') + '\n';
@@ -978,7 +1017,8 @@ export class FakeKernel {
     if (BUILTIN_CHAINS[table].includes(name)) throw fail.lineFail(n);
     if (name === '' || name.length > MAX_CHAIN_NAME) throw fail.paramFail(n, `chain name \`${name}' too long (must be under ${MAX_CHAIN_NAME + 1} chars)`);
     if (policy !== '-') throw fail.lineFail(n, `fake kernel: user-defined chain ${name} declared with policy ${policy}`);
-    if (existing) tx.mutable(name).rules = []; // --noflush: declaring an existing chain flushes it
+    if (existing)
+      tx.mutable(name).rules = []; // --noflush: declaring an existing chain flushes it
     else tx.create(name);
   }
 
@@ -993,8 +1033,15 @@ export class FakeKernel {
   ): void {
     const { tokens } = tokenize(line);
     const LONG: Record<string, string> = {
-      '--append': '-A', '--insert': '-I', '--delete': '-D', '--replace': '-R', '--flush': '-F', '--delete-chain': '-X',
-      '--new-chain': '-N', '--policy': '-P', '--zero': '-Z',
+      '--append': '-A',
+      '--insert': '-I',
+      '--delete': '-D',
+      '--replace': '-R',
+      '--flush': '-F',
+      '--delete-chain': '-X',
+      '--new-chain': '-N',
+      '--policy': '-P',
+      '--zero': '-Z',
     };
     const cmd = LONG[tokens[0]!] ?? tokens[0]!;
     const chainName = tokens[1];
@@ -1105,7 +1152,7 @@ export class FakeKernel {
       if (set.family !== family) throw fail.paramFail(n, `The protocol family of set ${s} is IPv${set.family}, which is not applicable.\n`);
     }
     const invalid = (): ToolFailure => fail.kernelFail(n, `${verb} failed (Invalid argument): rule in chain ${chain}`);
-    for (const m of rule.matches) if (MATCH_TABLES[m] && !MATCH_TABLES[m]!.includes(table)) throw invalid();
+    for (const m of rule.matches) if (MATCH_TABLES[m] && !MATCH_TABLES[m].includes(table)) throw invalid();
     if (rule.target) {
       const { kind, name } = rule.target;
       const target = tx.chains.get(name);
@@ -1113,7 +1160,7 @@ export class FakeKernel {
       if (!target) {
         // nf_tables looks the chain up at this line but reports it at COMMIT.
         if (kind === 'goto' || !isBuiltinTarget(name)) tx.missingChain ??= `Chain '${name}' does not exist`;
-        if (TARGET_TABLES[name] && !TARGET_TABLES[name]!.includes(table)) throw invalid();
+        if (TARGET_TABLES[name] && !TARGET_TABLES[name].includes(table)) throw invalid();
       }
     }
     return rule;
@@ -1179,8 +1226,7 @@ export class FakeKernel {
     const lines = input.split('\n');
     type Batch = { cmd: 'add' | 'del'; set: string; items: Array<{ line: number; op: IpsetOp }> };
     const pending: { batch: Batch | null } = { batch: null };
-    const fail = (line: number, e: unknown): unknown =>
-      e instanceof IpsetError ? new ToolFailure(`${IPSET_BANNER}: Error in line ${line}: ${e.message}`) : e;
+    const fail = (line: number, e: unknown): unknown => (e instanceof IpsetError ? new ToolFailure(`${IPSET_BANNER}: Error in line ${line}: ${e.message}`) : e);
     const send = (): void => {
       const items = pending.batch?.items ?? [];
       pending.batch = null;
@@ -1287,7 +1333,8 @@ export class FakeKernel {
           // The kernel's "same set" test (ip_set_create with IPSET_FLAG_EXIST): type, maxelem, timeout, extensions.
           // Not the family and not hashsize: `-exist create` of an inet6 set over an inet one succeeds and keeps the inet set.
           const s = op.spec;
-          const same = existing.type === s.type && existing.maxelem === s.maxelem && existing.timeout === s.timeout && existing.extensions.join() === s.extensions.join();
+          const same =
+            existing.type === s.type && existing.maxelem === s.maxelem && existing.timeout === s.timeout && existing.extensions.join() === s.extensions.join();
           if (exist && same) return;
           throw new IpsetError('Set cannot be created: set with the same name already exists');
         }
@@ -1328,7 +1375,8 @@ export class FakeKernel {
         return;
       case 'destroy': {
         if (op.set === undefined) {
-          if ([...this.setsByName.keys()].some((n) => this.references(n) > 0)) throw new IpsetError('Set cannot be destroyed: it is in use by a kernel component');
+          if ([...this.setsByName.keys()].some((n) => this.references(n) > 0))
+            throw new IpsetError('Set cannot be destroyed: it is in use by a kernel component');
           this.setSlots.fill(null);
           this.setsByName.clear();
           return;
@@ -1417,15 +1465,23 @@ export class FakeKernel {
     }
     if (mode === 'names') return sets.map((s) => `${s.name}\n`).join('');
     if (mode === 'save') {
-      return sets.map((s) => [`create ${s.name} ${s.type} ${this.ipsetHeader(s)}`, ...[...s.members].map((m) => `add ${s.name} ${m}`)].join('\n') + '\n').join('');
+      return sets
+        .map((s) => [`create ${s.name} ${s.type} ${this.ipsetHeader(s)}`, ...[...s.members].map((m) => `add ${s.name} ${m}`)].join('\n') + '\n')
+        .join('');
     }
     return sets
-      .map((s) =>
-        [
-          `Name: ${s.name}`, `Type: ${s.type}`, `Revision: ${SET_TYPE_REVISIONS[s.type]}`, `Header: ${this.ipsetHeader(s)}`,
-          'Size in memory: 0', `References: ${this.references(s.name)}`, `Number of entries: ${s.members.size}`,
-          ...(mode === 'full' ? ['Members:', ...s.members] : []),
-        ].join('\n') + '\n',
+      .map(
+        (s) =>
+          [
+            `Name: ${s.name}`,
+            `Type: ${s.type}`,
+            `Revision: ${SET_TYPE_REVISIONS[s.type]}`,
+            `Header: ${this.ipsetHeader(s)}`,
+            'Size in memory: 0',
+            `References: ${this.references(s.name)}`,
+            `Number of entries: ${s.members.size}`,
+            ...(mode === 'full' ? ['Members:', ...s.members] : []),
+          ].join('\n') + '\n',
       )
       .join('\n');
   }
@@ -1433,15 +1489,22 @@ export class FakeKernel {
   // ---- conntrack ----
 
   private conntrack(args: string[], input: string): string {
-    if (args.length === 2 && (args[0] === '-R' || args[0] === '--load-file')) return this.conntrackLoadFile(args[1] === '-' ? input : readFileSync(args[1]!, 'utf8'));
+    if (args.length === 2 && (args[0] === '-R' || args[0] === '--load-file'))
+      return this.conntrackLoadFile(args[1] === '-' ? input : readFileSync(args[1]!, 'utf8'));
     return this.conntrackCommand(args, false);
   }
 
   /** `conntrack --load-file FILE`, as v1.4.7 (the tool reads the file, so it is read here too): one command per line, only -D/-I/-U; a line matching nothing is no failure. */
   private conntrackLoadFile(input: string): string {
-    const commands = input.split('\n').filter((l) => l.trim() !== '').map((l) => l.trim().split(/\s+/));
+    const commands = input
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => l.trim().split(/\s+/));
     for (const c of commands) {
-      if (c[0] !== '-D' && c[0] !== '--delete') throw new ToolFailure(`${CONNTRACK_BANNER}: Cannot use command \`${c[0]}' with --load-file\nTry \`conntrack -h' or 'conntrack --help' for more information.`);
+      if (c[0] !== '-D' && c[0] !== '--delete')
+        throw new ToolFailure(
+          `${CONNTRACK_BANNER}: Cannot use command \`${c[0]}' with --load-file\nTry \`conntrack -h' or 'conntrack --help' for more information.`,
+        );
     }
     return commands.map((c) => this.conntrackCommand(c, true)).join('');
   }
@@ -1498,7 +1561,8 @@ function checkElementOptions(s: IpSetState, opts: string[]): void {
   for (let i = 0; i < opts.length; i += 2) {
     const o = opts[i]!;
     if (o === 'timeout' && s.timeout === null) throw new IpsetError('Timeout cannot be used: set was created without timeout support');
-    if ((o === 'packets' || o === 'bytes') && !s.extensions.includes('counters')) throw new IpsetError('Packet/byte counters cannot be used: set was created without counter support');
+    if ((o === 'packets' || o === 'bytes') && !s.extensions.includes('counters'))
+      throw new IpsetError('Packet/byte counters cannot be used: set was created without counter support');
     if (o === 'comment' && !s.extensions.includes('comment')) throw new IpsetError('Comment cannot be used: set was created without comment support');
     if (!['timeout', 'packets', 'bytes', 'comment'].includes(o)) throw new IpsetError(`Syntax error: Unknown argument: '${o}'`);
   }

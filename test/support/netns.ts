@@ -28,9 +28,12 @@ export class Netns {
   /** Runs `cmd args…` inside the namespace; never throws for a non-zero exit. */
   async exec(cmd: string, args: string[] = [], opts: { input?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
     const r = await execa('ip', ['netns', 'exec', this.name, cmd, ...args], {
-      input: opts.input ?? '', reject: false, timeout: opts.timeoutMs ?? 15000, maxBuffer: 1 << 28,
+      input: opts.input ?? '',
+      reject: false,
+      timeout: opts.timeoutMs ?? 15000,
+      maxBuffer: 1 << 28,
     });
-    return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+    return { code: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
   }
 
   /** Like exec, but throws (with stderr) on a non-zero exit; returns stdout. */
@@ -64,7 +67,7 @@ export async function createNetns(label: string, tag = 'cfdp'): Promise<Netns> {
 export async function deleteNetns(ns: Netns): Promise<void> {
   // Processes left inside would keep the namespace alive after `ip netns del`.
   const pids = await execa('ip', ['netns', 'pids', ns.name], { reject: false });
-  for (const pid of String(pids.stdout).split('\n').filter(Boolean)) {
+  for (const pid of pids.stdout.split('\n').filter(Boolean)) {
     try {
       process.kill(Number(pid), 'SIGKILL');
     } catch {

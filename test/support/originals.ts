@@ -162,7 +162,7 @@ export class OriginalAclManager {
     await this.ask('GETGROUPS');
     while (!this.closed) {
       await sleep(this.opts.heartbeatMs ?? 1000);
-      if (!this.closed) await this.ask('HEARTBEAT');
+      if (!(this.closed as boolean)) await this.ask('HEARTBEAT'); // close() may have run during the sleep
     }
   }
 
@@ -242,7 +242,12 @@ export class OriginalPlugin {
   private timer: NodeJS.Timeout | undefined;
   private started = false;
 
-  constructor(repAddress: string, pubAddress: string, private readonly republishMs = 15000, heartbeatMs = 1000) {
+  constructor(
+    repAddress: string,
+    pubAddress: string,
+    private readonly republishMs = 15000,
+    heartbeatMs = 1000,
+  ) {
     this.peer = new PluginNetworkPeer(repAddress, pubAddress, heartbeatMs);
   }
 
@@ -537,7 +542,8 @@ export class OriginalFelix {
     if (!Array.isArray(req['addrs'])) return `No valid address for endpoint ${String(req['endpoint_id'])}`;
     if (req['mac'] === undefined || req['mac'] === null) return `No mac address for endpoint ${String(req['endpoint_id'])}`;
     if (req['state'] === undefined || req['state'] === null) return `No state for endpoint ${String(req['endpoint_id'])}`;
-    if (!ENDPOINT_STATES.includes(String(req['state']))) return `Invalid state ${String(req['state'])} for endpoint ${String(req['endpoint_id'])}`;
+    const state: unknown = req['state']; // anything a peer sent, printed as the original's str() would
+    if (!ENDPOINT_STATES.includes(String(state))) return `Invalid state ${String(state)} for endpoint ${String(req['endpoint_id'])}`;
     return null;
   }
 }

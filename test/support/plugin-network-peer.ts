@@ -61,7 +61,7 @@ export class PluginNetworkPeer {
   async start(): Promise<this> {
     await bindRetrying(this.pub, this.pubAddress);
     await bindRetrying(this.rep, this.repAddress);
-    if (this.heartbeatMs > 0) this.heartbeat = setInterval(() => this.send('networkheartbeat', { type: 'HEARTBEAT' }), this.heartbeatMs);
+    if (this.heartbeatMs > 0) this.heartbeat = setInterval(() => void this.send('networkheartbeat', { type: 'HEARTBEAT' }), this.heartbeatMs);
     void this.serve();
     void this.watchSubscriptions();
     return this;

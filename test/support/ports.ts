@@ -13,8 +13,11 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function freePorts(n: number): Promise<number[]> {
+/** A tuple of N elements (`Tuple<number, 3>` = `[number, number, number]`), so `const [a, b] = await freePorts(2)` is typed. */
+type Tuple<T, N extends number, R extends T[] = []> = number extends N ? T[] : R['length'] extends N ? R : Tuple<T, N, [T, ...R]>;
+
+export async function freePorts<N extends number>(n: N): Promise<Tuple<number, N>> {
   const ports = new Set<number>();
   while (ports.size < n) ports.add(await freePort());
-  return [...ports];
+  return [...ports] as Tuple<number, N>;
 }

@@ -31,8 +31,8 @@ export function startCommand(script: string, args: string[], opts: { netns?: str
   const [cmd, ...rest] = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...argv] : argv;
   const child = spawn(cmd!, rest, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   const r: Running = { child, output: () => out, exited };
   running.add(r);
@@ -41,7 +41,11 @@ export function startCommand(script: string, args: string[], opts: { netns?: str
 }
 
 /** Runs a command to completion and returns its exit code and output. */
-export async function runCommand(script: string, args: string[], opts: { netns?: string; timeoutMs?: number } = {}): Promise<{ code: number | string; output: string }> {
+export async function runCommand(
+  script: string,
+  args: string[],
+  opts: { netns?: string; timeoutMs?: number } = {},
+): Promise<{ code: number | string; output: string }> {
   const r = startCommand(script, args, opts);
   const timer = setTimeout(() => r.child.kill('SIGKILL'), opts.timeoutMs ?? 15000);
   const code = await r.exited;

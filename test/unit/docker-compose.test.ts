@@ -20,7 +20,21 @@ import { COMPOSE_DIR, DOCKERFILE, Service, loadCompose, parseDockerfile, readCom
  */
 const TOP_LEVEL_KEYS = ['services', 'networks', 'volumes', 'secrets', 'configs'];
 /** The service keys these files may use: each in docker-compose 1.29.2's compose_spec.json and in compose v2's. */
-const SERVICE_KEYS = ['build', 'cap_add', 'command', 'container_name', 'environment', 'extends', 'image', 'init', 'network_mode', 'pid', 'restart', 'security_opt', 'volumes'];
+const SERVICE_KEYS = [
+  'build',
+  'cap_add',
+  'command',
+  'container_name',
+  'environment',
+  'extends',
+  'image',
+  'init',
+  'network_mode',
+  'pid',
+  'restart',
+  'security_opt',
+  'volumes',
+];
 const BUILD_KEYS = ['context', 'dockerfile', 'target', 'args'];
 
 interface Expected {
@@ -84,7 +98,7 @@ function formatProblems(doc: Record<string, unknown>): string[] {
   if (!doc.services) problems.push('no services');
   for (const [name, s] of Object.entries((doc.services ?? {}) as Record<string, Record<string, unknown>>)) {
     for (const key of Object.keys(s)) if (!SERVICE_KEYS.includes(key)) problems.push(`${name}.${key}`);
-    for (const key of Object.keys((s.build ?? {}) as object)) if (!BUILD_KEYS.includes(key)) problems.push(`${name}.build.${key}`);
+    for (const key of Object.keys(s.build ?? {})) if (!BUILD_KEYS.includes(key)) problems.push(`${name}.build.${key}`);
   }
   return problems;
 }
@@ -93,12 +107,9 @@ describe('docker/compose', () => {
   const { args, stages } = parseDockerfile(fs.readFileSync(DOCKERFILE, 'utf8'));
 
   it('the format check catches what docker-compose 1.29.2 refuses, or v2 calls obsolete', () => {
-    expect(formatProblems({ name: 'calico', version: '3.7', services: { a: { image: 'x', develop: {}, build: { context: '.', additional_contexts: {} } } } })).to.deep.equal([
-      'top-level name',
-      'top-level version',
-      'a.develop',
-      'a.build.additional_contexts',
-    ]);
+    expect(
+      formatProblems({ name: 'calico', version: '3.7', services: { a: { image: 'x', develop: {}, build: { context: '.', additional_contexts: {} } } } }),
+    ).to.deep.equal(['top-level name', 'top-level version', 'a.develop', 'a.build.additional_contexts']);
     expect(formatProblems({ 'x-anchor': {}, services: { a: { image: 'x' } } })).to.deep.equal([]);
     expect(formatProblems({ a: { image: 'x' } })).to.deep.equal(['top-level a', 'no services']);
   });

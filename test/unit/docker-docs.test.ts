@@ -64,10 +64,24 @@ const VALUE_FLAGS = ['--name', '--net', '--network', '--restart', '--pid', '--ca
 
 /** A `docker run` command line, read as the docker CLI reads it. */
 function parseDockerRun(argv: string[]): DockerRun {
-  const r: DockerRun = { name: null, net: null, init: false, restart: null, pid: null, privileged: false, capAdd: [], securityOpt: [], volumes: [], env: [], image: '', command: [] };
+  const r: DockerRun = {
+    name: null,
+    net: null,
+    init: false,
+    restart: null,
+    pid: null,
+    privileged: false,
+    capAdd: [],
+    securityOpt: [],
+    volumes: [],
+    env: [],
+    image: '',
+    command: [],
+  };
   let i = 2;
   for (; i < argv.length && argv[i]!.startsWith('-'); i++) {
-    let [flag, value] = argv[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
+    const [flag, given] = argv[i]!.split(/=(.*)/s, 2) as [string, string | undefined];
+    let value = given;
     if (VALUE_FLAGS.includes(flag) && value === undefined) value = argv[++i];
     if (flag === '--name') r.name = value!;
     else if (flag === '--net' || flag === '--network') r.net = value!;
@@ -141,12 +155,28 @@ describe('docs/docker.md', () => {
   const services: Record<string, Service> = loadCompose(path.join(COMPOSE_DIR, 'first-host.yaml'));
 
   it('the readers here read what they are given', () => {
-    const md = 'a `docker compose -f x.yaml ps` b\n\n```sh\nc="-d --init"\ndocker run $c --name n --cap-add NET_ADMIN \\\n  -v /a:/a img cmd arg   # note\n```\n';
+    const md =
+      'a `docker compose -f x.yaml ps` b\n\n```sh\nc="-d --init"\ndocker run $c --name n --cap-add NET_ADMIN \\\n  -v /a:/a img cmd arg   # note\n```\n';
     const code = codeOf(md);
     expect(code.spans).to.deep.equal(['docker compose -f x.yaml ps']);
-    expect(composeCommands(code.spans)).to.deep.equal([{ text: 'docker compose -f x.yaml ps', version: 2, project: null, files: ['x.yaml'], subcommand: 'ps' }]);
+    expect(composeCommands(code.spans)).to.deep.equal([
+      { text: 'docker compose -f x.yaml ps', version: 2, project: null, files: ['x.yaml'], subcommand: 'ps' },
+    ]);
     expect(dockerRuns(code.blocks)).to.deep.equal([
-      { name: 'n', net: null, init: true, restart: null, pid: null, privileged: false, capAdd: ['NET_ADMIN'], securityOpt: [], volumes: ['/a:/a'], env: [], image: 'img', command: ['cmd', 'arg'] },
+      {
+        name: 'n',
+        net: null,
+        init: true,
+        restart: null,
+        pid: null,
+        privileged: false,
+        capAdd: ['NET_ADMIN'],
+        securityOpt: [],
+        volumes: ['/a:/a'],
+        env: [],
+        image: 'img',
+        command: ['cmd', 'arg'],
+      },
     ]);
     expect(dockerRuns(['docker run --privileged img\n'])[0]!.privileged).to.equal(true);
   });
@@ -161,7 +191,10 @@ describe('docs/docker.md', () => {
     }
     for (const file of ['docker/compose/first-host.yaml', 'docker/compose/other-host.yaml']) {
       for (const version of [1, 2]) {
-        expect(commands.some((c) => c.version === version && c.files[0] === file && c.subcommand === 'up'), `compose v${version} up of ${file}`).to.equal(true);
+        expect(
+          commands.some((c) => c.version === version && c.files[0] === file && c.subcommand === 'up'),
+          `compose v${version} up of ${file}`,
+        ).to.equal(true);
       }
     }
   });
@@ -173,13 +206,23 @@ describe('docs/docker.md', () => {
     for (const b of blocks) expect(b).to.not.match(/--privileged|privileged:\s*true/);
   });
 
-  it("gives each container of step 4 the flags of its compose service: host network, init, restart, privileges, volumes, image, command", () => {
+  it('gives each container of step 4 the flags of its compose service: host network, init, restart, privileges, volumes, image, command', () => {
     const runs = dockerRuns(blocks).filter((r) => r.restart !== null);
     expect(runs.map((r) => r.name)).to.have.members(Object.keys(services));
     for (const r of runs) {
       const s = services[r.name!]!;
       expect(
-        { net: r.net, init: r.init, restart: r.restart, pid: r.pid, capAdd: sorted(r.capAdd), securityOpt: sorted(r.securityOpt), volumes: sorted(r.volumes), image: r.image, command: r.command },
+        {
+          net: r.net,
+          init: r.init,
+          restart: r.restart,
+          pid: r.pid,
+          capAdd: sorted(r.capAdd),
+          securityOpt: sorted(r.securityOpt),
+          volumes: sorted(r.volumes),
+          image: r.image,
+          command: r.command,
+        },
         r.name!,
       ).to.deep.equal({
         net: s.network_mode,
@@ -213,7 +256,11 @@ describe('docs/docker.md', () => {
     const runs = dockerRuns(blocks).filter((r) => r.command[0] === 'network-container');
     expect(runs).to.have.length(1);
     const r = runs[0]!;
-    expect({ net: r.net, pid: r.pid, capAdd: sorted(r.capAdd), securityOpt: sorted(r.securityOpt), image: r.image }).to.deep.equal({ net: 'host', ...NETWORK_CONTAINER, image: 'calico:felix' });
+    expect({ net: r.net, pid: r.pid, capAdd: sorted(r.capAdd), securityOpt: sorted(r.securityOpt), image: r.image }).to.deep.equal({
+      net: 'host',
+      ...NETWORK_CONTAINER,
+      image: 'calico:felix',
+    });
     expect(r.volumes).to.include('/var/run/netns:/var/run/netns');
   });
 
@@ -223,8 +270,14 @@ describe('docs/docker.md', () => {
     const start = loop.findIndex((l) => l.startsWith('for module'));
     const end = loop.findIndex((l) => l.trim() === 'done');
     expect(start, 'a for loop over the modules').to.be.at.least(0);
-    expect(blocks.filter((b) => /\bmodprobe\b/.test(b)), 'modprobe only there').to.have.length(1);
-    expect(shellLines(block).filter((l) => /\bmodprobe\b/.test(l) && !/\|\|/.test(l)), 'every modprobe has an || fallback').to.deep.equal([]);
+    expect(
+      blocks.filter((b) => /\bmodprobe\b/.test(b)),
+      'modprobe only there',
+    ).to.have.length(1);
+    expect(
+      shellLines(block).filter((l) => /\bmodprobe\b/.test(l) && !/\|\|/.test(l)),
+      'every modprobe has an || fallback',
+    ).to.deep.equal([]);
     // The loop, run by sh -e with a modprobe that fails as on a kernel with the module built in.
     // PATH holds that modprobe only: the loop can run nothing else of this machine.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'calico-docs-'));
@@ -290,7 +343,11 @@ describe('docs/docker.md', () => {
       const shown = [...new Set([...markdown.matchAll(/`(peer_[A-Za-z0-9_]+)`/g)].map((m) => m[1]!))];
       expect(shown.length).to.be.greaterThan(1);
       const configs = hosts.map((h) => renderBirdConfig(meshFor(hosts, h.host)));
-      for (const name of shown) expect(configs.some((c) => c.includes(`protocol bgp ${name} `)), name).to.equal(true);
+      for (const name of shown)
+        expect(
+          configs.some((c) => c.includes(`protocol bgp ${name} `)),
+          name,
+        ).to.equal(true);
     });
   });
 

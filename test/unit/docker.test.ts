@@ -35,11 +35,14 @@ describe('docker/Dockerfile', () => {
   const { args, stages } = parseDockerfile(text);
 
   it('lints clean', () => {
-    expect(validate(text).map((d) => `line ${d.range.start.line + 1}: ${d.message}`)).to.deep.equal([]);
+    expect(validate(text).map((d) => `line ${d.range.start.line + 1}: ${typeof d.message === 'string' ? d.message : d.message.value}`)).to.deep.equal([]);
   });
 
   it('the checks here catch a broken Dockerfile', () => {
-    expect(validate('FROM node:20 AS a\nCOPY only-one-argument\nRUNN true\n').map((d) => d.message)).to.have.members(['COPY requires at least two arguments', 'Unknown instruction: RUNN']);
+    expect(validate('FROM node:20 AS a\nCOPY only-one-argument\nRUNN true\n').map((d) => d.message)).to.have.members([
+      'COPY requires at least two arguments',
+      'Unknown instruction: RUNN',
+    ]);
     expect(() => parseStages('FROM node:20 AS a\nCMD calico-felix\n')).to.throw('CMD must use the exec (JSON) form');
     expect(() => parseStages('FROM ${IMAGE} AS a\n')).to.throw('FROM uses IMAGE');
     const s = parseStages('FROM node:20 AS a\nCMD ["not-a-bin"]\n');
@@ -79,7 +82,9 @@ describe('docker/Dockerfile', () => {
 
     it('makes the scripts an image runs executable with a RUN chmod (COPY keeps the checkout mode)', () => {
       for (const t of TARGETS) expect(notMadeExecutable(stages, t), t).to.deep.equal([]);
-      const scripts = TARGETS.flatMap((t) => [whatRuns(stages, t).entrypoint?.[0], whatRuns(stages, t).cmd?.[0]]).filter((c) => c?.startsWith('/usr/local/bin/'));
+      const scripts = TARGETS.flatMap((t) => [whatRuns(stages, t).entrypoint?.[0], whatRuns(stages, t).cmd?.[0]]).filter((c) =>
+        c?.startsWith('/usr/local/bin/'),
+      );
       expect(scripts).to.have.members(['/usr/local/bin/calico-entrypoint', '/usr/local/bin/run-bird']);
     });
 
@@ -169,9 +174,24 @@ describe('docker/Dockerfile', () => {
 
   it('builds the Node images in stages: compile, then dist and production dependencies only', () => {
     const runtime = chain(stages, 'felix').find((s) => s.name === 'node-runtime')!;
-    expect(runtime.copies.map((c) => `${c.from ?? ''}:${c.sources.join(',')}`)).to.have.members(['production-deps:/opt/calico/node_modules', 'build:/src/dist/src', ':package.json']);
-    expect(stages.get('production-deps')!.runs.map((r) => r.text).join('\n')).to.include('npm ci --omit=dev');
-    for (const t of ['felix', 'plugin', 'bird']) expect(chain(stages, t).map((s) => s.name), t).to.include('node-runtime').and.not.include('build');
+    expect(runtime.copies.map((c) => `${c.from ?? ''}:${c.sources.join(',')}`)).to.have.members([
+      'production-deps:/opt/calico/node_modules',
+      'build:/src/dist/src',
+      ':package.json',
+    ]);
+    expect(
+      stages
+        .get('production-deps')!
+        .runs.map((r) => r.text)
+        .join('\n'),
+    ).to.include('npm ci --omit=dev');
+    for (const t of ['felix', 'plugin', 'bird'])
+      expect(
+        chain(stages, t).map((s) => s.name),
+        t,
+      )
+        .to.include('node-runtime')
+        .and.not.include('build');
   });
 
   it("prunes zeromq's prebuilt addons to those the image's Node loads, after installing and in the stage the images copy node_modules from", () => {
@@ -183,6 +203,10 @@ describe('docker/Dockerfile', () => {
     expect(prune, 'production-deps runs it on node_modules/zeromq').to.not.equal(undefined);
     expect(prune!.line).to.be.greaterThan(install.line).and.greaterThan(copy!.line);
     // The stage's WORKDIR is /opt/calico, whose node_modules the Node images copy.
-    expect(chain(stages, 'felix').flatMap((s) => s.copies).map((c) => `${c.from}:${c.sources.join(',')}`)).to.include('production-deps:/opt/calico/node_modules');
+    expect(
+      chain(stages, 'felix')
+        .flatMap((s) => s.copies)
+        .map((c) => `${c.from}:${c.sources.join(',')}`),
+    ).to.include('production-deps:/opt/calico/node_modules');
   });
 });

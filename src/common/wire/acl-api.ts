@@ -48,4 +48,3 @@ export const decodeAclPublication: (body: Buffer | string) => Decoded<AclPublica
   [ACLUPDATE]: (r) => ({ type: ACLUPDATE, acls: decodeAcls(r), issued: r.issued() }),
   [HEARTBEAT]: () => ({ type: HEARTBEAT }),
 });
-

@@ -161,7 +161,7 @@ export function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 export function ipField(v: unknown, what: string): string {
-  if (typeof v !== 'string' || !isIp(v)) throw new FieldError(`${what} is not an IP address: ${JSON.stringify(v)?.slice(0, 64)}`);
+  if (typeof v !== 'string' || !isIp(v)) throw new FieldError(`${what} is not an IP address: ${(JSON.stringify(v) as string | undefined)?.slice(0, 64)}`);
   return canonicalIp(v);
 }
 

@@ -1,19 +1,7 @@
 /**
  * Endpoint API (SPEC §3): plugin ep (REP 9901) ↔ Felix (REP 9902).
  */
-import {
-  FieldError,
-  FieldReader,
-  HEARTBEAT,
-  Heartbeat,
-  Rc,
-  Response,
-  Decoded,
-  decodeResponse,
-  ipField,
-  isPlainObject,
-  makeDecoder,
-} from './codec.js';
+import { FieldError, FieldReader, HEARTBEAT, Heartbeat, Rc, Response, Decoded, decodeResponse, ipField, isPlainObject, makeDecoder } from './codec.js';
 import { isInterfaceName, isInterfacePrefix } from '../endpoint-names.js';
 
 export const ENDPOINTCREATED = 'ENDPOINTCREATED';

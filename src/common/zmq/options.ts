@@ -53,7 +53,12 @@ export function applySocketOptions(socket: zmq.Socket, options: SocketOptions, a
  * handshakes counted (and logged, rate-limited, to `log`), and a bind failure
  * closes it and names the address.
  */
-export async function bindSocket<S extends zmq.Socket & { bind(address: string): Promise<void> }>(socket: S, address: string, options: SocketOptions, log: Logger): Promise<S> {
+export async function bindSocket<S extends zmq.Socket & { bind(address: string): Promise<void> }>(
+  socket: S,
+  address: string,
+  options: SocketOptions,
+  log: Logger,
+): Promise<S> {
   applySocketOptions(socket, options, address, 'server');
   socket.linger = 0;
   if (options.curve) watchRefusedHandshakes(socket, address, log);

@@ -80,7 +80,7 @@ export class Publisher {
       .then((sent) => {
         if (sent) this.sent++;
       })
-      .catch((err: Error) => this.log.error({ err, topic }, 'publish failed'));
+      .catch((err: unknown) => this.log.error({ err, topic }, 'publish failed'));
     return this.chain;
   }
 

@@ -58,7 +58,10 @@ export class CurveRefusals {
     const w = this.windows.get(reason);
     if (!w || now >= w.until) {
       this.windows.set(reason, { until: now + this.intervalMs, suppressed: 0, flushing: false });
-      log.warn({ ...details, reason }, `CURVE handshake refused: ${SAYS[reason]} (further refusals for this reason are summarised every ${this.intervalMs / 1000} s)`);
+      log.warn(
+        { ...details, reason },
+        `CURVE handshake refused: ${SAYS[reason]} (further refusals for this reason are summarised every ${this.intervalMs / 1000} s)`,
+      );
       return;
     }
     w.suppressed++;

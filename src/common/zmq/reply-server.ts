@@ -55,7 +55,13 @@ export class ReplyServer {
    * Binds `address` ("tcp://host:port") with a REP (`rep`) or ROUTER (`router`) socket and starts serving;
    * `options.stats` counts requests by the type and rc of their reply (a reply echoes its request's type).
    */
-  static async bind(kind: 'rep' | 'router', address: string, handler: RequestHandler, log: Logger, options: SocketOptions & { stats?: SocketStats } = {}): Promise<ReplyServer> {
+  static async bind(
+    kind: 'rep' | 'router',
+    address: string,
+    handler: RequestHandler,
+    log: Logger,
+    options: SocketOptions & { stats?: SocketStats } = {},
+  ): Promise<ReplyServer> {
     const socket = await bindSocket<zmq.Reply | zmq.Router>(kind === 'rep' ? new zmq.Reply() : new zmq.Router(), address, options, log);
     log.info({ address, kind }, 'listening');
     return new ReplyServer(socket, handler, log, options.stats);
@@ -68,7 +74,7 @@ export class ReplyServer {
       try {
         frames = await this.socket.receive();
       } catch (err) {
-        if (this.closed) return;
+        if (this.closed as boolean) return; // close() may have run while this awaited
         // A REP socket discards a request without an envelope (a DEALER that left out the empty
         // delimiter) after it was signalled readable; zeromq.js reports that as EAGAIN. Nothing to answer.
         if ((err as { code?: string }).code === 'EAGAIN') {
@@ -81,7 +87,8 @@ export class ReplyServer {
       // ROUTER: [peer identity, empty delimiter (from REQ), body]; REP: [body].
       const head = router ? frames.slice(0, 2) : [];
       const parts = router ? frames.slice(2) : frames;
-      const reply = parts.length === 1 ? await this.answer(parts[0]!) : encode({ type: 'ERROR', rc: Rc.INVALID, message: `expected one frame, got ${parts.length}` });
+      const reply =
+        parts.length === 1 ? await this.answer(parts[0]!) : encode({ type: 'ERROR', rc: Rc.INVALID, message: `expected one frame, got ${parts.length}` });
       if (parts.length !== 1) {
         this.log.warn({ frames: parts.length }, 'request with wrong frame count');
         this.stats?.record('ERROR', Rc.INVALID);
@@ -89,7 +96,7 @@ export class ReplyServer {
       try {
         await this.socket.send([...head, reply]);
       } catch (err) {
-        if (this.closed) return;
+        if (this.closed as boolean) return; // close() may have run while this awaited
         this.log.warn({ err }, 'reply could not be sent');
       }
     }

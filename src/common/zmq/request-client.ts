@@ -27,7 +27,7 @@ export interface RequestClientOptions {
    * Called after the socket was recreated; outstanding requests have failed.
    * May be async; a throw or rejection is logged, since it happens on a timer.
    */
-  onReset?: (reason: string) => void;
+  onReset?: (reason: string) => unknown;
   socketOptions?: SocketOptions;
   /** Counts replies (by type and rc) and resets; kept by the owner across clients. */
   stats?: SocketStats;
@@ -115,7 +115,7 @@ export class RequestClient<R extends WireRequest = WireRequest> {
     this.busy = true;
     this.lastActivity = this.clock.now();
     const socket = this.socket;
-    let timedOut = false;
+    let timedOut = false as boolean; // set by the timer while the request is in flight
     const timer = this.clock.setTimeout(() => {
       timedOut = true;
       this.reset(`no reply from ${this.opts.address} within ${this.opts.timeoutMs} ms`);

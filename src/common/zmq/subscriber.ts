@@ -66,7 +66,8 @@ export class Subscriber {
 
   constructor(
     private readonly address: string,
-    private readonly onMessage: TopicHandler,
+    // Typed to return unknown: a TopicHandler may be an async function whose promise is caught below.
+    private readonly onMessage: (topic: string, body: Buffer) => unknown,
     private readonly log: Logger,
     private readonly options: SocketOptions = {},
     /** Messages (and bytes in the kernel) queued before the publisher must hold back; libzmq's defaults if absent. */

@@ -152,8 +152,12 @@ export class Dataplane {
     this.log = opts.log.child({ component: 'dataplane' });
     const runner = opts.commands ?? execaRunner;
     this.filters = new EndpointFilters({
-      log: this.log, runner, interfacePrefix: opts.interfacePrefix, metadata: opts.metadata,
-      endpointToHost: opts.endpointToHost ?? 'DROP', ...(opts.protocols ? { protocols: opts.protocols } : {}),
+      log: this.log,
+      runner,
+      interfacePrefix: opts.interfacePrefix,
+      metadata: opts.metadata,
+      endpointToHost: opts.endpointToHost ?? 'DROP',
+      ...(opts.protocols ? { protocols: opts.protocols } : {}),
     });
     this.netlink = opts.netlink ?? new RtNetlink();
     this.sysctl = opts.sysctl ?? procSysctl;
@@ -218,8 +222,17 @@ export class Dataplane {
       this.markDirty(known);
     } else {
       const e: EndpointState = {
-        spec: { ...spec, addrs: [...spec.addrs] }, suffix: endpointSuffix(spec.id), addrs, acls: null, version: 0, filterProgrammed: false, routesProgrammed: false,
-        filterError: null, routesError: null, backoff: new Backoff(Math.max(50, this.opts.retryMs), this.maxBackoffMs), retryTimer: null,
+        spec: { ...spec, addrs: [...spec.addrs] },
+        suffix: endpointSuffix(spec.id),
+        addrs,
+        acls: null,
+        version: 0,
+        filterProgrammed: false,
+        routesProgrammed: false,
+        filterError: null,
+        routesError: null,
+        backoff: new Backoff(Math.max(50, this.opts.retryMs), this.maxBackoffMs),
+        retryTimer: null,
       };
       this.endpoints.set(spec.id, e);
       this.markDirty(e);
@@ -266,7 +279,8 @@ export class Dataplane {
     if (route === null) return null;
     if (route.local) return `${addr} is an address of this host`;
     const link = this.links.byIndex(route.ifindex);
-    if (!route.viaGateway && link && !link.name.startsWith(this.opts.interfacePrefix)) return `${addr} is on the link of ${link.name}, which is not an endpoint interface`;
+    if (!route.viaGateway && link && !link.name.startsWith(this.opts.interfacePrefix))
+      return `${addr} is on the link of ${link.name}, which is not an endpoint interface`;
     return null;
   }
 
@@ -280,7 +294,8 @@ export class Dataplane {
   inForce(id: string): { acls: Acls | null; chains: Array<{ family: Family; name: string; rules: string[] }>; skipped: SkippedRule[] } | undefined {
     const e = this.endpoints.get(id);
     if (!e) return undefined;
-    const skipped = e.acls && e.spec.enabled ? this.filters.skippedRules(e.acls).map(({ family, direction, index, reason }) => ({ family, direction, index, reason })) : [];
+    const skipped =
+      e.acls && e.spec.enabled ? this.filters.skippedRules(e.acls).map(({ family, direction, index, reason }) => ({ family, direction, index, reason })) : [];
     return { acls: e.acls, chains: this.filters.kernelChains(e.suffix), skipped };
   }
 
@@ -462,10 +477,13 @@ export class Dataplane {
         } catch (err) {
           this.log.error({ err }, 'deleting conntrack entries failed; will retry');
           for (const a of batch) this.flowsToDelete.add(a);
-          this.flowRetryTimer = this.clock.setTimeout(() => {
-            this.flowRetryTimer = null;
-            this.deleteFlowsLater([]);
-          }, Math.max(200, this.opts.retryMs));
+          this.flowRetryTimer = this.clock.setTimeout(
+            () => {
+              this.flowRetryTimer = null;
+              this.deleteFlowsLater([]);
+            },
+            Math.max(200, this.opts.retryMs),
+          );
           return;
         }
       }
@@ -564,7 +582,13 @@ export class Dataplane {
     if (work.length === 0 && cleared.length === 0) return;
     const started = performance.now();
     const versions = new Map(work.map((e) => [e, e.version]));
-    const failed = await this.routes.apply(work.map((e) => ({ ep: { id: e.spec.id, ifname: e.spec.ifname, mac: e.spec.mac, addrs: e.addrs, enabled: e.spec.enabled }, link: this.links.get(e.spec.ifname) })), cleared);
+    const failed = await this.routes.apply(
+      work.map((e) => ({
+        ep: { id: e.spec.id, ifname: e.spec.ifname, mac: e.spec.mac, addrs: e.addrs, enabled: e.spec.enabled },
+        link: this.links.get(e.spec.ifname),
+      })),
+      cleared,
+    );
     for (const e of work) {
       const err = failed.get(e.spec.id);
       if (err) {
@@ -613,7 +637,7 @@ export class Dataplane {
   private refresh({ chains = true } = {}): void {
     if (chains) this.filters.invalidate();
     this.routes.invalidate();
-    void this.links.refresh().catch((err: Error) => this.log.error({ err }, 'listing links failed'));
+    void this.links.refresh().catch((err: unknown) => this.log.error({ err }, 'listing links failed'));
     for (const e of this.endpoints.values()) this.routesDirty.add(e);
     this.schedule();
   }
@@ -630,7 +654,10 @@ export class Dataplane {
       this.forgetFlows(await this.routes.routedTo(staleLinks));
       for (const l of staleLinks) this.clearedInterfaces.add(l.name);
       await this.applyFilter([]);
-      this.log.info({ chains, setsAwaitingDestruction: this.filters.setsAwaitingDestruction, interfaces: staleLinks.map((l) => l.name) }, 'stale programming removed');
+      this.log.info(
+        { chains, setsAwaitingDestruction: this.filters.setsAwaitingDestruction, interfaces: staleLinks.map((l) => l.name) },
+        'stale programming removed',
+      );
     } catch (err) {
       this.log.error({ err }, 'cleanup of stale programming failed; will retry');
       this.cleanupRequested = true;

@@ -93,15 +93,13 @@ export class DeniedTotals {
       }
       for (const key of carried.keys()) if (!live.has(parseKey(key).endpoint)) carried.delete(key);
       this.last[family] = seen;
-      const totals = new Map<string, number>([
-        [ownerKey('', 'inbound'), 0],
-        [ownerKey('', 'outbound'), 0],
-        ...carried,
-      ]);
+      const totals = new Map<string, number>([[ownerKey('', 'inbound'), 0], [ownerKey('', 'outbound'), 0], ...carried]);
       for (const s of seen.values()) totals.set(s.owner, (totals.get(s.owner) ?? 0) + s.packets);
       for (const [key, packets] of totals) out.push({ ...parseKey(key), family, packets });
     }
-    return out.sort((a, b) => (a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : a.direction < b.direction ? -1 : a.direction > b.direction ? 1 : a.family - b.family));
+    return out.sort((a, b) =>
+      a.endpoint < b.endpoint ? -1 : a.endpoint > b.endpoint ? 1 : a.direction < b.direction ? -1 : a.direction > b.direction ? 1 : a.family - b.family,
+    );
   }
 
   /** The endpoint is gone: nothing it counted is carried any more. */

@@ -11,12 +11,28 @@ import type { Logger } from 'pino';
 import type { Acls } from '../../common/wire/acl-api.js';
 import { EndpointAclRules, ProtocolNames, renderAclRules } from './render/acl.js';
 import {
-  EndpointToHostAction, IpSet, JUMPS, renderDhcpChain, renderEndpointFilter, renderHostChains, renderMetadataChain, renderRpfChain,
+  EndpointToHostAction,
+  IpSet,
+  JUMPS,
+  renderDhcpChain,
+  renderEndpointFilter,
+  renderHostChains,
+  renderMetadataChain,
+  renderRpfChain,
 } from './render/chains.js';
 import { DispatchTarget, DispatchTree } from './render/dispatch.js';
 import {
-  CHAIN_DHCP, CHAIN_FORWARD, CHAIN_FROM_ENDPOINT, CHAIN_INPUT, CHAIN_PREROUTING, CHAIN_RPF, CHAIN_TO_ENDPOINT, FAMILIES, Family,
-  OWNED_PREFIX, chainName,
+  CHAIN_DHCP,
+  CHAIN_FORWARD,
+  CHAIN_FROM_ENDPOINT,
+  CHAIN_INPUT,
+  CHAIN_PREROUTING,
+  CHAIN_RPF,
+  CHAIN_TO_ENDPOINT,
+  FAMILIES,
+  Family,
+  OWNED_PREFIX,
+  chainName,
 } from './render/names.js';
 import type { CountedRule } from './render/restore.js';
 import type { CommandRunner } from './drivers/commands.js';
@@ -96,7 +112,10 @@ export class EndpointFilters {
     if (ep.acls && ep.enabled) {
       rules = this.render(ep.acls);
       for (const r of rules.invalid)
-        this.log.warn({ endpoint: ep.id, family: r.family, direction: r.direction, index: r.index, rule: r.rule, reason: r.reason }, 'invalid ACL rule skipped');
+        this.log.warn(
+          { endpoint: ep.id, family: r.family, direction: r.direction, index: r.index, rule: r.rule, reason: r.reason },
+          'invalid ACL rule skipped',
+        );
     }
     for (const family of FAMILIES) {
       const addrs = ep.addrs[family];

@@ -12,7 +12,10 @@ export class LinkTracker {
   private names = new Map<number, string>();
 
   /** `onChange` hears every interface whose existence, index or up state changed, with how it was before. */
-  constructor(private readonly netlink: Netlink, private readonly onChange: (name: string, before: LinkState | undefined) => void) {}
+  constructor(
+    private readonly netlink: Netlink,
+    private readonly onChange: (name: string, before: LinkState | undefined) => void,
+  ) {}
 
   async start(): Promise<void> {
     this.netlink.onLinkEvent((e) => this.onEvent(e));

@@ -70,7 +70,11 @@ export class RouteManager {
   /** null: unknown, dumped before the next apply (at start, after a failure, on refresh). */
   private kernel: KernelRoutes | null = null;
 
-  constructor(private readonly netlink: Netlink, private readonly sysctl: Sysctl, private readonly log: Logger) {}
+  constructor(
+    private readonly netlink: Netlink,
+    private readonly sysctl: Sysctl,
+    private readonly log: Logger,
+  ) {}
 
   /** Dump routes and neighbours again before the next apply. */
   invalidate(): void {
@@ -174,11 +178,21 @@ export class RouteManager {
     const wantGateway = active && ep.addrs[6].length > 0;
     if (wantGateway !== kernel.gateways.has(link.index)) {
       const gateway = { ...IPV6_GATEWAY, ifindex: link.index };
-      if (wantGateway) (await this.netlink.addIpv6Address(gateway), kernel.gateways.add(link.index));
-      else (await this.netlink.deleteIpv6Address(gateway), kernel.gateways.delete(link.index));
+      if (wantGateway) {
+        await this.netlink.addIpv6Address(gateway);
+        kernel.gateways.add(link.index);
+      } else {
+        await this.netlink.deleteIpv6Address(gateway);
+        kernel.gateways.delete(link.index);
+      }
       changes++;
     }
-    for (const r of [...routes]) if (!wantedAddrs.has(r.dst)) (await this.netlink.deleteRoute(r), remove(routes, r), changes++);
+    for (const r of [...routes]) {
+      if (wantedAddrs.has(r.dst)) continue;
+      await this.netlink.deleteRoute(r);
+      remove(routes, r);
+      changes++;
+    }
     const present = new Set(routes.map((r) => r.dst));
     for (const { family, dst } of wanted) {
       if (present.has(dst)) continue;
@@ -187,7 +201,12 @@ export class RouteManager {
       routes.push(r);
       changes++;
     }
-    for (const n of [...neighbours]) if (!wantedAddrs.has(n.dst)) (await this.netlink.deleteNeighbour(n), remove(neighbours, n), changes++);
+    for (const n of [...neighbours]) {
+      if (wantedAddrs.has(n.dst)) continue;
+      await this.netlink.deleteNeighbour(n);
+      remove(neighbours, n);
+      changes++;
+    }
     for (const dst of wantedAddrs) {
       const n = neighbours.find((x) => x.dst === dst);
       if (n?.mac === mac) continue;

@@ -18,8 +18,7 @@ import type { IptablesDriver } from './drivers/iptables.js';
 
 const TABLES: readonly Table[] = ['raw', 'nat', 'filter'];
 
-const sameList = (a: readonly string[] | undefined, b: readonly string[]): boolean =>
-  a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
+const sameList = (a: readonly string[] | undefined, b: readonly string[]): boolean => a !== undefined && a.length === b.length && a.every((x, i) => x === b[i]);
 
 export class IptablesTables {
   /** What the kernel has; null: unknown, read before the next apply. */

@@ -61,9 +61,12 @@ describe('AclCalculator: expansion (SPEC §5)', () => {
     {
       name: 'protocol, port, icmp_type and icmp_code are kept; group becomes null',
       updates: [
-        group('A', { e1: ['10.0.0.1'] }, [fromGroup('A', { protocol: 'tcp', port: [80, 90] }), fromGroup('A', { protocol: 'icmp', icmp_type: 8, icmp_code: 0 })], [
-          fromCidr('10.9.0.0/16', { protocol: 'udp', port: '53' }),
-        ]),
+        group(
+          'A',
+          { e1: ['10.0.0.1'] },
+          [fromGroup('A', { protocol: 'tcp', port: [80, 90] }), fromGroup('A', { protocol: 'icmp', icmp_type: 8, icmp_code: 0 })],
+          [fromCidr('10.9.0.0/16', { protocol: 'udp', port: '53' })],
+        ),
       ],
       endpoint: 'e1',
       expected: acls({
@@ -148,7 +151,12 @@ function naive(groups: Map<string, GroupState>): Map<string, unknown> {
       const a = result.get(ep) ?? acls();
       for (const dir of ['inbound', 'outbound'] as const) {
         for (const r of g.rules[dir]) {
-          const cidrs = r.cidr !== null ? [r.cidr] : Object.values(groups.get(r.group!)?.members ?? {}).flat().map((x) => (x.includes(':') ? `${x}/128` : `${x}/32`));
+          const cidrs =
+            r.cidr !== null
+              ? [r.cidr]
+              : Object.values(groups.get(r.group!)?.members ?? {})
+                  .flat()
+                  .map((x) => (x.includes(':') ? `${x}/128` : `${x}/32`));
           for (const cidr of cidrs) {
             const fam = cidr.includes(':') ? 'v6' : 'v4';
             const rule = out(cidr, { protocol: r.protocol, port: r.port });
@@ -286,7 +294,10 @@ describe('AclCalculator: state sequences', () => {
       const ep = pick(['e1', 'e2', 'e3', 'e4', 'e5', 'e6']);
       members[ep] = rand() < 0.2 ? [`10.0.0.${ep.slice(1)}`, `fd00::${ep.slice(1)}`] : [`10.0.0.${ep.slice(1)}`];
     }
-    const rule = (): Rule => (rand() < 0.6 ? fromGroup(pick(['G1', 'G2', 'G3', 'G4'])) : fromCidr(pick(['0.0.0.0/0', '10.9.0.0/16', '::/0']), rand() < 0.3 ? { protocol: 'tcp', port: 80 } : {}));
+    const rule = (): Rule =>
+      rand() < 0.6
+        ? fromGroup(pick(['G1', 'G2', 'G3', 'G4']))
+        : fromCidr(pick(['0.0.0.0/0', '10.9.0.0/16', '::/0']), rand() < 0.3 ? { protocol: 'tcp', port: 80 } : {});
     return group(id, members, Array.from({ length: Math.floor(rand() * 3) }, rule), Array.from({ length: Math.floor(rand() * 3) }, rule));
   }
 
@@ -295,11 +306,7 @@ describe('AclCalculator: state sequences', () => {
       const rand = rng(seed);
       const updates = Array.from({ length: 12 }, () => randomGroup(rand, ['G1', 'G2', 'G3', 'G4'][Math.floor(rand() * 4)]!));
       const teardown = ['G1', 'G2', 'G3', 'G4'].map(deleted);
-      for (const sequence of [
-        [...updates, ...teardown],
-        [...[...updates].reverse(), ...[...teardown].reverse()],
-        updates.flatMap((u) => [u, u]),
-      ]) {
+      for (const sequence of [[...updates, ...teardown], [...[...updates].reverse(), ...[...teardown].reverse()], updates.flatMap((u) => [u, u])]) {
         const calc = new AclCalculator();
         const model = new Map<string, GroupState>();
         for (const u of sequence) step(calc, model, u);
@@ -314,10 +321,17 @@ describe('AclCalculator.explain: where each rule of an endpoint came from', () =
     calc.applyGroupUpdate(prototype('web', { w1: ['10.0.0.1'], w2: ['10.0.0.2', 'fd00::2'] }));
     calc.applyGroupUpdate(group('ops', { w1: ['10.0.0.1'] }, [fromCidr('10.9.0.0/16', { protocol: 'tcp', port: 22 }), fromGroup('web')]));
     const ex = calc.explain('w1')!;
-    expect(ex.groups.map((g) => [g.group, g.members])).to.deep.equal([['ops', 1], ['web', 2]]);
+    expect(ex.groups.map((g) => [g.group, g.members])).to.deep.equal([
+      ['ops', 1],
+      ['web', 2],
+    ]);
     expect(ex.groups[0]!.rules.inbound[0]).to.deep.include({ cidr: '10.9.0.0/16', protocol: 'tcp', port: 22, group: null });
     expect(ex.addrs).to.deep.equal(['10.0.0.1']);
-    const inbound = ex.acls.v4.inbound.map((r, i) => [r.cidr, r.protocol, ex.sources.v4.inbound[i]!.map((s) => `${s.group}.${s.direction}[${s.index}] via ${s.via}`)]);
+    const inbound = ex.acls.v4.inbound.map((r, i) => [
+      r.cidr,
+      r.protocol,
+      ex.sources.v4.inbound[i]!.map((s) => `${s.group}.${s.direction}[${s.index}] via ${s.via}`),
+    ]);
     // 10.0.0.2/32 comes from both web's own rule and ops' rule naming web: both are listed.
     expect(inbound).to.have.deep.members([
       ['10.0.0.1/32', null, ['ops.inbound[1] via web', 'web.inbound[0] via web']],
@@ -325,7 +339,12 @@ describe('AclCalculator.explain: where each rule of an endpoint came from', () =
       ['10.9.0.0/16', 'tcp', ['ops.inbound[0] via null']],
     ]);
     expect(ex.acls.v6.inbound.map((r) => r.cidr)).to.deep.equal(['fd00::2/128']);
-    expect(ex.sources.v6.inbound).to.deep.equal([[{ group: 'web', direction: 'inbound', index: 0, via: 'web' }, { group: 'ops', direction: 'inbound', index: 1, via: 'web' }].sort((a, b) => a.group.localeCompare(b.group))]);
+    expect(ex.sources.v6.inbound).to.deep.equal([
+      [
+        { group: 'web', direction: 'inbound', index: 0, via: 'web' },
+        { group: 'ops', direction: 'inbound', index: 1, via: 'web' },
+      ].sort((a, b) => a.group.localeCompare(b.group)),
+    ]);
     expect(ex.sources.v4.outbound.every((s) => s.length > 0)).to.equal(true);
   });
 

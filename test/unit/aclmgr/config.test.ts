@@ -32,12 +32,20 @@ describe('acl_manager.cfg', () => {
       AclHeartbeatIntervalMillis: 30000,
     });
     expect(config.log.LogFilePath).to.equal('/var/log/calico/acl_manager.log');
-    expect(config.connection).to.deep.equal({ ConnectionTimeoutMillis: 40000, ConnectionKeepaliveIntervalMillis: 5000, PluginTimeoutMillis: 90000, ResyncSettleMillis: 2000, MaxMessageBytes: 10485760 });
+    expect(config.connection).to.deep.equal({
+      ConnectionTimeoutMillis: 40000,
+      ConnectionKeepaliveIntervalMillis: 5000,
+      PluginTimeoutMillis: 90000,
+      ResyncSettleMillis: 2000,
+      MaxMessageBytes: 10485760,
+    });
     expect(config.metrics).to.deep.equal({ MetricsPort: 0, MetricsAddress: '127.0.0.1' });
   });
 
   it('takes overrides with keys in any case, and warns about unknown keys', () => {
-    const { config, warnings } = load('[GLOBAL]\npluginaddress = 10.0.0.1\naclrequestport = 19905\nColour = blue\n[log]\nLogFilePath = None\n[connection]\nPluginTimeoutMillis = 1500\n');
+    const { config, warnings } = load(
+      '[GLOBAL]\npluginaddress = 10.0.0.1\naclrequestport = 19905\nColour = blue\n[log]\nLogFilePath = None\n[connection]\nPluginTimeoutMillis = 1500\n',
+    );
     expect(config.global.PluginAddress).to.equal('10.0.0.1');
     expect(config.global.AclRequestPort).to.equal(19905);
     expect(config.log.LogFilePath).to.equal(null);
@@ -54,7 +62,11 @@ describe('acl_manager.cfg', () => {
   ];
   for (const [name, text, expected] of bad) {
     it(`refuses ${name} with one line naming file, section and key`, () => {
-      expect(() => load(text)).to.throw(ConfigError, expected).with.property('message').that.includes(dir).and.not.include('\n');
+      expect(() => load(text))
+        .to.throw(ConfigError, expected)
+        .with.property('message')
+        .that.includes(dir)
+        .and.not.include('\n');
     });
   }
 });

@@ -70,7 +70,10 @@ describe('NetworkClient timing (fake clock, real sockets)', () => {
 
   /** GETGROUPS number `n` has been answered and the client has taken in the reply. */
   const answered = (c: NetworkClient, n: number) =>
-    until(`GETGROUPS reply ${n} taken in`, () => [...c.stats.requests.received.values()].reduce((sum, e) => sum + (e.type === 'HEARTBEAT' ? 0 : e.count), 0) >= n);
+    until(
+      `GETGROUPS reply ${n} taken in`,
+      () => [...c.stats.requests.received.values()].reduce((sum, e) => sum + (e.type === 'HEARTBEAT' ? 0 : e.count), 0) >= n,
+    );
 
   describe('settle: the end of the full state is a quiet period after the GETGROUPS reply', () => {
     it('completes settleMs after the reply and the last GROUPUPDATE, not a moment before', async () => {
@@ -123,7 +126,10 @@ describe('NetworkClient timing (fake clock, real sockets)', () => {
     const p = await plugin(['g1']);
     p.badReplies.push('not json', JSON.stringify({ type: 'GETGROUPS', rc: 'FAILURE', message: 'busy' }));
     const c = start({ keepaliveMs: 300 });
-    for (const [n, kind] of [[1, 'ERROR/INVALID'], [2, 'GETGROUPS/FAILURE']] as const) {
+    for (const [n, kind] of [
+      [1, 'ERROR/INVALID'],
+      [2, 'GETGROUPS/FAILURE'],
+    ] as const) {
       await answered(c, n);
       expect([...c.stats.requests.received.values()].map((e) => `${e.type}/${e.rc}`)).to.include(kind);
       clock.advance(299);
@@ -146,7 +152,7 @@ describe('NetworkClient timing (fake clock, real sockets)', () => {
     const asked: string[] = [];
     void (async () => {
       try {
-        for await (const [, , body] of silent) asked.push(String(JSON.parse(body!.toString()).type));
+        for await (const [, , body] of silent) asked.push(String((JSON.parse(body!.toString()) as { type: unknown }).type));
       } catch {
         /* closed */
       }

@@ -42,6 +42,12 @@ describe('Backoff', () => {
   });
 
   it('refuses waits that are not positive (a zero first wait would never grow)', () => {
-    for (const [first, max] of [[0, 100], [100, 0], [-1, 100], [Number.NaN, 100]] as const) expect(() => new Backoff(first, max), `${first}, ${max}`).to.throw(RangeError, /must be positive/);
+    for (const [first, max] of [
+      [0, 100],
+      [100, 0],
+      [-1, 100],
+      [Number.NaN, 100],
+    ] as const)
+      expect(() => new Backoff(first, max), `${first}, ${max}`).to.throw(RangeError, /must be positive/);
   });
 });

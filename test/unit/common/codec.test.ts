@@ -129,7 +129,8 @@ describe('codec: isMac and isEndpointId', () => {
     ['é'.repeat(255), true],
     ['a'.repeat(256), false],
   ];
-  for (const [input, want] of ids) it(`endpoint id ${JSON.stringify(input.slice(0, 20))} (${input.length}) → ${want}`, () => expect(isEndpointId(input)).to.equal(want));
+  for (const [input, want] of ids)
+    it(`endpoint id ${JSON.stringify(input.slice(0, 20))} (${input.length}) → ${want}`, () => expect(isEndpointId(input)).to.equal(want));
 });
 
 describe('codec: parseIssued', () => {
@@ -164,10 +165,22 @@ describe('codec: parseIssued', () => {
 
 describe('codec: decodeResponse', () => {
   const rows: Row[] = [
-    ...Object.values(Rc).map((rc) => ({ name: `rc ${rc}`, input: { type: 'GETGROUPS', rc, message: 'm' }, expected: { msg: { type: 'GETGROUPS', rc, message: 'm' } } })),
+    ...Object.values(Rc).map((rc) => ({
+      name: `rc ${rc}`,
+      input: { type: 'GETGROUPS', rc, message: 'm' },
+      expected: { msg: { type: 'GETGROUPS', rc, message: 'm' } },
+    })),
     { name: 'message missing', input: { type: 'HEARTBEAT', rc: 'SUCCESS' }, expected: { msg: { type: 'HEARTBEAT', rc: 'SUCCESS', message: '' } } },
-    { name: 'message not a string', input: { type: 'HEARTBEAT', rc: 'SUCCESS', message: 5 }, expected: { msg: { type: 'HEARTBEAT', rc: 'SUCCESS', message: '' } } },
-    { name: 'extra fields dropped', input: { type: 'GETACLSTATE', rc: 'SUCCESS', message: '', endpoint_id: 'e' }, expected: { msg: { type: 'GETACLSTATE', rc: 'SUCCESS', message: '' } } },
+    {
+      name: 'message not a string',
+      input: { type: 'HEARTBEAT', rc: 'SUCCESS', message: 5 },
+      expected: { msg: { type: 'HEARTBEAT', rc: 'SUCCESS', message: '' } },
+    },
+    {
+      name: 'extra fields dropped',
+      input: { type: 'GETACLSTATE', rc: 'SUCCESS', message: '', endpoint_id: 'e' },
+      expected: { msg: { type: 'GETACLSTATE', rc: 'SUCCESS', message: '' } },
+    },
     { name: 'rc missing', input: { type: 'GETGROUPS' }, expected: { type: 'GETGROUPS', rc: Rc.INVALID, reason: /bad rc ''/ } },
     { name: 'rc in lower case', input: { type: 'GETGROUPS', rc: 'success' }, expected: { type: 'GETGROUPS', rc: Rc.INVALID, reason: /bad rc 'success'/ } },
     { name: 'rc a number', input: { type: 'GETGROUPS', rc: 0 }, expected: { type: 'GETGROUPS', rc: Rc.INVALID } },
@@ -196,7 +209,16 @@ describe('codec: replies we send', () => {
 });
 
 describe('codec: no decoder throws, whatever the body', () => {
-  const decoders = { decodeFelixRequest, decodePluginRequest, decodeResyncResponse, decodeNetworkRequest, decodeNetworkPublication, decodeAclRequest, decodeAclPublication, decodeResponse };
+  const decoders = {
+    decodeFelixRequest,
+    decodePluginRequest,
+    decodeResyncResponse,
+    decodeNetworkRequest,
+    decodeNetworkPublication,
+    decodeAclRequest,
+    decodeAclPublication,
+    decodeResponse,
+  };
   const types = ['ENDPOINTCREATED', 'ENDPOINTUPDATED', 'ENDPOINTDESTROYED', 'RESYNCSTATE', 'GETGROUPS', 'GROUPUPDATE', 'GETACLSTATE', 'ACLUPDATE', 'HEARTBEAT'];
   const shapes: object[] = [
     {},

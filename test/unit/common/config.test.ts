@@ -23,7 +23,15 @@ const schema = {
 };
 
 const defaults = {
-  global: { PluginAddress: '10.0.0.1', ACLAddress: '10.0.0.2', LocalAddress: '*', FelixHostname: 'this-host', ResyncIntervalSecs: 1800, MetadataAddr: '127.0.0.1', MetadataPort: 9697 },
+  global: {
+    PluginAddress: '10.0.0.1',
+    ACLAddress: '10.0.0.2',
+    LocalAddress: '*',
+    FelixHostname: 'this-host',
+    ResyncIntervalSecs: 1800,
+    MetadataAddr: '127.0.0.1',
+    MetadataPort: 9697,
+  },
   log: { LogFilePath: '/var/log/calico/felix.log', LogSeverityFile: 'INFO', LogSeveritySys: 'ERROR', LogSeverityScreen: 'ERROR' },
   connection: { ConnectionTimeoutMillis: 40000, ConnectionKeepaliveIntervalMillis: 5000 },
 };
@@ -80,7 +88,15 @@ connectionkeepaliveintervalmillis = 0
 `;
     expect(loadConfig(file(text), schema)).to.deep.equal({
       config: {
-        global: { PluginAddress: 'plugin.example', ACLAddress: 'fd00::2', LocalAddress: '0.0.0.0', FelixHostname: 'instance-1', ResyncIntervalSecs: 60, MetadataAddr: '[fd00::9]', MetadataPort: 80 },
+        global: {
+          PluginAddress: 'plugin.example',
+          ACLAddress: 'fd00::2',
+          LocalAddress: '0.0.0.0',
+          FelixHostname: 'instance-1',
+          ResyncIntervalSecs: 60,
+          MetadataAddr: '[fd00::9]',
+          MetadataPort: 80,
+        },
         log: { LogFilePath: '/tmp/felix.log', LogSeverityFile: 'DEBUG', LogSeveritySys: 'WARNING', LogSeverityScreen: 'NONE' },
         connection: { ConnectionTimeoutMillis: 400, ConnectionKeepaliveIntervalMillis: 0 },
       },
@@ -115,7 +131,11 @@ connectionkeepaliveintervalmillis = 0
     const f = file(`${REQUIRED}Colour = blue\n[extras]\nx = 1\n[log]\nLogFilePth = /tmp/x\n`);
     const { config, warnings } = loadConfig(f, schema);
     expect(config).to.deep.equal(defaults);
-    expect(warnings).to.deep.equal([`${f}:4: unknown key [global] Colour ignored`, `${f}:5: unknown section [extras] ignored`, `${f}:8: unknown key [log] LogFilePth ignored`]);
+    expect(warnings).to.deep.equal([
+      `${f}:4: unknown key [global] Colour ignored`,
+      `${f}:5: unknown section [extras] ignored`,
+      `${f}:8: unknown key [log] LogFilePth ignored`,
+    ]);
   });
 
   const missing: [string, string, string][] = [
@@ -136,10 +156,25 @@ connectionkeepaliveintervalmillis = 0
     ['a negative number', 'ResyncIntervalSecs = -1', 4, '[global] ResyncIntervalSecs: bad value "-1": expected a number from 0 up'],
     ['port 0', 'MetadataPort = 0', 4, '[global] MetadataPort: bad value "0": expected a number from 1 to 65535'],
     ['port 65536', 'MetadataPort = 65536', 4, '[global] MetadataPort: bad value "65536": expected a number from 1 to 65535'],
-    ['a URL for a host', 'LocalAddress = http://0.0.0.0', 4, '[global] LocalAddress: bad value "http://0.0.0.0": expected a host name, an IP address or a ZeroMQ endpoint'],
+    [
+      'a URL for a host',
+      'LocalAddress = http://0.0.0.0',
+      4,
+      '[global] LocalAddress: bad value "http://0.0.0.0": expected a host name, an IP address or a ZeroMQ endpoint',
+    ],
     ['a host with a space', 'MetadataAddr = a b', 4, '[global] MetadataAddr: bad value "a b": expected a host name, an IP address or a ZeroMQ endpoint'],
-    ['an unknown severity', '[log]\nLogSeverityScreen = LOUD', 5, '[log] LogSeverityScreen: bad value "LOUD": must be one of NONE, DEBUG, INFO, WARNING, ERROR, CRITICAL'],
-    ['a zero timeout below its minimum', '[connection]\nConnectionTimeoutMillis = 0', 5, '[connection] ConnectionTimeoutMillis: bad value "0": expected a number from 1 up'],
+    [
+      'an unknown severity',
+      '[log]\nLogSeverityScreen = LOUD',
+      5,
+      '[log] LogSeverityScreen: bad value "LOUD": must be one of NONE, DEBUG, INFO, WARNING, ERROR, CRITICAL',
+    ],
+    [
+      'a zero timeout below its minimum',
+      '[connection]\nConnectionTimeoutMillis = 0',
+      5,
+      '[connection] ConnectionTimeoutMillis: bad value "0": expected a number from 1 up',
+    ],
   ];
   for (const [name, line, lineNo, what] of bad)
     it(`a bad value stops loading, naming file:line, section and key: ${name}`, () => {
@@ -147,7 +182,16 @@ connectionkeepaliveintervalmillis = 0
       expect(message.startsWith(`${f}:${lineNo}: ${what}`), message).to.equal(true);
     });
 
-  const switches: Array<[string, boolean]> = [['true', true], ['False', false], ['yes', true], ['NO', false], ['on', true], ['off', false], ['1', true], ['0', false]];
+  const switches: Array<[string, boolean]> = [
+    ['true', true],
+    ['False', false],
+    ['yes', true],
+    ['NO', false],
+    ['on', true],
+    ['off', false],
+    ['1', true],
+    ['0', false],
+  ];
   for (const [raw, want] of switches)
     it(`a yes/no key reads '${raw}' as ${want}`, () => {
       const f = file(`[global]\nRaiseKernelLimits = ${raw}\n`);
@@ -157,7 +201,10 @@ connectionkeepaliveintervalmillis = 0
   it('a yes/no key takes its default when not given, and stops loading on anything else, naming file:line, section and key', () => {
     expect(loadConfig(file('[global]\n'), { global: { RaiseKernelLimits: bool(true) } }).config.global.RaiseKernelLimits).to.equal(true);
     const f = file('[global]\nRaiseKernelLimits = maybe\n');
-    expect(() => loadConfig(f, { global: { RaiseKernelLimits: bool(true) } })).to.throw(ConfigError, `${f}:2: [global] RaiseKernelLimits: bad value "maybe": expected true or false`);
+    expect(() => loadConfig(f, { global: { RaiseKernelLimits: bool(true) } })).to.throw(
+      ConfigError,
+      `${f}:2: [global] RaiseKernelLimits: bad value "maybe": expected true or false`,
+    );
   });
 
   it('a syntax error stops loading, naming file and line', () => {

@@ -26,7 +26,10 @@ describe('decodingSubscriber', () => {
     const { handled, handler, counts, lines } = setup(decodeAclPublication);
     handler('ep1', Buffer.from(JSON.stringify({ type: 'ACLUPDATE', acls: { v4: noRules, v6: noRules }, issued: 1700000000000 })));
     handler('aclheartbeat', Buffer.from('{"type":"HEARTBEAT"}'));
-    expect(handled.map(([topic, msg]) => [topic, msg.type])).to.deep.equal([['ep1', 'ACLUPDATE'], ['aclheartbeat', 'HEARTBEAT']]);
+    expect(handled.map(([topic, msg]) => [topic, msg.type])).to.deep.equal([
+      ['ep1', 'ACLUPDATE'],
+      ['aclheartbeat', 'HEARTBEAT'],
+    ]);
     // Decoded, not raw: `issued` normalised, rules in their typed form.
     expect(handled[0]![1]).to.deep.include({ issued: 1700000000000 });
     expect(counts()).to.deep.equal({ 'ACLUPDATE/': 1, 'HEARTBEAT/': 1 });

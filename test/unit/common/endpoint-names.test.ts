@@ -15,7 +15,8 @@ describe('endpoint names: interface names and prefixes (SPEC §3)', () => {
   for (const [name, ok] of names) it(`${JSON.stringify(name)} is ${ok ? '' : 'not '}an interface name`, () => expect(isInterfaceName(name)).to.equal(ok));
 
   it('a default interface name is one, for any id and prefix (the suffix is at most 11 characters)', () => {
-    for (const id of ['abc', 'x'.repeat(255), 'host1:ctr/web', 'ÿ€web']) for (const prefix of ['tap', 'cali']) expect(isInterfaceName(defaultInterfaceName(prefix, id)), `${prefix} ${id}`).to.equal(true);
+    for (const id of ['abc', 'x'.repeat(255), 'host1:ctr/web', 'ÿ€web'])
+      for (const prefix of ['tap', 'cali']) expect(isInterfaceName(defaultInterfaceName(prefix, id)), `${prefix} ${id}`).to.equal(true);
     expect(defaultInterfaceName('tap', '0123456789abcdef')).to.equal('tap0123456789a');
   });
 

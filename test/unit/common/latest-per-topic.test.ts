@@ -7,7 +7,14 @@ describe('LatestPerTopic (latest wins per topic within one burst)', () => {
   it('hands on only the newest message of each topic read in one burst, ordered by their newest message', async () => {
     const got: string[] = [];
     const inbox = new LatestPerTopic((topic, body) => got.push(`${topic}=${body.toString()}`));
-    for (const [t, b] of [['a', '1'], ['b', '1'], ['a', '2'], ['c', '1'], ['a', '3']] as const) inbox.push(t, Buffer.from(b));
+    for (const [t, b] of [
+      ['a', '1'],
+      ['b', '1'],
+      ['a', '2'],
+      ['c', '1'],
+      ['a', '3'],
+    ] as const)
+      inbox.push(t, Buffer.from(b));
     expect(got, 'nothing before the burst is over').to.deep.equal([]);
     await turn();
     expect(got).to.deep.equal(['b=1', 'c=1', 'a=3']);

@@ -72,10 +72,26 @@ function rulesRows(type: string, where: string, wrap: (rules: unknown) => object
     { name: 'rules: the prototype shape', input: wrap(prototypeRules), expected: { msg: decoded(prototypeRules) } },
     { name: 'rules: lists and defaults missing', input: wrap({}), expected: { msg: decoded(emptyRules()) } },
     { name: 'rules: lists null', input: wrap({ inbound: null, outbound: null }), expected: { msg: decoded(emptyRules()) } },
-    { name: 'rules: inbound not a list', input: wrap({ inbound: { group: 'g' } }), expected: invalid(type, new RegExp(`${escape(where)}\\.inbound must be a list`)) },
-    { name: 'rules: a bad inbound rule is named by index', input: wrap({ inbound: [{}, {}, { port: {} }] }), expected: invalid(type, new RegExp(`${escape(where)}\\.inbound\\[2\\]\\.port`)) },
-    { name: 'rules: default allow', input: wrap({ inbound_default: 'allow' }), expected: invalid(type, new RegExp(`${escape(where)}\\.inbound_default must be "deny"`)) },
-    { name: 'rules: outbound default other', input: wrap({ outbound_default: 'DENY' }), expected: invalid(type, new RegExp(`${escape(where)}\\.outbound_default`)) },
+    {
+      name: 'rules: inbound not a list',
+      input: wrap({ inbound: { group: 'g' } }),
+      expected: invalid(type, new RegExp(`${escape(where)}\\.inbound must be a list`)),
+    },
+    {
+      name: 'rules: a bad inbound rule is named by index',
+      input: wrap({ inbound: [{}, {}, { port: {} }] }),
+      expected: invalid(type, new RegExp(`${escape(where)}\\.inbound\\[2\\]\\.port`)),
+    },
+    {
+      name: 'rules: default allow',
+      input: wrap({ inbound_default: 'allow' }),
+      expected: invalid(type, new RegExp(`${escape(where)}\\.inbound_default must be "deny"`)),
+    },
+    {
+      name: 'rules: outbound default other',
+      input: wrap({ outbound_default: 'DENY' }),
+      expected: invalid(type, new RegExp(`${escape(where)}\\.outbound_default`)),
+    },
     { name: 'rules: not an object', input: wrap(['inbound']), expected: invalid(type, new RegExp(escape(where))) },
   );
   return rows;
@@ -106,7 +122,16 @@ describe('network API: decodeNetworkPublication', () => {
       // JSON.parse makes `__proto__` an own key; decoding must keep it one (not set the prototype).
       name: 'GROUPUPDATE: members named __proto__ and constructor are members',
       input: raw(`{"type":"GROUPUPDATE","group":"g1","members":{"__proto__":["10.0.0.1"],"constructor":["10.0.0.2"]},"rules":{},"issued":${MS}}`),
-      expected: { msg: { ...decoded, rules: emptyRules(), members: Object.fromEntries([['__proto__', ['10.0.0.1']], ['constructor', ['10.0.0.2']]]) } },
+      expected: {
+        msg: {
+          ...decoded,
+          rules: emptyRules(),
+          members: Object.fromEntries([
+            ['__proto__', ['10.0.0.1']],
+            ['constructor', ['10.0.0.2']],
+          ]),
+        },
+      },
     },
     { name: 'GROUPUPDATE with issued garbage', input: { ...update, issued: 'now' }, expected: { msg: { ...decoded, issued: NOW } } },
     { name: 'HEARTBEAT', input: { type: 'HEARTBEAT', issued: MS }, expected: { msg: { type: 'HEARTBEAT' } } },
@@ -114,11 +139,31 @@ describe('network API: decodeNetworkPublication', () => {
     { name: 'group a number', input: { ...update, group: 1 }, expected: invalid('GROUPUPDATE', /'group' must be a string/) },
     { name: 'members missing', input: { ...update, members: undefined }, expected: invalid('GROUPUPDATE', /missing field 'members'/) },
     { name: 'members a list', input: { ...update, members: ['ep1'] }, expected: invalid('GROUPUPDATE', /'members' must be an object/) },
-    { name: 'member with a bad endpoint id: left out', input: { ...update, members: { 'ep 1': [], ep2: [] } }, expected: without(['member "ep 1": bad endpoint id']) },
-    { name: 'member addresses not a list: left out', input: { ...update, members: { ep1: '10.0.0.1', ep2: [] } }, expected: without(['member "ep1": addresses must be a list']) },
-    { name: 'member with a bad address: left out', input: { ...update, members: { ep1: ['10.0.0.1', '10.0.0.256'], ep2: [] } }, expected: without(['member "ep1": bad address']) },
-    { name: 'member address a CIDR: left out', input: { ...update, members: { ep1: ['10.0.0.0/24'], ep2: [] } }, expected: without(['member "ep1": bad address']) },
-    { name: 'every member bad: refused whole (it would read as a deletion)', input: { ...update, members: { 'ep 1': [] } }, expected: invalid('GROUPUPDATE', /every member is invalid \(member "ep 1": bad endpoint id\)/) },
+    {
+      name: 'member with a bad endpoint id: left out',
+      input: { ...update, members: { 'ep 1': [], ep2: [] } },
+      expected: without(['member "ep 1": bad endpoint id']),
+    },
+    {
+      name: 'member addresses not a list: left out',
+      input: { ...update, members: { ep1: '10.0.0.1', ep2: [] } },
+      expected: without(['member "ep1": addresses must be a list']),
+    },
+    {
+      name: 'member with a bad address: left out',
+      input: { ...update, members: { ep1: ['10.0.0.1', '10.0.0.256'], ep2: [] } },
+      expected: without(['member "ep1": bad address']),
+    },
+    {
+      name: 'member address a CIDR: left out',
+      input: { ...update, members: { ep1: ['10.0.0.0/24'], ep2: [] } },
+      expected: without(['member "ep1": bad address']),
+    },
+    {
+      name: 'every member bad: refused whole (it would read as a deletion)',
+      input: { ...update, members: { 'ep 1': [] } },
+      expected: invalid('GROUPUPDATE', /every member is invalid \(member "ep 1": bad endpoint id\)/),
+    },
     {
       name: "the 2014 plugin's member ids (web:1) are members",
       input: { ...update, members: { 'web:1': ['10.0.0.9'] } },
@@ -126,7 +171,12 @@ describe('network API: decodeNetworkPublication', () => {
     },
     { name: 'rules missing', input: { ...update, rules: undefined }, expected: invalid('GROUPUPDATE', /missing field 'rules'/) },
     { name: 'rules a string', input: { ...update, rules: 'allow' }, expected: invalid('GROUPUPDATE', /'rules' must be an object/) },
-    ...rulesRows('GROUPUPDATE', 'rules', (rules) => ({ ...update, rules }), (rules) => ({ ...decoded, rules })),
+    ...rulesRows(
+      'GROUPUPDATE',
+      'rules',
+      (rules) => ({ ...update, rules }),
+      (rules) => ({ ...decoded, rules }),
+    ),
   ];
   decodeTable(decodeNetworkPublication, rows);
 });
@@ -134,11 +184,27 @@ describe('network API: decodeNetworkPublication', () => {
 describe('ACL API: decodeAclRequest', () => {
   const rows: Row[] = [
     ...malformedRows(),
-    { name: 'GETACLSTATE', input: { type: 'GETACLSTATE', endpoint_id: 'ep1', issued: MS }, expected: { msg: { type: 'GETACLSTATE', endpoint_id: 'ep1', issued: MS } } },
-    { name: 'GETACLSTATE without issued', input: { type: 'GETACLSTATE', endpoint_id: 'ep1' }, expected: { msg: { type: 'GETACLSTATE', endpoint_id: 'ep1', issued: NOW } } },
+    {
+      name: 'GETACLSTATE',
+      input: { type: 'GETACLSTATE', endpoint_id: 'ep1', issued: MS },
+      expected: { msg: { type: 'GETACLSTATE', endpoint_id: 'ep1', issued: MS } },
+    },
+    {
+      name: 'GETACLSTATE without issued',
+      input: { type: 'GETACLSTATE', endpoint_id: 'ep1' },
+      expected: { msg: { type: 'GETACLSTATE', endpoint_id: 'ep1', issued: NOW } },
+    },
     { name: 'GETACLSTATE without endpoint_id', input: { type: 'GETACLSTATE', issued: MS }, expected: invalid('GETACLSTATE', /missing field 'endpoint_id'/) },
-    { name: 'GETACLSTATE with a bad endpoint_id', input: { type: 'GETACLSTATE', endpoint_id: 'ep1 rm' }, expected: invalid('GETACLSTATE', /'endpoint_id' is not a valid endpoint id/) },
-    { name: 'GETACLSTATE with a numeric endpoint_id', input: { type: 'GETACLSTATE', endpoint_id: 1 }, expected: invalid('GETACLSTATE', /'endpoint_id' must be a string/) },
+    {
+      name: 'GETACLSTATE with a bad endpoint_id',
+      input: { type: 'GETACLSTATE', endpoint_id: 'ep1 rm' },
+      expected: invalid('GETACLSTATE', /'endpoint_id' is not a valid endpoint id/),
+    },
+    {
+      name: 'GETACLSTATE with a numeric endpoint_id',
+      input: { type: 'GETACLSTATE', endpoint_id: 1 },
+      expected: invalid('GETACLSTATE', /'endpoint_id' must be a string/),
+    },
     { name: 'HEARTBEAT', input: { type: 'HEARTBEAT' }, expected: { msg: { type: 'HEARTBEAT' } } },
     { name: 'GETGROUPS belongs to another API', input: { type: 'GETGROUPS' }, expected: { type: 'GETGROUPS', rc: Rc.FAILURE } },
   ];
@@ -153,13 +219,22 @@ describe('ACL API: decodeAclPublication', () => {
     ...malformedRows(),
     { name: 'ACLUPDATE', input: update, expected: { msg: update } },
     { name: 'ACLUPDATE with v6 missing: empty rules', input: { ...update, acls: { v4 } }, expected: { msg: { ...update, acls: { v4, v6: emptyRules() } } } },
-    { name: 'ACLUPDATE with v4 null: empty rules', input: { ...update, acls: { v4: null, v6 } }, expected: { msg: { ...update, acls: { v4: emptyRules(), v6 } } } },
+    {
+      name: 'ACLUPDATE with v4 null: empty rules',
+      input: { ...update, acls: { v4: null, v6 } },
+      expected: { msg: { ...update, acls: { v4: emptyRules(), v6 } } },
+    },
     { name: 'ACLUPDATE with issued in seconds', input: { ...update, issued: 1_700_000_000 }, expected: { msg: update } },
     { name: 'HEARTBEAT', input: { type: 'HEARTBEAT' }, expected: { msg: { type: 'HEARTBEAT' } } },
     { name: 'acls missing', input: { type: 'ACLUPDATE', issued: MS }, expected: invalid('ACLUPDATE', /missing field 'acls'/) },
     { name: 'acls a list', input: { ...update, acls: [v4, v6] }, expected: invalid('ACLUPDATE', /'acls' must be an object/) },
     { name: 'acls.v6 a string', input: { ...update, acls: { v4, v6: 'none' } }, expected: invalid('ACLUPDATE', /acls\.v6 must be an object/) },
-    ...rulesRows('ACLUPDATE', 'acls.v4', (rules) => ({ ...update, acls: { v4: rules, v6 } }), (rules) => ({ ...update, acls: { v4: rules, v6 } })),
+    ...rulesRows(
+      'ACLUPDATE',
+      'acls.v4',
+      (rules) => ({ ...update, acls: { v4: rules, v6 } }),
+      (rules) => ({ ...update, acls: { v4: rules, v6 } }),
+    ),
   ];
   decodeTable(decodeAclPublication, rows);
 });

@@ -19,7 +19,9 @@ describe('CurveRefusals: counted always, logged once per reason per interval', (
   it('a burst of 200 gives one line at once and one summary at the end of the interval', () => {
     const { clock, lines, log, refusals } = setup();
     for (let i = 0; i < 200; i++) refusals.refused('unauthorised_key', log, { key: `k${i}` });
-    expect(lines.map((l) => l.msg)).to.deep.equal(['CURVE handshake refused: client key not admitted (further refusals for this reason are summarised every 10 s)']);
+    expect(lines.map((l) => l.msg)).to.deep.equal([
+      'CURVE handshake refused: client key not admitted (further refusals for this reason are summarised every 10 s)',
+    ]);
     clock.advance(10000);
     expect(lines.slice(1).map((l) => [l.msg, l.suppressed])).to.deep.equal([['CURVE handshake refused 199 more times in 10 s: client key not admitted', 199]]);
     expect(refusals.byReason().get('unauthorised_key')).to.equal(200);
@@ -50,6 +52,10 @@ describe('CurveRefusals: counted always, logged once per reason per interval', (
     const { lines, log, refusals } = setup();
     for (let i = 0; i < 10; i++) for (const r of ['unauthorised_key', 'bad_keys', 'other'] as const) refusals.refused(r, log);
     expect(lines.map((l) => l.reason)).to.deep.equal(['unauthorised_key', 'bad_keys', 'other']);
-    expect([...refusals.byReason()]).to.deep.equal([['unauthorised_key', 10], ['bad_keys', 10], ['other', 10]]);
+    expect([...refusals.byReason()]).to.deep.equal([
+      ['unauthorised_key', 10],
+      ['bad_keys', 10],
+      ['other', 10],
+    ]);
   });
 });

@@ -15,6 +15,7 @@ import { ConnectionResetError, RequestClient, RequestClientOptions } from '../..
 import { SocketStats } from '../../../src/common/zmq/stats.js';
 import { FakeClock } from '../../support/fake-clock.js';
 import { freePort } from '../../support/ports.js';
+import { errorMessage } from '../../../src/common/errors.js';
 
 type Line = { level: number; msg: string; err?: { message?: string }; [k: string]: unknown };
 
@@ -146,7 +147,9 @@ describe('RequestClient timing (fake clock, real sockets)', () => {
     expect(lines.filter((l) => l.msg === 'request socket timed out; recreating it')).to.have.length(1);
     for (const o of await outcomes) {
       expect(o.status).to.equal('rejected');
-      expect((o as PromiseRejectedResult).reason).to.be.instanceOf(ConnectionResetError).and.to.include({ code: 'ECONNRESET' });
+      expect((o as PromiseRejectedResult).reason)
+        .to.be.instanceOf(ConnectionResetError)
+        .and.to.include({ code: 'ECONNRESET' });
     }
     // The next request goes out on the new socket and its answer comes back; the queued ones were never sent.
     const after = c.request(ask('after'));
@@ -192,7 +195,7 @@ describe('RequestClient timing (fake clock, real sockets)', () => {
                 throw new Error('owner bug');
               },
       });
-      const lost = c.request(ask('lost')).catch((err: Error) => err);
+      const lost = c.request(ask('lost')).catch((err: unknown) => err);
       await peer.nth(1);
       clock.advance(1000);
       expect(await lost).to.be.instanceOf(ConnectionResetError);
@@ -206,7 +209,11 @@ describe('RequestClient timing (fake clock, real sockets)', () => {
   it('takes only its API’s request messages (checked by the compiler)', async () => {
     const c = client();
     c.close();
-    const refused = (p: Promise<Buffer>) => p.then(() => 'sent', (err: Error) => err.message);
+    const refused = (p: Promise<Buffer>) =>
+      p.then(
+        () => 'sent',
+        (err: unknown) => errorMessage(err),
+      );
     // @ts-expect-error: not a request message of any API
     expect(await refused(c.request({ type: 'REQ', n: 1 }))).to.equal('request client is closed');
     // @ts-expect-error: a request, but of the Network API, not the ACL API

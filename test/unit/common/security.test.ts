@@ -106,12 +106,21 @@ describe('CurveZMQ keys', () => {
       const { socketOptions, config } = loadFelixConfig(felixCfg(''));
       expect(DEFAULT_MAX_MESSAGE_BYTES).to.equal(10 * 1024 * 1024);
       expect(socketOptions).to.deep.equal({ maxMessageSize: DEFAULT_MAX_MESSAGE_BYTES });
-      expect(config.security).to.deep.equal({ CurveSecretKeyFile: null, CurvePublicKeyFile: null, CurveClientKeysFile: null, PluginPublicKeyFile: null, AclManagerPublicKeyFile: null });
+      expect(config.security).to.deep.equal({
+        CurveSecretKeyFile: null,
+        CurvePublicKeyFile: null,
+        CurveClientKeysFile: null,
+        PluginPublicKeyFile: null,
+        AclManagerPublicKeyFile: null,
+      });
     });
 
     it('felix.cfg with every key: its own pair for every socket, the peers’ public keys in the config', () => {
       const { socketOptions, config } = loadFelixConfig(
-        felixCfg(`CurveSecretKeyFile = ${keys['felixKey']}\ncurvepublickeyfile = ${keys['felixPub']}\nPluginPublicKeyFile = ${keys['pluginPub']}\nAclManagerPublicKeyFile = ${keys['aclPub']}\n`, 'MaxMessageBytes = 65536'),
+        felixCfg(
+          `CurveSecretKeyFile = ${keys['felixKey']}\ncurvepublickeyfile = ${keys['felixPub']}\nPluginPublicKeyFile = ${keys['pluginPub']}\nAclManagerPublicKeyFile = ${keys['aclPub']}\n`,
+          'MaxMessageBytes = 65536',
+        ),
       );
       expect(socketOptions).to.deep.equal({ maxMessageSize: 65536, curve: felix });
       expect(config.security.PluginPublicKeyFile).to.equal(plugin.publicKey);
@@ -119,7 +128,10 @@ describe('CurveZMQ keys', () => {
     });
 
     it('acl_manager.cfg with its secret key and the plugin’s public key', () => {
-      const file = write('acl_manager.cfg', `[global]\nPluginAddress = p\n[security]\nCurveSecretKeyFile = ${keys['aclKey']}\nPluginPublicKeyFile = ${keys['pluginPub']}\n`);
+      const file = write(
+        'acl_manager.cfg',
+        `[global]\nPluginAddress = p\n[security]\nCurveSecretKeyFile = ${keys['aclKey']}\nPluginPublicKeyFile = ${keys['pluginPub']}\n`,
+      );
       const { socketOptions, config } = loadAclManagerConfig(file);
       expect(socketOptions).to.deep.equal({ maxMessageSize: DEFAULT_MAX_MESSAGE_BYTES, curve: aclmgr });
       expect(config.security.PluginPublicKeyFile).to.equal(plugin.publicKey);
@@ -127,14 +139,49 @@ describe('CurveZMQ keys', () => {
     });
 
     const bad: Array<[string, () => [string, string], RegExp]> = [
-      ['a missing key file', () => [`CurveSecretKeyFile = ${path.join(dir, 'gone.key')}\n`, ''], /felix\.cfg:\d+: \[security\] CurveSecretKeyFile: bad value ".*gone\.key": .*gone\.key: cannot read: ENOENT$/],
-      ['a secret key others may read', () => [`CurveSecretKeyFile = ${write('loose.key', felix.secretKey, 0o604)}\n`, ''], /felix\.cfg:\d+: \[security\] CurveSecretKeyFile: bad value ".*loose\.key": .*loose\.key: mode 0604 gives group or others access to this secret key \(chmod 600 it\)$/],
-      ['a secret key its group may read', () => [`CurveSecretKeyFile = ${write('group.key', felix.secretKey, 0o640)}\n`, ''], /group\.key: mode 0640 gives group or others access/],
-      ['a file that holds no key', () => [`PluginPublicKeyFile = ${write('junk.pub', 'hello')}\n`, ''], /felix\.cfg:\d+: \[security\] PluginPublicKeyFile: bad value .*not a CurveZMQ key/],
-      ['peer keys without its own', () => [`PluginPublicKeyFile = ${keys['pluginPub']}\n`, ''], /felix\.cfg: \[security\] CurveSecretKeyFile: missing \(required when \[security\] PluginPublicKeyFile is set\)$/],
-      ['its own key without the ACL manager’s', () => [`CurveSecretKeyFile = ${keys['felixKey']}\nPluginPublicKeyFile = ${keys['pluginPub']}\n`, ''], /felix\.cfg: \[security\] AclManagerPublicKeyFile: missing \(required when \[security\] CurveSecretKeyFile is set\)$/],
-      ['a public key not of its secret key', () => [`CurveSecretKeyFile = ${keys['felixKey']}\nCurvePublicKeyFile = ${keys['pluginPub']}\nPluginPublicKeyFile = ${keys['pluginPub']}\nAclManagerPublicKeyFile = ${keys['aclPub']}\n`, ''], /\[security\] CurvePublicKeyFile: does not belong to the secret key in \[security\] CurveSecretKeyFile$/],
-      ['client keys without its own key', () => [`CurveClientKeysFile = ${write('clients.txt', `${plugin.publicKey}\n`)}\n`, ''], /felix\.cfg: \[security\] CurveSecretKeyFile: missing \(required when \[security\] CurveClientKeysFile is set\)$/],
+      [
+        'a missing key file',
+        () => [`CurveSecretKeyFile = ${path.join(dir, 'gone.key')}\n`, ''],
+        /felix\.cfg:\d+: \[security\] CurveSecretKeyFile: bad value ".*gone\.key": .*gone\.key: cannot read: ENOENT$/,
+      ],
+      [
+        'a secret key others may read',
+        () => [`CurveSecretKeyFile = ${write('loose.key', felix.secretKey, 0o604)}\n`, ''],
+        /felix\.cfg:\d+: \[security\] CurveSecretKeyFile: bad value ".*loose\.key": .*loose\.key: mode 0604 gives group or others access to this secret key \(chmod 600 it\)$/,
+      ],
+      [
+        'a secret key its group may read',
+        () => [`CurveSecretKeyFile = ${write('group.key', felix.secretKey, 0o640)}\n`, ''],
+        /group\.key: mode 0640 gives group or others access/,
+      ],
+      [
+        'a file that holds no key',
+        () => [`PluginPublicKeyFile = ${write('junk.pub', 'hello')}\n`, ''],
+        /felix\.cfg:\d+: \[security\] PluginPublicKeyFile: bad value .*not a CurveZMQ key/,
+      ],
+      [
+        'peer keys without its own',
+        () => [`PluginPublicKeyFile = ${keys['pluginPub']}\n`, ''],
+        /felix\.cfg: \[security\] CurveSecretKeyFile: missing \(required when \[security\] PluginPublicKeyFile is set\)$/,
+      ],
+      [
+        'its own key without the ACL manager’s',
+        () => [`CurveSecretKeyFile = ${keys['felixKey']}\nPluginPublicKeyFile = ${keys['pluginPub']}\n`, ''],
+        /felix\.cfg: \[security\] AclManagerPublicKeyFile: missing \(required when \[security\] CurveSecretKeyFile is set\)$/,
+      ],
+      [
+        'a public key not of its secret key',
+        () => [
+          `CurveSecretKeyFile = ${keys['felixKey']}\nCurvePublicKeyFile = ${keys['pluginPub']}\nPluginPublicKeyFile = ${keys['pluginPub']}\nAclManagerPublicKeyFile = ${keys['aclPub']}\n`,
+          '',
+        ],
+        /\[security\] CurvePublicKeyFile: does not belong to the secret key in \[security\] CurveSecretKeyFile$/,
+      ],
+      [
+        'client keys without its own key',
+        () => [`CurveClientKeysFile = ${write('clients.txt', `${plugin.publicKey}\n`)}\n`, ''],
+        /felix\.cfg: \[security\] CurveSecretKeyFile: missing \(required when \[security\] CurveClientKeysFile is set\)$/,
+      ],
       ['a size limit under 1 KiB', () => ['', 'MaxMessageBytes = 100'], /felix\.cfg:\d+: \[connection\] MaxMessageBytes: bad value "100"/],
     ];
     for (const [name, make, expected] of bad) {

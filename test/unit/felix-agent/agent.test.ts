@@ -32,8 +32,8 @@ class RecordingDataplane implements DataplaneSink {
   readonly acls = new Map<string, Acls>();
   readonly endpoints = new Set<string>();
   onApplying: ((applying: boolean) => void) | undefined;
-  async addressProblem(): Promise<string | null> {
-    return null;
+  addressProblem(): Promise<string | null> {
+    return Promise.resolve(null);
   }
   upsertEndpoint(ep: EndpointSpec): void {
     this.endpoints.add(ep.id);
@@ -77,11 +77,17 @@ describe('FelixAgent timing (fake clock, real sockets)', () => {
    */
   function config(over: { ResyncIntervalSecs?: number } = {}): FelixConfig {
     const { config: c } = loadFelixConfig(writeFelixConfig(dir));
-    return { ...c, global: { ...c.global, ResyncIntervalSecs: over.ResyncIntervalSecs ?? 3600 }, connection: { ...c.connection, ConnectionTimeoutMillis: TIMEOUT, ConnectionKeepaliveIntervalMillis: 60_000 } };
+    return {
+      ...c,
+      global: { ...c.global, ResyncIntervalSecs: over.ResyncIntervalSecs ?? 3600 },
+      connection: { ...c.connection, ConnectionTimeoutMillis: TIMEOUT, ConnectionKeepaliveIntervalMillis: 60_000 },
+    };
   }
 
   /** The plugin (no heartbeats of its own), the ACL manager, and a started agent with one resync completed. */
-  async function start(opts: { publishOnSubscribe?: boolean; ResyncIntervalSecs?: number } = {}): Promise<{ plugin: FakePlugin; aclmgr: FakeAclManager; agent: FelixAgent }> {
+  async function start(
+    opts: { publishOnSubscribe?: boolean; ResyncIntervalSecs?: number } = {},
+  ): Promise<{ plugin: FakePlugin; aclmgr: FakeAclManager; agent: FelixAgent }> {
     // Connected before Felix binds: it retries every 2 ms, not libzmq's 100.
     const plugin = new FakePlugin(ipc(dir, 'plugin.sock'), ipc(dir, 'felix.sock'), { heartbeatMs: 0, client: { reconnectInterval: 2 } });
     closers.push(plugin);
@@ -105,7 +111,12 @@ describe('FelixAgent timing (fake clock, real sockets)', () => {
     await plugin.send({ type: 'HEARTBEAT' });
     const before = stats(a, 'aclmgr-updates').total;
     // The subscription may still be on its way (ZeroMQ's slow joiner): publish until one is taken in.
-    await waitFor('an aclheartbeat taken in', async () => (await aclmgr.pub.publish('aclheartbeat', { type: 'HEARTBEAT' }), stats(a, 'aclmgr-updates').total > before), 5000, 2);
+    await waitFor(
+      'an aclheartbeat taken in',
+      async () => (await aclmgr.pub.publish('aclheartbeat', { type: 'HEARTBEAT' }), stats(a, 'aclmgr-updates').total > before),
+      5000,
+      2,
+    );
   }
 
   describe('GETACLSTATE (SPEC §5 "No lost first ACLs")', () => {

@@ -8,8 +8,8 @@ import { emptyRules } from '../../../src/common/wire/rules.js';
 class Recorder {
   readonly calls: string[] = [];
   readonly programmed = new Map<string, EndpointSpec>();
-  async addressProblem() {
-    return null;
+  addressProblem() {
+    return Promise.resolve(null);
   }
   upsertEndpoint(ep: EndpointSpec) {
     this.programmed.set(ep.id, ep);
@@ -37,7 +37,7 @@ class Recorder {
 const addrOf = (id: string): string => {
   let h = 0;
   for (const ch of id) h = (h * 31 + ch.charCodeAt(0)) >>> 0;
-  return `192.168.${h % 250}.${(h >>> 8) % 250 + 1}`;
+  return `192.168.${h % 250}.${((h >>> 8) % 250) + 1}`;
 };
 
 const create = (id: string, resync: string | null = null, over: Partial<EndpointCreated> = {}): EndpointCreated => ({
@@ -108,7 +108,9 @@ describe('EndpointManager', () => {
     expect(m.handle(create('host1:ctr/api')).rc).to.equal('SUCCESS');
     const [web, api] = ['host1:ctr/web', 'host1:ctr/api'].map((id) => rec.programmed.get(id)!.ifname);
     expect(web).to.match(/^tapx[0-9a-f]{10}$/);
-    expect(api).to.match(/^tapx[0-9a-f]{10}$/).and.not.equal(web);
+    expect(api)
+      .to.match(/^tapx[0-9a-f]{10}$/)
+      .and.not.equal(web);
     m.handle(create('abcdefghijk-1'));
     m.handle(destroy('abcdefghijk-1'));
     expect(m.handle(create('abcdefghijk-2')).rc).to.equal('SUCCESS');
@@ -124,7 +126,7 @@ describe('EndpointManager', () => {
   });
 
   describe('what Felix trusts (SPEC §3 v2)', () => {
-    it('refuses an interface without the prefix, or another endpoint\'s interface or address; nothing changes', () => {
+    it("refuses an interface without the prefix, or another endpoint's interface or address; nothing changes", () => {
       const { rec, m } = setup();
       m.handle(create('a'));
       const before = [...rec.calls];
@@ -178,22 +180,31 @@ describe('EndpointManager', () => {
 
   describe('resync', () => {
     const orders: Array<[string, (m: EndpointManager) => void]> = [
-      ['reply first', (m) => {
-        m.resyncReplied('r1', resyncReply(2));
-        m.handle(create('b', 'r1'));
-        m.handle(create('c', 'r1'));
-      }],
-      ['creates first', (m) => {
-        m.handle(create('b', 'r1'));
-        m.handle(create('c', 'r1'));
-        m.resyncReplied('r1', resyncReply(2));
-      }],
-      ['interleaved, with a repeat', (m) => {
-        m.handle(create('b', 'r1'));
-        m.resyncReplied('r1', resyncReply(2));
-        m.handle(create('b', 'r1'));
-        m.handle(create('c', 'r1'));
-      }],
+      [
+        'reply first',
+        (m) => {
+          m.resyncReplied('r1', resyncReply(2));
+          m.handle(create('b', 'r1'));
+          m.handle(create('c', 'r1'));
+        },
+      ],
+      [
+        'creates first',
+        (m) => {
+          m.handle(create('b', 'r1'));
+          m.handle(create('c', 'r1'));
+          m.resyncReplied('r1', resyncReply(2));
+        },
+      ],
+      [
+        'interleaved, with a repeat',
+        (m) => {
+          m.handle(create('b', 'r1'));
+          m.resyncReplied('r1', resyncReply(2));
+          m.handle(create('b', 'r1'));
+          m.handle(create('c', 'r1'));
+        },
+      ],
     ];
     for (const [name, run] of orders) {
       it(`removes endpoints not in it once complete (${name})`, () => {

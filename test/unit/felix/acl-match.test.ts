@@ -44,34 +44,58 @@ const rows: Row[] = [
     family: 4,
     rule: r({ cidr: NET }),
     packets: [
-      [tcp(IN, 80), true], [udp(IN, 53), true], [icmp(IN), true], [proto(IN, 47), true], [sctp(IN, 9), true],
-      [tcp('10.0.0.0', 1), true], [tcp('10.255.255.255', 1), true],
-      [tcp(OUT, 80), false], [icmp(OUT), false], [tcp('9.255.255.255', 80), false],
+      [tcp(IN, 80), true],
+      [udp(IN, 53), true],
+      [icmp(IN), true],
+      [proto(IN, 47), true],
+      [sctp(IN, 9), true],
+      [tcp('10.0.0.0', 1), true],
+      [tcp('10.255.255.255', 1), true],
+      [tcp(OUT, 80), false],
+      [icmp(OUT), false],
+      [tcp('9.255.255.255', 80), false],
     ],
   },
   {
     name: 'host cidr given as a bare address matches that address only',
     family: 4,
     rule: r({ cidr: '192.168.1.1' }),
-    packets: [[tcp('192.168.1.1', 22), true], [tcp('192.168.1.2', 22), false]],
+    packets: [
+      [tcp('192.168.1.1', 22), true],
+      [tcp('192.168.1.2', 22), false],
+    ],
   },
   {
     name: 'IPv4 /0 matches every IPv4 address',
     family: 4,
     rule: r({ cidr: '0.0.0.0/0' }),
-    packets: [[tcp('0.0.0.0', 80), true], [tcp('8.8.8.8', 443), true], [icmp('127.0.0.1'), true], [proto('255.255.255.255', 47), true]],
+    packets: [
+      [tcp('0.0.0.0', 80), true],
+      [tcp('8.8.8.8', 443), true],
+      [icmp('127.0.0.1'), true],
+      [proto('255.255.255.255', 47), true],
+    ],
   },
   {
     name: 'IPv6 ::/0 matches every IPv6 address',
     family: 6,
     rule: r({ cidr: '::/0' }),
-    packets: [[tcp('::', 80), true], [tcp('2001:db8::1', 443), true], [icmp6('fe80::1'), true], [tcp('ffff::1', 1), true]],
+    packets: [
+      [tcp('::', 80), true],
+      [tcp('2001:db8::1', 443), true],
+      [icmp6('fe80::1'), true],
+      [tcp('ffff::1', 1), true],
+    ],
   },
   {
     name: 'IPv6 cidr rule: inside yes, outside no',
     family: 6,
     rule: r({ cidr: NET6 }),
-    packets: [[tcp(IN6, 80), true], [icmp6(IN6), true], [tcp(OUT6, 80), false]],
+    packets: [
+      [tcp(IN6, 80), true],
+      [icmp6(IN6), true],
+      [tcp(OUT6, 80), false],
+    ],
   },
 
   // ------------------------------------------------------------ ports
@@ -79,55 +103,97 @@ const rows: Row[] = [
     name: 'tcp port 80 matches tcp to port 80 only',
     family: 4,
     rule: r({ cidr: NET, protocol: 'tcp', port: 80 }),
-    packets: [[tcp(IN, 80), true], [tcp(IN, 79), false], [tcp(IN, 81), false], [tcp(OUT, 80), false], [udp(IN, 80), false], [sctp(IN, 80), false], [icmp(IN), false]],
+    packets: [
+      [tcp(IN, 80), true],
+      [tcp(IN, 79), false],
+      [tcp(IN, 81), false],
+      [tcp(OUT, 80), false],
+      [udp(IN, 80), false],
+      [sctp(IN, 80), false],
+      [icmp(IN), false],
+    ],
   },
   {
     name: 'tcp port range [1000, 2000] includes both bounds',
     family: 4,
     rule: r({ cidr: NET, protocol: 'tcp', port: [1000, 2000] }),
-    packets: [[tcp(IN, 999), false], [tcp(IN, 1000), true], [tcp(IN, 1500), true], [tcp(IN, 2000), true], [tcp(IN, 2001), false], [udp(IN, 1500), false]],
+    packets: [
+      [tcp(IN, 999), false],
+      [tcp(IN, 1000), true],
+      [tcp(IN, 1500), true],
+      [tcp(IN, 2000), true],
+      [tcp(IN, 2001), false],
+      [udp(IN, 1500), false],
+    ],
   },
   {
     name: 'a one-port range [22, 22]',
     family: 4,
     rule: r({ cidr: NET, protocol: 'tcp', port: [22, 22] }),
-    packets: [[tcp(IN, 22), true], [tcp(IN, 23), false]],
+    packets: [
+      [tcp(IN, 22), true],
+      [tcp(IN, 23), false],
+    ],
   },
   {
     name: 'port as the string "80"',
     family: 4,
     rule: r({ cidr: NET, protocol: 'tcp', port: '80' }),
-    packets: [[tcp(IN, 80), true], [tcp(IN, 8080), false]],
+    packets: [
+      [tcp(IN, 80), true],
+      [tcp(IN, 8080), false],
+    ],
   },
   {
     name: 'tcp without a port (a chain rule) matches every tcp port, nothing else',
     family: 4,
     rule: r({ cidr: NET, protocol: 'tcp' }),
-    packets: [[tcp(IN, 1), true], [tcp(IN, 65535), true], [udp(IN, 53), false], [icmp(IN), false], [tcp(OUT, 1), false]],
+    packets: [
+      [tcp(IN, 1), true],
+      [tcp(IN, 65535), true],
+      [udp(IN, 53), false],
+      [icmp(IN), false],
+      [tcp(OUT, 1), false],
+    ],
   },
   {
     name: 'udp port 53 does not match tcp port 53',
     family: 4,
     rule: r({ cidr: NET, protocol: 'udp', port: 53 }),
-    packets: [[udp(IN, 53), true], [tcp(IN, 53), false], [udp(IN, 54), false]],
+    packets: [
+      [udp(IN, 53), true],
+      [tcp(IN, 53), false],
+      [udp(IN, 54), false],
+    ],
   },
   {
     name: 'sctp port 9',
     family: 4,
     rule: r({ cidr: NET, protocol: 'sctp', port: 9 }),
-    packets: [[sctp(IN, 9), true], [tcp(IN, 9), false]],
+    packets: [
+      [sctp(IN, 9), true],
+      [tcp(IN, 9), false],
+    ],
   },
   {
     name: 'tcp given as the number "6" with a port',
     family: 4,
     rule: r({ cidr: NET, protocol: '6', port: 22 }),
-    packets: [[tcp(IN, 22), true], [tcp(IN, 23), false], [udp(IN, 22), false]],
+    packets: [
+      [tcp(IN, 22), true],
+      [tcp(IN, 23), false],
+      [udp(IN, 22), false],
+    ],
   },
   {
     name: 'IPv6 tcp port 443',
     family: 6,
     rule: r({ cidr: NET6, protocol: 'tcp', port: 443 }),
-    packets: [[tcp(IN6, 443), true], [tcp(IN6, 80), false], [tcp(OUT6, 443), false]],
+    packets: [
+      [tcp(IN6, 443), true],
+      [tcp(IN6, 80), false],
+      [tcp(OUT6, 443), false],
+    ],
   },
 
   // ------------------------------------------------------------ icmp
@@ -135,49 +201,79 @@ const rows: Row[] = [
     name: 'icmp without a type matches any icmp (echo request, echo reply), nothing else',
     family: 4,
     rule: r({ cidr: NET, protocol: 'icmp' }),
-    packets: [[icmp(IN), true], [icmp(IN, 0), true], [icmp(IN, 3, 1), true], [tcp(IN, 80), false], [icmp(OUT), false]],
+    packets: [
+      [icmp(IN), true],
+      [icmp(IN, 0), true],
+      [icmp(IN, 3, 1), true],
+      [tcp(IN, 80), false],
+      [icmp(OUT), false],
+    ],
   },
   {
     name: 'icmp type 8 (v4) matches echo request (code 0 by default), not echo reply nor code 1',
     family: 4,
     rule: r({ cidr: NET, protocol: 'icmp', icmp_type: 8 }),
-    packets: [[icmp(IN, 8, 0), true], [icmp(IN, 0, 0), false], [icmp(IN, 8, 1), false], [tcp(IN, 8), false]],
+    packets: [
+      [icmp(IN, 8, 0), true],
+      [icmp(IN, 0, 0), false],
+      [icmp(IN, 8, 1), false],
+      [tcp(IN, 8), false],
+    ],
   },
   {
     name: 'icmp named type "echo-request" is 8/0',
     family: 4,
     rule: r({ cidr: NET, protocol: 'icmp', icmp_type: 'echo-request' }),
-    packets: [[icmp(IN, 8, 0), true], [icmp(IN, 0, 0), false]],
+    packets: [
+      [icmp(IN, 8, 0), true],
+      [icmp(IN, 0, 0), false],
+    ],
   },
   {
     name: 'icmp named type "echo-reply" does not match an echo request',
     family: 4,
     rule: r({ cidr: NET, protocol: 'icmp', icmp_type: 'echo-reply' }),
-    packets: [[icmp(IN, 8, 0), false], [icmp(IN, 0, 0), true]],
+    packets: [
+      [icmp(IN, 8, 0), false],
+      [icmp(IN, 0, 0), true],
+    ],
   },
   {
     name: 'icmp type 3 code 1 (host-unreachable)',
     family: 4,
     rule: r({ cidr: NET, protocol: 'icmp', icmp_type: 3, icmp_code: 1 }),
-    packets: [[icmp(IN, 3, 1), true], [icmp(IN, 3, 0), false]],
+    packets: [
+      [icmp(IN, 3, 1), true],
+      [icmp(IN, 3, 0), false],
+    ],
   },
   {
     name: '`icmp` in an IPv6 rule is ICMPv6 (58): matches an ICMPv6 echo request',
     family: 6,
     rule: r({ cidr: NET6, protocol: 'icmp' }),
-    packets: [[icmp6(IN6), true], [proto(IN6, 1), false], [tcp(IN6, 80), false]],
+    packets: [
+      [icmp6(IN6), true],
+      [proto(IN6, 1), false],
+      [tcp(IN6, 80), false],
+    ],
   },
   {
     name: 'IPv6 icmpv6 named type "echo-request" is 128',
     family: 6,
     rule: r({ cidr: NET6, protocol: 'icmpv6', icmp_type: 'echo-request' }),
-    packets: [[icmp6(IN6, 128), true], [icmp6(IN6, 129), false]],
+    packets: [
+      [icmp6(IN6, 128), true],
+      [icmp6(IN6, 129), false],
+    ],
   },
   {
     name: 'IPv6 icmp type 8 is not an ICMPv6 echo request',
     family: 6,
     rule: r({ cidr: NET6, protocol: 'ipv6-icmp', icmp_type: 8 }),
-    packets: [[icmp6(IN6, 128), false], [icmp6(IN6, 8), true]],
+    packets: [
+      [icmp6(IN6, 128), false],
+      [icmp6(IN6, 8), true],
+    ],
   },
 
   // ------------------------------------------------------------ other protocols by number or name
@@ -185,19 +281,30 @@ const rows: Row[] = [
     name: 'protocol 47 (gre) matches protocol 47 only',
     family: 4,
     rule: r({ cidr: NET, protocol: '47' }),
-    packets: [[proto(IN, 47), true], [proto(IN, 46), false], [tcp(IN, 47), false], [proto(OUT, 47), false]],
+    packets: [
+      [proto(IN, 47), true],
+      [proto(IN, 46), false],
+      [tcp(IN, 47), false],
+      [proto(OUT, 47), false],
+    ],
   },
   {
     name: 'protocol "gre" by name is 47',
     family: 4,
     rule: r({ cidr: NET, protocol: 'gre' }),
-    packets: [[proto(IN, 47), true], [tcp(IN, 80), false]],
+    packets: [
+      [proto(IN, 47), true],
+      [tcp(IN, 80), false],
+    ],
   },
   {
     name: 'IPv6 protocol 47',
     family: 6,
     rule: r({ cidr: NET6, protocol: '47' }),
-    packets: [[proto(IN6, 47), true], [icmp6(IN6), false]],
+    packets: [
+      [proto(IN6, 47), true],
+      [icmp6(IN6), false],
+    ],
   },
 
   // ------------------------------------------------------------ the other family's peer
@@ -205,13 +312,19 @@ const rows: Row[] = [
     name: 'an IPv4 peer never matches an IPv6 cidr of an IPv6 list, not even ::/0: false (not invalid)',
     family: 6,
     rule: r({ cidr: '::/0' }),
-    packets: [[tcp('10.0.0.1', 80), false], [icmp('10.0.0.1'), false]],
+    packets: [
+      [tcp('10.0.0.1', 80), false],
+      [icmp('10.0.0.1'), false],
+    ],
   },
   {
     name: 'an IPv6 peer (even IPv4-mapped) never matches an IPv4 cidr: false',
     family: 4,
     rule: r({ cidr: '0.0.0.0/0' }),
-    packets: [[tcp('fd00::1', 80), false], [tcp('::ffff:10.0.0.1', 80), false]],
+    packets: [
+      [tcp('fd00::1', 80), false],
+      [tcp('::ffff:10.0.0.1', 80), false],
+    ],
   },
 ];
 
@@ -272,18 +385,40 @@ describe('ruleMatches: does one ACL rule let a packet through, as Felix programs
 
   it('judges the rule, not the peer: an invalid rule is invalid whatever the packet', () => {
     const rule = r({ cidr: NET, port: 80 });
-    for (const packet of [tcp(IN, 80), tcp(OUT, 80), icmp(IN), tcp('fd00::1', 80)]) expect(ruleMatches(rule, 4, packet)).to.deep.equal({ invalid: 'port without protocol' });
+    for (const packet of [tcp(IN, 80), tcp(OUT, 80), icmp(IN), tcp('fd00::1', 80)])
+      expect(ruleMatches(rule, 4, packet)).to.deep.equal({ invalid: 'port without protocol' });
   });
 });
 
 describe('protocolNumberOf: --protocol and rule protocols as numbers', () => {
   const cases: Array<[string, Family, number | undefined]> = [
-    ['icmp', 4, 1], ['icmp', 6, 58], ['ICMP', 4, 1], ['icmpv6', 6, 58], ['ipv6-icmp', 6, 58],
-    ['tcp', 4, 6], ['tcp', 6, 6], [' TCP ', 4, 6], ['udp', 4, 17], ['udp', 6, 17], ['sctp', 4, 132], ['udplite', 6, 136],
-    ['gre', 4, 47], ['47', 4, 47], ['47', 6, 47], ['6', 4, 6], ['255', 4, 255],
+    ['icmp', 4, 1],
+    ['icmp', 6, 58],
+    ['ICMP', 4, 1],
+    ['icmpv6', 6, 58],
+    ['ipv6-icmp', 6, 58],
+    ['tcp', 4, 6],
+    ['tcp', 6, 6],
+    [' TCP ', 4, 6],
+    ['udp', 4, 17],
+    ['udp', 6, 17],
+    ['sctp', 4, 132],
+    ['udplite', 6, 136],
+    ['gre', 4, 47],
+    ['47', 4, 47],
+    ['47', 6, 47],
+    ['6', 4, 6],
+    ['255', 4, 255],
     // not something Felix can program in that family
-    ['icmpv6', 4, undefined], ['ipv6-icmp', 4, undefined], ['1', 6, undefined], ['0', 4, undefined], ['ip', 4, undefined],
-    ['256', 4, undefined], ['nosuchproto', 4, undefined], ['', 4, undefined], ['-1', 4, undefined],
+    ['icmpv6', 4, undefined],
+    ['ipv6-icmp', 4, undefined],
+    ['1', 6, undefined],
+    ['0', 4, undefined],
+    ['ip', 4, undefined],
+    ['256', 4, undefined],
+    ['nosuchproto', 4, undefined],
+    ['', 4, undefined],
+    ['-1', 4, undefined],
   ];
   for (const [name, family, want] of cases)
     it(`${JSON.stringify(name)} in IPv${family} → ${want ?? 'undefined'}`, () => expect(protocolNumberOf(name, family)).to.equal(want));

@@ -1,8 +1,6 @@
 import { expect } from 'chai';
 import type { DirectionRules } from '../../../src/felix/dataplane/render/acl.js';
-import {
-  renderDhcpChain, renderEndpointFilter, renderHostChains, renderMetadataChain, renderRpfChain,
-} from '../../../src/felix/dataplane/render/chains.js';
+import { renderDhcpChain, renderEndpointFilter, renderHostChains, renderMetadataChain, renderRpfChain } from '../../../src/felix/dataplane/render/chains.js';
 import { contentSetName } from '../../../src/felix/dataplane/render/names.js';
 
 const MAC = 'EE:EE:EE:EE:EE:01';

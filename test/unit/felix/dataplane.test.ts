@@ -14,17 +14,27 @@ import type { CommandRunner } from '../../../src/felix/dataplane/drivers/command
 import { contentSetName } from '../../../src/felix/dataplane/render/names.js';
 import { FakeKernel } from '../../support/fake-kernel.js';
 import { FakeClock } from '../../support/fake-clock.js';
+import { errorMessage } from '../../../src/common/errors.js';
 
 const rule = (cidr: string, more: Partial<Rule> = {}): Rule => ({ group: null, cidr, protocol: null, port: null, ...more });
-const rules = (inbound: Rule[], outbound: Rule[] = [rule('0.0.0.0/0')]) => ({ inbound, outbound, inbound_default: 'deny' as const, outbound_default: 'deny' as const });
+const rules = (inbound: Rule[], outbound: Rule[] = [rule('0.0.0.0/0')]) => ({
+  inbound,
+  outbound,
+  inbound_default: 'deny' as const,
+  outbound_default: 'deny' as const,
+});
 const acls = (inbound: Rule[]): Acls => ({ v4: rules(inbound), v6: rules([], []) });
 const GROUP = acls([rule('192.168.0.0/16')]);
 const OUT = contentSetName(4, 'addr', ['0.0.0.0/1', '128.0.0.0/1']);
 
 const hex = (i: number): string => i.toString(16).padStart(4, '0');
 const ep = (i: number, over: Partial<EndpointSpec> = {}): EndpointSpec => ({
-  id: `e${hex(i)}aaaaaa${hex(i)}`, ifname: `tape${hex(i)}aaaaaa`, mac: `ee:ee:00:00:${hex(i).slice(0, 2)}:${hex(i).slice(2)}`,
-  addrs: [`192.168.${Math.floor(i / 250)}.${(i % 250) + 1}`], enabled: true, ...over,
+  id: `e${hex(i)}aaaaaa${hex(i)}`,
+  ifname: `tape${hex(i)}aaaaaa`,
+  mac: `ee:ee:00:00:${hex(i).slice(0, 2)}:${hex(i).slice(2)}`,
+  addrs: [`192.168.${Math.floor(i / 250)}.${(i % 250) + 1}`],
+  enabled: true,
+  ...over,
 });
 
 interface World {
@@ -39,8 +49,16 @@ type Options = Omit<Partial<DataplaneOptions>, 'clock'> & { clock?: FakeClock };
 async function start(k = new FakeKernel(), over: Options = {}): Promise<World> {
   const clock = over.clock ?? new FakeClock();
   const dp = new Dataplane({
-    log: pino({ level: 'silent' }), interfacePrefix: 'tap', metadata: null, retryMs: 100, refreshMs: 0,
-    commands: k.runner, netlink: k.newNetlink(), sysctl: k.sysctl, clock, ...over,
+    log: pino({ level: 'silent' }),
+    interfacePrefix: 'tap',
+    metadata: null,
+    retryMs: 100,
+    refreshMs: 0,
+    commands: k.runner,
+    netlink: k.newNetlink(),
+    sysctl: k.sysctl,
+    clock,
+    ...over,
   });
   await dp.start();
   return { k, clock, dp };
@@ -55,8 +73,12 @@ async function settle(w: World): Promise<void> {
 
 const filter = (w: World, family: 4 | 6 = 4) => w.k.chains(family, 'filter');
 const felixSets = (w: World) => [...w.k.sets().keys()].filter((n) => n.startsWith('felix-')).sort();
-const restoreInputs = (w: World, cmd: string) => w.k.calls.filter((c) => c.cmd === cmd && (cmd !== 'ipset' || c.args.includes('restore'))).map((c) => c.input ?? '');
-const snapshot = (w: World) => [w.k.iptablesSave(4), w.k.iptablesSave(6), w.k.ipsetSave().replace(/ initval \S+/g, ''), JSON.stringify(w.k.routes()), JSON.stringify(w.k.neighbours())].join('\n');
+const restoreInputs = (w: World, cmd: string) =>
+  w.k.calls.filter((c) => c.cmd === cmd && (cmd !== 'ipset' || c.args.includes('restore'))).map((c) => c.input ?? '');
+const snapshot = (w: World) =>
+  [w.k.iptablesSave(4), w.k.iptablesSave(6), w.k.ipsetSave().replace(/ initval \S+/g, ''), JSON.stringify(w.k.routes()), JSON.stringify(w.k.neighbours())].join(
+    '\n',
+  );
 
 function plug(k: FakeKernel, ...specs: EndpointSpec[]): void {
   for (const s of specs) k.addLink(s.ifname);
@@ -91,7 +113,10 @@ async function twoEndpoints(over: Options = {}): Promise<World & { a: EndpointSp
   const w = await start(new FakeKernel(), over);
   const [a, b] = [ep(1), ep(2)];
   plug(w.k, a, b);
-  for (const e of [a, b]) (w.dp.upsertEndpoint(e), w.dp.setAcls(e.id, GROUP));
+  for (const e of [a, b]) {
+    w.dp.upsertEndpoint(e);
+    w.dp.setAcls(e.id, GROUP);
+  }
   await settle(w);
   return { ...w, a, b };
 }
@@ -110,7 +135,13 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
   it('starts on an empty kernel: host chains, the raw source check, one jump each; nothing else', async () => {
     const w = await start();
     await settle(w);
-    expect([...filter(w).keys()].filter((n) => n.startsWith('felix-')).sort()).to.deep.equal(['felix-DHCP', 'felix-FORWARD', 'felix-FROM-ENDPOINT', 'felix-INPUT', 'felix-TO-ENDPOINT']);
+    expect([...filter(w).keys()].filter((n) => n.startsWith('felix-')).sort()).to.deep.equal([
+      'felix-DHCP',
+      'felix-FORWARD',
+      'felix-FROM-ENDPOINT',
+      'felix-INPUT',
+      'felix-TO-ENDPOINT',
+    ]);
     expect(filter(w).get('FORWARD')).to.deep.equal(['-j felix-FORWARD']);
     expect(w.k.chains(6, 'raw').get('PREROUTING')).to.deep.equal(['-j felix-RPF']);
     expect(filter(w).get('felix-FROM-ENDPOINT')).to.deep.equal(['-j DROP']);
@@ -156,7 +187,11 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     w.dp.upsertEndpoint(a);
     for (let i = 1; i <= 5; i++) w.dp.setAcls(a.id, acls([rule(`10.0.0.${i}/32`)]));
     await settle(w);
-    const made = restoreInputs(w, 'ipset').join('').split('\n').filter((l) => l.startsWith('rename ')).map((l) => l.split(' ')[2]);
+    const made = restoreInputs(w, 'ipset')
+      .join('')
+      .split('\n')
+      .filter((l) => l.startsWith('rename '))
+      .map((l) => l.split(' ')[2]);
     expect(made.sort()).to.deep.equal([contentSetName(4, 'addr', ['10.0.0.5']), OUT].sort());
   });
 
@@ -171,7 +206,14 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     }
     await settle(w);
     expect(felixSets(w)).to.have.length(11);
-    const group0 = contentSetName(4, 'addr', eps.filter((_, i) => i % 10 === 0).map((e) => e.addrs[0]!).sort());
+    const group0 = contentSetName(
+      4,
+      'addr',
+      eps
+        .filter((_, i) => i % 10 === 0)
+        .map((e) => e.addrs[0]!)
+        .sort(),
+    );
     for (const e of eps.filter((_, i) => i % 10 === 0).slice(1)) w.dp.removeEndpoint(e.id);
     await settle(w);
     expect(felixSets(w)).to.include(group0, 'one user left');
@@ -185,7 +227,10 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     const w = await start();
     const eps = Array.from({ length: 1000 }, (_, i) => ep(i, { ifname: `tap${((i * 2654435761) >>> 0).toString(16).padStart(8, '0')}` }));
     plug(w.k, ...eps);
-    for (const e of eps) (w.dp.upsertEndpoint(e), w.dp.setAcls(e.id, GROUP));
+    for (const e of eps) {
+      w.dp.upsertEndpoint(e);
+      w.dp.setAcls(e.id, GROUP);
+    }
     await settle(w);
     const dispatch = [...filter(w)].filter(([n]) => /^felix-(FROM|TO)-(ENDPOINT|IF-)/.test(n));
     expect(dispatch.length).to.be.greaterThan(2);
@@ -197,7 +242,10 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     w.dp.upsertEndpoint(extra);
     w.dp.setAcls(extra.id, GROUP);
     await settle(w);
-    const declared = restoreInputs(w, 'iptables-restore').join('').split('\n').filter((l) => l.startsWith(':'));
+    const declared = restoreInputs(w, 'iptables-restore')
+      .join('')
+      .split('\n')
+      .filter((l) => l.startsWith(':'));
     expect(declared.length, declared.join(' ')).to.be.at.most(2 + 2 * 4, 'its two chains and at most four levels of dispatch per direction');
   });
 
@@ -216,7 +264,12 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     await settle(w);
     expect(w.dp.status(b.id)!.error).to.match(/Hash is full/);
     expect(w.dp.status(a.id)!.programmed).to.equal(true);
-    expect(filter(w).get('felix-FROM-ENDPOINT')!.some((r) => r.includes(b.ifname)), 'b out of dispatch').to.equal(false);
+    expect(
+      filter(w)
+        .get('felix-FROM-ENDPOINT')!
+        .some((r) => r.includes(b.ifname)),
+      'b out of dispatch',
+    ).to.equal(false);
     expect(filter(w).has('felix-to-e0002aaaaaa'), 'its chains removed').to.equal(false);
     expect(w.k.flows(), 'its flows forgotten').to.deep.equal([]);
 
@@ -247,9 +300,17 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     const w = await start();
     const [a, b] = [ep(1), ep(2)];
     plug(w.k, a, b);
-    for (const e of [a, b]) (w.dp.upsertEndpoint(e), w.dp.setAcls(e.id, acls([rule(`${e.addrs[0]}/32`)])));
+    for (const e of [a, b]) {
+      w.dp.upsertEndpoint(e);
+      w.dp.setAcls(e.id, acls([rule(`${e.addrs[0]}/32`)]));
+    }
     await settle(w);
-    expect(w.k.routes().map((r) => r.dst).sort()).to.deep.equal([a.addrs[0], b.addrs[0]].sort());
+    expect(
+      w.k
+        .routes()
+        .map((r) => r.dst)
+        .sort(),
+    ).to.deep.equal([a.addrs[0], b.addrs[0]].sort());
     w.k.addFlow(a.addrs[0]!, b.addrs[0]!);
     w.k.addFlow('192.168.200.1', '192.168.200.2');
     w.k.resetCalls();
@@ -354,9 +415,11 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
 
   describe('denied packets (issue #16)', () => {
     /** Packets the kernel counts against the last rule (the final DROP) of a chain. */
-    const hitDrop = (w: World, chain: string, packets: number, family: 4 | 6 = 4) => w.k.hitRule(family, 'filter', chain, filter(w, family).get(chain)!.length, packets);
+    const hitDrop = (w: World, chain: string, packets: number, family: 4 | 6 = 4) =>
+      w.k.hitRule(family, 'filter', chain, filter(w, family).get(chain)!.length, packets);
     const lastCount = (w: World, chain: string) => w.k.ruleCounters(4, 'filter', chain).at(-1)!;
-    const denied = async (w: World) => Object.fromEntries((await w.dp.deniedPackets()).map((c) => [`${c.endpoint || '-'} ${c.direction} ${c.family}`, c.packets]));
+    const denied = async (w: World) =>
+      Object.fromEntries((await w.dp.deniedPackets()).map((c) => [`${c.endpoint || '-'} ${c.direction} ${c.family}`, c.packets]));
     const TO = 'felix-to-e0001aaaaaa';
     const FROM = 'felix-from-e0001aaaaaa';
     const A = 'e0001aaaaaa0001';
@@ -365,10 +428,16 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
 
     // name, the ACLs the chain goes to from GROUP (one set rule and DROP in felix-to-S)
     const changes: Array<[string, Acls]> = [
-      ['the chain grows (a protocol rule and a port set are added)', acls([rule('192.168.0.0/16'), rule('10.0.0.0/8', { protocol: 'tcp' }), rule('10.1.0.0/16', { protocol: 'udp', port: 53 })])],
+      [
+        'the chain grows (a protocol rule and a port set are added)',
+        acls([rule('192.168.0.0/16'), rule('10.0.0.0/8', { protocol: 'tcp' }), rule('10.1.0.0/16', { protocol: 'udp', port: 53 })]),
+      ],
       ['the chain shrinks (no inbound rule left: just DROP)', acls([])],
       ['its middle changes (another set)', acls([rule('10.0.0.0/8')])],
-      ['everything but the DROP changes (protocol rules instead of the set)', acls([rule('10.0.0.0/8', { protocol: 'tcp' }), rule('10.0.0.0/8', { protocol: 'udp' })])],
+      [
+        'everything but the DROP changes (protocol rules instead of the set)',
+        acls([rule('10.0.0.0/8', { protocol: 'tcp' }), rule('10.0.0.0/8', { protocol: 'udp' })]),
+      ],
     ];
     for (const [name, next] of changes)
       it(`an ACL change edits the endpoint chain in place and its DROP keeps counting: ${name}`, async () => {
@@ -474,8 +543,11 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     it('a failed read rejects (the probe shows the counts as unknown); the next read works', async () => {
       const { ...w } = await oneEndpoint(ep(1), FRESH);
       w.k.failNext((cmd, args) => cmd === 'ip6tables-save' && args.includes('-c'));
-      const err = await w.dp.deniedPackets().then(() => null, (e: Error) => e);
-      expect(err?.message).to.match(/ip6tables-save -c -t filter failed/);
+      const err = await w.dp.deniedPackets().then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(errorMessage(err)).to.match(/ip6tables-save -c -t filter failed/);
       expect(await denied(w)).to.include({ [`${A} inbound 4`]: 0 });
     });
   });
@@ -498,7 +570,10 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     const w = await start();
     const [a, b] = [ep(1), ep(2)];
     plug(w.k, a, b);
-    for (const e of [a, b]) (w.dp.upsertEndpoint(e), w.dp.setAcls(e.id, acls([rule(`${e.addrs[0]}/32`), rule('10.0.0.0/8')])));
+    for (const e of [a, b]) {
+      w.dp.upsertEndpoint(e);
+      w.dp.setAcls(e.id, acls([rule(`${e.addrs[0]}/32`), rule('10.0.0.0/8')]));
+    }
     await settle(w);
     const before = snapshot(w);
     await w.dp.stop();
@@ -522,7 +597,11 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     const { a, ...w } = await oneEndpoint();
     await w.dp.stop();
     const name = contentSetName(4, 'addr', ['192.168.0.0/16']);
-    await w.k.runner.run('ipset', ['restore'], `add ${name} 10.66.0.0/16\ncreate felix-tmp-4a-0123456789abcdef hash:net family inet\nadd felix-tmp-4a-0123456789abcdef 10.0.0.0/8\n`);
+    await w.k.runner.run(
+      'ipset',
+      ['restore'],
+      `add ${name} 10.66.0.0/16\ncreate felix-tmp-4a-0123456789abcdef hash:net family inet\nadd felix-tmp-4a-0123456789abcdef 10.0.0.0/8\n`,
+    );
 
     const again = await start(w.k);
     await settle(again);
@@ -535,7 +614,7 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     expect([...again.k.sets().get(name)!.members]).to.deep.equal(['192.168.0.0/16']);
   });
 
-  it("the periodic refresh re-reads set members and repairs a set whose members drifted (a member added, one removed)", async () => {
+  it('the periodic refresh re-reads set members and repairs a set whose members drifted (a member added, one removed)', async () => {
     const { a, ...w } = await oneEndpoint(ep(1), { refreshMs: 90000 });
     const name = contentSetName(4, 'addr', ['192.168.0.0/16']);
     expect([...w.k.sets().get(name)!.members]).to.deep.equal(['192.168.0.0/16']);
@@ -550,7 +629,9 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     await settle(w);
     // One `ipset save` (members included), then both drifted sets rebuilt under a temporary name and swapped in.
     expect(w.k.calls.filter((c) => c.cmd === 'ipset' && c.args[0] === 'save')).to.have.length(1);
-    expect(restoreInputs(w, 'ipset').join('')).to.contain(`swap felix-tmp-${name.slice(6)} ${name}`).and.to.contain(`swap felix-tmp-${OUT.slice(6)} ${OUT}`);
+    expect(restoreInputs(w, 'ipset').join(''))
+      .to.contain(`swap felix-tmp-${name.slice(6)} ${name}`)
+      .and.to.contain(`swap felix-tmp-${OUT.slice(6)} ${OUT}`);
     expect([...w.k.sets().get(name)!.members]).to.deep.equal(['192.168.0.0/16']);
     expect([...w.k.sets().get(OUT)!.members].sort()).to.deep.equal(['0.0.0.0/1', '128.0.0.0/1']);
     expect(w.dp.status(a.id)!.programmed).to.equal(true);
@@ -586,7 +667,10 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
   it('link events lost to a full netlink buffer: links, routes and neighbours are read again and every endpoint is programmed', async () => {
     const w = await start();
     const eps = Array.from({ length: 50 }, (_, i) => ep(i + 1));
-    for (const e of eps) (w.dp.upsertEndpoint(e), w.dp.setAcls(e.id, GROUP));
+    for (const e of eps) {
+      w.dp.upsertEndpoint(e);
+      w.dp.setAcls(e.id, GROUP);
+    }
     await settle(w);
     expect(eps.filter((e) => w.dp.status(e.id)!.interfaceUp)).to.have.length(0);
     w.k.loseLinkEvents(() => plug(w.k, ...eps));
@@ -605,8 +689,14 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     const index = w.k.link(a.ifname)!.index;
     const programmed = () => ({
       addresses: w.k.ipv6Addresses(),
-      routes: w.k.routes().map((r) => r.dst).sort(),
-      neighbours: w.k.neighbours().map((n) => `${n.dst} ${n.mac}`).sort(),
+      routes: w.k
+        .routes()
+        .map((r) => r.dst)
+        .sort(),
+      neighbours: w.k
+        .neighbours()
+        .map((n) => `${n.dst} ${n.mac}`)
+        .sort(),
     });
     const want = {
       addresses: [{ addr: 'fe80::1', prefixLen: 64, ifindex: index }],
@@ -623,7 +713,11 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     expect(programmed(), 'put back on up').to.deep.equal(want);
     w.dp.upsertEndpoint({ ...a, addrs: ['192.168.0.2'] });
     await settle(w);
-    expect(programmed(), 'no IPv6 address left: no gateway either').to.deep.equal({ addresses: [], routes: ['192.168.0.2'], neighbours: [`192.168.0.2 ${a.mac}`] });
+    expect(programmed(), 'no IPv6 address left: no gateway either').to.deep.equal({
+      addresses: [],
+      routes: ['192.168.0.2'],
+      neighbours: [`192.168.0.2 ${a.mac}`],
+    });
   });
 
   it('an IPv4-only endpoint gets no IPv6 gateway or sysctl; a removed IPv6 endpoint takes its gateway along', async () => {
@@ -660,6 +754,6 @@ describe('Felix dataplane apply loop (fake kernel)', () => {
     await settle(w);
     expect(w.dp.status(a.id)!.error).to.match(/bad interface name/);
     expect(filter(w).get('felix-FROM-ENDPOINT')).to.deep.equal(['-j DROP']);
-    expect(w.k.ops.filter((o) => o.args.some((x) => String(x).includes('eth9')))).to.deep.equal([]);
+    expect(w.k.ops.filter((o) => o.args.some((x) => x.includes('eth9')))).to.deep.equal([]);
   });
 });

@@ -3,7 +3,10 @@ import { expect } from 'chai';
 import { ChainCounters, DeniedTotals, deniedByEndpoint, deniedOwner, droppedBy } from '../../../src/felix/dataplane/denied.js';
 import type { Family } from '../../../src/felix/dataplane/render/names.js';
 
-const ENDPOINTS = new Map([['aaaaaaaaaaa', 'aaaaaaaaaaaa0001'], ['bbbbbbbbbbb', 'bbbbbbbbbbbb0002']]);
+const ENDPOINTS = new Map([
+  ['aaaaaaaaaaa', 'aaaaaaaaaaaa0001'],
+  ['bbbbbbbbbbb', 'bbbbbbbbbbbb0002'],
+]);
 
 describe('denied packets: whose chain', () => {
   const rows: Array<[string, ReturnType<typeof deniedOwner>]> = [
@@ -19,7 +22,8 @@ describe('denied packets: whose chain', () => {
     ['felix-DHCP', null],
     ['FORWARD', null],
   ];
-  for (const [chain, owner] of rows) it(`${chain} → ${owner ? `${owner.endpoint || '""'} ${owner.direction}` : 'nobody'}`, () => expect(deniedOwner(chain, ENDPOINTS)).to.deep.equal(owner));
+  for (const [chain, owner] of rows)
+    it(`${chain} → ${owner ? `${owner.endpoint || '""'} ${owner.direction}` : 'nobody'}`, () => expect(deniedOwner(chain, ENDPOINTS)).to.deep.equal(owner));
 
   it('counts the packets of DROP rules only (the anti-spoofing DROP among them)', () => {
     expect(
@@ -34,7 +38,16 @@ describe('denied packets: whose chain', () => {
 });
 
 describe('denied packets: totals that only grow', () => {
-  const chains = (c: Record<string, number>): ChainCounters => new Map(Object.entries(c).map(([chain, n]) => [chain, [{ rule: '-m set --match-set s src -j RETURN', packets: 50, bytes: 0 }, { rule: '-j DROP', packets: n, bytes: 0 }]]));
+  const chains = (c: Record<string, number>): ChainCounters =>
+    new Map(
+      Object.entries(c).map(([chain, n]) => [
+        chain,
+        [
+          { rule: '-m set --match-set s src -j RETURN', packets: 50, bytes: 0 },
+          { rule: '-j DROP', packets: n, bytes: 0 },
+        ],
+      ]),
+    );
   const reading = (v4: Record<string, number>, v6: Record<string, number> = {}): Record<Family, ChainCounters> => ({ 4: chains(v4), 6: chains(v6) });
   const totals = (t: DeniedTotals, r: Record<Family, ChainCounters>, endpoints = ENDPOINTS) =>
     Object.fromEntries(t.update(r, endpoints).map((c) => [`${c.endpoint || '-'} ${c.direction} ${c.family}`, c.packets]));
@@ -44,7 +57,13 @@ describe('denied packets: totals that only grow', () => {
     const t = new DeniedTotals();
     expect(totals(t, reading({}))).to.deep.equal(DISPATCH0);
     expect(
-      totals(t, reading({ 'felix-to-aaaaaaaaaaa': 5, 'felix-from-aaaaaaaaaaa': 1, 'felix-TO-ENDPOINT': 2, 'felix-TO-IF-tapa': 3, 'felix-FORWARD': 99 }, { 'felix-to-aaaaaaaaaaa': 7 })),
+      totals(
+        t,
+        reading(
+          { 'felix-to-aaaaaaaaaaa': 5, 'felix-from-aaaaaaaaaaa': 1, 'felix-TO-ENDPOINT': 2, 'felix-TO-IF-tapa': 3, 'felix-FORWARD': 99 },
+          { 'felix-to-aaaaaaaaaaa': 7 },
+        ),
+      ),
     ).to.deep.equal({ ...DISPATCH0, '- inbound 4': 5, 'aaaaaaaaaaaa0001 inbound 4': 5, 'aaaaaaaaaaaa0001 outbound 4': 1, 'aaaaaaaaaaaa0001 inbound 6': 7 });
     const rows = deniedByEndpoint(t.update(reading({ 'felix-to-aaaaaaaaaaa': 5, 'felix-from-aaaaaaaaaaa': 1 }, { 'felix-to-aaaaaaaaaaa': 7 }), ENDPOINTS));
     expect(rows.get('aaaaaaaaaaaa0001')).to.deep.equal({ inbound: 12, outbound: 1 });
@@ -81,16 +100,18 @@ describe('denied packets: totals that only grow', () => {
     let seed = 7;
     const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2147483648), seed % n);
     const names = ['felix-to-aaaaaaaaaaa', 'felix-from-aaaaaaaaaaa', 'felix-to-bbbbbbbbbbb', 'felix-TO-ENDPOINT', 'felix-TO-IF-tapa', 'felix-TO-IF-tapb'];
-    const now: Record<string, number> = {};
+    const now = new Map<string, number>();
     let before: Record<string, number> = {};
     for (let step = 0; step < 300; step++) {
       for (const n of names) {
         const r = rand(10);
-        if (r === 0) delete now[n]; // chain gone
-        else if (r === 1) now[n] = 0; // written whole
-        else if (n in now || r > 5) now[n] = (now[n] ?? 0) + rand(5);
+        if (r === 0)
+          now.delete(n); // chain gone
+        else if (r === 1)
+          now.set(n, 0); // written whole
+        else if (now.has(n) || r > 5) now.set(n, (now.get(n) ?? 0) + rand(5));
       }
-      const after = totals(t, reading({ ...now }, { ...now }));
+      const after = totals(t, reading(Object.fromEntries(now), Object.fromEntries(now)));
       for (const [k, v] of Object.entries(before)) expect(after[k], `${k} at step ${step}`).to.be.at.least(v);
       before = after;
     }

@@ -1,8 +1,6 @@
 import { expect } from 'chai';
 import { seededRandom } from '../../support/fuzz.js';
-import {
-  DISPATCH_LEAF_MAX, DispatchTarget, DispatchTree, dispatchChainNames,
-} from '../../../src/felix/dataplane/render/dispatch.js';
+import { DISPATCH_LEAF_MAX, DispatchTarget, DispatchTree, dispatchChainNames } from '../../../src/felix/dataplane/render/dispatch.js';
 import { CHAIN_FROM_ENDPOINT, CHAIN_TO_ENDPOINT } from '../../../src/felix/dataplane/render/names.js';
 
 const PREFIX = 'tap';
@@ -22,7 +20,7 @@ function treeOf(names: Iterable<string>): DispatchTree {
 }
 
 function pick<T>(rand: () => number, xs: ArrayLike<T>): T {
-  return xs[Math.floor(rand() * xs.length)];
+  return xs[Math.floor(rand() * xs.length)]!;
 }
 
 function randomName(rand: () => number, alphabet: string, len: number): string {
@@ -55,8 +53,8 @@ function walk(chains: Map<string, string[]>, dir: 'from' | 'to', ifname: string)
         const m = RULE_RE.exec(rule);
         if (!m) throw new Error(`unexpected rule ${rule} in ${chain}`);
         if (!rule.startsWith(dir === 'from' ? '-i ' : '-o ')) throw new Error(`wrong direction: ${rule} in ${chain}`);
-        const pat = m[1];
-        if (pat.endsWith('+') ? ifname.startsWith(pat.slice(0, -1)) : ifname === pat) return m[2];
+        const pat = m[1]!;
+        if (pat.endsWith('+') ? ifname.startsWith(pat.slice(0, -1)) : ifname === pat) return m[2]!;
       }
       throw new Error(`chain ${chain} fell through without a final DROP`);
     };
@@ -71,11 +69,10 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
   this.timeout(60000); // the property and 5000-interface cases take seconds, not milliseconds
 
   describe('golden rule lists for small trees', () => {
-    const hexRange = (stem: string, n: number): string[] => Array.from({ length: n }, (_, i) => stem + HEX[i]);
+    const hexRange = (stem: string, n: number): string[] => Array.from({ length: n }, (_, i) => stem + HEX[i]!);
     const leaves = (names: string[], dir: 'from' | 'to'): string[] =>
       [...names].sort().map((n) => (dir === 'from' ? `-i ${n} -g ${target(n).from}` : `-o ${n} -g ${target(n).to}`));
-    const tree = (path: string, dir: 'from' | 'to'): string =>
-      dir === 'from' ? `-i ${path}+ -g felix-FROM-IF-${path}` : `-o ${path}+ -g felix-TO-IF-${path}`;
+    const tree = (path: string, dir: 'from' | 'to'): string => (dir === 'from' ? `-i ${path}+ -g felix-FROM-IF-${path}` : `-o ${path}+ -g felix-TO-IF-${path}`);
 
     /** Expected chains, given in the from direction; the to direction is derived by the same helpers. */
     type Golden = (dir: 'from' | 'to') => Record<string, string[]>;
@@ -83,9 +80,7 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
       const m = new Map<string, string[]>();
       for (const dir of ['from', 'to'] as const) {
         for (const [path, rules] of Object.entries(g(dir))) {
-          const name = path === PREFIX
-            ? (dir === 'from' ? CHAIN_FROM_ENDPOINT : CHAIN_TO_ENDPOINT)
-            : dispatchChainNames(path)[dir];
+          const name = path === PREFIX ? (dir === 'from' ? CHAIN_FROM_ENDPOINT : CHAIN_TO_ENDPOINT) : dispatchChainNames(path)[dir];
           m.set(name, rules);
         }
       }
@@ -151,12 +146,18 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
       t.flush();
       t.set('tapc1', null);
       const out = t.flush();
-      expect(sorted(out)).to.deep.equal(sorted(new Map<string, string[] | null>([
-        [CHAIN_FROM_ENDPOINT, [...leaves(names.slice(0, 16), 'from'), '-j DROP']],
-        [CHAIN_TO_ENDPOINT, [...leaves(names.slice(0, 16), 'to'), '-j DROP']],
-        ['felix-FROM-IF-tapa', null], ['felix-TO-IF-tapa', null],
-        ['felix-FROM-IF-tapb', null], ['felix-TO-IF-tapb', null],
-      ])));
+      expect(sorted(out)).to.deep.equal(
+        sorted(
+          new Map<string, string[] | null>([
+            [CHAIN_FROM_ENDPOINT, [...leaves(names.slice(0, 16), 'from'), '-j DROP']],
+            [CHAIN_TO_ENDPOINT, [...leaves(names.slice(0, 16), 'to'), '-j DROP']],
+            ['felix-FROM-IF-tapa', null],
+            ['felix-TO-IF-tapa', null],
+            ['felix-FROM-IF-tapb', null],
+            ['felix-TO-IF-tapb', null],
+          ]),
+        ),
+      );
     });
 
     it('returns nothing for no-op changes: same target, unknown removal, add then remove', () => {
@@ -170,7 +171,7 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
       expect(t.size).to.equal(17);
     });
 
-    it('a target change in one direction rewrites only that direction\'s chain', () => {
+    it("a target change in one direction rewrites only that direction's chain", () => {
       const t = treeOf(hexRange('tapa', 17));
       t.flush();
       t.set('tapa3', { from: target('tapa3').from, to: 'felix-to-other' });
@@ -179,12 +180,12 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
   });
 
   describe('chain names', () => {
-    it('fit iptables\' 28 characters for the deepest chain 15-character names can force', () => {
+    it("fit iptables' 28 characters for the deepest chain 15-character names can force", () => {
       // A chain needs two distinct names below its path, so with names of at most
       // 15 characters its path has at most 14: 'felix-FROM-IF-' (14) + 14 = 28.
       // Build that worst case: 17 names below a 13-character path, two of them below a 14-character one.
       const p13 = PREFIX + 'a'.repeat(10);
-      const names = [`${p13}a0`, `${p13}a1`, ...Array.from({ length: 15 }, (_, i) => p13 + MIXED[27 + i])];
+      const names = [`${p13}a0`, `${p13}a1`, ...Array.from({ length: 15 }, (_, i) => p13 + MIXED[27 + i]!)];
       expect(Math.max(...names.map((n) => n.length))).to.equal(15);
       const chains = treeOf(names).chains();
       expect(chains.has(`felix-FROM-IF-${p13}a`)).to.equal(true);
@@ -208,7 +209,7 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
           expect(name.startsWith('felix-')).to.equal(true);
           for (const r of rules) {
             const m = RULE_RE.exec(r);
-            if (m) expect(m[1].length, r).to.be.at.most(15);
+            if (m) expect(m[1]!.length, r).to.be.at.most(15);
           }
         }
       }
@@ -302,7 +303,7 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
         expect(rules[rules.length - 1], name).to.equal('-j DROP');
         expect(rules.slice(0, -1)).to.not.include('-j DROP');
         const path = name === CHAIN_FROM_ENDPOINT || name === CHAIN_TO_ENDPOINT ? PREFIX : name.replace(/^felix-(FROM|TO)-IF-/, '');
-        const pats = rules.slice(0, -1).map((r) => RULE_RE.exec(r)![1]);
+        const pats = rules.slice(0, -1).map((r) => RULE_RE.exec(r)![1]!);
         for (const p of pats) expect(p.startsWith(path), `${name}: ${p}`).to.equal(true);
         const nexts = new Set(pats.filter((p) => p !== path).map((p) => p[path.length]));
         expect(rules.length, name).to.be.at.most(Math.max(DISPATCH_LEAF_MAX + 1, nexts.size + 2));
@@ -328,12 +329,14 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
             sum += w.rules;
           }
         }
-        for (const unknown of ['tapzzz', 'tap', randomName(rand, HEX, 14), [...names][0] + '0', [...names][0].slice(0, 10)]) {
+        for (const unknown of ['tapzzz', 'tap', randomName(rand, HEX, 14), [...names][0]! + '0', [...names][0]!.slice(0, 10)]) {
           if (names.has(unknown)) continue;
           expect(walk(chains, 'from', unknown).end).to.equal('DROP');
           expect(walk(chains, 'to', unknown).end).to.equal('DROP');
         }
-        console.log(`      ${n} interfaces: ${chains.size / 2} chains per direction, rules walked max ${max}, mean ${(sum / (2 * n)).toFixed(1)} (flat: up to ${n})`);
+        console.log(
+          `      ${n} interfaces: ${chains.size / 2} chains per direction, rules walked max ${max}, mean ${(sum / (2 * n)).toFixed(1)} (flat: up to ${n})`,
+        );
         if (n >= 1000) expect(max).to.be.at.most(60);
       });
     }
@@ -395,7 +398,7 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
           t.set(n, target(n));
           present.push(n);
         } else {
-          t.set(present.splice(Math.floor(rand() * present.length), 1)[0], null);
+          t.set(present.splice(Math.floor(rand() * present.length), 1)[0]!, null);
         }
         chainsOut += t.flush().size;
       }
@@ -403,8 +406,10 @@ describe('DispatchTree (SPEC §6 Dispatch v2)', function () {
       t0 = performance.now();
       for (let i = 0; i < 20; i++) t.chains();
       const whole = (performance.now() - t0) / 20;
-      console.log(`      5000 entries: build+first flush ${build.toFixed(1)} ms; one change's set+flush ${(perFlush * 1000).toFixed(1)} µs ` +
-        `(${(chainsOut / rounds).toFixed(1)} chains returned); full chains() ${whole.toFixed(2)} ms`);
+      console.log(
+        `      5000 entries: build+first flush ${build.toFixed(1)} ms; one change's set+flush ${(perFlush * 1000).toFixed(1)} µs ` +
+          `(${(chainsOut / rounds).toFixed(1)} chains returned); full chains() ${whole.toFixed(2)} ms`,
+      );
     });
   });
 });

@@ -5,9 +5,22 @@
  */
 import { expect } from 'chai';
 import { pino } from 'pino';
-import { KernelTableFacts, KernelTableReader, NeighbourThresholds, ProcKernelTables, parseNeighbourStat } from '../../../src/felix/dataplane/drivers/kernel-tables.js';
 import {
-  KernelTableMonitor, TableUsage, countAddresses, limitRaises, tableUsages, tableWarning, wantedConntrackMax, wantedNeighbourThresholds,
+  KernelTableFacts,
+  KernelTableReader,
+  NeighbourThresholds,
+  ProcKernelTables,
+  parseNeighbourStat,
+} from '../../../src/felix/dataplane/drivers/kernel-tables.js';
+import {
+  KernelTableMonitor,
+  TableUsage,
+  countAddresses,
+  limitRaises,
+  tableUsages,
+  tableWarning,
+  wantedConntrackMax,
+  wantedNeighbourThresholds,
 } from '../../../src/felix/kernel-tables.js';
 import { FakeClock } from '../../support/fake-clock.js';
 import { FakeKernel, FakeKernelOptions } from '../../support/fake-kernel.js';
@@ -23,7 +36,9 @@ const NDISC_CACHE = `entries  allocs   destroys hash_grows lookups  hits     res
 
 const DEFAULTS: NeighbourThresholds = { thresh1: 128, thresh2: 512, thresh3: 1024 };
 
-function facts(over: { root?: boolean; v4?: number; v6?: number; thresholds?: NeighbourThresholds | null; conntrack?: KernelTableFacts['conntrack'] } = {}): KernelTableFacts {
+function facts(
+  over: { root?: boolean; v4?: number; v6?: number; thresholds?: NeighbourThresholds | null; conntrack?: KernelTableFacts['conntrack'] } = {},
+): KernelTableFacts {
   const root = over.root ?? true;
   const thresholds = over.thresholds === undefined ? (root ? DEFAULTS : null) : over.thresholds;
   return {
@@ -33,7 +48,14 @@ function facts(over: { root?: boolean; v4?: number; v6?: number; thresholds?: Ne
   };
 }
 
-const usage = (over: Partial<TableUsage>): TableUsage => ({ table: 'ipv4-neighbours', entries: 0, limit: 1000, scope: 'kernel', sysctl: 'net.ipv4.neigh.default.gc_thresh3', ...over });
+const usage = (over: Partial<TableUsage>): TableUsage => ({
+  table: 'ipv4-neighbours',
+  entries: 0,
+  limit: 1000,
+  scope: 'kernel',
+  sysctl: 'net.ipv4.neigh.default.gc_thresh3',
+  ...over,
+});
 
 describe('kernel tables: calculation', () => {
   it('reads the entries column of /proc/net/stat/arp_cache and ndisc_cache (hex, first CPU row)', () => {
@@ -42,7 +64,8 @@ describe('kernel tables: calculation', () => {
   });
 
   for (const bad of ['', 'entries\n', 'allocs entries\n0001 zz\n'])
-    it(`refuses neighbour statistics it does not recognise: ${JSON.stringify(bad)}`, () => expect(() => parseNeighbourStat(bad)).to.throw(/unexpected neighbour statistics/));
+    it(`refuses neighbour statistics it does not recognise: ${JSON.stringify(bad)}`, () =>
+      expect(() => parseNeighbourStat(bad)).to.throw(/unexpected neighbour statistics/));
 
   it('root namespace: kernel-wide neighbour counts against gc_thresh3, conntrack against nf_conntrack_max', () => {
     expect(tableUsages(facts({ v4: 700, v6: 3 }))).to.deep.equal([
@@ -61,9 +84,21 @@ describe('kernel tables: calculation', () => {
 
   const warnings: Array<[string, TableUsage, string | null]> = [
     ['below 80%', usage({ entries: 799 }), null],
-    ['at 80%', usage({ entries: 800 }), 'IPv4 neighbour table (ARP) holds 800 of 1000 entries (80%) in the whole kernel: raise net.ipv4.neigh.default.gc_thresh3 (and gc_thresh2 to about half of it)'],
-    ['over the limit', usage({ table: 'ipv6-neighbours', entries: 1100, sysctl: 'net.ipv6.neigh.default.gc_thresh3' }), 'IPv6 neighbour table (NDP) holds 1100 of 1000 entries (110%) in the whole kernel: raise net.ipv6.neigh.default.gc_thresh3 (and gc_thresh2 to about half of it)'],
-    ['conntrack at 90%, this namespace', usage({ table: 'conntrack', entries: 235930, limit: 262144, scope: 'namespace', sysctl: 'net.netfilter.nf_conntrack_max' }), 'conntrack table holds 235930 of 262144 entries (90%) in this namespace: raise net.netfilter.nf_conntrack_max'],
+    [
+      'at 80%',
+      usage({ entries: 800 }),
+      'IPv4 neighbour table (ARP) holds 800 of 1000 entries (80%) in the whole kernel: raise net.ipv4.neigh.default.gc_thresh3 (and gc_thresh2 to about half of it)',
+    ],
+    [
+      'over the limit',
+      usage({ table: 'ipv6-neighbours', entries: 1100, sysctl: 'net.ipv6.neigh.default.gc_thresh3' }),
+      'IPv6 neighbour table (NDP) holds 1100 of 1000 entries (110%) in the whole kernel: raise net.ipv6.neigh.default.gc_thresh3 (and gc_thresh2 to about half of it)',
+    ],
+    [
+      'conntrack at 90%, this namespace',
+      usage({ table: 'conntrack', entries: 235930, limit: 262144, scope: 'namespace', sysctl: 'net.netfilter.nf_conntrack_max' }),
+      'conntrack table holds 235930 of 262144 entries (90%) in this namespace: raise net.netfilter.nf_conntrack_max',
+    ],
     ['a limit not visible', usage({ entries: 100000, limit: null, scope: 'namespace' }), null],
     ['conntrack without a limit (0)', usage({ table: 'conntrack', entries: 5, limit: 0 }), null],
   ];
@@ -77,8 +112,18 @@ describe('kernel tables: calculation', () => {
     ['10 000 addresses', DEFAULTS, 10000, { thresh1: 128, thresh2: 20992, thresh3: 41984 }],
     ['higher limits are never lowered', { thresh1: 4096, thresh2: 8192, thresh3: 16384 }, 1000, { thresh1: 4096, thresh2: 8192, thresh3: 16384 }],
     ['only the one that is short is raised', { thresh1: 128, thresh2: 4000, thresh3: 1024 }, 300, { thresh1: 128, thresh2: 4000, thresh3: 4000 }],
-    ['an operator’s higher value is kept as it is, not rounded', { thresh1: 128, thresh2: 512, thresh3: 5000 }, 500, { thresh1: 128, thresh2: 1536, thresh3: 5000 }],
-    ['an operator’s lower value is raised to a multiple of 1024', { thresh1: 128, thresh2: 512, thresh3: 5000 }, 900, { thresh1: 128, thresh2: 2560, thresh3: 5120 }],
+    [
+      'an operator’s higher value is kept as it is, not rounded',
+      { thresh1: 128, thresh2: 512, thresh3: 5000 },
+      500,
+      { thresh1: 128, thresh2: 1536, thresh3: 5000 },
+    ],
+    [
+      'an operator’s lower value is raised to a multiple of 1024',
+      { thresh1: 128, thresh2: 512, thresh3: 5000 },
+      900,
+      { thresh1: 128, thresh2: 2560, thresh3: 5120 },
+    ],
   ];
   for (const [name, now, addrs, want] of neighbours)
     it(`neighbour thresholds: ${name}`, () => {
@@ -97,7 +142,8 @@ describe('kernel tables: calculation', () => {
     // 0 is no limit at all: never "raised" to one.
     [0, 8, 0],
   ];
-  for (const [now, cpus, want] of conntrack) it(`nf_conntrack_max ${now} with ${cpus} CPUs → ${want}`, () => expect(wantedConntrackMax(now, cpus)).to.equal(want));
+  for (const [now, cpus, want] of conntrack)
+    it(`nf_conntrack_max ${now} with ${cpus} CPUs → ${want}`, () => expect(wantedConntrackMax(now, cpus)).to.equal(want));
 
   it('raises in the root namespace only, gc_thresh3 before gc_thresh2, only the families that need it', () => {
     const f = facts({ conntrack: { entries: 0, max: 65536 } });
@@ -136,7 +182,7 @@ describe('kernel tables: monitor (fake kernel, fake clock)', () => {
     seed(k);
     clock = new FakeClock();
     logs = [];
-    const log = pino({ level: 'info' }, { write: (s: string) => logs.push(JSON.parse(s)) });
+    const log = pino({ level: 'info' }, { write: (s: string) => logs.push(JSON.parse(s) as (typeof logs)[number]) });
     monitor = new KernelTableMonitor({
       reader: failing(new ProcKernelTables(k.sysctl, k.netlink, (name) => k.readProcNetStat(name))),
       sysctl: k.sysctl,
@@ -163,7 +209,7 @@ describe('kernel tables: monitor (fake kernel, fake clock)', () => {
     addresses = { 4: 0, 6: 0 };
     readsFail = false;
   });
-  afterEach(() => monitor?.stop());
+  afterEach(() => (monitor as KernelTableMonitor | undefined)?.stop()); // unset if beforeEach failed
 
   it('root namespace: raises the limits the endpoints need, logs each raise, and reports the new limits', async () => {
     addresses = { 4: 300, 6: 0 };
@@ -187,7 +233,9 @@ describe('kernel tables: monitor (fake kernel, fake clock)', () => {
     expect(raised[0]).to.include({ table: 'ipv4-neighbours', from: 1024, to: 3072, addresses: 300 });
     expect(raised[2]).to.include({ table: 'conntrack', cpus: 8 });
     expect(monitor.usages.map((u) => [u.table, u.limit, u.scope])).to.deep.equal([
-      ['ipv4-neighbours', 3072, 'kernel'], ['ipv6-neighbours', 1024, 'kernel'], ['conntrack', 262144, 'namespace'],
+      ['ipv4-neighbours', 3072, 'kernel'],
+      ['ipv6-neighbours', 1024, 'kernel'],
+      ['conntrack', 262144, 'namespace'],
     ]);
   });
 
@@ -232,7 +280,13 @@ describe('kernel tables: monitor (fake kernel, fake clock)', () => {
     await tick();
     expect(writes()).to.deep.equal([]);
     expect(k.sysctl.writes).to.equal(0);
-    expect(monitor.usages[0]).to.deep.equal({ table: 'ipv4-neighbours', entries: 3, limit: 1024, scope: 'kernel', sysctl: 'net.ipv4.neigh.default.gc_thresh3' });
+    expect(monitor.usages[0]).to.deep.equal({
+      table: 'ipv4-neighbours',
+      entries: 3,
+      limit: 1024,
+      scope: 'kernel',
+      sysctl: 'net.ipv4.neigh.default.gc_thresh3',
+    });
     expect(lines(INFO, /RaiseKernelLimits is off/)).to.have.length(1);
   });
 
@@ -264,7 +318,11 @@ describe('kernel tables: monitor (fake kernel, fake clock)', () => {
       k.neighboursElsewhere(4, 900);
       k.neighboursElsewhere(6, 20);
     });
-    expect(monitor.usages.map((u) => [u.table, u.entries])).to.deep.equal([['ipv4-neighbours', 907], ['ipv6-neighbours', 20], ['conntrack', 0]]);
+    expect(monitor.usages.map((u) => [u.table, u.entries])).to.deep.equal([
+      ['ipv4-neighbours', 907],
+      ['ipv6-neighbours', 20],
+      ['conntrack', 0],
+    ]);
     // Kernel-wide counts come from /proc/net/stat: no neighbour dump.
     expect(k.count('netlink.neighbourCounts')).to.equal(0);
   });

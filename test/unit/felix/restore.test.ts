@@ -1,7 +1,16 @@
 import { expect } from 'chai';
 import {
-  RuleEdit, chainEdits, ipsetErrorLine, isDropRule, parseIpsetSave, parseIptablesCounters, parseIptablesSave, renderIpsetRestore, renderIptablesRestore,
-  ruleEditLine, setsReferenced,
+  RuleEdit,
+  chainEdits,
+  ipsetErrorLine,
+  isDropRule,
+  parseIpsetSave,
+  parseIptablesCounters,
+  parseIptablesSave,
+  renderIpsetRestore,
+  renderIptablesRestore,
+  ruleEditLine,
+  setsReferenced,
 } from '../../../src/felix/dataplane/render/restore.js';
 import { contentHash, contentSetHash, contentSetName, endpointSuffix, tempSetName } from '../../../src/felix/dataplane/render/names.js';
 
@@ -26,16 +35,36 @@ describe('iptables-restore text', () => {
     ]);
     expect(text).to.equal(
       [
-        '*filter', ':felix-a - [0:0]', ':felix-b - [0:0]', '-A felix-a -j DROP',
-        '-R felix-c 2 -j RETURN', '-D felix-c 4', '-I felix-c 3 -s 10.0.0.1/32 -j RETURN',
-        '-D INPUT -j felix-INPUT', '-I FORWARD 1 -j felix-FORWARD', '-X felix-b', 'COMMIT', '',
+        '*filter',
+        ':felix-a - [0:0]',
+        ':felix-b - [0:0]',
+        '-A felix-a -j DROP',
+        '-R felix-c 2 -j RETURN',
+        '-D felix-c 4',
+        '-I felix-c 3 -s 10.0.0.1/32 -j RETURN',
+        '-D INPUT -j felix-INPUT',
+        '-I FORWARD 1 -j felix-FORWARD',
+        '-X felix-b',
+        'COMMIT',
+        '',
       ].join('\n'),
     );
     expect(renderIptablesRestore([{ table: 'nat', ...none }])).to.equal('', 'nothing to change → no process run');
   });
 
   it('parses iptables-save into table → chain → rules; finds the sets a rule references', () => {
-    const state = parseIptablesSave(['*raw', ':PREROUTING ACCEPT [0:0]', '-A PREROUTING -j felix-RPF', 'COMMIT', '*filter', ':felix-x - [0:0]', '-A felix-x -m set --match-set felix-4a-00 src -j RETURN', 'COMMIT'].join('\n'));
+    const state = parseIptablesSave(
+      [
+        '*raw',
+        ':PREROUTING ACCEPT [0:0]',
+        '-A PREROUTING -j felix-RPF',
+        'COMMIT',
+        '*filter',
+        ':felix-x - [0:0]',
+        '-A felix-x -m set --match-set felix-4a-00 src -j RETURN',
+        'COMMIT',
+      ].join('\n'),
+    );
     expect(state.get('raw')!.get('PREROUTING')).to.deep.equal(['-j felix-RPF']);
     expect(setsReferenced(state.get('filter')!.get('felix-x')![0]!)).to.deep.equal(['felix-4a-00']);
   });
@@ -64,7 +93,14 @@ describe('iptables-restore text', () => {
       { rule: '-j DROP', packets: 123456789012, bytes: 9876543210987 },
       { rule: '-m mark ! --mark 0x1 -j DROP', packets: 0, bytes: 0 },
     ]);
-    expect(parseIptablesSave(text.replace(/^\[\d+:\d+\] /gm, '')).get('filter')!.get('felix-to-abc')).to.deep.equal(filter.get('felix-to-abc')!.map((r) => r.rule), 'the same rules as without -c');
+    expect(
+      parseIptablesSave(text.replace(/^\[\d+:\d+\] /gm, ''))
+        .get('filter')!
+        .get('felix-to-abc'),
+    ).to.deep.equal(
+      filter.get('felix-to-abc')!.map((r) => r.rule),
+      'the same rules as without -c',
+    );
   });
 
   const drops: Array<[string, boolean]> = [
@@ -121,7 +157,6 @@ describe('in-place chain edits (issue #16: kept rules keep their counters)', () 
     });
 });
 
-
 describe('content-named sets (SPEC §6 v2)', () => {
   it('names a set by family, kind and the hash of its type and sorted members; temporaries are recognisable', () => {
     const name = contentSetName(4, 'port', ['10.0.0.1,tcp:80']);
@@ -145,7 +180,13 @@ describe('content-named sets (SPEC §6 v2)', () => {
   it('writes each set under a temporary name, then renames it (or swaps an untrusted one); records each set’s last line', () => {
     const a = { name: 'felix-4a-1', type: 'hash:net' as const, family: 4 as const, members: ['10.0.0.1'] };
     const b = { name: 'felix-6p-2', type: 'hash:net,port' as const, family: 6 as const, members: ['fd00::/8,tcp:80', 'fd00::/8,tcp:81'] };
-    const { text, lastLine } = renderIpsetRestore([{ set: a, replace: false }, { set: b, replace: true }], ['felix-to-addr-old']);
+    const { text, lastLine } = renderIpsetRestore(
+      [
+        { set: a, replace: false },
+        { set: b, replace: true },
+      ],
+      ['felix-to-addr-old'],
+    );
     expect(text.split('\n')).to.deep.equal([
       'create felix-tmp-4a-1 hash:net family inet maxelem 1048576',
       'flush felix-tmp-4a-1',
@@ -160,7 +201,11 @@ describe('content-named sets (SPEC §6 v2)', () => {
       'destroy felix-to-addr-old',
       '',
     ]);
-    expect([...lastLine]).to.deep.equal([['felix-4a-1', 4], ['felix-6p-2', 10], ['felix-to-addr-old', 11]]);
+    expect([...lastLine]).to.deep.equal([
+      ['felix-4a-1', 4],
+      ['felix-6p-2', 10],
+      ['felix-to-addr-old', 11],
+    ]);
     expect(ipsetErrorLine('ipset v7.17: Error in line 7: Hash is full')).to.equal(7);
     expect(ipsetErrorLine('boom')).to.equal(null);
   });

@@ -67,7 +67,7 @@ describe('parseRouteLookup: ip -j route get / show match → the route', () => {
     });
 });
 
-describe('IpRouteLookup: the commands it runs and the kernel\'s refusal', () => {
+describe("IpRouteLookup: the commands it runs and the kernel's refusal", () => {
   /** Answers `ip` from a table keyed by its arguments; a CommandError where the value is one. */
   const runner = (answers: Record<string, string | CommandError>, asked: string[][] = []): CommandRunner => ({
     run(cmd, args) {
@@ -78,11 +78,16 @@ describe('IpRouteLookup: the commands it runs and the kernel\'s refusal', () => 
     },
   });
 
-  it('asks route get, then show match, in the address\'s family', async () => {
+  it("asks route get, then show match, in the address's family", async () => {
     const asked: string[][] = [];
-    const r = await new IpRouteLookup(runner({ '-j -4 route get 192.168.1.4': GET_REMOTE, '-j -4 route show match 192.168.1.4': MATCH_REMOTE }, asked)).lookup('192.168.1.4');
+    const r = await new IpRouteLookup(runner({ '-j -4 route get 192.168.1.4': GET_REMOTE, '-j -4 route show match 192.168.1.4': MATCH_REMOTE }, asked)).lookup(
+      '192.168.1.4',
+    );
     expect(r).to.deep.equal({ dev: 'v0', gateway: '198.18.0.2', protocol: 'bird', error: null });
-    expect(asked).to.deep.equal([['ip', '-j', '-4', 'route', 'get', '192.168.1.4'], ['ip', '-j', '-4', 'route', 'show', 'match', '192.168.1.4']]);
+    expect(asked).to.deep.equal([
+      ['ip', '-j', '-4', 'route', 'get', '192.168.1.4'],
+      ['ip', '-j', '-4', 'route', 'show', 'match', '192.168.1.4'],
+    ]);
   });
 
   it('the kernel\'s words when it has no route, without "RTNETLINK answers:"', async () => {

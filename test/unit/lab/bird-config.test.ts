@@ -13,7 +13,11 @@ function statements(text: string): string[] {
 /** The body of `protocol bgp NAME from mesh { … }` (sessions over `ip`) and `… from mesh6 { … }` (over `ip6`, named `NAME from mesh6`). */
 function bgpProtocols(text: string): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  for (const m of text.matchAll(/^protocol bgp (\S+) from (mesh6?) \{\n([^}]*)\}/gm)) out.set(m[2] === 'mesh' ? m[1]! : `${m[1]} from ${m[2]}`, statements(m[3]!).filter((l) => l !== ''));
+  for (const m of text.matchAll(/^protocol bgp (\S+) from (mesh6?) \{\n([^}]*)\}/gm))
+    out.set(
+      m[2] === 'mesh' ? m[1]! : `${m[1]} from ${m[2]}`,
+      statements(m[3]!).filter((l) => l !== ''),
+    );
   return out;
 }
 
@@ -25,7 +29,14 @@ function templateChannels(text: string): Record<string, string[]> {
 }
 
 describe('renderBirdConfig', () => {
-  const rows: { name: string; input: BirdConfigInput; has: string[]; hasNot?: string[]; sessions: Record<string, string[]>; templates?: Record<string, string[]> }[] = [
+  const rows: {
+    name: string;
+    input: BirdConfigInput;
+    has: string[];
+    hasNot?: string[];
+    sessions: Record<string, string[]>;
+    templates?: Record<string, string[]>;
+  }[] = [
     {
       name: '2 hosts',
       input: { self: host(1), peers: [host(2)] },
@@ -114,14 +125,31 @@ describe('renderBirdConfig', () => {
     },
     {
       name: 'custom AS, several prefixes (host bits cleared, duplicates dropped), log file, router id',
-      input: { self: host(1), peers: [host(2)], asNumber: 65001, prefixes: ['10.65.0.0/16', '10.66.1.1/16', '10.66.0.0/16'], routerId: '1.2.3.4', logFile: '/var/log/bird/bird.log' },
-      has: ['router id 1.2.3.4;', 'log "/var/log/bird/bird.log" 10000000 "/var/log/bird/bird.log.old" all;', 'local 10.240.0.1 as 65001;', 'define ENDPOINT_ROUTES_V4 = [ 10.65.0.0/16{32,32}, 10.66.0.0/16{32,32} ];'],
+      input: {
+        self: host(1),
+        peers: [host(2)],
+        asNumber: 65001,
+        prefixes: ['10.65.0.0/16', '10.66.1.1/16', '10.66.0.0/16'],
+        routerId: '1.2.3.4',
+        logFile: '/var/log/bird/bird.log',
+      },
+      has: [
+        'router id 1.2.3.4;',
+        'log "/var/log/bird/bird.log" 10000000 "/var/log/bird/bird.log.old" all;',
+        'local 10.240.0.1 as 65001;',
+        'define ENDPOINT_ROUTES_V4 = [ 10.65.0.0/16{32,32}, 10.66.0.0/16{32,32} ];',
+      ],
       hasNot: ['64511', '192.168.0.0'],
       sessions: { peer_instance_2: ['description "instance-2";', 'neighbor 10.240.0.2 as 65001;'] },
     },
     {
       name: 'IPv6 hosts, IPv6 prefix only',
-      input: { self: { host: 'a', ip: 'fd00:198:18:0::1' }, peers: [{ host: 'b', ip: 'fd00:198:18::2' }], prefixes: ['fd00:192:168::/64'], routerId: '198.18.0.1' },
+      input: {
+        self: { host: 'a', ip: 'fd00:198:18:0::1' },
+        peers: [{ host: 'b', ip: 'fd00:198:18::2' }],
+        prefixes: ['fd00:192:168::/64'],
+        routerId: '198.18.0.1',
+      },
       has: ['router id 198.18.0.1;', 'local fd00:198:18::1 as 64511;', 'protocol kernel kernel6 {'],
       hasNot: ['protocol kernel kernel4 {', 'ipv4 {', 'mesh6'],
       sessions: { peer_b: ['description "b";', 'neighbor fd00:198:18::2 as 64511;'] },
@@ -136,7 +164,13 @@ describe('renderBirdConfig', () => {
     },
     {
       name: 'host names made into distinct BIRD symbols',
-      input: { self: host(1), peers: [{ host: 'web-2.example', ip: '10.240.0.2' }, { host: 'web_2_example', ip: '10.240.0.3' }] },
+      input: {
+        self: host(1),
+        peers: [
+          { host: 'web-2.example', ip: '10.240.0.2' },
+          { host: 'web_2_example', ip: '10.240.0.3' },
+        ],
+      },
       has: [],
       sessions: {
         peer_web_2_example: ['description "web-2.example";', 'neighbor 10.240.0.2 as 64511;'],
@@ -145,7 +179,13 @@ describe('renderBirdConfig', () => {
     },
     {
       name: 'an IPv6 session name that another host’s name would give: still distinct',
-      input: { self: dualHost(1), peers: [{ ...dualHost(2), host: 'b' }, { ...dualHost(3), host: 'b_v6' }] },
+      input: {
+        self: dualHost(1),
+        peers: [
+          { ...dualHost(2), host: 'b' },
+          { ...dualHost(3), host: 'b_v6' },
+        ],
+      },
       has: [],
       sessions: {
         peer_b: ['description "b";', 'neighbor 10.240.0.2 as 64511;'],
@@ -178,12 +218,32 @@ describe('renderBirdConfig', () => {
     ['no prefix', { self: host(1), peers: [], prefixes: [] }, /no container prefix/],
     ['AS 0', { self: host(1), peers: [], asNumber: 0 }, /bad AS number '0'/],
     ['AS too large', { self: host(1), peers: [], asNumber: 2 ** 32 }, /bad AS number/],
-    ['a peer of the other family', { self: host(1), peers: [{ host: 'b', ip: 'fd00::2' }] }, /host 'b' has no IPv4 address for the IPv4 container prefixes 192\.168\.0\.0\/16/],
-    ['an IPv6 prefix, a peer without ip6', { self: dualHost(1), peers: [host(2)], prefixes: ['fd00:192:168::/64'] }, /host 'instance-2' has no IPv6 address \(ip6= in felix\.txt\) for the IPv6 container prefixes fd00:192:168::\/64/],
-    ['an IPv6 prefix, this host without ip6', { self: host(1), peers: [dualHost(2)], prefixes: ['192.168.0.0/16', 'fd00:192:168::/64'] }, /host 'instance-1' has no IPv6 address/],
+    [
+      'a peer of the other family',
+      { self: host(1), peers: [{ host: 'b', ip: 'fd00::2' }] },
+      /host 'b' has no IPv4 address for the IPv4 container prefixes 192\.168\.0\.0\/16/,
+    ],
+    [
+      'an IPv6 prefix, a peer without ip6',
+      { self: dualHost(1), peers: [host(2)], prefixes: ['fd00:192:168::/64'] },
+      /host 'instance-2' has no IPv6 address \(ip6= in felix\.txt\) for the IPv6 container prefixes fd00:192:168::\/64/,
+    ],
+    [
+      'an IPv6 prefix, this host without ip6',
+      { self: host(1), peers: [dualHost(2)], prefixes: ['192.168.0.0/16', 'fd00:192:168::/64'] },
+      /host 'instance-1' has no IPv6 address/,
+    ],
     ['ip6 that is IPv4', { self: { ...host(1), ip6: '10.0.0.1' }, peers: [] }, /bad IPv6 address '10\.0\.0\.1' for host 'instance-1'/],
-    ['ip6 beside an IPv6 ip', { self: { host: 'a', ip: 'fd00::1', ip6: 'fd00::2' }, peers: [], routerId: '1.2.3.4' }, /bad IPv6 address 'fd00::2' for host 'a' \(an IPv6 address beside an IPv4 ip\)/],
-    ['an IPv6 host without router id', { self: { host: 'a', ip: 'fd00::1' }, peers: [], prefixes: ['fd00:1::/64'] }, /missing router id: 'a' has an IPv6 address/],
+    [
+      'ip6 beside an IPv6 ip',
+      { self: { host: 'a', ip: 'fd00::1', ip6: 'fd00::2' }, peers: [], routerId: '1.2.3.4' },
+      /bad IPv6 address 'fd00::2' for host 'a' \(an IPv6 address beside an IPv4 ip\)/,
+    ],
+    [
+      'an IPv6 host without router id',
+      { self: { host: 'a', ip: 'fd00::1' }, peers: [], prefixes: ['fd00:1::/64'] },
+      /missing router id: 'a' has an IPv6 address/,
+    ],
     ['an IPv6 router id', { self: host(1), peers: [], routerId: 'fd00::1' }, /bad router id 'fd00::1'/],
     ['a bad host address', { self: { host: 'a', ip: '10.0.0.300' }, peers: [] }, /bad address '10\.0\.0\.300' for host 'a'/],
   ];
@@ -196,11 +256,42 @@ describe('renderBirdConfig', () => {
 
 describe('parseFelixTxt', () => {
   const rows: [string, string, BirdHost[], string[]][] = [
-    ['two hosts', '[felix instance-1]\nip=10.240.0.2\nhost=instance-1\n\n[felix instance-2]\nip=10.240.0.3\nhost=instance-2\n', [{ host: 'instance-1', ip: '10.240.0.2' }, { host: 'instance-2', ip: '10.240.0.3' }], []],
-    ['host= missing: the section name is the host, short and lower case', '[felix Instance-1.Example.com]\nip=10.240.0.2\n', [{ host: 'instance-1', ip: '10.240.0.2' }], []],
-    ['ip6= is the host’s IPv6 address', '[felix a]\nip=10.0.0.1\nip6=fd00::1\n\n[felix b]\nip=10.0.0.2\n', [{ host: 'a', ip: '10.0.0.1', ip6: 'fd00::1' }, { host: 'b', ip: '10.0.0.2' }], []],
-    ['endpoint sections are not hosts', '[felix a]\nip=10.0.0.1\n\n[endpoint 192_168_1_1]\nid=abc\nip=192.168.1.1\nmac=ee:ee:ee:ee:ee:01\nhost=a\n', [{ host: 'a', ip: '10.0.0.1' }], []],
-    ['a bad address is a problem with file and line', '[felix a]\nip=10.0.0.1\n\n[felix b]\nip=10.0.0.256\n', [{ host: 'a', ip: '10.0.0.1' }], ['felix.txt:5: [felix] ip: not an IP address']],
+    [
+      'two hosts',
+      '[felix instance-1]\nip=10.240.0.2\nhost=instance-1\n\n[felix instance-2]\nip=10.240.0.3\nhost=instance-2\n',
+      [
+        { host: 'instance-1', ip: '10.240.0.2' },
+        { host: 'instance-2', ip: '10.240.0.3' },
+      ],
+      [],
+    ],
+    [
+      'host= missing: the section name is the host, short and lower case',
+      '[felix Instance-1.Example.com]\nip=10.240.0.2\n',
+      [{ host: 'instance-1', ip: '10.240.0.2' }],
+      [],
+    ],
+    [
+      'ip6= is the host’s IPv6 address',
+      '[felix a]\nip=10.0.0.1\nip6=fd00::1\n\n[felix b]\nip=10.0.0.2\n',
+      [
+        { host: 'a', ip: '10.0.0.1', ip6: 'fd00::1' },
+        { host: 'b', ip: '10.0.0.2' },
+      ],
+      [],
+    ],
+    [
+      'endpoint sections are not hosts',
+      '[felix a]\nip=10.0.0.1\n\n[endpoint 192_168_1_1]\nid=abc\nip=192.168.1.1\nmac=ee:ee:ee:ee:ee:01\nhost=a\n',
+      [{ host: 'a', ip: '10.0.0.1' }],
+      [],
+    ],
+    [
+      'a bad address is a problem with file and line',
+      '[felix a]\nip=10.0.0.1\n\n[felix b]\nip=10.0.0.256\n',
+      [{ host: 'a', ip: '10.0.0.1' }],
+      ['felix.txt:5: [felix] ip: not an IP address'],
+    ],
     ['a missing address', '[felix a]\nhost=a\n', [], ["felix.txt:1: [felix] missing 'ip'"]],
     ['not INI', 'ip=10.0.0.1\n', [], ['felix.txt:1: a key outside any section']],
   ];

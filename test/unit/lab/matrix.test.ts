@@ -18,7 +18,12 @@ describe('matrixPairs (which containers the connectivity matrix probes)', () => 
     [
       'two dual stack: once per family',
       [dual, dual2],
-      ['IPv4 192.168.1.5 -> 192.168.1.6 no', 'IPv4 192.168.1.6 -> 192.168.1.5 no', 'IPv6 fd00:192:168::1:5 -> fd00:192:168::1:6 no', 'IPv6 fd00:192:168::1:6 -> fd00:192:168::1:5 no'],
+      [
+        'IPv4 192.168.1.5 -> 192.168.1.6 no',
+        'IPv4 192.168.1.6 -> 192.168.1.5 no',
+        'IPv6 fd00:192:168::1:5 -> fd00:192:168::1:6 no',
+        'IPv6 fd00:192:168::1:6 -> fd00:192:168::1:5 no',
+      ],
     ],
   ];
   for (const [name, containers, expected] of rows) {
@@ -29,14 +34,25 @@ describe('matrixPairs (which containers the connectivity matrix probes)', () => 
 });
 
 describe('formatMatrix', () => {
-  const probe = (from: LabContainer, to: LabContainer, family: 4 | 6, fromIp: string, toIp: string, ping: boolean, neighbourTableFull = false): Probe =>
-    ({ from, to, family, fromIp, toIp, expected: from.group === to.group, ping, tcp: ping, neighbourTableFull });
+  const probe = (from: LabContainer, to: LabContainer, family: 4 | 6, fromIp: string, toIp: string, ping: boolean, neighbourTableFull = false): Probe => ({
+    from,
+    to,
+    family,
+    fromIp,
+    toIp,
+    expected: from.group === to.group,
+    ping,
+    tcp: ping,
+    neighbourTableFull,
+  });
 
   it('names the family and the addresses of that family in each row, columns aligned', () => {
     const dual = container('192.168.1.5,fd00:192:168::1:5', 'g1', 'instance-2');
     const v6 = container('fd00:192:168::1:1', 'g1');
     const v4 = container('192.168.1.1', 'g2');
-    expect(formatMatrix([probe(dual, v6, 6, 'fd00:192:168::1:5', 'fd00:192:168::1:1', true), probe(dual, v4, 4, '192.168.1.5', '192.168.1.1', true)]).split('\n')).to.deep.equal([
+    expect(
+      formatMatrix([probe(dual, v6, 6, 'fd00:192:168::1:5', 'fd00:192:168::1:1', true), probe(dual, v4, 4, '192.168.1.5', '192.168.1.1', true)]).split('\n'),
+    ).to.deep.equal([
       '  IPv6  fd00:192:168::1:5 (g1, instance-2) -> fd00:192:168::1:1 (g1, instance-1) expected yes  ping yes  tcp yes  ok',
       '  IPv4  192.168.1.5 (g1, instance-2)       -> 192.168.1.1 (g2, instance-1)       expected no   ping yes  tcp yes  MISMATCH',
     ]);
@@ -45,7 +61,9 @@ describe('formatMatrix', () => {
   it('a pair that failed because the neighbour table is full says so, not MISMATCH (issue #15)', () => {
     const a = container('192.168.1.1', 'g1');
     const b = container('192.168.1.2', 'g1');
-    expect(formatMatrix([probe(a, b, 4, a.ip, b.ip, false, true)])).to.match(/expected yes  ping no   tcp no   NEIGHBOUR TABLE FULL \(the kernel's gc_thresh3; not the policy\)$/);
+    expect(formatMatrix([probe(a, b, 4, a.ip, b.ip, false, true)])).to.match(
+      /expected yes  ping no   tcp no   NEIGHBOUR TABLE FULL \(the kernel's gc_thresh3; not the policy\)$/,
+    );
     expect(formatMatrix([probe(a, b, 4, a.ip, b.ip, false)])).to.match(/MISMATCH$/);
   });
 });

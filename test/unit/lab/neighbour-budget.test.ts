@@ -26,7 +26,7 @@ describe('the lab and the kernel neighbour table (issue #15)', () => {
 
   it('reads gc_thresh3 of each family; unreadable or nonsense is null', async () => {
     const values: Record<string, string> = { 'net/ipv4/neigh/default/gc_thresh3': '1024', 'net/ipv6/neigh/default/gc_thresh3': 'x' };
-    expect(await readNeighbourLimits({ read: async (key) => values[key] ?? null })).to.deep.equal({ 4: 1024, 6: null });
-    expect(await readNeighbourLimits({ read: async () => { throw new Error('EACCES'); } })).to.deep.equal({ 4: null, 6: null });
+    expect(await readNeighbourLimits({ read: (key) => Promise.resolve(values[key] ?? null) })).to.deep.equal({ 4: 1024, 6: null });
+    expect(await readNeighbourLimits({ read: () => Promise.reject(new Error('EACCES')) })).to.deep.equal({ 4: null, 6: null });
   });
 });

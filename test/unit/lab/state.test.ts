@@ -45,12 +45,21 @@ describe('lab state (lab.json, read without the lab machinery)', () => {
   });
 
   it("lists every daemon's /status on the first host, Felix's on the others", () => {
-    expect(labStatusUrls(STATE, STATE.hosts[0]!)).to.deep.equal(['http://127.0.0.1:9093/status', 'http://127.0.0.1:9094/status', 'http://127.0.0.1:9092/status', 'http://127.0.0.1:9091/status']);
+    expect(labStatusUrls(STATE, STATE.hosts[0]!)).to.deep.equal([
+      'http://127.0.0.1:9093/status',
+      'http://127.0.0.1:9094/status',
+      'http://127.0.0.1:9092/status',
+      'http://127.0.0.1:9091/status',
+    ]);
     expect(labStatusUrls(STATE, STATE.hosts[1]!)).to.deep.equal(['http://127.0.0.1:9091/status']);
   });
 
   it("finds a dual-stack container's address per family", () => {
-    expect([addressIn(STATE.containers[0]!, 4), addressIn(STATE.containers[0]!, 6), addressIn({ ip: '10.0.0.1' }, 6)]).to.deep.equal(['192.168.1.5', 'fd00:192:168::1:5', undefined]);
+    expect([addressIn(STATE.containers[0]!, 4), addressIn(STATE.containers[0]!, 6), addressIn({ ip: '10.0.0.1' }, 6)]).to.deep.equal([
+      '192.168.1.5',
+      'fd00:192:168::1:5',
+      undefined,
+    ]);
   });
 
   it('calico-status reads a lab through this module only: it never loads lab.ts (which runs commands and starts daemons)', () => {

@@ -1,5 +1,16 @@
 import { expect } from 'chai';
-import { DataMerger, EndpointSectionValues, FelixSectionValues, canonicalEndpointIp, endpointKey, formatEndpointSection, formatFelixSection, parseDataFile, readEndpointSection, shortHost } from '../../../src/plugin/data.js';
+import {
+  DataMerger,
+  EndpointSectionValues,
+  FelixSectionValues,
+  canonicalEndpointIp,
+  endpointKey,
+  formatEndpointSection,
+  formatFelixSection,
+  parseDataFile,
+  readEndpointSection,
+  shortHost,
+} from '../../../src/plugin/data.js';
 
 describe('plugin data parsing', () => {
   const good = `[felix instance-1]\nip=10.240.0.2\nhost=instance-1.example.com\n\n[endpoint 192_168_1_1]\nid=abc123\nip=192.168.1.1, fd00::1\nMAC=EE:EE:EE:EE:EE:01\nhost=Instance-1\n`;
@@ -8,7 +19,10 @@ describe('plugin data parsing', () => {
     const p = parseDataFile(good, 'data.txt');
     expect(p.syntaxErrors).to.deep.equal([]);
     expect(p.badSections.size).to.equal(0);
-    expect(p.entries.get('felix instance-1')).to.deep.equal({ kind: 'felix', value: { host: 'instance-1', ip: '10.240.0.2', ip6: null, port: null, source: 'data.txt:1' } });
+    expect(p.entries.get('felix instance-1')).to.deep.equal({
+      kind: 'felix',
+      value: { host: 'instance-1', ip: '10.240.0.2', ip6: null, port: null, source: 'data.txt:1' },
+    });
     expect(p.entries.get('endpoint 192_168_1_1')).to.deep.equal({
       kind: 'endpoint',
       value: { id: 'abc123', addrs: ['192.168.1.1', 'fd00::1'], mac: 'ee:ee:ee:ee:ee:01', host: 'instance-1', groups: ['default'], source: 'data.txt:5' },
@@ -23,12 +37,24 @@ describe('plugin data parsing', () => {
 
   // Messages name file, line (of the key at fault), section type and key; never the value (`VALUE` must not appear).
   const bad: Array<[string, string, string]> = [
-    ['bad ip', '[endpoint x]\nid=a\nip=192.168.1.VALUE\nmac=ee:ee:ee:ee:ee:01\nhost=h\n', 'data.txt:3: [endpoint] ip: not an IP address (or a comma-separated list of them)'],
-    ['bad second ip', '[endpoint x]\nid=a\nip=192.168.1.3, VALUE\nmac=ee:ee:ee:ee:ee:01\nhost=h\n', 'data.txt:3: [endpoint] ip: not an IP address (or a comma-separated list of them)'],
+    [
+      'bad ip',
+      '[endpoint x]\nid=a\nip=192.168.1.VALUE\nmac=ee:ee:ee:ee:ee:01\nhost=h\n',
+      'data.txt:3: [endpoint] ip: not an IP address (or a comma-separated list of them)',
+    ],
+    [
+      'bad second ip',
+      '[endpoint x]\nid=a\nip=192.168.1.3, VALUE\nmac=ee:ee:ee:ee:ee:01\nhost=h\n',
+      'data.txt:3: [endpoint] ip: not an IP address (or a comma-separated list of them)',
+    ],
     ['bad mac', '[endpoint x]\nid=a\nip=192.168.1.3\nmac=ee:VALUE\nhost=h\n', 'data.txt:4: [endpoint] mac: not a MAC address'],
     ['missing host', '[endpoint x]\nid=a\nip=192.168.1.3\nmac=ee:ee:ee:ee:ee:01\n', "data.txt:1: [endpoint] missing 'host'"],
     ['missing id', '[endpoint x]\nip=192.168.1.3\nmac=ee:ee:ee:ee:ee:01\nhost=h\n', "data.txt:1: [endpoint] missing 'id'"],
-    ['bad id', '[endpoint x]\nid=a VALUE/c\nip=192.168.1.3\nmac=ee:ee:ee:ee:ee:01\nhost=h\n', 'data.txt:2: [endpoint] id: not an endpoint id (1-255 characters, no white space or control characters)'],
+    [
+      'bad id',
+      '[endpoint x]\nid=a VALUE/c\nip=192.168.1.3\nmac=ee:ee:ee:ee:ee:01\nhost=h\n',
+      'data.txt:2: [endpoint] id: not an endpoint id (1-255 characters, no white space or control characters)',
+    ],
     ['felix without ip', '[felix h]\nhost=h\n', "data.txt:1: [felix] missing 'ip'"],
     ['felix bad ip', '[felix h]\nip=VALUE\n', 'data.txt:2: [felix] ip: not an IP address'],
     ['felix ip6 not an address', '[felix h]\nip=1.2.3.4\nip6=fd00::VALUE\n', 'data.txt:3: [felix] ip6: not an IPv6 address'],
@@ -52,8 +78,10 @@ describe('plugin data parsing', () => {
   });
 
   it('reads files written for the 2014 originals: section names in any case, MACs with -, addresses with /32 or /128 (SPEC §11)', () => {
-    const original = '[Felix host1]\nip=10.0.0.2/32\nhost=host1\n\n[ENDPOINT web]\nid=web:1\nip=192.168.1.9/32,fd00::9/128\nmac=EE-EE-EE-EE-EE-09\nhost=host1\ngroup=g1\n';
-    const canonical = '[felix host1]\nip=10.0.0.2\nhost=host1\n\n[endpoint web]\nid=web:1\nip=192.168.1.9,fd00::9\nmac=ee:ee:ee:ee:ee:09\nhost=host1\ngroup=g1\n';
+    const original =
+      '[Felix host1]\nip=10.0.0.2/32\nhost=host1\n\n[ENDPOINT web]\nid=web:1\nip=192.168.1.9/32,fd00::9/128\nmac=EE-EE-EE-EE-EE-09\nhost=host1\ngroup=g1\n';
+    const canonical =
+      '[felix host1]\nip=10.0.0.2\nhost=host1\n\n[endpoint web]\nid=web:1\nip=192.168.1.9,fd00::9\nmac=ee:ee:ee:ee:ee:09\nhost=host1\ngroup=g1\n';
     const strip = (p: ReturnType<typeof parseDataFile>) => [...p.entries].map(([k, e]) => [k, { ...e.value, source: '' }]);
     const a = parseDataFile(original, 'a.txt');
     expect(a.badSections.size + a.syntaxErrors.length).to.equal(0);
@@ -119,7 +147,9 @@ describe('formatEndpointSection (what network-container writes)', () => {
   for (const [name, over] of writable) {
     it(`writes and reads back: ${name}`, () => {
       const e = { ...base, ...over };
-      expect(readBack(formatEndpointSection(e))).to.deep.equal([{ id: e.id, addrs: [e.ip], mac: e.mac, host: shortHost(e.host), groups: [e.group], source: 'x.txt:1' }]);
+      expect(readBack(formatEndpointSection(e))).to.deep.equal([
+        { id: e.id, addrs: [e.ip], mac: e.mac, host: shortHost(e.host), groups: [e.group], source: 'x.txt:1' },
+      ]);
     });
   }
 
@@ -127,7 +157,9 @@ describe('formatEndpointSection (what network-container writes)', () => {
     const e = { ...base, ip: '192.168.1.5,fd00:192:168::1:5' };
     const text = formatEndpointSection(e);
     expect(text.split('\n')[0]).to.equal('[endpoint 192_168_1_5-fd00_192_168__1_5]');
-    expect(readBack(text)).to.deep.equal([{ id: e.id, addrs: ['192.168.1.5', 'fd00:192:168::1:5'], mac: e.mac, host: e.host, groups: [e.group], source: 'x.txt:1' }]);
+    expect(readBack(text)).to.deep.equal([
+      { id: e.id, addrs: ['192.168.1.5', 'fd00:192:168::1:5'], mac: e.mac, host: e.host, groups: [e.group], source: 'x.txt:1' },
+    ]);
   });
 
   // Each would add a line, end the value early, or read back as something else.
@@ -179,7 +211,11 @@ describe('readEndpointSection (a written endpoint file, to write it again)', () 
   const refused: Array<[string, string, string | RegExp]> = [
     ['no section', '', 'x.txt: expected one [endpoint] section, found 0 sections'],
     ['a felix section', '[felix h]\nip=10.0.0.1\n', 'x.txt: expected one [endpoint] section, found 1 sections'],
-    ['two endpoints', `${formatEndpointSection(base)}\n${formatEndpointSection({ ...base, ip: '192.168.1.6' })}`, 'x.txt: expected one [endpoint] section, found 2 sections'],
+    [
+      'two endpoints',
+      `${formatEndpointSection(base)}\n${formatEndpointSection({ ...base, ip: '192.168.1.6' })}`,
+      'x.txt: expected one [endpoint] section, found 2 sections',
+    ],
     ['a bad section', '[endpoint x]\nid=a\n', "x.txt:1: [endpoint] missing 'ip'"],
     ['a line that is not INI', 'nonsense\n', "x.txt:1: expected '[section]' or 'key = value'"],
   ];

@@ -67,7 +67,11 @@ describe('FelixQueue', () => {
   describe('resyncs', () => {
     const rows: Array<[string, string[], string[]]> = [
       ['one create per endpoint, carrying the resync id', ['R r1 a1 b1'], ['C a1 r1', 'C b1 r1']],
-      ['asking again while the creates are being sent is refused', ['R r1 a1 b1', '>', 'R r2 a1 b1', 'R r3 a1 b1'], ['C a1 r1', 'refused r2', 'refused r3', 'C b1 r1']],
+      [
+        'asking again while the creates are being sent is refused',
+        ['R r1 a1 b1', '>', 'R r2 a1 b1', 'R r3 a1 b1'],
+        ['C a1 r1', 'refused r2', 'refused r3', 'C b1 r1'],
+      ],
       ['asking again once the last create was sent is a new resync', ['R r1 a1', '>', 'R r2 a1'], ['C a1 r1', 'C a1 r2']],
       ['a resync of no endpoints leaves nothing in progress', ['R r1', 'R r2 a1'], ['C a1 r2']],
       ['an update during the resync rides on its create', ['R r1 a1 b1', 'U b2'], ['C b2 r1', 'C a1 r1']],
@@ -76,8 +80,16 @@ describe('FelixQueue', () => {
       ['a pushed create the resync also carries, then destroyed: still destroyed', ['C c1', 'R r1 c1', 'D c'], ['C c1 r1', 'D c']],
       ['destroyed and created again during the resync', ['R r1 a1', 'D a', 'C a2'], ['C a1 r1', 'D a', 'C a2']],
       ['pushes and resync creates take turns', ['R r1 a1 b1 c1', 'C x1', 'C y1'], ['C x1', 'C a1 r1', 'C y1', 'C b1 r1', 'C c1 r1']],
-      ['a reset while a resync create is in flight abandons the resync and keeps the pushes', ['R r1 a1 b1', '>', 'C x1', 'reset', 'R r2 a1 b1'], ['C a1 r1', 'C x1', 'C a1 r2', 'C b1 r2']],
-      ['a reset while a push is in flight keeps a resync asked for meanwhile (the 2014 Felix waits for it)', ['D z', '>', 'R r1 a1 b1', 'reset', 'R r2 a1'], ['D z', 'refused r2', 'C a1 r1', 'C b1 r1']],
+      [
+        'a reset while a resync create is in flight abandons the resync and keeps the pushes',
+        ['R r1 a1 b1', '>', 'C x1', 'reset', 'R r2 a1 b1'],
+        ['C a1 r1', 'C x1', 'C a1 r2', 'C b1 r2'],
+      ],
+      [
+        'a reset while a push is in flight keeps a resync asked for meanwhile (the 2014 Felix waits for it)',
+        ['D z', '>', 'R r1 a1 b1', 'reset', 'R r2 a1'],
+        ['D z', 'refused r2', 'C a1 r1', 'C b1 r1'],
+      ],
     ];
     for (const [name, steps, expected] of rows) it(name, () => expect(run(steps)).to.deep.equal(expected));
 
@@ -186,7 +198,10 @@ describe('FelixQueue', () => {
       const present = new Map<string, number>();
       let largest = 0;
       for (let i = 0; i < 10000; i++) {
-        q.startResync(`r${i}`, [...present].map(([id, v]) => ep(id, v)));
+        q.startResync(
+          `r${i}`,
+          [...present].map(([id, v]) => ep(id, v)),
+        );
         const id = `e${Math.floor(rand() * N)}`;
         const v = present.get(id);
         if (v === undefined) present.set(id, 1);

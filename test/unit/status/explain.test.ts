@@ -15,8 +15,14 @@ import type { Rule, Rules } from '../../../src/common/wire/rules.js';
 import { renderAclRules } from '../../../src/felix/dataplane/render/acl.js';
 import { prototypeRules } from '../../../src/plugin/changes.js';
 import {
-  explain, formatExplanation, packetQuery, shortId,
-  type ExplainEnd, type ExplainInputs, type Explanation, type PacketSpec,
+  explain,
+  formatExplanation,
+  packetQuery,
+  shortId,
+  type ExplainEnd,
+  type ExplainInputs,
+  type Explanation,
+  type PacketSpec,
 } from '../../../src/status/explain.js';
 
 interface Ep {
@@ -64,21 +70,36 @@ class World {
   }
 
   /** One end as the daemons report it; Felix holds what the ACL manager computes unless told otherwise. */
-  end(ep: Ep, family: 4 | 6, over: { endpoint?: Partial<EndpointStatus>; acls?: Acls | null; skipped?: SkippedRule[]; acl?: AclEndpointView | null } = {}): ExplainEnd {
+  end(
+    ep: Ep,
+    family: 4 | 6,
+    over: { endpoint?: Partial<EndpointStatus>; acls?: Acls | null; skipped?: SkippedRule[]; acl?: AclEndpointView | null } = {},
+  ): ExplainEnd {
     const acls = over.acls === undefined ? this.acls(ep) : over.acls;
     const felix: FelixEndpointView = {
       host: ep.host,
       endpoint: {
-        id: ep.id, ifname: ifname(ep), addrs: ep.addrs, mac: 'ee:ee:ee:ee:ee:ee', enabled: true, interfaceUp: true,
-        routesProgrammed: true, chainsProgrammed: true, programmed: true, error: null, aclAgeSeconds: acls === null ? null : 12.5, deniedPackets: null,
+        id: ep.id,
+        ifname: ifname(ep),
+        addrs: ep.addrs,
+        mac: 'ee:ee:ee:ee:ee:ee',
+        enabled: true,
+        interfaceUp: true,
+        routesProgrammed: true,
+        chainsProgrammed: true,
+        programmed: true,
+        error: null,
+        aclAgeSeconds: acls === null ? null : 12.5,
+        deniedPackets: null,
         ...over.endpoint,
       },
       acls,
       // As Felix's /status/endpoint reports them: the rules its rendering skipped.
-      skipped: over.skipped ?? (acls ? renderAclRules(acls).invalid.map(({ family: f, direction, index, reason }) => ({ family: f, direction, index, reason })) : []),
+      skipped:
+        over.skipped ?? (acls ? renderAclRules(acls).invalid.map(({ family: f, direction, index, reason }) => ({ family: f, direction, index, reason })) : []),
       chains: [],
     };
-    const acl = over.acl === undefined ? this.calc.explain(ep.id) ?? null : over.acl;
+    const acl = over.acl === undefined ? (this.calc.explain(ep.id) ?? null) : over.acl;
     return { addr: ep.addrs.find((a) => (a.includes(':') ? 6 : 4) === family)!, felix, acl };
   }
 }
@@ -193,21 +214,27 @@ describe('explain: why can A reach B, or not (issue #16)', () => {
   });
 
   describe('denied by the rules', () => {
-    it('group2 → group1 across hosts, IPv4: DENY at the destination\'s inbound', () => {
+    it("group2 → group1 across hosts, IPv4: DENY at the destination's inbound", () => {
       const x = explained(world, C, B, { packet: { protocol: 'icmp', port: null } });
       expect(x.verdict).to.equal('DENY');
       expect(x.deniedAt).to.deep.equal({ host: 'instance-2', hop: 'inbound' });
-      expect(x.summary).to.equal(`DENY at instance-2 inbound to ${b}: 192.168.1.2 is not in any allowed cidr; it is in group2; group1 allows only members of group1`);
+      expect(x.summary).to.equal(
+        `DENY at instance-2 inbound to ${b}: 192.168.1.2 is not in any allowed cidr; it is in group2; group1 allows only members of group1`,
+      );
       expect(x.hops.map((h) => h.hop)).to.deep.equal(['source', 'outbound', 'route', 'destination', 'inbound']);
       expect(hop(x, 'inbound').result).to.equal('deny');
-      expect(hop(x, 'inbound').lines[1]).to.equal(`DENY: no rule of 3 allows it (default deny): 192.168.1.2 is not in any allowed cidr; it is in group2; group1 allows only members of group1`);
+      expect(hop(x, 'inbound').lines[1]).to.equal(
+        `DENY: no rule of 3 allows it (default deny): 192.168.1.2 is not in any allowed cidr; it is in group2; group1 allows only members of group1`,
+      );
     });
 
-    it('group2 → group1, IPv6: DENY at the source\'s outbound (0.0.0.0/0 is IPv4 only), and 0.0.0.0/0 is not offered as a reason', () => {
+    it("group2 → group1, IPv6: DENY at the source's outbound (0.0.0.0/0 is IPv4 only), and 0.0.0.0/0 is not offered as a reason", () => {
       const x = explained(world, C, B, { family: 6, packet: { protocol: 'icmp', port: null } });
       expect(x.verdict).to.equal('DENY');
       expect(x.deniedAt).to.deep.equal({ host: 'instance-1', hop: 'outbound' });
-      expect(x.summary).to.equal(`DENY at instance-1 outbound from ${c}: fd00:1::4 is not in any allowed cidr; it is in group1; group2 allows only members of group2`);
+      expect(x.summary).to.equal(
+        `DENY at instance-1 outbound from ${c}: fd00:1::4 is not in any allowed cidr; it is in group1; group2 allows only members of group2`,
+      );
       expect(x.hops.map((h) => h.hop)).to.deep.equal(['source', 'outbound']);
       for (const line of [x.summary, ...allLines(x)]) expect(line).not.to.include('0.0.0.0/0');
     });
@@ -215,7 +242,9 @@ describe('explain: why can A reach B, or not (issue #16)', () => {
     it('a group with no IPv6 outbound rule says it allows nothing in IPv6', () => {
       const w = new World([A, B, C], { group2: rules([rule({ group: 'group2' })], [rule({ cidr: '0.0.0.0/0' })]) });
       const x = explained(w, C, B, { family: 6, packet: { protocol: 'icmp', port: null } });
-      expect(x.summary).to.equal(`DENY at instance-1 outbound from ${c}: fd00:1::4 is not in any allowed cidr; it is in group1; group2 allows nothing outbound in IPv6`);
+      expect(x.summary).to.equal(
+        `DENY at instance-1 outbound from ${c}: fd00:1::4 is not in any allowed cidr; it is in group1; group2 allows nothing outbound in IPv6`,
+      );
     });
 
     describe('a rule for the peer on tcp port 22 only', () => {
@@ -226,7 +255,9 @@ describe('explain: why can A reach B, or not (issue #16)', () => {
         const x = explained(w, M, S, { packet: { protocol: 'tcp', port: 80 } });
         expect(x.verdict).to.equal('DENY');
         expect(x.deniedAt).to.deep.equal({ host: 'instance-2', hop: 'inbound' });
-        expect(x.summary).to.equal(`DENY at instance-2 inbound to ${s}: 192.168.1.9 is allowed only for 192.168.1.9/32 tcp port 22; it is in admins; ssh allows only members of admins tcp port 22`);
+        expect(x.summary).to.equal(
+          `DENY at instance-2 inbound to ${s}: 192.168.1.9 is allowed only for 192.168.1.9/32 tcp port 22; it is in admins; ssh allows only members of admins tcp port 22`,
+        );
       });
 
       it('udp port 22: DENY the same way', () => {
@@ -235,7 +266,7 @@ describe('explain: why can A reach B, or not (issue #16)', () => {
         expect(x.summary).to.include('192.168.1.9 is allowed only for 192.168.1.9/32 tcp port 22');
       });
 
-      it('tcp port 22: ALLOW by the ssh group\'s rule', () => {
+      it("tcp port 22: ALLOW by the ssh group's rule", () => {
         const x = explained(w, M, S, { packet: { protocol: 'tcp', port: 22 } });
         expect(x.verdict).to.equal('ALLOW');
         expect(x.summary).to.equal(
@@ -248,11 +279,13 @@ describe('explain: why can A reach B, or not (issue #16)', () => {
       const x = explained(world, C, B, { src: { acl: null } });
       expect(x.verdict).to.equal('DENY');
       expect(hop(x, 'source').lines[0]).to.match(/; groups: none the ACL manager knows$/);
-      expect(x.summary).to.equal(`DENY at instance-2 inbound to ${b}: 192.168.1.2 is not in any allowed cidr; the ACL manager knows it in no group; group1 allows only members of group1`);
+      expect(x.summary).to.equal(
+        `DENY at instance-2 inbound to ${b}: 192.168.1.2 is not in any allowed cidr; the ACL manager knows it in no group; group1 allows only members of group1`,
+      );
     });
   });
 
-  describe('denied by the endpoint\'s state, whatever its rules', () => {
+  describe("denied by the endpoint's state, whatever its rules", () => {
     const rows: Array<{ name: string; over: Case['dst']; reason: string; state: RegExp }> = [
       {
         name: 'no ACLs yet (acls null)',
@@ -286,7 +319,9 @@ describe('explain: why can A reach B, or not (issue #16)', () => {
         expect(x.deniedAt).to.deep.equal({ host: 'instance-2', hop: 'inbound' });
         expect(x.summary).to.equal(`DENY at instance-2 inbound to ${b}: ${row.reason}`);
         expect(hop(x, 'inbound').lines).to.have.length(2);
-        expect(hop(x, 'inbound').lines[0]).to.match(new RegExp(`^felix-to chain of ${b}`)).and.match(row.state);
+        expect(hop(x, 'inbound').lines[0])
+          .to.match(new RegExp(`^felix-to chain of ${b}`))
+          .and.match(row.state);
         expect(hop(x, 'inbound').lines[1]).to.equal(`DENY: ${row.reason}`);
       });
 
@@ -300,7 +335,10 @@ describe('explain: why can A reach B, or not (issue #16)', () => {
 
   describe('rules Felix did not program', () => {
     /** The ssh server also lets 10.0.0.0/16 in on every tcp port: 65 536 entries, the whole port budget. */
-    const big = rules([rule({ cidr: '10.0.0.0/16', protocol: 'tcp', port: [0, 65535] }), rule({ group: 'admins', protocol: 'tcp', port: 22 })], [rule({ cidr: '0.0.0.0/0' })]);
+    const big = rules(
+      [rule({ cidr: '10.0.0.0/16', protocol: 'tcp', port: [0, 65535] }), rule({ group: 'admins', protocol: 'tcp', port: 22 })],
+      [rule({ cidr: '0.0.0.0/0' })],
+    );
     const w = new World([M, S], { ssh: big });
     const s = shortId(S.id);
 
@@ -320,7 +358,11 @@ describe('explain: why can A reach B, or not (issue #16)', () => {
       expect(lines[1]).to.match(/^rule 1 \(192\.168\.1\.9\/32 tcp port 22\) would match but is not programmed: port entries over budget/);
       expect(lines[2]).to.match(/^DENY: no rule of 2 allows it \(default deny\)/);
       // The summary does not pretend the peer is in no allowed cidr: the rule is there, unprogrammed.
-      expect(x.summary).to.match(new RegExp(`^DENY at instance-2 inbound to ${s}: 192\\.168\\.1\\.9 would be allowed by 192\\.168\\.1\\.9/32 tcp port 22, which Felix has not programmed \\(port entries over budget`));
+      expect(x.summary).to.match(
+        new RegExp(
+          `^DENY at instance-2 inbound to ${s}: 192\\.168\\.1\\.9 would be allowed by 192\\.168\\.1\\.9/32 tcp port 22, which Felix has not programmed \\(port entries over budget`,
+        ),
+      );
       expect(x.summary).not.to.include('is not in any allowed cidr');
       expect(x.summary).to.include('; it is in admins; ssh allows only 10.0.0.0/16 tcp port 0-65535, members of admins tcp port 22');
     });
@@ -345,7 +387,7 @@ describe('explain: why can A reach B, or not (issue #16)', () => {
   });
 
   describe('denied by the route', () => {
-    it('no route (the kernel\'s error): DENY at the source host\'s route', () => {
+    it("no route (the kernel's error): DENY at the source host's route", () => {
       const x = explained(world, A, B, { route: { dev: null, gateway: null, protocol: null, error: 'Network is unreachable' } });
       expect(x.verdict).to.equal('DENY');
       expect(x.deniedAt).to.deep.equal({ host: 'instance-1', hop: 'route' });
@@ -354,7 +396,7 @@ describe('explain: why can A reach B, or not (issue #16)', () => {
       expect(x.hops.map((h) => h.hop)).to.deep.equal(['source', 'outbound', 'route']);
     });
 
-    it('same host, but the route leads to another endpoint\'s interface: DENY at route', () => {
+    it("same host, but the route leads to another endpoint's interface: DENY at route", () => {
       const x = explained(world, A, E, { route: { dev: ifname(C), endpoint: C.id } });
       expect(x.verdict).to.equal('DENY');
       expect(x.deniedAt).to.deep.equal({ host: 'instance-1', hop: 'route' });
@@ -370,14 +412,18 @@ describe('explain: why can A reach B, or not (issue #16)', () => {
   });
 
   describe('Felix and the ACL manager disagree (an update on its way)', () => {
-    it('Felix still has B\'s ACLs from before A joined: the verdict follows Felix, and the hop says it differs', () => {
+    it("Felix still has B's ACLs from before A joined: the verdict follows Felix, and the hop says it differs", () => {
       const before = new World([B, E]);
       const x = explained(world, A, B, { dst: { acls: before.acls(B) } });
       expect(x.verdict).to.equal('DENY');
       expect(x.deniedAt).to.deep.equal({ host: 'instance-2', hop: 'inbound' });
-      expect(hop(x, 'inbound').lines[0]).to.equal(`felix-to chain of ${b}: programmed, ACLs 12s old, NOT what the ACL manager computes now (an update is on its way)`);
+      expect(hop(x, 'inbound').lines[0]).to.equal(
+        `felix-to chain of ${b}: programmed, ACLs 12s old, NOT what the ACL manager computes now (an update is on its way)`,
+      );
       expect(hop(x, 'outbound').lines[0]).to.include('same as the ACL manager computes');
-      expect(x.summary).to.equal(`DENY at instance-2 inbound to ${b}: 192.168.1.1 is not in any allowed cidr; it is in group1; group1 allows only members of group1`);
+      expect(x.summary).to.equal(
+        `DENY at instance-2 inbound to ${b}: 192.168.1.1 is not in any allowed cidr; it is in group1; group1 allows only members of group1`,
+      );
     });
 
     it('Felix still lets in a peer the ACL manager no longer allows: ALLOW by the bare rule (no group rule behind it)', () => {
@@ -403,8 +449,10 @@ describe('explain: why can A reach B, or not (issue #16)', () => {
       [{ protocol: 'udp', port: 1.5 }, 4, '--port must be 0..65535'],
     ];
     for (const [spec, family, error] of errors) {
-      it(`${JSON.stringify(spec)} in IPv${family}: ${error}`, () => expect(packetQuery(spec, family, family === 4 ? '192.168.1.4' : 'fd00:1::4')).to.deep.equal({ error }));
-      it(`explain() answers {error} for ${JSON.stringify(spec)}`, () => expect(explain({ ...inputs(world, A, B, { family }), packet: spec })).to.deep.equal({ error }));
+      it(`${JSON.stringify(spec)} in IPv${family}: ${error}`, () =>
+        expect(packetQuery(spec, family, family === 4 ? '192.168.1.4' : 'fd00:1::4')).to.deep.equal({ error }));
+      it(`explain() answers {error} for ${JSON.stringify(spec)}`, () =>
+        expect(explain({ ...inputs(world, A, B, { family }), packet: spec })).to.deep.equal({ error }));
     }
 
     const queries: Array<[PacketSpec, 4 | 6, object]> = [
@@ -418,7 +466,8 @@ describe('explain: why can A reach B, or not (issue #16)', () => {
       [{ protocol: 'gre', port: null }, 6, { protocol: 47, port: null, icmp: null }],
     ];
     for (const [spec, family, want] of queries)
-      it(`${JSON.stringify(spec)} in IPv${family} is ${JSON.stringify(want)}`, () => expect(packetQuery(spec, family, 'peer')).to.deep.equal({ peer: 'peer', ...want }));
+      it(`${JSON.stringify(spec)} in IPv${family} is ${JSON.stringify(want)}`, () =>
+        expect(packetQuery(spec, family, 'peer')).to.deep.equal({ peer: 'peer', ...want }));
 
     it('a protocol-only rule (gre) against gre and tcp', () => {
       const w = new World([M, S], { ssh: rules([rule({ group: 'admins', protocol: 'gre' })], [rule({ cidr: '0.0.0.0/0' })]) });

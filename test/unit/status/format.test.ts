@@ -5,7 +5,12 @@ import { QueryResult, allReady, formatAge, formatReport, formatResult, statusUrl
 
 function daemon(over: Partial<DaemonStatus> = {}): DaemonStatus {
   return {
-    component: 'plugin-ep', version: '0.1.0', pid: 42, uptimeSeconds: 65, ready: true, waitingFor: [],
+    component: 'plugin-ep',
+    version: '0.1.0',
+    pid: 42,
+    uptimeSeconds: 65,
+    ready: true,
+    waitingFor: [],
     connections: [{ name: 'felix-resyncs', api: 'endpoint', kind: 'rep', address: 'tcp://*:9901', received: 3, lastMessageAgeSeconds: 0.42, resets: 0 }],
     facts: { felixes: 2, endpoints: 3 },
     ...over,
@@ -14,16 +19,36 @@ function daemon(over: Partial<DaemonStatus> = {}): DaemonStatus {
 
 function endpoint(over: Partial<EndpointStatus> = {}): EndpointStatus {
   return {
-    id: 'aaaaaaaaaaaa', ifname: 'tapaaaaaaaaaaa', addrs: ['192.168.1.1'], mac: 'ee:ee:ee:ee:ee:01', enabled: true, interfaceUp: true,
-    routesProgrammed: true, chainsProgrammed: true, programmed: true, error: null, aclAgeSeconds: 12.5,
-    deniedPackets: { inbound: 3, outbound: 0 }, ...over,
+    id: 'aaaaaaaaaaaa',
+    ifname: 'tapaaaaaaaaaaa',
+    addrs: ['192.168.1.1'],
+    mac: 'ee:ee:ee:ee:ee:01',
+    enabled: true,
+    interfaceUp: true,
+    routesProgrammed: true,
+    chainsProgrammed: true,
+    programmed: true,
+    error: null,
+    aclAgeSeconds: 12.5,
+    deniedPackets: { inbound: 3, outbound: 0 },
+    ...over,
   };
 }
 
 describe('calico-status formatting', () => {
   const ages: Array<[number | null, string]> = [
-    [null, 'never'], [0, '0.0s'], [0.42, '0.4s'], [9.96, '10.0s'], [12.5, '12s'], [59.9, '59s'], [60, '1m00s'], [303, '5m03s'],
-    [3600, '1h00m'], [7500, '2h05m'], [86400, '1d00h'], [273600, '3d04h'],
+    [null, 'never'],
+    [0, '0.0s'],
+    [0.42, '0.4s'],
+    [9.96, '10.0s'],
+    [12.5, '12s'],
+    [59.9, '59s'],
+    [60, '1m00s'],
+    [303, '5m03s'],
+    [3600, '1h00m'],
+    [7500, '2h05m'],
+    [86400, '1d00h'],
+    [273600, '3d04h'],
   ];
   for (const [seconds, text] of ages) it(`formats an age of ${seconds} s as ${text}`, () => expect(formatAge(seconds)).to.equal(text));
 
@@ -36,7 +61,12 @@ describe('calico-status formatting', () => {
   for (const [given, used] of urls) it(`asks ${used} when given ${given}`, () => expect(statusUrl(given)).to.equal(used));
 
   it('pads columns to the widest cell, without trailing blanks', () => {
-    expect(table([['a', 'bb', 'c'], ['ddd', 'e', '']])).to.deep.equal(['a    bb  c', 'ddd  e']);
+    expect(
+      table([
+        ['a', 'bb', 'c'],
+        ['ddd', 'e', ''],
+      ]),
+    ).to.deep.equal(['a    bb  c', 'ddd  e']);
   });
 
   it('shows a daemon: heading, connections, facts', () => {
@@ -51,7 +81,12 @@ describe('calico-status formatting', () => {
   it('says what a daemon that is not ready waits for, and a connection that never heard anything', () => {
     const lines = formatResult({
       url: 'u',
-      status: daemon({ ready: false, waitingFor: ['first resync with the plugin'], connections: [{ ...daemon().connections[0]!, received: 0, lastMessageAgeSeconds: null, resets: 2 }], facts: {} }),
+      status: daemon({
+        ready: false,
+        waitingFor: ['first resync with the plugin'],
+        connections: [{ ...daemon().connections[0]!, received: 0, lastMessageAgeSeconds: null, resets: 2 }],
+        facts: {},
+      }),
     });
     expect(lines[0]).to.include('NOT READY (waiting for first resync with the plugin)');
     expect(lines[2]).to.match(/0\s+never\s+2$/);
@@ -65,11 +100,19 @@ describe('calico-status formatting', () => {
   const states: Array<[string, Partial<EndpointStatus>, RegExp]> = [
     ['programmed', {}, /yes\s+yes\s+yes\s+yes\s+12s ago\s+3\/0\s+programmed$/],
     ['programmed but no ACLs yet (denied)', { aclAgeSeconds: null }, /none\s+3\/0\s+programmed \(denied: no ACLs yet\)$/],
-    ['waiting for its interface', { interfaceUp: false, routesProgrammed: false, programmed: false }, /yes\s+no\s+no\s+yes\s+12s ago\s+3\/0\s+waiting for interface$/],
+    [
+      'waiting for its interface',
+      { interfaceUp: false, routesProgrammed: false, programmed: false },
+      /yes\s+no\s+no\s+yes\s+12s ago\s+3\/0\s+waiting for interface$/,
+    ],
     ['disabled, routes pending', { enabled: false, routesProgrammed: false, programmed: false }, /no\s+yes\s+no\s+yes\s+12s ago\s+3\/0\s+pending$/],
     ['denying in both directions', { deniedPackets: { inbound: 1204, outbound: 17 } }, /12s ago\s+1204\/17\s+programmed$/],
     ['without denied counts (not readable, or an older Felix)', { deniedPackets: null }, /12s ago\s+-\s+programmed$/],
-    ['failed', { programmed: false, chainsProgrammed: false, error: 'programming chains and sets failed: boom' }, /FAILED: programming chains and sets failed: boom$/],
+    [
+      'failed',
+      { programmed: false, chainsProgrammed: false, error: 'programming chains and sets failed: boom' },
+      /FAILED: programming chains and sets failed: boom$/,
+    ],
     ['without addresses', { addrs: [] }, /tapaaaaaaaaaaa\s+-\s+yes/],
   ];
   for (const [name, over, row] of states)
@@ -111,14 +154,38 @@ describe('calico-status formatting', () => {
   });
 
   it('separates daemons by a blank line', () => {
-    const report = formatReport([{ url: 'a', error: 'x' }, { url: 'b', error: 'y' }]);
+    const report = formatReport([
+      { url: 'a', error: 'x' },
+      { url: 'b', error: 'y' },
+    ]);
     expect(report).to.equal('a  UNREACHABLE: x\n\nb  UNREACHABLE: y');
   });
 
   const readiness: Array<[string, QueryResult[], boolean]> = [
-    ['all ready', [{ url: 'a', status: daemon() }, { url: 'b', status: daemon() }], true],
-    ['one not ready', [{ url: 'a', status: daemon() }, { url: 'b', status: daemon({ ready: false, waitingFor: ['x'] }) }], false],
-    ['one unreachable', [{ url: 'a', status: daemon() }, { url: 'b', error: 'ECONNREFUSED' }], false],
+    [
+      'all ready',
+      [
+        { url: 'a', status: daemon() },
+        { url: 'b', status: daemon() },
+      ],
+      true,
+    ],
+    [
+      'one not ready',
+      [
+        { url: 'a', status: daemon() },
+        { url: 'b', status: daemon({ ready: false, waitingFor: ['x'] }) },
+      ],
+      false,
+    ],
+    [
+      'one unreachable',
+      [
+        { url: 'a', status: daemon() },
+        { url: 'b', error: 'ECONNREFUSED' },
+      ],
+      false,
+    ],
     ['nothing asked', [], false],
   ];
   for (const [name, results, ok] of readiness) it(`exits ${ok ? 0 : 1} when ${name}`, () => expect(allReady(results)).to.equal(ok));

@@ -9,7 +9,7 @@ import type { FelixEndpoint } from '../../../src/felix/endpoints.js';
 import type { DeniedCount, EndpointStatus as DataplaneStatus } from '../../../src/felix/dataplane/index.js';
 import type { FelixAgent } from '../../../src/felix/agent.js';
 
-const noRoute = { lookup: async () => ({ dev: null, gateway: null, protocol: null, error: 'no route' }) };
+const noRoute = { lookup: () => Promise.resolve({ dev: null, gateway: null, protocol: null, error: 'no route' }) };
 
 describe('status and metrics from daemon state', () => {
   const kinds: Array<[string, Buffer | object, { type: string; rc: string }]> = [
@@ -40,16 +40,33 @@ describe('status and metrics from daemon state', () => {
   });
 
   const ep = (id: string, over: Partial<FelixEndpoint> = {}): FelixEndpoint => ({
-    id, ifname: defaultInterfaceName('tap', id), mac: 'ee:ee:ee:ee:ee:01', addrs: ['192.168.1.1'], enabled: true, acls: null, aclsAt: null, ...over,
+    id,
+    ifname: defaultInterfaceName('tap', id),
+    mac: 'ee:ee:ee:ee:ee:01',
+    addrs: ['192.168.1.1'],
+    enabled: true,
+    acls: null,
+    aclsAt: null,
+    ...over,
   });
-  const dp = (over: Partial<DataplaneStatus> = {}): DataplaneStatus => ({ programmed: true, routesProgrammed: true, filterProgrammed: true, interfaceUp: true, ...over });
+  const dp = (over: Partial<DataplaneStatus> = {}): DataplaneStatus => ({
+    programmed: true,
+    routesProgrammed: true,
+    filterProgrammed: true,
+    interfaceUp: true,
+    ...over,
+  });
 
   it('joins Felix’s endpoints with the dataplane’s status, sorted by id, with ACL ages', () => {
     const statuses = new Map<string, DataplaneStatus>([
       ['bbbbbbbbbbbb', dp()],
       ['aaaaaaaaaaaa', dp({ programmed: false, filterProgrammed: false, error: 'programming chains and sets failed: x' })],
     ]);
-    const rows = endpointStatuses([ep('bbbbbbbbbbbb', { aclsAt: 10_000 }), ep('aaaaaaaaaaaa'), ep('cccccccccccc', { enabled: false })], (id) => statuses.get(id), 12_500);
+    const rows = endpointStatuses(
+      [ep('bbbbbbbbbbbb', { aclsAt: 10_000 }), ep('aaaaaaaaaaaa'), ep('cccccccccccc', { enabled: false })],
+      (id) => statuses.get(id),
+      12_500,
+    );
     expect(rows.map((r) => [r.id, r.programmed, r.routesProgrammed, r.chainsProgrammed, r.error, r.aclAgeSeconds])).to.deep.equal([
       ['aaaaaaaaaaaa', false, true, false, 'programming chains and sets failed: x', null],
       ['bbbbbbbbbbbb', true, true, true, null, 2.5],
@@ -72,14 +89,23 @@ describe('status and metrics from daemon state', () => {
     const dataplane = {
       status: () => dp(),
       inForce: () => undefined,
-      deniedPackets: async () => {
+      deniedPackets: () => {
         reads++;
-        if (fail) throw new Error('iptables-save failed');
-        return counts;
+        if (fail) return Promise.reject(new Error('iptables-save failed'));
+        return Promise.resolve(counts);
       },
     };
-    const endpoints = new Map([['aaaaaaaaaaaa', ep('aaaaaaaaaaaa')], ['bbbbbbbbbbbb', ep('bbbbbbbbbbbb')]]);
-    const agent = { manager: { endpoints, acls: new Map(), resyncsCompleted: 1 }, connections: () => [], waitingFor: () => [], resyncsStarted: 1, aclUpdatesSuperseded: 0 } as unknown as FelixAgent;
+    const endpoints = new Map([
+      ['aaaaaaaaaaaa', ep('aaaaaaaaaaaa')],
+      ['bbbbbbbbbbbb', ep('bbbbbbbbbbbb')],
+    ]);
+    const agent = {
+      manager: { endpoints, acls: new Map(), resyncsCompleted: 1 },
+      connections: () => [],
+      waitingFor: () => [],
+      resyncsStarted: 1,
+      aclUpdatesSuperseded: 0,
+    } as unknown as FelixAgent;
     const obs = new Observability(felixProbe(() => ({ agent, dataplane }), 'host-1', noRoute));
     expect(reads).to.equal(0, 'nothing is read before a scrape');
     const status = await obs.status();
@@ -99,7 +125,9 @@ describe('status and metrics from daemon state', () => {
     expect(text).to.include('# TYPE calico_felix_denied_packets_total counter');
     // /readyz's status reads no counters.
     reads = 0;
-    expect(await obs.status({ endpoints: false })).to.include({ ready: true }).and.not.have.property('endpoints');
+    expect(await obs.status({ endpoints: false }))
+      .to.include({ ready: true })
+      .and.not.have.property('endpoints');
     expect(reads).to.equal(0);
     // A failed read: the rows say unknown, the scrape goes on without the metric.
     fail = true;
@@ -150,7 +178,14 @@ describe('status and metrics from daemon state', () => {
   it('Felix: kernel tables as gauges (no limit sample where the limit is not visible) and on /status with the warnings', async () => {
     let usages: TableUsage[] = [];
     let warnings: string[] = [];
-    const tables = { get usages() { return usages; }, get warnings() { return warnings; } };
+    const tables = {
+      get usages() {
+        return usages;
+      },
+      get warnings() {
+        return warnings;
+      },
+    };
     const obs = new Observability(felixProbe(() => ({ dataplane: { status: () => undefined, inForce: () => undefined }, tables }), 'host-1', noRoute));
     let text = await obs.registry.metrics();
     expect(text).not.to.match(/^calico_felix_kernel_table_(entries|limit)\{/m);

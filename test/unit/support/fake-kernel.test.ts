@@ -7,7 +7,13 @@
 import { expect } from 'chai';
 import { CommandError } from '../../../src/felix/dataplane/drivers/commands.js';
 import type { LinkEvent } from '../../../src/felix/dataplane/drivers/netlink.js';
-import { parseIpsetSave, parseIptablesCounters, parseIptablesSave, renderIpsetRestore, renderIptablesRestore } from '../../../src/felix/dataplane/render/restore.js';
+import {
+  parseIpsetSave,
+  parseIptablesCounters,
+  parseIptablesSave,
+  renderIpsetRestore,
+  renderIptablesRestore,
+} from '../../../src/felix/dataplane/render/restore.js';
 import { FakeKernel } from '../../support/fake-kernel.js';
 
 /** The error a promise rejects with (fails the test if it resolves). */
@@ -26,8 +32,7 @@ describe('FakeKernel', () => {
     k.runner.run(family === 4 ? 'iptables-restore' : 'ip6tables-restore', ['--noflush'], text);
   const ipset = (text: string, exist = false): Promise<string> => k.runner.run('ipset', [...(exist ? ['-exist'] : []), 'restore'], text);
   const failure = (p: Promise<unknown>): Promise<CommandError> => rejection<CommandError>(p);
-  const rules = (chain: string, table: 'filter' | 'nat' | 'raw' = 'filter', family: 4 | 6 = 4): string[] | undefined =>
-    k.chains(family, table).get(chain);
+  const rules = (chain: string, table: 'filter' | 'nat' | 'raw' = 'filter', family: 4 | 6 = 4): string[] | undefined => k.chains(family, table).get(chain);
 
   beforeEach(() => {
     k = new FakeKernel();
@@ -41,10 +46,26 @@ describe('FakeKernel', () => {
       await restore('*filter\n:felix-z - [0:0]\n:felix-a - [0:0]\n-A felix-a -j DROP\n-A FORWARD -j felix-a\nCOMMIT\n');
       const text = await k.runner.run('iptables-save', []);
       expect(text.split('\n').filter((l) => !l.startsWith('#'))).to.deep.equal([
-        '*filter', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':felix-a - [0:0]', ':felix-z - [0:0]',
-        '-A FORWARD -j felix-a', '-A felix-a -j DROP', 'COMMIT',
-        '*nat', ':PREROUTING ACCEPT [0:0]', ':INPUT ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':POSTROUTING ACCEPT [0:0]', 'COMMIT',
-        '*raw', ':PREROUTING ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', 'COMMIT', '',
+        '*filter',
+        ':INPUT ACCEPT [0:0]',
+        ':FORWARD ACCEPT [0:0]',
+        ':OUTPUT ACCEPT [0:0]',
+        ':felix-a - [0:0]',
+        ':felix-z - [0:0]',
+        '-A FORWARD -j felix-a',
+        '-A felix-a -j DROP',
+        'COMMIT',
+        '*nat',
+        ':PREROUTING ACCEPT [0:0]',
+        ':INPUT ACCEPT [0:0]',
+        ':OUTPUT ACCEPT [0:0]',
+        ':POSTROUTING ACCEPT [0:0]',
+        'COMMIT',
+        '*raw',
+        ':PREROUTING ACCEPT [0:0]',
+        ':OUTPUT ACCEPT [0:0]',
+        'COMMIT',
+        '',
       ]);
       const parsed = parseIptablesSave(text);
       expect([...parsed.keys()]).to.deep.equal(['filter', 'nat', 'raw']);
@@ -81,12 +102,28 @@ describe('FakeKernel', () => {
 
     it('counters as iptables v1.8.9 keeps them (checked in a namespace): -D N / -I N in one restore apply in sequence and keep the other rules’ counters; -R, a declaration (flush) and -Z reset', async () => {
       const saved = async (chain: string) =>
-        parseIptablesCounters(await k.runner.run('iptables-save', ['-c', '-t', 'filter'])).get('filter')!.get(chain)!.map((r) => `${r.packets} ${r.rule}`);
-      await restore('*filter\n:felix-x - [0:0]\n:felix-y - [0:0]\n' + ['a', 'b', 'c', 'd'].map((c) => `-A felix-x -m comment --comment ${c}`).join('\n') + '\n-A felix-x -j felix-y\n-A felix-x -j DROP\n-A felix-y -j RETURN\nCOMMIT\n');
+        parseIptablesCounters(await k.runner.run('iptables-save', ['-c', '-t', 'filter']))
+          .get('filter')!
+          .get(chain)!
+          .map((r) => `${r.packets} ${r.rule}`);
+      await restore(
+        '*filter\n:felix-x - [0:0]\n:felix-y - [0:0]\n' +
+          ['a', 'b', 'c', 'd'].map((c) => `-A felix-x -m comment --comment ${c}`).join('\n') +
+          '\n-A felix-x -j felix-y\n-A felix-x -j DROP\n-A felix-y -j RETURN\nCOMMIT\n',
+      );
       for (let i = 1; i <= 6; i++) k.hitRule(4, 'filter', 'felix-x', i, 3);
       k.hitRule(4, 'filter', 'felix-y', 1, 3);
-      await restore('*filter\n-D felix-x 2\n-D felix-x 2\n-I felix-x 2 -m comment --comment new1\n-I felix-x 3 -m comment --comment new2\n-R felix-x 4 -m comment --comment d2\nCOMMIT\n');
-      expect(await saved('felix-x')).to.deep.equal(['3 -m comment --comment a', '0 -m comment --comment new1', '0 -m comment --comment new2', '0 -m comment --comment d2', '3 -j felix-y', '3 -j DROP']);
+      await restore(
+        '*filter\n-D felix-x 2\n-D felix-x 2\n-I felix-x 2 -m comment --comment new1\n-I felix-x 3 -m comment --comment new2\n-R felix-x 4 -m comment --comment d2\nCOMMIT\n',
+      );
+      expect(await saved('felix-x')).to.deep.equal([
+        '3 -m comment --comment a',
+        '0 -m comment --comment new1',
+        '0 -m comment --comment new2',
+        '0 -m comment --comment d2',
+        '3 -j felix-y',
+        '3 -j DROP',
+      ]);
       expect(k.ruleCounters(4, 'filter', 'felix-x').map((r) => r.packets)).to.deep.equal([3, 0, 0, 0, 3, 3]);
       // Writing another chain whole leaves these counters alone; the written one starts at 0.
       await restore('*filter\n:felix-y - [0:0]\n-A felix-y -j RETURN\nCOMMIT\n');
@@ -139,7 +176,9 @@ describe('FakeKernel', () => {
     it('a table block is one transaction: a failure anywhere leaves the table as it was', async () => {
       await restore('*filter\n:felix-keep - [0:0]\n-A felix-keep -j DROP\nCOMMIT\n');
       const before = k.iptablesSave(4);
-      const err = await failure(restore('*filter\n:felix-new - [0:0]\n:felix-keep - [0:0]\n-A felix-new -j DROP\n-A INPUT -j felix-new\n-A INPUT -j nothing-here\nCOMMIT\n'));
+      const err = await failure(
+        restore('*filter\n:felix-new - [0:0]\n:felix-keep - [0:0]\n-A felix-new -j DROP\n-A INPUT -j felix-new\n-A INPUT -j nothing-here\nCOMMIT\n'),
+      );
       expect(err.stderr).to.match(/^iptables-restore v1\.8\.9 \(nf_tables\): Chain 'nothing-here' does not exist/);
       expect(k.iptablesSave(4)).to.equal(before);
       expect(rules('felix-keep')).to.deep.equal(['-j DROP']);
@@ -171,7 +210,9 @@ describe('FakeKernel', () => {
       err = await failure(restore('*filter\n-A felix-a -m rpfilter --invert -j DROP\nCOMMIT\n'));
       expect(err.stderr).to.match(/RULE_APPEND failed \(Invalid argument\)/);
       await restore('*raw\n:felix-RPF - [0:0]\n-A felix-RPF -i tap+ -m rpfilter --invert -j DROP\n-A PREROUTING -j felix-RPF\nCOMMIT\n');
-      await restore('*nat\n:felix-PREROUTING - [0:0]\n-A felix-PREROUTING -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.0.0.5:8775\nCOMMIT\n');
+      await restore(
+        '*nat\n:felix-PREROUTING - [0:0]\n-A felix-PREROUTING -d 169.254.169.254/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.0.0.5:8775\nCOMMIT\n',
+      );
       expect(rules('felix-PREROUTING', 'nat')).to.have.length(1);
     });
 
@@ -229,7 +270,9 @@ describe('FakeKernel', () => {
 
     it('refuses a word where an option belongs, and the old `-s ! ADDR` form', async () => {
       let err = await failure(restore('*filter\n:felix-t - [0:0]\n-A felix-t abcdef\nCOMMIT\n'));
-      expect(err.stderr).to.equal("Bad argument `abcdef'\nError occurred at line: 3\nTry `iptables-restore -h' or 'iptables-restore --help' for more information.");
+      expect(err.stderr).to.equal(
+        "Bad argument `abcdef'\nError occurred at line: 3\nTry `iptables-restore -h' or 'iptables-restore --help' for more information.",
+      );
       err = await failure(restore('*filter\n-A INPUT -s ! 10.0.0.0/8 -j RETURN\nCOMMIT\n'));
       expect(err.stderr).to.match(/^Bad argument `10\.0\.0\.0\/8'/);
     });
@@ -238,12 +281,27 @@ describe('FakeKernel', () => {
       ['host address gets its prefix', 4, '-s 10.0.0.1 -j RETURN', '-s 10.0.0.1/32 -j RETURN'],
       ['network is masked', 4, '-s 10.0.0.1/24 -j RETURN', '-s 10.0.0.0/24 -j RETURN'],
       ['/0 disappears', 6, '-p tcp -s ::/0 -j RETURN', '-p tcp -j RETURN'],
-      ['addresses, interfaces, protocol come first', 4, '-p udp -o tapa -d 1.2.3.4 -s 5.6.7.8 -j ACCEPT', '-s 5.6.7.8/32 -d 1.2.3.4/32 -o tapa -p udp -j ACCEPT'],
+      [
+        'addresses, interfaces, protocol come first',
+        4,
+        '-p udp -o tapa -d 1.2.3.4 -s 5.6.7.8 -j ACCEPT',
+        '-s 5.6.7.8/32 -d 1.2.3.4/32 -o tapa -p udp -j ACCEPT',
+      ],
       ['protocol numbers become names', 4, '-p 47 -s 10.0.0.0/8 -j RETURN', '-s 10.0.0.0/8 -p gre -j RETURN'],
-      ['icmpv6 is ipv6-icmp', 6, '-p icmpv6 --icmpv6-type 135 -m hl --hl-eq 255 -j RETURN', '-p ipv6-icmp -m icmp6 --icmpv6-type 135 -m hl --hl-eq 255 -j RETURN'],
+      [
+        'icmpv6 is ipv6-icmp',
+        6,
+        '-p icmpv6 --icmpv6-type 135 -m hl --hl-eq 255 -j RETURN',
+        '-p ipv6-icmp -m icmp6 --icmpv6-type 135 -m hl --hl-eq 255 -j RETURN',
+      ],
       ['implicit -m tcp is printed', 4, '-p tcp --dport 80 -j RETURN', '-p tcp -m tcp --dport 80 -j RETURN'],
       ['icmp type names are numbers', 4, '-p icmp --icmp-type echo-request -j RETURN', '-p icmp -m icmp --icmp-type 8 -j RETURN'],
-      ['MARK --set-mark is --set-xmark', 4, '-s 10.0.0.1 -m mac --mac-source 02:AB:00:00:00:01 -j MARK --set-mark 1', '-s 10.0.0.1/32 -m mac --mac-source 02:ab:00:00:00:01 -j MARK --set-xmark 0x1/0xffffffff'],
+      [
+        'MARK --set-mark is --set-xmark',
+        4,
+        '-s 10.0.0.1 -m mac --mac-source 02:AB:00:00:00:01 -j MARK --set-mark 1',
+        '-s 10.0.0.1/32 -m mac --mac-source 02:ab:00:00:00:01 -j MARK --set-xmark 0x1/0xffffffff',
+      ],
       ['mark in hex', 4, '-m mark ! --mark 1 -j DROP', '-m mark ! --mark 0x1 -j DROP'],
       ['conntrack states in kernel order', 4, '-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT', '-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT'],
       ['REJECT gets its default', 6, '-j REJECT', '-j REJECT --reject-with icmp6-port-unreachable'],
@@ -260,21 +318,52 @@ describe('FakeKernel', () => {
     }
 
     it('applies what renderIptablesRestore writes, and removes it again', async () => {
-      const write = [{ name: 'felix-to-a', rules: ['-j DROP'] }, { name: 'felix-TO-ENDPOINT', rules: ['-o tapa -g felix-to-a', '-j DROP'] }];
-      await restore(renderIptablesRestore([{ table: 'filter', write, edit: [], remove: [], insertJumps: [{ table: 'filter', from: 'FORWARD', rule: '-j felix-TO-ENDPOINT' }], deleteJumps: [] }]));
+      const write = [
+        { name: 'felix-to-a', rules: ['-j DROP'] },
+        { name: 'felix-TO-ENDPOINT', rules: ['-o tapa -g felix-to-a', '-j DROP'] },
+      ];
+      await restore(
+        renderIptablesRestore([
+          { table: 'filter', write, edit: [], remove: [], insertJumps: [{ table: 'filter', from: 'FORWARD', rule: '-j felix-TO-ENDPOINT' }], deleteJumps: [] },
+        ]),
+      );
       const state = parseIptablesSave(await k.runner.run('iptables-save', []));
       expect(state.get('filter')!.get('felix-TO-ENDPOINT')).to.deep.equal(['-o tapa -g felix-to-a', '-j DROP']);
       expect(state.get('filter')!.get('FORWARD')).to.deep.equal(['-j felix-TO-ENDPOINT']);
-      await restore(renderIptablesRestore([{ table: 'filter', write: [], edit: [{ op: 'replace', chain: 'felix-to-a', index: 1, rule: '-j RETURN' }], remove: [], insertJumps: [], deleteJumps: [] }]));
+      await restore(
+        renderIptablesRestore([
+          {
+            table: 'filter',
+            write: [],
+            edit: [{ op: 'replace', chain: 'felix-to-a', index: 1, rule: '-j RETURN' }],
+            remove: [],
+            insertJumps: [],
+            deleteJumps: [],
+          },
+        ]),
+      );
       expect(k.chains(4, 'filter').get('felix-to-a')).to.deep.equal(['-j RETURN']);
-      await restore(renderIptablesRestore([{ table: 'filter', write: [], edit: [], remove: ['felix-TO-ENDPOINT', 'felix-to-a'], insertJumps: [], deleteJumps: [{ table: 'filter', from: 'FORWARD', rule: '-j felix-TO-ENDPOINT' }] }]));
+      await restore(
+        renderIptablesRestore([
+          {
+            table: 'filter',
+            write: [],
+            edit: [],
+            remove: ['felix-TO-ENDPOINT', 'felix-to-a'],
+            insertJumps: [],
+            deleteJumps: [{ table: 'filter', from: 'FORWARD', rule: '-j felix-TO-ENDPOINT' }],
+          },
+        ]),
+      );
       expect([...k.chains(4, 'filter').keys()]).to.deep.equal(['INPUT', 'FORWARD', 'OUTPUT']);
     });
   });
 
   describe('ipset', () => {
     it('creates and fills sets; list -t, list -n, list NAME; save reads back through parseIpsetSave', async () => {
-      await ipset('create felix-a hash:net family inet maxelem 1048576\nadd felix-a 10.0.0.0/8\ncreate felix-p hash:net,port family inet6 maxelem 1048576\nadd felix-p 2001:db8::/32,tcp:80\n');
+      await ipset(
+        'create felix-a hash:net family inet maxelem 1048576\nadd felix-a 10.0.0.0/8\ncreate felix-p hash:net,port family inet6 maxelem 1048576\nadd felix-p 2001:db8::/32,tcp:80\n',
+      );
       const terse = await k.runner.run('ipset', ['list', '-t']);
       expect(terse).to.equal(
         'Name: felix-a\nType: hash:net\nRevision: 7\nHeader: family inet hashsize 1024 maxelem 1048576 bucketsize 12 initval 0x00000000\n' +
@@ -430,7 +519,9 @@ describe('FakeKernel', () => {
       await ipset(renderIpsetRestore([{ set: { ...set, members: ['10.1.0.0/16', '10.2.0.0/16'] }, replace: true }]).text, true);
       expect([...k.sets().keys()]).to.deep.equal(['felix-4a-1']);
       expect(k.sets().get('felix-4a-1')!.members).to.deep.equal(new Set(['10.1.0.0/16', '10.2.0.0/16']));
-      expect([...parseIpsetSave(await k.runner.run('ipset', ['save']))]).to.deep.equal([['felix-4a-1', { type: 'hash:net', family: 4, members: ['10.1.0.0/16', '10.2.0.0/16'] }]]);
+      expect([...parseIpsetSave(await k.runner.run('ipset', ['save']))]).to.deep.equal([
+        ['felix-4a-1', { type: 'hash:net', family: 4, members: ['10.1.0.0/16', '10.2.0.0/16'] }],
+      ]);
       await ipset(renderIpsetRestore([], ['felix-4a-1']).text, true);
       expect(k.sets().size).to.equal(0);
     });
@@ -442,7 +533,10 @@ describe('FakeKernel', () => {
       k.addFlow('10.0.0.2', '10.0.0.1');
       k.addFlow('10.0.0.3', '10.0.0.4');
       await k.runner.run('conntrack', ['-D', '-s', '10.0.0.1']);
-      expect(k.flows()).to.deep.equal([{ src: '10.0.0.2', dst: '10.0.0.1' }, { src: '10.0.0.3', dst: '10.0.0.4' }]);
+      expect(k.flows()).to.deep.equal([
+        { src: '10.0.0.2', dst: '10.0.0.1' },
+        { src: '10.0.0.3', dst: '10.0.0.4' },
+      ]);
       await k.runner.run('conntrack', ['-D', '-d', '10.0.0.1']);
       expect(k.flows()).to.deep.equal([{ src: '10.0.0.3', dst: '10.0.0.4' }]);
     });
@@ -512,9 +606,15 @@ describe('FakeKernel', () => {
       const other = k.addLink('tapc');
       await k.netlink.setRoute({ family: 4, dst: '10.0.0.1', ifindex: tap.index });
       await k.netlink.setRoute({ family: 6, dst: '2001:DB8::1', ifindex: tap.index });
-      expect(await k.netlink.hostRoutes()).to.deep.equal([{ family: 4, dst: '10.0.0.1', ifindex: tap.index }, { family: 6, dst: '2001:db8::1', ifindex: tap.index }]);
+      expect(await k.netlink.hostRoutes()).to.deep.equal([
+        { family: 4, dst: '10.0.0.1', ifindex: tap.index },
+        { family: 6, dst: '2001:db8::1', ifindex: tap.index },
+      ]);
       await k.netlink.setRoute({ family: 4, dst: '10.0.0.1', ifindex: other.index });
-      expect(await k.netlink.hostRoutes()).to.deep.equal([{ family: 4, dst: '10.0.0.1', ifindex: other.index }, { family: 6, dst: '2001:db8::1', ifindex: tap.index }]);
+      expect(await k.netlink.hostRoutes()).to.deep.equal([
+        { family: 4, dst: '10.0.0.1', ifindex: other.index },
+        { family: 6, dst: '2001:db8::1', ifindex: tap.index },
+      ]);
       expect(await k.netlink.link('tapc')).to.deep.equal(other);
       expect(await k.netlink.link('nosuch')).to.equal(null);
       expect((await rejection(k.netlink.setRoute({ family: 4, dst: '10.0.0.2', ifindex: 99 }))).code).to.equal('ENODEV');
@@ -682,8 +782,12 @@ describe('FakeKernel', () => {
     it('checkInvariants throws on a state the kernel could not be in', () => {
       type Internals = { iptables: Record<4 | 6, Record<string, Map<string, { rules: object[] }>>> };
       const internals = k as unknown as Internals;
-      internals.iptables[4]['filter']!.get('INPUT')!.rules.push({ text: '-j nowhere', target: { kind: 'jump', name: 'nowhere' }, sets: ['ghost'], matches: [], invalid: null });
-      expect(() => k.checkInvariants()).to.throw(/INPUT: '-j nowhere' targets missing chain nowhere[\s\S]*uses missing set ghost[\s\S]*set ghost has 0 references recorded, 1 in rules/);
+      internals.iptables[4]
+        ['filter']!.get('INPUT')!
+        .rules.push({ text: '-j nowhere', target: { kind: 'jump', name: 'nowhere' }, sets: ['ghost'], matches: [], invalid: null });
+      expect(() => k.checkInvariants()).to.throw(
+        /INPUT: '-j nowhere' targets missing chain nowhere[\s\S]*uses missing set ghost[\s\S]*set ghost has 0 references recorded, 1 in rules/,
+      );
       internals.iptables[4]['filter']!.get('INPUT')!.rules.length = 0;
     });
   });

@@ -11,7 +11,10 @@ export interface CommandRunner {
 
 export class CommandError extends Error {
   readonly code = 'ECOMMAND';
-  constructor(readonly command: string, readonly stderr: string) {
+  constructor(
+    readonly command: string,
+    readonly stderr: string,
+  ) {
     super(`${command} failed: ${stderr.trim().split('\n').slice(0, 5).join(' | ')}`);
   }
 }
@@ -20,6 +23,6 @@ export const execaRunner: CommandRunner = {
   async run(cmd, args, input) {
     const r = await execa(cmd, args, { input: input ?? '', reject: false, stripFinalNewline: false, maxBuffer: 1 << 30 });
     if (r.exitCode !== 0) throw new CommandError(`${cmd} ${args.join(' ')}`, String(r.stderr || r.stdout || r.message));
-    return String(r.stdout);
+    return r.stdout;
   },
 };

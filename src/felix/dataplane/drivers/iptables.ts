@@ -4,7 +4,10 @@ import type { Family } from '../render/names.js';
 import { CountedRule, IptablesState, parseIptablesCounters, parseIptablesSave } from '../render/restore.js';
 
 export class IptablesDriver {
-  constructor(private readonly runner: CommandRunner, readonly family: Family) {}
+  constructor(
+    private readonly runner: CommandRunner,
+    readonly family: Family,
+  ) {}
 
   private tool(kind: 'save' | 'restore'): string {
     return `${this.family === 4 ? 'iptables' : 'ip6tables'}-${kind}`;

@@ -53,14 +53,14 @@ export class LinkMonitor {
     if (this.closed) return;
     const args = ['-o', ...(this.rcvbuf ? ['-rcvbuf', String(this.rcvbuf)] : []), 'monitor', 'link'];
     const [cmd, ...cmdArgs] = viaSetpriv ? ['setpriv', '--pdeathsig', 'TERM', 'ip', ...args] : ['ip', ...args];
-    const child = spawn(cmd!, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
-    readline.createInterface({ input: child.stdout! }).on('line', (line) => {
+    readline.createInterface({ input: child.stdout }).on('line', (line) => {
       const e = parseMonitorLine(line);
       if (e) this.onEvent(e);
     });
     // "netlink receive error No buffer space available (105)": events were dropped.
-    readline.createInterface({ input: child.stderr! }).on('line', (line) => {
+    readline.createInterface({ input: child.stderr }).on('line', (line) => {
       if (/No buffer space/i.test(line)) this.onLost('overflow');
     });
     child.on('error', (err: NodeJS.ErrnoException) => {

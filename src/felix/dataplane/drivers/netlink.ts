@@ -189,7 +189,8 @@ export class RtNetlink implements Netlink {
     const out: NeighbourEntry[] = [];
     for (const family of [4, 6] as const) {
       for (const n of await this.neighbourDump(family)) {
-        if (n.data.state?.permanent && n.attrs.dst && n.attrs.lladdr) out.push({ dst: addrText(n.attrs.dst), ifindex: n.data.ifindex ?? 0, mac: macText(n.attrs.lladdr) });
+        if (n.data.state?.permanent && n.attrs.dst && n.attrs.lladdr)
+          out.push({ dst: addrText(n.attrs.dst), ifindex: n.data.ifindex ?? 0, mac: macText(n.attrs.lladdr) });
       }
     }
     return out;
@@ -219,7 +220,10 @@ export class RtNetlink implements Netlink {
   }
 
   private addressMessage(a: LinkAddress): [netlink.rt.Address, netlink.rt.AddressAttrs] {
-    return [{ family: AF[6], prefixlen: a.prefixLen, index: a.ifindex }, { address: addrBytes(a.addr), local: addrBytes(a.addr) }];
+    return [
+      { family: AF[6], prefixlen: a.prefixLen, index: a.ifindex },
+      { address: addrBytes(a.addr), local: addrBytes(a.addr) },
+    ];
   }
 
   async addIpv6Address(a: LinkAddress): Promise<void> {
@@ -233,9 +237,13 @@ export class RtNetlink implements Netlink {
   }
 
   onLinkEvent(listener: (e: LinkEvent) => void): void {
-    const monitor = new LinkMonitor(listener, (why) => {
-      for (const l of this.lostListeners) l(why);
-    }, this.opts.eventBufferBytes);
+    const monitor = new LinkMonitor(
+      listener,
+      (why) => {
+        for (const l of this.lostListeners) l(why);
+      },
+      this.opts.eventBufferBytes,
+    );
     monitor.start();
     this.monitors.push(monitor);
   }

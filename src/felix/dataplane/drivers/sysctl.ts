@@ -10,17 +10,23 @@ export interface Sysctl {
 
 /** Synchronous on purpose: /proc/sys reads and writes never block, and a thread-pool hop per file costs more than the work. */
 export const procSysctl: Sysctl = {
-  async ensure(key, value) {
-    const file = `/proc/sys/${key}`;
-    if (fs.readFileSync(file, 'utf8').trim() !== value) fs.writeFileSync(file, value);
+  // The executor runs at once; what it throws rejects the promise, as an async function's would.
+  ensure(key, value) {
+    return new Promise((resolve) => {
+      const file = `/proc/sys/${key}`;
+      if (fs.readFileSync(file, 'utf8').trim() !== value) fs.writeFileSync(file, value);
+      resolve();
+    });
   },
-  async read(key) {
-    try {
-      return fs.readFileSync(`/proc/sys/${key}`, 'utf8').trim();
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw err;
-    }
+  read(key) {
+    return new Promise((resolve) => {
+      try {
+        resolve(fs.readFileSync(`/proc/sys/${key}`, 'utf8').trim());
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') resolve(null);
+        else throw err;
+      }
+    });
   },
 };
 

@@ -155,33 +155,87 @@ export const DEFAULT_PROTOCOL_NAMES: ProtocolNames = (proto) => DEFAULT_TABLE.na
  * own list (xtables_chain_protos) before printing the number.
  */
 const XTABLES_PROTOCOLS: ReadonlyMap<number, string> = new Map([
-  [6, 'tcp'], [132, 'sctp'], [17, 'udp'], [136, 'udplite'], [1, 'icmp'], [58, 'ipv6-icmp'], [50, 'esp'], [51, 'ah'], [135, 'ipv6-mh'],
+  [6, 'tcp'],
+  [132, 'sctp'],
+  [17, 'udp'],
+  [136, 'udplite'],
+  [1, 'icmp'],
+  [58, 'ipv6-icmp'],
+  [50, 'esp'],
+  [51, 'ah'],
+  [135, 'ipv6-mh'],
 ]);
 
 /** The protocols whose rules may carry a port; as ipset prints them. */
-const PORT_PROTOCOLS: ReadonlyMap<number, string> = new Map([[6, 'tcp'], [17, 'udp'], [132, 'sctp'], [136, 'udplite']]);
+const PORT_PROTOCOLS: ReadonlyMap<number, string> = new Map([
+  [6, 'tcp'],
+  [17, 'udp'],
+  [132, 'sctp'],
+  [136, 'udplite'],
+]);
 
 // --------------------------------------------------------------------- icmp
 
 /** ipset's lib/icmp.c and lib/icmpv6.c, in their order: the first name of a (type, code) is the one `ipset save` prints. */
 const ICMP_TABLES: Record<Family, readonly (readonly [string, number, number])[]> = {
   4: [
-    ['echo-reply', 0, 0], ['pong', 0, 0], ['network-unreachable', 3, 0], ['host-unreachable', 3, 1],
-    ['protocol-unreachable', 3, 2], ['port-unreachable', 3, 3], ['fragmentation-needed', 3, 4], ['source-route-failed', 3, 5],
-    ['network-unknown', 3, 6], ['host-unknown', 3, 7], ['network-prohibited', 3, 9], ['host-prohibited', 3, 10],
-    ['TOS-network-unreachable', 3, 11], ['TOS-host-unreachable', 3, 12], ['communication-prohibited', 3, 13],
-    ['host-precedence-violation', 3, 14], ['precedence-cutoff', 3, 15], ['source-quench', 4, 0], ['network-redirect', 5, 0],
-    ['host-redirect', 5, 1], ['TOS-network-redirect', 5, 2], ['TOS-host-redirect', 5, 3], ['echo-request', 8, 0], ['ping', 8, 0],
-    ['router-advertisement', 9, 0], ['router-solicitation', 10, 0], ['ttl-zero-during-transit', 11, 0],
-    ['ttl-zero-during-reassembly', 11, 1], ['ip-header-bad', 12, 0], ['required-option-missing', 12, 1],
-    ['timestamp-request', 13, 0], ['timestamp-reply', 14, 0], ['address-mask-request', 17, 0], ['address-mask-reply', 18, 0],
+    ['echo-reply', 0, 0],
+    ['pong', 0, 0],
+    ['network-unreachable', 3, 0],
+    ['host-unreachable', 3, 1],
+    ['protocol-unreachable', 3, 2],
+    ['port-unreachable', 3, 3],
+    ['fragmentation-needed', 3, 4],
+    ['source-route-failed', 3, 5],
+    ['network-unknown', 3, 6],
+    ['host-unknown', 3, 7],
+    ['network-prohibited', 3, 9],
+    ['host-prohibited', 3, 10],
+    ['TOS-network-unreachable', 3, 11],
+    ['TOS-host-unreachable', 3, 12],
+    ['communication-prohibited', 3, 13],
+    ['host-precedence-violation', 3, 14],
+    ['precedence-cutoff', 3, 15],
+    ['source-quench', 4, 0],
+    ['network-redirect', 5, 0],
+    ['host-redirect', 5, 1],
+    ['TOS-network-redirect', 5, 2],
+    ['TOS-host-redirect', 5, 3],
+    ['echo-request', 8, 0],
+    ['ping', 8, 0],
+    ['router-advertisement', 9, 0],
+    ['router-solicitation', 10, 0],
+    ['ttl-zero-during-transit', 11, 0],
+    ['ttl-zero-during-reassembly', 11, 1],
+    ['ip-header-bad', 12, 0],
+    ['required-option-missing', 12, 1],
+    ['timestamp-request', 13, 0],
+    ['timestamp-reply', 14, 0],
+    ['address-mask-request', 17, 0],
+    ['address-mask-reply', 18, 0],
   ],
   6: [
-    ['no-route', 1, 0], ['communication-prohibited', 1, 1], ['address-unreachable', 1, 3], ['port-unreachable', 1, 4],
-    ['packet-too-big', 2, 0], ['ttl-zero-during-transit', 3, 0], ['ttl-zero-during-reassembly', 3, 1], ['bad-header', 4, 0],
-    ['unknown-header-type', 4, 1], ['unknown-option', 4, 2], ['echo-request', 128, 0], ['ping', 128, 0], ['echo-reply', 129, 0],
-    ['pong', 129, 0], ['router-solicitation', 133, 0], ['router-advertisement', 134, 0], ['neighbour-solicitation', 135, 0],
-    ['neigbour-solicitation', 135, 0], ['neighbour-advertisement', 136, 0], ['neigbour-advertisement', 136, 0], ['redirect', 137, 0],
+    ['no-route', 1, 0],
+    ['communication-prohibited', 1, 1],
+    ['address-unreachable', 1, 3],
+    ['port-unreachable', 1, 4],
+    ['packet-too-big', 2, 0],
+    ['ttl-zero-during-transit', 3, 0],
+    ['ttl-zero-during-reassembly', 3, 1],
+    ['bad-header', 4, 0],
+    ['unknown-header-type', 4, 1],
+    ['unknown-option', 4, 2],
+    ['echo-request', 128, 0],
+    ['ping', 128, 0],
+    ['echo-reply', 129, 0],
+    ['pong', 129, 0],
+    ['router-solicitation', 133, 0],
+    ['router-advertisement', 134, 0],
+    ['neighbour-solicitation', 135, 0],
+    ['neigbour-solicitation', 135, 0],
+    ['neighbour-advertisement', 136, 0],
+    ['neigbour-advertisement', 136, 0],
+    ['redirect', 137, 0],
   ],
 };
 
@@ -356,7 +410,8 @@ function protocolNumber(protocol: string, family: Family): number | { invalid: s
   const p = protocol.trim().toLowerCase();
   let n: number | undefined;
   if (/^\d+$/.test(p)) n = Number(p);
-  else if (p === 'icmp') n = family === 4 ? 1 : 58; // in a v6 list `icmp` means ICMPv6, as the prototype had it
+  else if (p === 'icmp')
+    n = family === 4 ? 1 : 58; // in a v6 list `icmp` means ICMPv6, as the prototype had it
   else if (p === 'icmpv6') n = 58;
   else n = DEFAULT_TABLE.numbers.get(p);
   if (n === undefined) return { invalid: `unknown protocol ${JSON.stringify(protocol)}` };
@@ -411,8 +466,8 @@ function rangeEntries(cidr: string, proto: string, lo: number, hi: number): read
   let entries = rangeCache.get(key);
   if (entries === undefined) {
     const prefix = `${cidr},${proto}:`;
-    const list: string[] = new Array(hi - lo + 1);
-    for (let p = lo; p <= hi; p++) list[p - lo] = prefix + p;
+    const list = new Array<string>(hi - lo + 1);
+    for (let p = lo; p <= hi; p++) list[p - lo] = `${prefix}${p}`;
     if (rangeCacheStrings + list.length > RANGE_CACHE_LIMIT) {
       rangeCache.clear();
       rangeCacheStrings = 0;
@@ -479,7 +534,13 @@ function renderDirection(
         const added = addPorts(port, p.cidr.set, p.proto, p.lo, p.hi, budget.left);
         if (added === null) {
           const want = p.cidr.set.length * (p.hi - p.lo + 1);
-          invalid.push({ family, direction, index, rule, reason: `port entries over budget: rule expands to ${want}, ${budget.left} of ${PORT_ENTRY_BUDGET} left` });
+          invalid.push({
+            family,
+            direction,
+            index,
+            rule,
+            reason: `port entries over budget: rule expands to ${want}, ${budget.left} of ${PORT_ENTRY_BUDGET} left`,
+          });
         } else budget.left -= added;
         break;
       }

@@ -5,8 +5,20 @@
  */
 import type { DirectionRules } from './acl.js';
 import {
-  CHAIN_DHCP, CHAIN_FORWARD, CHAIN_FROM_ENDPOINT, CHAIN_INPUT, CHAIN_PREROUTING, CHAIN_RPF, CHAIN_TO_ENDPOINT,
-  Direction, Family, IpSetType, SetKind, chainName, contentSetName, setType,
+  CHAIN_DHCP,
+  CHAIN_FORWARD,
+  CHAIN_FROM_ENDPOINT,
+  CHAIN_INPUT,
+  CHAIN_PREROUTING,
+  CHAIN_RPF,
+  CHAIN_TO_ENDPOINT,
+  Direction,
+  Family,
+  IpSetType,
+  SetKind,
+  chainName,
+  contentSetName,
+  setType,
 } from './names.js';
 
 export type Table = 'filter' | 'nat' | 'raw';
@@ -46,10 +58,7 @@ const DHCP = { 4: { client: 68, server: 67 }, 6: { client: 546, server: 547 } } 
 
 /** The fast path: established flows never walk the dispatch chains; invalid ones are dropped. */
 function fastPath(match: string[]): string[] {
-  return [
-    ...match.map((m) => `${m} -m conntrack --ctstate INVALID -j DROP`),
-    ...match.map((m) => `${m} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`),
-  ];
+  return [...match.map((m) => `${m} -m conntrack --ctstate INVALID -j DROP`), ...match.map((m) => `${m} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`)];
 }
 
 /** felix-FORWARD and felix-INPUT of one family. */

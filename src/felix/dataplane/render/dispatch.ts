@@ -89,11 +89,12 @@ export class DispatchTree {
     const path: Node[] = [this.root];
     let node = this.root;
     for (let i = this.interfacePrefix.length; i < ifname.length; i++) {
-      let child = node.children.get(ifname[i]);
+      const next = ifname[i]!;
+      let child = node.children.get(next);
       if (!child) {
         if (!target) return; // removing a name that is not there
         child = new Node(ifname.slice(0, i + 1));
-        node.children.set(ifname[i], child);
+        node.children.set(next, child);
       }
       path.push(child);
       node = child;
@@ -158,7 +159,7 @@ export class DispatchTree {
   static parseLeafRule(rule: string): { ifname: string; direction: 'from' | 'to'; target: string } | null {
     const m = LEAF_RE.exec(rule);
     if (!m) return null;
-    const [ifname, direction, target] = m[1] !== undefined ? [m[1], 'from' as const, m[2]] : [m[3], 'to' as const, m[4]];
+    const [ifname, direction, target] = m[1] !== undefined ? [m[1], 'from' as const, m[2]!] : [m[3]!, 'to' as const, m[4]!];
     return ifname.endsWith('+') ? null : { ifname, direction, target };
   }
 

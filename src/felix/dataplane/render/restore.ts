@@ -11,9 +11,7 @@ import { Family, tempSetName } from './names.js';
  * edits listed before it): `-R chain N rule`, `-D chain N`, `-I chain N rule`.
  * The chain's other rules stay as they are, with their packet counters.
  */
-export type RuleEdit =
-  | { op: 'replace' | 'insert'; chain: string; index: number; rule: string }
-  | { op: 'delete'; chain: string; index: number };
+export type RuleEdit = { op: 'replace' | 'insert'; chain: string; index: number; rule: string } | { op: 'delete'; chain: string; index: number };
 
 /** What to change in one table; everything not named is left alone. */
 export interface TableChanges {
@@ -35,8 +33,7 @@ export interface TableChanges {
   deleteJumps: Jump[];
 }
 
-export const isEmptyChange = (c: TableChanges): boolean =>
-  c.write.length + c.edit.length + c.remove.length + c.insertJumps.length + c.deleteJumps.length === 0;
+export const isEmptyChange = (c: TableChanges): boolean => c.write.length + c.edit.length + c.remove.length + c.insertJumps.length + c.deleteJumps.length === 0;
 
 /** The `iptables-restore` line of one edit. */
 export function ruleEditLine(e: RuleEdit): string {
