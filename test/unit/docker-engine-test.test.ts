@@ -28,7 +28,8 @@ describe('npm run test:docker (scripts/test-docker)', () => {
   const inNamespace = fs.readFileSync(IN_NAMESPACE, 'utf8');
 
   it('is what npm run test:docker runs, and its scripts parse', async () => {
-    expect(JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).scripts['test:docker']).to.equal('scripts/test-docker');
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    expect(pkg.scripts['test:docker']).to.equal('scripts/test-docker');
     for (const file of [SCRIPT, IN_NAMESPACE]) {
       expect((fs.statSync(file).mode & 0o111) !== 0, file).to.equal(true);
       const r = await execa('bash', ['-n', file], { reject: false });
@@ -56,7 +57,10 @@ describe('npm run test:docker (scripts/test-docker)', () => {
       expect(felixTxt.exitCode, felixTxt.stderr).to.equal(0);
       expect(felixTxt.stdout).to.match(/^\[felix host-1\]\nip=192\.0\.2\.11\n/);
       // The page's addresses the script maps onto its fabric.
-      for (const addr of ['192.0.2.11', '192.0.2.12', '2001:db8::11', '2001:db8::12']) expect(felixTxt.stdout).to.include(addr).and.to.satisfy(() => script.includes(addr));
+      for (const addr of ['192.0.2.11', '192.0.2.12', '2001:db8::11', '2001:db8::12'])
+        expect(felixTxt.stdout)
+          .to.include(addr)
+          .and.to.satisfy(() => script.includes(addr));
     });
 
     it('prints no block that holds a heredoc (a cut one would run prose as commands)', async () => {
@@ -87,9 +91,19 @@ describe('npm run test:docker (scripts/test-docker)', () => {
   describe('leaves the machine alone', () => {
     it('starts dockerd only in dockerd-in-namespace, with no network settings and everything under its folder', () => {
       expect(script).to.not.match(/^\s*(exec\s+)?dockerd\b/m);
-      const exec = inNamespace.slice(inNamespace.indexOf('exec dockerd')).replace(/\\\n\s*/g, ' ').split('\n')[0]!;
+      const exec = inNamespace
+        .slice(inNamespace.indexOf('exec dockerd'))
+        .replace(/\\\n\s*/g, ' ')
+        .split('\n')[0]!;
       for (const flag of ['--iptables=false', '--ip6tables=false', '--ip-forward=false', '--ip-masq=false', '--bridge=none']) expect(exec).to.include(flag);
-      for (const flag of ['--data-root "$dir/data"', '--exec-root "$dir/exec"', '--pidfile "$dir/dockerd.pid"', '-H "unix://$dir/docker.sock"', '--config-file "$dir/daemon.json"', '--cgroup-parent "/$cgroup_parent"']) {
+      for (const flag of [
+        '--data-root "$dir/data"',
+        '--exec-root "$dir/exec"',
+        '--pidfile "$dir/dockerd.pid"',
+        '-H "unix://$dir/docker.sock"',
+        '--config-file "$dir/daemon.json"',
+        '--cgroup-parent "/$cgroup_parent"',
+      ]) {
         expect(exec).to.include(flag);
       }
       expect(inNamespace).to.match(/case \$dir in \/tmp\/\*\) ;; \*\) fail/);
