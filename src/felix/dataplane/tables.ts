@@ -97,8 +97,8 @@ export class IptablesTables {
     for (const chains of this.actual.values()) for (const rules of chains.values()) this.count(rules, 1);
   }
 
-  /** Writes what changed; returns whether a restore ran. Throws (and invalidates) on failure. */
-  async apply(): Promise<boolean> {
+  /** Writes what changed. Throws (and invalidates) on failure. */
+  async apply(): Promise<void> {
     await this.readIfNeeded();
     const changes = TABLES.map((t) => this.plan(t));
     // Marked clean before the write: what changes while iptables-restore runs stays dirty for the next apply.
@@ -116,7 +116,6 @@ export class IptablesTables {
       }
       for (const c of changes) this.record(c);
     }
-    return text !== '';
   }
 
   private plan(table: Table): TableChanges {
