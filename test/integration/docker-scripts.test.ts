@@ -401,11 +401,22 @@ describe('util image: docker stop (issue #18)', function () {
   it(`ends at once on the image's STOPSIGNAL (${util.stopsignal}), PID 1 passing it to an interactive bash`, async () => {
     expect(util.stopsignal).to.be.a('string');
     const c = await startContainer(shell, true);
-    const t0 = Date.now();
-    process.kill(c.pid1, util.stopsignal as NodeJS.Signals);
-    await c.ended;
-    expect(Date.now() - t0).to.be.lessThan(3000);
-    expect(alive(c.child)).to.equal(false);
+    // Sent again every 500 ms while bash lives: a signal that reaches a shell still starting up can be
+    // lost (a race of this harness, not of docker stop, which signals a container long running).
+    // Within 3 s, as against docker stop's 10 s wait for SIGKILL; SIGTERM never ends it (next test).
+    let sent = 0;
+    const gone = await waitFor(
+      'bash and PID 1 to end',
+      () => {
+        if (!alive(c.child) && !alive(c.pid1)) return true;
+        if (alive(c.pid1)) process.kill(c.pid1, util.stopsignal as NodeJS.Signals);
+        sent++;
+        return false;
+      },
+      3000,
+      500,
+    ).catch(() => false);
+    expect(gone, `still running after ${sent} ${util.stopsignal ?? ''}`).to.equal(true);
   });
 
   it("would not on docker stop's default SIGTERM: an interactive bash ignores it (so the wait for SIGKILL)", async () => {
