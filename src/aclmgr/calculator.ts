@@ -4,7 +4,7 @@
  * No sockets, no clock, no logging: invalid rules are returned to the caller.
  */
 import { canonicalCidr, ipFamily } from '../common/wire/codec.js';
-import { Rule, Rules, emptyRules } from '../common/wire/rules.js';
+import { Rule, Rules, emptyRules, ruleKey } from '../common/wire/rules.js';
 import type { Acls } from '../common/wire/acl-api.js';
 import type { Members } from '../common/wire/network-api.js';
 import type { AclEndpointView, RuleSource } from '../common/status-api.js';
@@ -54,11 +54,6 @@ const newRuleSets = (): RuleSets => ({
   v4: { inbound: new Map(), outbound: new Map() },
   v6: { inbound: new Map(), outbound: new Map() },
 });
-
-/** A stable text key of a concrete rule: equal rules have equal keys, whatever order the fields came in. */
-function ruleKey(r: Rule): string {
-  return JSON.stringify([r.cidr, r.protocol, r.port, r.icmp_type ?? null, r.icmp_code ?? null]);
-}
 
 function concreteRule(cidr: string, rest: SourceRule['rest']): Rule {
   const rule: Rule = { group: null, cidr, protocol: rest.protocol, port: rest.port };

@@ -9,7 +9,7 @@
  */
 import type { EndpointStatus } from '../common/metrics.js';
 import type { AclEndpointView, FelixEndpointView, RouteView, RuleDirection, RuleSource } from '../common/status-api.js';
-import type { Rule } from '../common/wire/rules.js';
+import { type Rule, ruleKey } from '../common/wire/rules.js';
 import { ipFamily } from '../common/wire/codec.js';
 import { formatAge } from './format.js';
 import { PacketQuery, protocolNumberOf, ruleMatches } from '../felix/dataplane/render/acl.js';
@@ -95,8 +95,6 @@ const describeSource = (s: RuleSource, rule: Rule): string =>
 
 /** The rule's cidr alone: does the peer fall in it at all? */
 const peerOnly = (r: Rule): Rule => ({ group: r.group, cidr: r.cidr, protocol: null, port: null });
-
-const ruleKey = (r: Rule): string => JSON.stringify([r.cidr, r.protocol, r.port, r.icmp_type ?? null, r.icmp_code ?? null]);
 
 /** The group rules behind one of an endpoint's rules, from the ACL manager's view. */
 function sourcesOf(acl: AclEndpointView | null, family: 4 | 6, dir: RuleDirection, rule: Rule): RuleSource[] {

@@ -24,6 +24,11 @@ export interface Rules {
   outbound_default: 'deny';
 }
 
+/** A stable text key of a concrete rule (group resolved to a cidr): equal rules have equal keys, whatever order the fields came in. */
+export function ruleKey(r: Rule): string {
+  return JSON.stringify([r.cidr, r.protocol, r.port, r.icmp_type ?? null, r.icmp_code ?? null]);
+}
+
 export const emptyRules = (): Rules => ({ inbound: [], outbound: [], inbound_default: 'deny', outbound_default: 'deny' });
 
 function nullableString(o: Record<string, unknown>, key: string, where: string): string | null {
